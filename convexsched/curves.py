@@ -243,20 +243,21 @@ class CostCurves:
     def __call__(self, x):
         return self.evaluate(x)
 
-    def slope_bounds(self, x, tol=1e-9):
+    def slope_bounds(self, x, tol=1e-9, atol=None):
         """Left and right derivatives of ``g_i + indicator[0, c_i]`` at ``x_i``.
 
         The subdifferential is ``[left, right]``: in the interior of segment k both equal
         ``s_ik``; at an interior breakpoint they are the two adjacent slopes; at ``x = 0`` the
         left one is ``-inf`` and at ``x = c_i`` the right one is ``+inf`` (the bound
         constraints' multipliers live there). ``x`` within ``tol * max(c_i, 1)`` of a breakpoint
-        counts as on it.
+        counts as on it; ``atol`` (shares) replaces that distance when given.
         """
         x = np.asarray(x, dtype=float)
         if x.shape != (self.n_buckets,):
             raise InvalidInputError(f"x must have shape ({self.n_buckets},), got {x.shape}")
         bp = self.breakpoints
-        eps = (tol * np.maximum(self.capacity, 1.0))[:, None]
+        eps = tol * np.maximum(self.capacity, 1.0) if atol is None else np.broadcast_to(atol, x.shape)
+        eps = np.asarray(eps, dtype=float)[:, None]
         real = self._widths > 0
         started = real & (bp[:, :-1] < x[:, None] - eps)
         unfinished = real & (bp[:, 1:] > x[:, None] + eps)

@@ -1,0 +1,281 @@
+"""``solve``: one entry point for every path, returning a self-certifying :class:`Schedule`.
+
+Paths
+-----
+``method="fast"``
+    (A) exact water-filling, (B) exact breakpoint search (:mod:`convexsched.waterfill`),
+    anything with ``psi > 0`` by the exact chain dynamic program (:mod:`convexsched.chain`).
+``method="bisection"``
+    The seed's dual bisection for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
+    to ``eps_S`` (0.1% of ``S`` by default), which its certificate reports.
+``method="cvxpy"``
+    :func:`convexsched.build_problem` solved by a conic/QP solver, falling back to the next
+    solver on failure or an inaccurate status; the solver that succeeded is recorded.
+
+Every result carries its KKT report (:func:`convexsched.check_kkt`), so no answer leaves
+uncertified.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+
+from . import chain, waterfill
+from .errors import InvalidInputError, SolverError
+from .kkt import check_kkt
+from .objective import Objective
+from .problem import build_problem, validate
+
+METHODS = ("fast", "bisection", "cvxpy")
+SOLVERS = ("CLARABEL", "HIGHS", "ECOS", "OSQP", "SCS")
+# Clarabel and HiGHS are exact on the LP (A); OSQP stalls near 1e-4 on it, so it comes last.
+LP_ORDER = ("CLARABEL", "HIGHS", "ECOS", "SCS", "OSQP")
+# HiGHS's QP path took minutes where Clarabel took milliseconds.
+QP_ORDER = ("CLARABEL", "ECOS", "OSQP", "SCS", "HIGHS")
+SOLVER_OPTIONS = {
+    # Tighter than the defaults (1e-8): breakpoints and levels then certify at 1e-5 of S.
+    "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000},
+    "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 100_000},
+}
+
+
+@dataclass
+class Schedule:
+    """A solved schedule and its certificate (like scipy's ``OptimizeResult``).
+
+    Attributes
+    ----------
+    x : pandas.Series or numpy.ndarray
+        Shares per bucket (a Series on the curves' index when they have one).
+    remaining : same type as ``x``
+        Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``.
+    objective_value : float
+        ``F(x)`` of :mod:`convexsched.objective`.
+    multiplier : float
+        The water level ``lambda`` (marginal cost of the budget; ``<= 0`` under ``<=``).
+    multiplier_interval : tuple
+        The levels that certify ``x`` according to the path that produced it.
+    status : str
+        "optimal", or "approximate" for the seed's bisection.
+    method, algorithm, solver, formulation : str
+        How it was computed (``solver`` is the one that succeeded).
+    timings : dict
+        Seconds: "build", "solve", "kkt", "total".
+    kkt : KKTReport
+    attempts : list of dict
+        Every solver tried, with its status and time (cvxpy path).
+    problem : ScheduleProblem or None
+        The cvxpy problem (cvxpy path), ready for ``update`` and re-solve.
+    """
+
+    x: object
+    remaining: object
+    objective_value: float
+    multiplier: float
+    multiplier_interval: tuple
+    status: str
+    method: str
+    algorithm: str
+    solver: str | None
+    formulation: str | None
+    timings: dict
+    kkt: object
+    total: float
+    budget: str
+    objective: Objective
+    attempts: list = field(default_factory=list)
+    problem: object = None
+
+    def __str__(self):
+        head = (
+            f"Schedule of S = {self.total:.6g} over {len(self.x)} buckets, objective {self.objective.kind} "
+            f"({self.method}: {self.algorithm}{' / ' + self.solver if self.solver else ''})\n"
+            f"  status {self.status}, F(x) = {self.objective_value:.10g}, lambda = {self.multiplier:.8g}, "
+            f"{self.timings['total'] * 1e3:.2f} ms"
+        )
+        return head + "\n" + str(self.kkt)
+
+    def to_frame(self):
+        """x, remaining inventory and per-bucket cost as a DataFrame."""
+        return pd.DataFrame({"x": self.x, "remaining": self.remaining})
+
+    def plot(self, ax=None):
+        """Bar chart of the schedule with the remaining inventory on a twin axis."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 3.5))
+        x = np.asarray(self.x, dtype=float)
+        positions = np.arange(len(x))
+        ax.bar(positions, x, width=1.0, color="tab:blue", alpha=0.7, label="x_i (shares)")
+        ax.set_xlabel("bucket")
+        ax.set_ylabel("shares traded")
+        twin = ax.twinx()
+        twin.plot(positions, np.asarray(self.remaining, dtype=float), color="tab:red", label="R_i")
+        twin.set_ylabel("remaining inventory")
+        ax.set_title(f"objective {self.objective.kind}, lambda = {self.multiplier:.4g}")
+        return ax
+
+
+def _fast(curves, total, objective, budget, method):
+    if method == "bisection":
+        if not objective.separable:
+            raise InvalidInputError("the seed's bisection handles (A) and (B) only; use method='fast' for psi > 0")
+        return waterfill.bisection(curves, total, objective.rho, budget), "dual bisection", "approximate"
+    if objective.psi > 0:
+        return chain.inventory_chain(curves, total, objective, budget), "chain dynamic program", "optimal"
+    if objective.rho > 0:
+        return waterfill.smoothed(curves, total, objective.rho, budget), "breakpoint search", "optimal"
+    return waterfill.cost_only(curves, total, budget), "water-filling", "optimal"
+
+
+def _solver_order(objective, solver, fallback):
+    defaults = LP_ORDER if objective.rho == 0 and objective.psi == 0 else QP_ORDER
+    if solver is None:
+        chosen = list(defaults)
+    else:
+        requested = [solver] if isinstance(solver, str) else list(solver)
+        requested = [name.upper() for name in requested]
+        unknown = [name for name in requested if name not in SOLVERS]
+        if unknown:
+            raise InvalidInputError(f"unknown solver(s) {unknown}; choose from {SOLVERS}")
+        chosen = requested + ([name for name in defaults if name not in requested] if fallback else [])
+    installed = set(cp.installed_solvers())
+    return [name for name in chosen if name in installed]
+
+
+def _solve_cvxpy(problem, order, warm_start, solver_options):
+    attempts = []
+    for name in order:
+        options = dict(SOLVER_OPTIONS.get(name, {}), **solver_options.get(name, {}))
+        started = time.perf_counter()
+        try:
+            problem.solve(solver=name, warm_start=warm_start, **options)
+            status = problem.status
+        except (cp.error.SolverError, ValueError, ArithmeticError) as error:
+            status = f"error: {error}"
+        attempts.append({"solver": name, "status": status, "seconds": time.perf_counter() - started})
+        if status == cp.OPTIMAL:
+            return name, attempts
+    raise SolverError(
+        "no solver reached an optimal status: "
+        + "; ".join(f"{a['solver']} -> {a['status']}" for a in attempts)
+    )
+
+
+def solve(
+    curves,
+    total,
+    objective=None,
+    *,
+    budget="eq",
+    method="fast",
+    solver=None,
+    formulation="segment",
+    problem=None,
+    fallback=True,
+    warm_start=True,
+    tol=None,
+    solver_options=None,
+):
+    """Optimal schedule of ``S = total`` shares over the buckets of ``curves``.
+
+    Parameters
+    ----------
+    curves : CostCurves
+    total : float
+        Shares to execute, ``S >= 0``.
+    objective : Objective, optional
+        Default: (A) cost only.
+    budget : "eq" | "le"
+        ``sum x = S`` or ``sum x <= S`` (a receding-horizon window).
+    method : "fast" | "bisection" | "cvxpy"
+    solver : str or list of str, optional
+        cvxpy solver(s) to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS. Default per class: the
+        LP (A) Clarabel then HiGHS; QPs Clarabel.
+    formulation : "segment" | "epigraph"
+    problem : ScheduleProblem, optional
+        A problem from :func:`build_problem` to reuse (it is updated with the data given).
+    fallback : bool
+        Try the remaining solvers when one fails or is inaccurate.
+    tol : float, optional
+        Tolerance of the KKT report: 1e-6 for the exact paths, 1e-5 for cvxpy (interior-point
+        solvers place breakpoints and multipliers to about 1e-6 of the budget).
+    solver_options : dict, optional
+        Per-solver keyword overrides, e.g. ``{"OSQP": {"max_iter": 10**6}}``.
+
+    Returns
+    -------
+    Schedule
+
+    Raises
+    ------
+    InvalidInputError, InfeasibleError (names the maximum executable), SolverError
+    """
+    started = time.perf_counter()
+    objective = Objective() if objective is None else objective
+    if not isinstance(objective, Objective):
+        raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
+    if method not in METHODS:
+        raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    total = validate(curves, total, budget)
+    timings = {}
+    attempts, used_solver, used_formulation, built = [], None, None, None
+    if method == "cvxpy":
+        built_at = time.perf_counter()
+        if problem is None:
+            built = build_problem(curves, total, objective, budget=budget, formulation=formulation)
+        else:
+            built = problem.update(curves, total, objective)
+        timings["build"] = time.perf_counter() - built_at
+        solve_at = time.perf_counter()
+        used_solver, attempts = _solve_cvxpy(
+            built, _solver_order(objective, solver, fallback), warm_start, solver_options or {}
+        )
+        timings["solve"] = time.perf_counter() - solve_at
+        x = built.schedule()
+        level = built.multiplier()
+        interval, algorithm, status = (level, level), "cvxpy", "optimal"
+        used_formulation = built.spec["formulation"]
+    else:
+        solve_at = time.perf_counter()
+        result, algorithm, status = _fast(curves, total, objective, budget, method)
+        timings["build"] = 0.0
+        timings["solve"] = time.perf_counter() - solve_at
+        x, level, interval = result.x, result.multiplier, result.multiplier_interval
+
+    if tol is None:
+        tol = 1e-5 if method == "cvxpy" else 1e-6
+    kkt_at = time.perf_counter()
+    report = check_kkt(curves, total, objective, x, budget=budget, multiplier=level, tol=tol)
+    timings["kkt"] = time.perf_counter() - kkt_at
+    timings["total"] = time.perf_counter() - started
+    remaining = total - np.cumsum(x)
+    if curves.index is not None:
+        x = pd.Series(x, index=curves.index, name="x")
+        remaining = pd.Series(remaining, index=curves.index, name="remaining")
+    return Schedule(
+        x=x,
+        remaining=remaining,
+        objective_value=report.objective_value,
+        multiplier=float(level),
+        multiplier_interval=tuple(float(v) for v in interval),
+        status=status,
+        method=method,
+        algorithm=algorithm,
+        solver=used_solver,
+        formulation=used_formulation,
+        timings=timings,
+        kkt=report,
+        total=total,
+        budget=budget,
+        objective=objective,
+        attempts=attempts,
+        problem=built,
+    )

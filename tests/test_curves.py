@@ -1,0 +1,82 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from convexsched import CostCurves, InvalidInputError, NonConvexCurveError
+
+
+def test_evaluate_and_capacity_by_hand():
+    curves = CostCurves([[1.0, 2.0, 4.0]], [[10.0, 5.0, 5.0]])
+    assert curves.capacity.tolist() == [20.0]
+    # 10 shares at 1, then 3 at 2: 16.
+    assert curves.evaluate(np.array([13.0]))[0] == pytest.approx(16.0)
+    assert curves.evaluate(np.array([20.0]))[0] == pytest.approx(10 + 10 + 20)
+    assert curves.evaluate(np.array([21.0]))[0] == np.inf
+
+
+def test_subdifferential_at_breakpoints_and_ends():
+    curves = CostCurves([[1.0, 2.0], [3.0, 3.0]], [[1.0, 1.0], [2.0, 0.0]])
+    left, right = curves.slope_bounds(np.array([1.0, 0.0]))
+    assert (left[0], right[0]) == (1.0, 2.0)
+    assert (left[1], right[1]) == (-np.inf, 3.0)
+    left, right = curves.slope_bounds(np.array([2.0, 1.0]))
+    assert (left[0], right[0]) == (2.0, np.inf)
+    assert (left[1], right[1]) == (3.0, 3.0)
+
+
+def test_widths_broadcast_scalar_and_per_bucket():
+    a = CostCurves([[1, 2], [3, 4]], 5.0)
+    b = CostCurves([[1, 2], [3, 4]], [5.0, 5.0])
+    assert np.array_equal(a.widths, b.widths)
+    assert a.capacity.tolist() == [10.0, 10.0]
+
+
+def test_from_grid_matches_forward_differences():
+    sizes = np.array([0, 100, 200, 400.0])
+    values = np.array([[0, 1, 3, 8.0]])
+    curves = CostCurves.from_grid(sizes, values)
+    assert curves.slopes[0].tolist() == pytest.approx([0.01, 0.02, 0.025])
+    assert curves.evaluate(np.array([300.0]))[0] == pytest.approx(5.5)
+
+
+def test_non_convex_input_names_the_bucket_and_the_fix():
+    index = pd.date_range("2024-01-02 09:30", periods=2, freq="1min")
+    with pytest.raises(NonConvexCurveError, match=r"bucket 1 \(2024-01-02 09:31:00\).*convexify"):
+        CostCurves([[1, 2], [3, 2.5]], 1.0, index=index)
+
+
+def test_zero_width_segments_do_not_break_convexity():
+    curves = CostCurves([[5.0, 1.0, 2.0]], [[0.0, 1.0, 1.0]])
+    assert curves.slopes[0].tolist() == [1.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "slopes, widths, message",
+    [
+        ([[1.0, np.nan]], 1.0, "NaN"),
+        ([[1.0, 2.0]], [[1.0, -1.0]], "negative"),
+        ([[1.0, 2.0]], [[1.0, 1.0, 1.0]], "do not match"),
+        ([[1.0, np.inf]], 1.0, "inf"),
+    ],
+)
+def test_bad_input_is_rejected(slopes, widths, message):
+    with pytest.raises(InvalidInputError, match=message):
+        CostCurves(slopes, widths)
+
+
+def test_from_grid_requires_zero_cost_at_zero():
+    with pytest.raises(InvalidInputError, match=r"g_i\(0\) must be 0"):
+        CostCurves.from_grid([0, 1], [[1.0, 2.0]])
+
+
+def test_window_slicing_keeps_the_index():
+    index = pd.date_range("2024-01-02 09:30", periods=5, freq="1min")
+    curves = CostCurves(np.ones((5, 2)), 1.0, index=index)
+    window = curves[1:3]
+    assert len(window) == 2 and window.index[0] == index[1]
+
+
+def test_scaling_preserves_cost():
+    curves = CostCurves([[1.0, 3.0]], [[2.0, 2.0]])
+    scaled = curves.scaled(share_unit=4.0, cost_unit=10.0)
+    assert scaled.evaluate(np.array([0.75]))[0] * 10 == pytest.approx(curves.evaluate(np.array([3.0]))[0])

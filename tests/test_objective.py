@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from convexsched import CostCurves, InvalidInputError, Objective
+
+
+def test_named_constructors_and_kinds():
+    assert Objective.cost_only().kind == "A"
+    assert Objective.smoothed(0.5).kind == "B"
+    assert Objective.inventory_risk(0.1).kind == "C"
+    assert Objective(rho=1, psi=1).kind == "B+C"
+
+
+def test_weights():
+    assert Objective(psi=1).weight_vector(4).tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert Objective(psi=1, weights=("power", 2)).weight_vector(2).tolist() == [0.25, 1.0]
+    assert Objective(psi=1, weights=[3, 2, 1]).weight_vector(3).tolist() == [3, 2, 1]
+    with pytest.raises(InvalidInputError, match="length 3"):
+        Objective(psi=1, weights=[3, 2, 1]).weight_vector(4)
+
+
+@pytest.mark.parametrize("kwargs", [{"rho": -1}, {"psi": np.nan}, {"weights": ("power", 3)}, {"weights": "cubic"}])
+def test_bad_parameters(kwargs):
+    with pytest.raises(InvalidInputError):
+        Objective(**kwargs)
+
+
+def test_value_by_hand():
+    curves = CostCurves([[1.0], [2.0]], 10.0)
+    objective = Objective(rho=2.0, psi=4.0, weights="constant")
+    # x = (3, 1), S = 4: cost 3 + 2, smoothing (9 + 1), risk 2 * (1^2 + 0^2).
+    assert objective.value(curves, 4.0, [3.0, 1.0]) == pytest.approx(5 + 10 + 2)
+
+
+def test_almgren_chriss_mapping():
+    objective = Objective.almgren_chriss(eta_tilde=0.5, tau=2.0, risk_aversion=1e-3, sigma=2.0)
+    assert objective.rho == pytest.approx(0.5)
+    assert objective.psi == pytest.approx(2 * 1e-3 * 4 * 2)
+    assert objective.weight_vector(3).tolist() == [1, 1, 1]

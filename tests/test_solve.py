@@ -1,0 +1,250 @@
+"""Every solver path against an independent one: fast vs cvxpy (two solvers, both
+formulations) vs the KKT checker, on random and degenerate cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convexsched as cs
+from convexsched import CostCurves, InfeasibleError, InvalidInputError, Objective, solve
+from strategies import problems, tick_curves
+
+OBJECTIVES = {
+    "A": Objective.cost_only(),
+    "B": Objective.smoothed(2e-4),
+    "C": Objective.inventory_risk(1e-5),
+    "C-power": Objective.inventory_risk(1e-5, weights=("power", 1.7)),
+    "B+C": Objective(rho=1e-4, psi=1e-5, weights="constant"),
+}
+
+
+def cost_scale(curves, total):
+    """Cost of a budget-sized trade at the largest price: the yardstick when F is near 0."""
+    return float(np.abs(curves.slopes).max()) * max(total, curves.capacity.max(), 1.0)
+
+
+def assert_agree(fast, reference, curves, rel=1e-7):
+    scale = max(abs(reference.objective_value), cost_scale(curves, reference.total))
+    assert abs(fast.objective_value - reference.objective_value) <= rel * scale
+    assert float(np.sum(fast.x)) == pytest.approx(reference.total, rel=1e-9, abs=1e-9)
+    # Ties make x non-unique in (A): compare the level, through the fast path's interval.
+    lo, hi = fast.multiplier_interval
+    remaining = np.asarray(fast.remaining, dtype=float)
+    weights = fast.objective.weight_vector(len(remaining))
+    price_scale = max(np.abs(curves.slopes).max(), abs(fast.multiplier), fast.objective.psi * weights @ remaining)
+    tolerance = 1e-4 * price_scale  # interior-point duals are good to about 1e-5
+    assert lo - tolerance <= reference.multiplier <= hi + tolerance
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+@given(problem=problems())
+def test_fast_path_matches_clarabel_and_a_second_solver(name, problem):
+    curves, total = problem
+    objective = OBJECTIVES[name]
+    fast = solve(curves, total, objective)
+    assert fast.kkt.ok, fast.kkt
+    clarabel = solve(curves, total, objective, method="cvxpy", solver="CLARABEL", fallback=False)
+    assert clarabel.kkt.ok, clarabel.kkt
+    assert_agree(fast, clarabel, curves)
+    second = "HIGHS" if name == "A" else "ECOS"
+    other = solve(curves, total, objective, method="cvxpy", solver=second, formulation="epigraph", fallback=False)
+    assert other.solver == second
+    assert abs(other.objective_value - fast.objective_value) <= 1e-6 * max(
+        abs(fast.objective_value), cost_scale(curves, total))
+
+
+@pytest.mark.parametrize("name", ["A", "B", "C"])
+@given(problem=problems(max_n=40, max_k=8), fraction=st.sampled_from([0.0, 0.3, 1.5]))
+def test_le_budget_matches_cvxpy(name, problem, fraction):
+    curves, total = problem
+    # Negative slopes somewhere make trading profitable, so the "<=" budget can be slack.
+    shifted = CostCurves(curves.slopes - 1.0, curves.widths)
+    budget_total = fraction * curves.capacity.sum() * 0.5
+    objective = OBJECTIVES[name]
+    fast = solve(shifted, budget_total, objective, budget="le")
+    reference = solve(shifted, budget_total, objective, budget="le", method="cvxpy", solver="CLARABEL")
+    assert fast.kkt.ok, fast.kkt
+    assert fast.multiplier <= 0
+    assert abs(fast.objective_value - reference.objective_value) <= 1e-7 * max(
+        abs(reference.objective_value), cost_scale(shifted, budget_total))
+    assert float(np.sum(fast.x)) <= budget_total + 1e-9
+
+
+def test_large_random_instance_all_paths_agree():
+    rng = np.random.default_rng(7)
+    curves = tick_curves(rng, 390, 16)
+    total = 0.4 * curves.capacity.sum()
+    for objective in OBJECTIVES.values():
+        fast = solve(curves, total, objective)
+        reference = solve(curves, total, objective, method="cvxpy", formulation="epigraph")
+        assert fast.kkt.ok and reference.kkt.ok
+        assert_agree(fast, reference, curves)
+
+
+# ---------------------------------------------------------------- hand-checked examples
+def test_cost_only_fills_cheapest_segments_first():
+    curves = CostCurves([[1.0, 3.0], [2.0, 4.0]], 1.0)
+    result = solve(curves, 2.5)
+    # Segments by price: 1 (b0), 2 (b1), 3 (b0, half), lambda = 3.
+    assert result.x.tolist() == [1.5, 1.0]
+    assert result.multiplier == 3.0
+    assert result.objective_value == pytest.approx(1 + 2 + 1.5)
+
+
+def test_smoothed_equalizes_marginal_cost_by_hand():
+    # g = x in both buckets, rho = 1: 1 + x1 = 1 + x2 = lambda, x1 + x2 = 4.
+    curves = CostCurves([[1.0], [1.0]], 10.0)
+    result = solve(curves, 4.0, Objective.smoothed(1.0))
+    assert np.allclose(result.x, [2.0, 2.0])
+    assert result.multiplier == pytest.approx(3.0)
+
+
+def test_inventory_risk_reproduces_almgren_chriss_closed_form():
+    n, total, rho, psi = 20, 1e6, 2e-4, 5e-5
+    curves = CostCurves(np.full((n, 1), 0.01), 1e7)
+    result = solve(curves, total, Objective(rho=rho, psi=psi, weights="constant"))
+    kappa = np.arccosh(1 + psi / (2 * rho))
+    i = np.arange(1, n + 1)
+    remaining = total * np.sinh(kappa * (n - i)) / np.sinh(kappa * n)
+    assert np.allclose(result.remaining, remaining, rtol=1e-9, atol=1e-6)
+    reference = solve(curves, total, Objective(rho=rho, psi=psi, weights="constant"), method="cvxpy")
+    assert reference.objective_value == pytest.approx(result.objective_value, rel=1e-7)
+
+
+def test_inventory_risk_front_loads():
+    curves = CostCurves(np.full((10, 2), [0.01, 0.02]), 500.0)
+    flat = solve(curves, 4000.0)
+    risky = solve(curves, 4000.0, Objective.inventory_risk(1e-4))
+    assert risky.remaining.sum() < flat.remaining.sum() + 1e-9
+    assert np.all(np.diff(risky.x) <= 1e-9)
+
+
+# ---------------------------------------------------------------- degenerate cases
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_all_slopes_equal(name):
+    curves = CostCurves(np.full((8, 3), 0.05), 100.0)
+    fast = solve(curves, 1234.0, OBJECTIVES[name])
+    reference = solve(curves, 1234.0, OBJECTIVES[name], method="cvxpy")
+    assert fast.kkt.ok
+    assert_agree(fast, reference, curves)
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_zero_capacity_buckets_trade_nothing(name):
+    widths = np.full((6, 2), 100.0)
+    widths[[1, 4]] = 0.0
+    curves = CostCurves(np.tile([0.01, 0.03], (6, 1)), widths)
+    result = solve(curves, 500.0, OBJECTIVES[name])
+    assert result.kkt.ok
+    assert result.x[1] == 0 and result.x[4] == 0
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_single_bucket(name):
+    curves = CostCurves([[0.01, 0.02]], 100.0)
+    result = solve(curves, 150.0, OBJECTIVES[name])
+    assert result.x[0] == pytest.approx(150.0, rel=1e-14)
+    assert result.kkt.ok
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_zero_budget(name):
+    curves = tick_curves(np.random.default_rng(1), 5, 3)
+    result = solve(curves, 0.0, OBJECTIVES[name])
+    assert np.all(result.x == 0) and result.objective_value == 0
+    assert result.kkt.ok
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_budget_equal_to_capacity_fills_everything(name):
+    curves = tick_curves(np.random.default_rng(2), 6, 3)
+    result = solve(curves, curves.capacity.sum(), OBJECTIVES[name])
+    assert np.allclose(result.x, curves.capacity)
+    assert result.kkt.ok
+
+
+def test_budget_above_capacity_names_the_maximum():
+    curves = CostCurves([[0.01], [0.02]], [100.0, 50.0])
+    with pytest.raises(InfeasibleError, match="maximum executable is 150") as error:
+        solve(curves, 151.0)
+    assert error.value.max_executable == 150.0
+
+
+def test_le_budget_larger_than_worth_trading():
+    # Only the first segment (slope -0.01) is profitable: the window trades 100 of 1000.
+    curves = CostCurves([[-0.01, 0.02], [0.03, 0.04]], 100.0)
+    for method in ("fast", "cvxpy"):
+        result = solve(curves, 1000.0, budget="le", method=method)
+        assert np.allclose(result.x, [100.0, 0.0], atol=1e-6)
+        assert result.multiplier == pytest.approx(0.0, abs=1e-9)
+        assert result.kkt.ok
+
+
+def test_le_budget_with_positive_costs_trades_nothing_without_risk():
+    curves = CostCurves(np.full((5, 1), 0.01), 100.0)
+    assert np.all(solve(curves, 300.0, budget="le").x == 0)
+    risky = solve(curves, 300.0, Objective.inventory_risk(1.0), budget="le")
+    assert risky.x.sum() > 0 and risky.kkt.ok
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf, "ten"])
+def test_bad_budget(bad):
+    curves = CostCurves([[0.01]], 100.0)
+    with pytest.raises(InvalidInputError):
+        solve(curves, bad)
+
+
+def test_bad_method_and_solver():
+    curves = CostCurves([[0.01]], 100.0)
+    with pytest.raises(InvalidInputError, match="method"):
+        solve(curves, 1.0, method="magic")
+    with pytest.raises(InvalidInputError, match="unknown solver"):
+        solve(curves, 1.0, method="cvxpy", solver="GUROBI")
+    with pytest.raises(InvalidInputError, match="psi > 0"):
+        solve(curves, 1.0, Objective.inventory_risk(1.0), method="bisection")
+
+
+def test_indexed_curves_give_series():
+    index = pd.date_range("2024-01-02 09:30", periods=3, freq="1min", tz="America/New_York")
+    curves = CostCurves([[0.01], [0.02], [0.03]], 100.0, index=index)
+    result = solve(curves, 150.0)
+    assert isinstance(result.x, pd.Series) and result.x.index.equals(index)
+    assert "KKT certificate: OK" in str(result)
+
+
+def test_seed_bisection_misses_by_at_most_eps():
+    curves = tick_curves(np.random.default_rng(3), 50, 6)
+    total = 0.3 * curves.capacity.sum()
+    approximate = solve(curves, total, Objective.smoothed(1e-4), method="bisection")
+    exact = solve(curves, total, Objective.smoothed(1e-4))
+    assert approximate.status == "approximate"
+    assert abs(np.sum(approximate.x) - total) <= 1e-3 * total
+    assert abs(np.sum(exact.x) - total) <= 1e-9 * total
+    assert approximate.objective_value == pytest.approx(exact.objective_value, rel=1e-2)
+
+
+def test_seed_bisection_cannot_split_a_step_in_cost_only():
+    # For (A), S(lambda) jumps by a whole segment at each slope: bisection stalls one segment
+    # away from S, and its certificate says so. Exact water-filling splits the segment.
+    curves = CostCurves([[0.01], [0.02]], 1000.0)
+    approximate = solve(curves, 1500.0, method="bisection")
+    assert abs(np.sum(approximate.x) - 1500.0) == 500.0
+    assert not approximate.kkt.ok and approximate.kkt.primal_residual > 0.3
+    assert solve(curves, 1500.0).x.tolist() == [1000.0, 500.0]
+
+
+def test_fallback_records_the_solver_that_succeeded():
+    curves = tick_curves(np.random.default_rng(4), 30, 4)
+    total = 0.5 * curves.capacity.sum()
+    result = solve(curves, total, method="cvxpy", solver=["OSQP", "CLARABEL"],
+                   solver_options={"OSQP": {"max_iter": 1}})
+    assert [a["solver"] for a in result.attempts] == ["OSQP", "CLARABEL"]
+    assert result.attempts[0]["status"] != "optimal"
+    assert result.solver == "CLARABEL" and result.kkt.ok
+
+
+def test_public_api_names():
+    for name in ("CostCurves", "Objective", "solve", "build_problem", "check_kkt"):
+        assert hasattr(cs, name)
