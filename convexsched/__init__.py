@@ -3,7 +3,12 @@
 Data flow: book -> features -> oracle -> curves -> problem -> schedule -> backtest.
 """
 
+from .convexify import ConvexifyReport, convexify
 from .curves import CostCurves
+from .kkt import KKTReport, check_kkt
+from .objective import Objective
+from .problem import ScheduleProblem, build_problem
+from .solve import Schedule, solve
 from .errors import (
     ConvexSchedError,
     DataError,
@@ -12,15 +17,54 @@ from .errors import (
     NonConvexCurveError,
     SolverError,
 )
+from .forecast import StateForecast
+from .oracle import HalfSpreadImpact, ImpactOracle, SquareRootImpact
+from .book import Book, LoadReport
+from .features import book_features, bucket_features
+from .loaders import PRESETS, ColumnMap, read_book, read_books
+from .sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
+from .slippage import beyond_depth, read_task1, task1_table, walk_book
+from .synthetic import synthetic_book
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CostCurves",
+    "KKTReport",
+    "Objective",
+    "Schedule",
+    "ScheduleProblem",
+    "build_problem",
+    "check_kkt",
+    "solve",
     "ConvexSchedError",
     "DataError",
     "InfeasibleError",
     "InvalidInputError",
     "NonConvexCurveError",
     "SolverError",
+    "ConvexifyReport",
+    "convexify",
+    "ImpactOracle",
+    "HalfSpreadImpact",
+    "SquareRootImpact",
+    "StateForecast",
+    "Book",
+    "LoadReport",
+    "ColumnMap",
+    "PRESETS",
+    "read_book",
+    "read_books",
+    "Sessions",
+    "SessionBuckets",
+    "US_EQUITY",
+    "CN_EQUITY",
+    "session_buckets",
+    "book_features",
+    "bucket_features",
+    "walk_book",
+    "beyond_depth",
+    "task1_table",
+    "read_task1",
+    "synthetic_book",
 ]

@@ -1,0 +1,419 @@
+"""The impact oracle ``g_hat(x | state)`` and the two baselines it must beat.
+
+The seed estimates the temporary impact ``g_t(x)`` of trading ``x`` shares in bucket ``t`` with a
+gradient-boosting oracle ``g_hat_t(x | state_t)`` trained on the Task-1 table (seed, "Setup,
+data, and notation"). This module holds that oracle and the baselines reported beside it, all
+scikit-learn regressors on the same input:
+
+``X``
+    A DataFrame with the Task-1 columns ``size`` (shares), ``spread`` (currency), ``depth``
+    (shares on ten levels, both sides), ``imbalance``, ``volatility`` (std of 3-s log mid
+    returns over 60 s), ``hour_of_day`` and, for fitting the oracle with a validation split,
+    ``timestamp``; with ``transform="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as ``size / depth`` so that training and curve
+    evaluation (:meth:`ImpactOracle.cost_curves`) use one definition. Extra columns are ignored.
+``y``
+    The target: the total cost ``g_t(x)`` in currency of trading ``size`` shares against the
+    book, relative to the mid (the Task-1 ``slippage`` column). Predictions are in the same unit;
+    they are 0 at size 0, since trading nothing costs nothing.
+
+:meth:`ImpactOracle.cost_curves` evaluates the oracle on a size grid for every bucket and
+convexifies (:func:`convexsched.convexify`) into :class:`CostCurves`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.utils.validation import check_is_fitted
+
+from .convexify import convexify as _convexify
+from .errors import DataError, InvalidInputError
+
+STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "hour_of_day")
+SIZE_FEATURES = ("size", "vol_ratio")
+TRANSFORMS = ("bps", "per_share", "log", None)
+_FORMAT = "convexsched.ImpactOracle"
+_FORMAT_VERSION = 1
+
+
+def _check_frame(X, columns, what):
+    if not isinstance(X, pd.DataFrame):
+        raise InvalidInputError(f"{what} must be a pandas DataFrame with columns {list(columns)}")
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise InvalidInputError(f"{what} is missing column(s) {missing}; it has {list(X.columns)}")
+    values = X.loc[:, list(columns)]
+    try:
+        values = values.astype(float)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} columns {list(columns)} must be numeric") from None
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInputError(f"{what} has NaN or inf in column {columns[col]!r} (row {X.index[row]!r})")
+    if "size" in values and (values["size"] < 0).any():
+        raise InvalidInputError(f"{what} has negative sizes")
+    for column in ("depth", "mid"):
+        if column in values and (values[column] <= 0).any():
+            raise InvalidInputError(f"{what} has {column} <= 0; an empty book has no cost curve")
+    return values
+
+
+def _check_target(y, n):
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise InvalidInputError(f"y must be 1-D with one value per row of X ({n}), got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise InvalidInputError("y has NaN or inf")
+    return y
+
+
+class ImpactOracle(RegressorMixin, BaseEstimator):
+    """Gradient-boosting impact oracle ``g_hat(x | state)``, nondecreasing in size.
+
+    A :class:`~sklearn.ensemble.HistGradientBoostingRegressor` on the features
+    ``[size_feature, spread, depth, imbalance, volatility, hour_of_day]`` (``spread_bps =
+    1e4 spread / mid`` in place of ``spread`` with ``transform="bps"``) with
+    ``monotonic_cst = +1`` on the size feature. ``vol_ratio = size / depth`` grows with ``size``
+    at a fixed state, so either choice makes ``g_hat`` nondecreasing in ``x`` for every state.
+
+    Parameters
+    ----------
+    size_feature : {"vol_ratio", "size"}
+        How the trade size enters: relative to the book depth (transfers across stocks and
+        times) or in shares.
+    transform : {"bps", "per_share", "log", None}
+        What the boosted trees learn. ``"per_share"`` learns the average cost per share
+        ``c(x) = g(x) / x`` (close to the half-spread for small ``x``; far more homogeneous
+        than ``g``) and predicts ``g_hat = x * max(c_hat, 0)``: with ``c_hat`` nondecreasing
+        and nonnegative, ``g_hat`` is nondecreasing. ``"bps"`` (default) learns the same cost
+        per share in basis points of the mid, ``1e4 g(x) / (x mid)``, from the spread in bps,
+        and predicts ``g_hat = x mid max(c_hat, 0) / 1e4``: every quantity is then relative to
+        the price level, so one model serves stocks of different prices (on the real-data
+        benchmark it is what lets the oracle transfer to a held-out stock); it needs ``mid``. ``"log"`` learns ``log g`` (needs
+        ``y > 0``) and predicts ``exp``: the geometric, not arithmetic, conditional mean, so
+        biased low by the residual spread. ``None`` learns ``g`` itself.
+    validation_fraction : float in (0, 1) or None
+        Time-ordered early stopping: the trees are grown on the rows before the
+        ``1 - validation_fraction`` quantile of the distinct timestamps, the number of
+        iterations minimising the squared error on the later rows is kept, and the model is
+        refitted on all rows with that many iterations. Rows sharing a timestamp (one book,
+        several sizes) never straddle the cut, so the choice never looks ahead. ``None`` fits
+        ``max_iter`` iterations on everything and does not need ``timestamp``.
+    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, random_state
+        Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
+
+    Attributes
+    ----------
+    features_ : tuple of str
+        The model's input columns, in order; the persisted schema.
+    model_ : HistGradientBoostingRegressor
+        The fitted trees.
+    n_iter_ : int
+        Boosting iterations kept.
+    validation_curve_ : numpy.ndarray or None
+        Validation squared error (in the transformed target) after each iteration.
+    validation_start_ : pandas.Timestamp or None
+        First timestamp of the validation rows.
+
+    Examples
+    --------
+    >>> oracle = ImpactOracle().fit(table, table["slippage"])          # doctest: +SKIP
+    >>> curves, report = oracle.cost_curves(states, np.arange(0, 10_001, 100),
+    ...                                     return_report=True)          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        size_feature="vol_ratio",
+        transform="bps",
+        validation_fraction=0.2,
+        max_iter=300,
+        learning_rate=0.05,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=0.0,
+        random_state=None,
+    ):
+        self.size_feature = size_feature
+        self.transform = transform
+        self.validation_fraction = validation_fraction
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        """Fit the oracle on a Task-1 table ``X`` and total costs ``y``; returns ``self``."""
+        if self.size_feature not in SIZE_FEATURES:
+            raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
+        if self.transform not in TRANSFORMS:
+            raise InvalidInputError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        frame = _check_frame(X, self._columns(), "X")
+        y = _check_target(y, len(frame))
+        size = frame["size"].to_numpy()
+        if self.transform is not None and (size <= 0).any():
+            raise InvalidInputError(
+                f"transform={self.transform!r} needs sizes > 0; drop the size-0 rows (g(0) = 0 is known)"
+            )
+        if self.transform == "log" and (y <= 0).any():
+            raise InvalidInputError("transform='log' needs costs y > 0; use transform='per_share' or None")
+        features = self._design(frame)
+        target = self._forward(y, frame)
+
+        self.validation_curve_ = None
+        self.validation_start_ = None
+        n_iter = self.max_iter
+        if self.validation_fraction is not None:
+            if not 0 < self.validation_fraction < 1:
+                raise InvalidInputError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+            if "timestamp" not in X.columns:
+                raise InvalidInputError("time-ordered validation needs a 'timestamp' column in X")
+            times = pd.DatetimeIndex(pd.to_datetime(X["timestamp"]))
+            distinct = times.unique().sort_values()
+            cut = distinct[min(int(len(distinct) * (1 - self.validation_fraction)), len(distinct) - 1)]
+            early = np.asarray(times < cut)
+            if not early.any() or early.all():
+                raise InvalidInputError("too few distinct timestamps for a time-ordered validation split")
+            probe = self._booster(self.max_iter).fit(features[early], target[early])
+            curve = np.array(
+                [np.mean((p - target[~early]) ** 2) for p in probe.staged_predict(features[~early])]
+            )
+            n_iter = int(np.argmin(curve)) + 1
+            self.validation_curve_ = curve
+            self.validation_start_ = cut
+        self.model_ = self._booster(n_iter).fit(features, target)
+        self.n_iter_ = n_iter
+        self.features_ = tuple(features.columns)
+        return self
+
+    def _booster(self, max_iter):
+        # early_stopping=False: the built-in early stopping holds out a *random* subset, which
+        # would let the iteration count peek at the future; ours is time-ordered (see fit).
+        return HistGradientBoostingRegressor(
+            max_iter=max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            monotonic_cst={self.size_feature: 1},
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+
+    def _columns(self):
+        return ("size",) + STATE_COLUMNS + (("mid",) if self.transform == "bps" else ())
+
+    def _design(self, frame):
+        design = frame.loc[:, list(STATE_COLUMNS)].copy()
+        if self.transform == "bps":
+            design["spread"] = 1e4 * design["spread"] / frame["mid"]
+            design = design.rename(columns={"spread": "spread_bps"})
+        size = frame["size"] / frame["depth"] if self.size_feature == "vol_ratio" else frame["size"]
+        design.insert(0, self.size_feature, size)
+        return design.reset_index(drop=True)
+
+    def _forward(self, y, frame):
+        if self.transform == "bps":
+            return 1e4 * y / (frame["size"].to_numpy() * frame["mid"].to_numpy())
+        if self.transform == "per_share":
+            return y / frame["size"].to_numpy()
+        if self.transform == "log":
+            return np.log(y)
+        return y
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, X):
+        """Predicted total cost ``g_hat(size | state)`` (currency) for every row of ``X``."""
+        check_is_fitted(self, "model_")
+        frame = _check_frame(X, self._columns(), "X")
+        size = frame["size"].to_numpy()
+        raw = self.model_.predict(self._design(frame))
+        if self.transform == "bps":
+            cost = size * frame["mid"].to_numpy() * np.maximum(raw, 0.0) / 1e4
+        elif self.transform == "per_share":
+            cost = size * np.maximum(raw, 0.0)
+        elif self.transform == "log":
+            cost = np.exp(raw)
+        else:
+            cost = raw
+        return np.where(size > 0, cost, 0.0)
+
+    def predict_grid(self, states, sizes):
+        """Raw predictions ``g_hat_i(x_u)`` for every bucket ``i`` and grid size ``x_u``.
+
+        Parameters
+        ----------
+        states : pandas.DataFrame
+            One row per bucket with the columns ``spread, depth, imbalance, volatility,
+            hour_of_day`` and, for ``transform="bps"``, ``mid`` (e.g. :meth:`convexsched.StateForecast.predict`).
+        sizes : array_like, shape (G,)
+            Size grid ``{0, dx, ..., x_max}`` in shares.
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, G)
+            Predicted costs, nondecreasing along each row, 0 in the size-0 column.
+        """
+        check_is_fitted(self, "model_")
+        sizes = np.asarray(sizes, dtype=float)
+        if sizes.ndim != 1 or len(sizes) < 2:
+            raise InvalidInputError(f"sizes must be a 1-D grid of at least 2 sizes, got shape {sizes.shape}")
+        state = _check_frame(states, self._columns()[1:], "states")
+        n, g = len(state), len(sizes)
+        rows = state.loc[state.index.repeat(g)].reset_index(drop=True)
+        rows.insert(0, "size", np.tile(sizes, n))
+        return self.predict(rows).reshape(n, g)
+
+    def cost_curves(self, states, sizes, convexify="slopes-isotonic", return_report=False):
+        """Convex cost curves of the oracle for every bucket (seed, "Computing the schedule").
+
+        Evaluates :meth:`predict_grid` and passes it through :func:`convexsched.convexify`.
+
+        Parameters
+        ----------
+        states : pandas.DataFrame
+            One row per bucket, indexed by bucket timestamp (the curves keep that index).
+        sizes : array_like, shape (G,)
+            Size grid ``{0, dx, ..., x_max}`` starting at 0; ``dx`` the execution granularity.
+        convexify : str
+            Convexifier, see :func:`convexsched.convexify`.
+        return_report : bool
+            Also return the :class:`~convexsched.ConvexifyReport` (how far the curves moved
+            from the predictions).
+
+        Returns
+        -------
+        CostCurves or (CostCurves, ConvexifyReport)
+        """
+        values = self.predict_grid(states, sizes)
+        curves, report = _convexify(sizes, values, method=convexify, index=states.index)
+        return (curves, report) if return_report else curves
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def schema_(self):
+        """What a saved oracle promises: input columns, size feature, transform."""
+        check_is_fitted(self, "model_")
+        return {"features": self.features_, "size_feature": self.size_feature, "transform": self.transform}
+
+    def save(self, path):
+        """Write the fitted oracle with its schema to ``path`` (joblib).
+
+        Like every pickle, the file runs code when loaded: load only files you wrote.
+        """
+        import joblib
+
+        payload = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "sklearn_version": sklearn.__version__,
+            "schema": self.schema_,
+            "estimator": self,
+        }
+        joblib.dump(payload, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an oracle written by :meth:`save` and check its feature schema.
+
+        Raises
+        ------
+        DataError
+            When the file is not a saved oracle, was written by another scikit-learn version,
+            or its schema does not match the features this version of the code builds.
+        """
+        import joblib
+
+        try:
+            payload = joblib.load(path)
+        except (OSError, EOFError, ValueError, KeyError) as error:
+            raise DataError(f"cannot read an oracle from {path}: {error}") from None
+        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+            raise DataError(f"{path} is not a saved convexsched ImpactOracle")
+        if payload.get("format_version") != _FORMAT_VERSION:
+            raise DataError(f"{path} has oracle format {payload.get('format_version')}, expected {_FORMAT_VERSION}")
+        if payload.get("sklearn_version") != sklearn.__version__:
+            raise DataError(
+                f"{path} was saved with scikit-learn {payload.get('sklearn_version')}, this is "
+                f"{sklearn.__version__}; tree models do not survive version changes: refit"
+            )
+        oracle = payload.get("estimator")
+        if not isinstance(oracle, cls):
+            raise DataError(f"{path} holds a {type(oracle).__name__}, not an ImpactOracle")
+        expected = tuple(oracle._design(pd.DataFrame(columns=oracle._columns(), dtype=float)).columns)
+        schema = payload.get("schema")
+        if schema != oracle.schema_ or tuple(schema["features"]) != expected:
+            raise DataError(
+                f"{path} has feature schema {schema}, but this code builds features {list(expected)}; refit"
+            )
+        return oracle
+
+
+
+class HalfSpreadImpact(RegressorMixin, BaseEstimator):
+    """Baseline ``g(x) = spread / 2 * x``: cross the spread, no depth effect, nothing to learn."""
+
+    def fit(self, X, y=None):
+        """Check ``X`` (columns ``size, spread``); returns ``self``."""
+        _check_frame(X, ("size", "spread"), "X")
+        self.features_ = ("size", "spread")
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "features_")
+        frame = _check_frame(X, self.features_, "X")
+        return 0.5 * frame["spread"].to_numpy() * frame["size"].to_numpy()
+
+
+class SquareRootImpact(RegressorMixin, BaseEstimator):
+    """Square-root-law baseline ``g(x) = spread/2 * x + c * sigma * P * x * sqrt(x / depth)``.
+
+    ``c`` is fitted by least squares on the residual after the half-spread,
+    ``c = <z, y - spread x / 2> / <z, z>`` with ``z = sigma P x sqrt(x / depth)``.
+
+    Parameters
+    ----------
+    price : str or None
+        Column with the price level ``P`` (e.g. the mid) that turns the dimensionless
+        volatility of log returns into currency; ``None`` sets ``P = 1`` (the literal
+        ``c * sigma * x * sqrt(x/depth)``), so that ``c`` absorbs the price level of the one
+        stock it was fitted on.
+
+    Attributes
+    ----------
+    coef_ : float
+        The fitted ``c``.
+    """
+
+    def __init__(self, price="mid"):
+        self.price = price
+
+    def _terms(self, X):
+        columns = ("size", "spread", "depth", "volatility") + ((self.price,) if self.price else ())
+        frame = _check_frame(X, columns, "X")
+        size = frame["size"].to_numpy()
+        level = frame[self.price].to_numpy() if self.price else 1.0
+        impact = frame["volatility"].to_numpy() * level * size * np.sqrt(size / frame["depth"].to_numpy())
+        return 0.5 * frame["spread"].to_numpy() * size, impact
+
+    def fit(self, X, y):
+        """Fit ``c`` by least squares; returns ``self``."""
+        crossing, impact = self._terms(X)
+        y = _check_target(y, len(crossing))
+        norm = float(impact @ impact)
+        if norm == 0:
+            raise InvalidInputError("the square-root term is 0 on every row (zero volatility or sizes)")
+        self.coef_ = float(impact @ (y - crossing)) / norm
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "coef_")
+        crossing, impact = self._terms(X)
+        return crossing + self.coef_ * impact
