@@ -50,24 +50,7 @@ class _Curve:
 
     def limits(self, at):
         """Left and right limits of the relation at the prices ``at``."""
-        q, r = self.q, self.r
-        n = len(q)
-        if n == 1:
-            value = np.full(len(at), r[0])
-            return value, value
-        j = np.searchsorted(q, at, side="left")
-        jl = np.clip(j, 1, n - 1)
-        t = np.clip((at - q[jl - 1]) / np.maximum(q[jl] - q[jl - 1], 1e-300), 0.0, 1.0)
-        inner = r[jl - 1] + t * (r[jl] - r[jl - 1])
-        exact = (j < n) & (q[np.minimum(j, n - 1)] == at)
-        left = np.where(j == 0, r[0], np.where(j == n, r[-1], np.where(exact, r[np.minimum(j, n - 1)], inner)))
-        k = np.searchsorted(q, at, side="right")
-        kl = np.clip(k, 1, n - 1)
-        t = np.clip((at - q[kl - 1]) / np.maximum(q[kl] - q[kl - 1], 1e-300), 0.0, 1.0)
-        inner = r[kl - 1] + t * (r[kl] - r[kl - 1])
-        exact = (k > 0) & (q[np.maximum(k - 1, 0)] == at)
-        right = np.where(k == 0, r[0], np.where(k == n, r[-1], np.where(exact, r[np.maximum(k - 1, 0)], inner)))
-        return left, right
+        return _value(self.q, self.r, at, "left"), _value(self.q, self.r, at, "right")
 
     def prices_for(self, value):
         """The interval of prices at which a decreasing relation takes ``value``."""
@@ -102,53 +85,86 @@ def _response_curve(curves, i, rho):
     return _Curve(q, r)
 
 
+def _value(q, r, at, side):
+    """Left (``side="left"``) or right limit at ``at`` of the relation through ``(q, r)``.
+
+    ``searchsorted`` on the side asked puts an exact hit at the end of the bracketing pair
+    (left limit: first point of a vertical run) or at its start (right limit: last point), so
+    one interpolation formula serves both; brackets clamped at the ends give the flat extension.
+    """
+    n = len(q)
+    j = np.searchsorted(q, at, side=side)
+    a = np.clip(j - 1, 0, n - 1)
+    b = np.minimum(j, n - 1)
+    span = q[b] - q[a]
+    t = np.divide(at - q[a], span, out=np.zeros(len(at)), where=span > 0)
+    return r[a] + t * (r[b] - r[a])
+
+
 def _subtract(y, x):
-    """``Y(q) - X(q)`` as a curve (sum of monotone relations: limits add at every breakpoint)."""
-    at = np.union1d(y.q, x.q)
-    yl, yr = y.limits(at)
-    xl, xr = x.limits(at)
-    left, right = yl - xl, yr - xr
-    q = np.repeat(at, 2)
-    r = np.column_stack([left, right]).ravel()
-    keep = np.ones(len(q), dtype=bool)
-    keep[1::2] = left != right
-    return _Curve(q[keep], r[keep])
+    """``Y(q) - X(q)`` as a curve (a sum of monotone relations: merge the breakpoints).
+
+    Y's points lose X's left limit; X's points (after any of Y's at the same price) take Y's
+    right limit. Cost O(n log m + m log n) for n points of Y and m of X, with no sort.
+    """
+    y_values = y.r - _value(x.q, x.r, y.q, "left")
+    x_values = _value(y.q, y.r, x.q, "right") - x.r
+    n, m = len(y.q), len(x.q)
+    at = np.searchsorted(y.q, x.q, side="right") + np.arange(m)
+    from_y = np.ones(n + m, dtype=bool)
+    from_y[at] = False
+    q = np.empty(n + m)
+    r = np.empty(n + m)
+    q[at], r[at] = x.q, x_values
+    q[from_y], r[from_y] = y.q, y_values
+    return _Curve(q, r)
+
+
+def _crossing(q, r, j, level):
+    """The point at ``level`` on the piece from point ``j - 1`` to point ``j``."""
+    t = (r[j - 1] - level) / (r[j - 1] - r[j])
+    return q[j - 1] + t * (q[j] - q[j - 1])
 
 
 def _clip(curve, lo, hi):
-    """The decreasing relation restricted to ``lo <= R <= hi``, with exact crossing points."""
+    """The decreasing relation restricted to ``lo <= R <= hi``.
+
+    R is monotone, so each level is crossed on at most one piece: the crossing point is
+    inserted there and the points beyond it, which the flat extension reproduces, are dropped.
+    """
     q, r = curve.q, curve.r
-    extra_q, extra_r = [], []
-    for level in (hi, lo):
-        a, b = r[:-1], r[1:]
-        cross = (a > level) & (b < level)
-        if cross.any():
-            t = (a[cross] - level) / (a[cross] - b[cross])
-            qa, qb = q[:-1][cross], q[1:][cross]
-            extra_q.append(qa + t * (qb - qa))
-            extra_r.append(np.full(int(cross.sum()), level))
-    if extra_q:
-        q = np.concatenate([q, *extra_q])
-        r = np.concatenate([r, *extra_r])
-        order = np.lexsort((-r, q))
-        q, r = q[order], r[order]
-    r = np.clip(r, lo, hi)
-    repeated = np.concatenate([[False], (q[1:] == q[:-1]) & (r[1:] == r[:-1])])
-    q, r = q[~repeated], r[~repeated]
-    # Drop points inside flat or vertical runs: they carry no information.
+    n = len(q)
+    above = int(np.searchsorted(-r, -hi, side="right"))  # points with r >= hi
+    below = int(np.searchsorted(-r, -lo, side="left"))  # points with r > lo
+    if above == n:
+        return _Curve(q[-1:], np.array([hi]))
+    if below == 0:
+        return _Curve(q[:1], np.array([lo]))
+    head_q, head_r, first = [], [], 0
+    if above > 0:
+        if r[above - 1] == hi:
+            first = above - 1
+        else:
+            head_q, head_r, first = [_crossing(q, r, above, hi)], [hi], above
+    tail_q, tail_r, last = [], [], n
+    if below < n:
+        if r[below] == lo:
+            last = below + 1
+        else:
+            tail_q, tail_r, last = [_crossing(q, r, below, lo)], [lo], below
+    q = np.concatenate([head_q, q[first:last], tail_q])
+    r = np.concatenate([head_r, r[first:last], tail_r])
+    # Points inside flat or vertical runs carry no information; repeated points neither.
     if len(q) > 2:
-        flat = (r[1:-1] == r[:-2]) & (r[1:-1] == r[2:])
-        vertical = (q[1:-1] == q[:-2]) & (q[1:-1] == q[2:])
-        keep = np.concatenate([[True], ~(flat | vertical), [True]])
-        q, r = q[keep], r[keep]
-    # Leading points at hi and trailing points at lo repeat the flat extension.
-    top = int(np.searchsorted(-r, -hi, side="right"))  # points with r == hi come first
-    bottom = int(np.searchsorted(-r, -lo, side="left"))  # first point with r == lo
-    first = max(top - 1, 0)
-    last = min(bottom, len(q) - 1)
-    if last < first:
-        last = first
-    return _Curve(q[first : last + 1], r[first : last + 1])
+        same_q, same_r = q[1:] == q[:-1], r[1:] == r[:-1]
+        repeated = np.concatenate([[False], same_q & same_r])
+        q, r = q[~repeated], r[~repeated]
+        if len(q) > 2:
+            flat = (r[1:-1] == r[:-2]) & (r[1:-1] == r[2:])
+            vertical = (q[1:-1] == q[:-2]) & (q[1:-1] == q[2:])
+            keep = np.concatenate([[True], ~(flat | vertical), [True]])
+            q, r = q[keep], r[keep]
+    return _Curve(q, r)
 
 
 def inventory_chain(curves, total, objective, budget="eq"):

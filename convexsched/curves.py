@@ -110,8 +110,13 @@ class CostCurves:
             )
         self._slopes = np.maximum.accumulate(canonical, axis=1)
         self._widths = widths
-        self._slopes.setflags(write=False)
-        self._widths.setflags(write=False)
+        # The curves are immutable, so cumulative quantities are computed once.
+        self._breakpoints = np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)])
+        self._breakpoint_values = np.hstack(
+            [np.zeros((n, 1)), np.cumsum(self._slopes * widths, axis=1)]
+        )
+        for array in (self._slopes, self._widths, self._breakpoints, self._breakpoint_values):
+            array.setflags(write=False)
         self.index = index
 
     # ------------------------------------------------------------------ constructors
@@ -181,19 +186,17 @@ class CostCurves:
     @property
     def capacity(self):
         """(N,) largest executable size per bucket, ``c_i = sum_k w_ik``."""
-        return self._widths.sum(axis=1)
+        return self._breakpoints[:, -1]
 
     @property
     def breakpoints(self):
         """(N, K+1) cumulative widths ``b_i0 = 0, ..., b_iK = c_i``."""
-        n = self.n_buckets
-        return np.hstack([np.zeros((n, 1)), np.cumsum(self._widths, axis=1)])
+        return self._breakpoints
 
     @property
     def breakpoint_values(self):
         """(N, K+1) ``g_i`` at the breakpoints."""
-        n = self.n_buckets
-        return np.hstack([np.zeros((n, 1)), np.cumsum(self._slopes * self._widths, axis=1)])
+        return self._breakpoint_values
 
     def __repr__(self):
         return (
