@@ -134,6 +134,8 @@ def _clip(curve, lo, hi):
     """
     q, r = curve.q, curve.r
     n = len(q)
+    if hi <= lo:
+        return _Curve(q[:1], np.array([lo]))
     above = int(np.searchsorted(-r, -hi, side="right"))  # points with r >= hi
     below = int(np.searchsorted(-r, -lo, side="left"))  # points with r > lo
     if above == n:
