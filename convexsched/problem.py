@@ -109,10 +109,9 @@ class ScheduleProblem(cp.Problem):
 
     def with_constraints(self, constraints):
         """A new problem with the user's extra constraints (on ``self.x`` etc.) appended."""
-        extended = ScheduleProblem(
-            self.objective, list(self.constraints) + list(constraints), spec=self.spec, handles=self._handles
-        )
-        return extended
+        constraints = list(constraints)
+        spec = dict(self.spec, user_constraints=self.spec["user_constraints"] + len(constraints))
+        return ScheduleProblem(self.objective, list(self.constraints) + constraints, spec=spec, handles=self._handles)
 
     def multiplier(self):
         """``lambda`` in currency per share from the budget's dual value (after a solve)."""
@@ -131,9 +130,13 @@ class ScheduleProblem(cp.Problem):
     def update(self, curves, total, objective):
         """Load new data into a parameterized problem (same N, K, formulation, budget).
 
-        Returns the problem to solve: ``self`` when parameterized, a fresh build otherwise.
+        Returns the problem to solve: ``self`` when parameterized or when the data is the one it
+        was built with, a fresh build otherwise (which cannot carry constraints you added, since
+        they refer to the old variables: that case raises).
         """
         spec = self.spec
+        if curves is spec["curves"] and total == spec["total"] and objective == spec["objective"]:
+            return self
         if curves.n_buckets != spec["n"] or curves.n_segments != spec["k"]:
             raise InvalidInputError(
                 f"update needs curves of shape ({spec['n']}, {spec['k']}), got "
@@ -145,13 +148,18 @@ class ScheduleProblem(cp.Problem):
                 f"the problem was built for objective {built.kind}; rebuild it for {objective.kind}"
             )
         if not self.parameterized:
+            if spec["user_constraints"]:
+                raise InvalidInputError(
+                    "this problem is not parameterized (N*K above DPP_MAX_SIZE) and carries your own "
+                    "constraints: build it again for the new data and add them to the new problem.x"
+                )
             return build_problem(
                 curves, total, objective, budget=spec["budget"], formulation=spec["formulation"], dpp=False,
                 share_unit=self.share_unit, cost_unit=self.cost_unit,
             )
         total = validate(curves, total, spec["budget"])
         _assign(self.data_parameters, _scaled_data(curves, total, objective, self.share_unit, self.cost_unit))
-        self.spec = dict(spec, capacity=curves.capacity, objective=objective)
+        self.spec = dict(spec, capacity=curves.capacity, objective=objective, curves=curves, total=total)
         return self
 
 
@@ -287,5 +295,5 @@ def build_problem(
         "build_seconds": time.perf_counter() - started,
     }
     spec = {"n": n, "k": k, "budget": budget, "formulation": formulation, "capacity": curves.capacity,
-            "objective": objective}
+            "objective": objective, "curves": curves, "total": total, "user_constraints": 0}
     return ScheduleProblem(cp.Minimize(cp.sum(terms)), constraints, spec=spec, handles=handles)

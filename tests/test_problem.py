@@ -35,6 +35,20 @@ def test_user_constraint_on_x_in_shares():
     assert x[0] == pytest.approx(400.0, abs=1e-5)
     assert x.sum() == pytest.approx(1500.0, rel=1e-8)
     assert capped.multiplier() == pytest.approx(0.03, abs=1e-7)
+    # Through solve(): the same data keeps the user's constraint, and the result is certified
+    # against the plain problem (so the cap shows up as a KKT violation, not silently).
+    result = solve(curves, 1500.0, Objective(), method="cvxpy", problem=capped)
+    assert result.x[0] == pytest.approx(400.0, abs=1e-5)
+    assert not result.kkt.ok
+
+
+def test_rebuilt_problem_refuses_to_drop_user_constraints(monkeypatch):
+    monkeypatch.setattr(problem_module, "DPP_MAX_SIZE", 1)
+    curves = CostCurves([[0.01], [0.02]], 1000.0)
+    problem = build_problem(curves, 1500.0, Objective())
+    capped = problem.with_constraints([problem.x[0] <= 900.0])
+    with pytest.raises(InvalidInputError, match="build it again"):
+        capped.update(CostCurves([[0.01], [0.03]], 1000.0), 1500.0, Objective())
 
 
 def test_million_share_budget_is_scaled():
