@@ -3,6 +3,10 @@
 import os
 from pathlib import Path
 
+# The gradient-boosting oracle's OpenMP threads spin-wait; with other work on the 2-core CI
+# machine that made small fits 10x slower. One thread is plenty for the tests' small tables.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 from hypothesis import HealthCheck, settings
 
