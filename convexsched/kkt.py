@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidInputError
-from .problem import units, validate
+from .problem import share_unit_of, validate
 from .waterfill import conjugate
 
 
@@ -144,7 +144,7 @@ def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=
     if not np.isfinite(x).all():
         raise InvalidInputError("the schedule contains NaN or inf")
     # Solvers are accurate relative to their share unit: S, or the largest bucket when S = 0.
-    scale_shares = max(units(curves, total)[0], 1.0)
+    scale_shares = max(share_unit_of(curves, total), 1.0)
     capacity = curves.capacity
     x_in = np.clip(x, 0.0, capacity)
     remaining = total - np.cumsum(x_in)

@@ -62,9 +62,14 @@ def validate(curves, total, budget):
     return total
 
 
+def share_unit_of(curves, total):
+    """The share unit: ``S``, or the largest bucket's capacity when ``S = 0``."""
+    return total if total > 0 else max(float(curves.capacity.max()), 1.0)
+
+
 def units(curves, total):
     """``(share_unit, price_unit)`` that bring shares and prices near 1."""
-    share_unit = total if total > 0 else max(float(curves.capacity.max()), 1.0)
+    share_unit = share_unit_of(curves, total)
     real = curves.widths > 0
     magnitude = np.abs(curves.slopes[real])
     price_unit = float(np.median(magnitude)) if magnitude.size else 1.0

@@ -66,6 +66,9 @@ def bucket_response(curves, price, rho=0.0, upper=False):
 def conjugate(curves, price, rho=0.0):
     """``phi_i^*(price_i) = max_{0<=x<=c_i} price_i x - g_i(x) - rho/2 x^2`` (exact)."""
     price = np.broadcast_to(np.asarray(price, dtype=float), (curves.n_buckets,))
+    if rho == 0:
+        # Every segment cheaper than the price earns its margin on its whole width.
+        return (np.maximum(price[:, None] - curves.slopes, 0.0) * curves.widths).sum(axis=1)
     x = bucket_response(curves, price, rho)
     return price * x - curves.evaluate(x) - 0.5 * rho * x * x
 
@@ -75,14 +78,44 @@ def _real_segments(curves):
     return curves.slopes[real], curves.widths[real], curves.breakpoints[:, :-1][real], real
 
 
+def _weighted_select(values, weights, total):
+    """Smallest value ``v`` with ``sum(weights[values <= v]) >= total`` (weighted quickselect).
+
+    Returns ``(v, weight strictly below v, weight at v)``. Each round partitions around the
+    median and keeps one side, so the expected cost is O(M) rather than a sort's O(M log M).
+    """
+    below = 0.0
+    while len(values) > 64:
+        middle = len(values) // 2
+        pivot = np.partition(values, middle)[middle]
+        less = values < pivot
+        weight_less = weights[less].sum()
+        if below + weight_less >= total:
+            values, weights = values[less], weights[less]
+            continue
+        equal = values == pivot
+        weight_equal = weights[equal].sum()
+        if below + weight_less + weight_equal >= total:
+            return pivot, below + weight_less, weight_equal
+        below += weight_less + weight_equal
+        more = ~(less | equal)
+        values, weights = values[more], weights[more]
+    distinct, inverse = np.unique(values, return_inverse=True)
+    weight = np.bincount(inverse, weights=weights, minlength=len(distinct))
+    cumulative = np.cumsum(weight)
+    j = min(int(np.searchsorted(cumulative, total - below, side="left")), len(distinct) - 1)
+    return distinct[j], below + (cumulative[j - 1] if j else 0.0), weight[j]
+
+
 def cost_only(curves, total, budget="eq"):
     """Objective (A), exact: fill the globally cheapest segments first (seed (2), (3)).
 
-    Sorting all ``M`` real segments by slope costs ``O(M log M)``; the marginal segment's slope
-    is ``lambda``. Ties (equal slopes) are filled in bucket order; any split of a tie is optimal.
-    The returned interval is every ``lambda`` that certifies the schedule.
+    The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
+    (weights = widths), found by weighted quickselect in expected O(M); every cheaper segment
+    is full. Segments tied at ``lambda`` share the remainder in bucket order; any split of a
+    tie is optimal. The returned interval is every ``lambda`` that certifies the schedule.
     """
-    slopes, widths, starts, real = _real_segments(curves)
+    slopes, widths, _, real = _real_segments(curves)
     if total <= 0 or len(slopes) == 0:
         return _nothing_to_trade(curves, slopes, budget)
     if budget == "le":
@@ -92,24 +125,17 @@ def cost_only(curves, total, budget="eq"):
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
         return _everything(curves, slopes, budget)
-    order = np.argsort(slopes, kind="stable")
-    sorted_slopes, sorted_widths = slopes[order], widths[order]
-    filled_before = np.concatenate([[0.0], np.cumsum(sorted_widths)])
-    # The first segment whose completion reaches the budget is the marginal one.
-    p = min(int(np.searchsorted(filled_before[1:], total, side="left")), len(order) - 1)
-    fills_sorted = np.zeros_like(sorted_widths)
-    fills_sorted[:p] = sorted_widths[:p]
-    fills_sorted[p] = min(total - filled_before[p], sorted_widths[p])
-    fills = np.zeros_like(widths)
-    fills[order] = fills_sorted
-    segment_fill = np.zeros_like(curves.widths)
-    segment_fill[real] = fills
-    level = sorted_slopes[p]
-    if fills_sorted[p] >= sorted_widths[p]:
-        upper = sorted_slopes[p + 1] if p + 1 < len(order) else np.inf
+    level, below, tied_width = _weighted_select(slopes, widths, total)
+    fill = np.where(curves.slopes < level, curves.widths, 0.0)
+    tied = np.where(real & (curves.slopes == level), curves.widths, 0.0).ravel()
+    remainder = total - below
+    before = np.cumsum(tied) - tied
+    fill += np.clip(remainder - before, 0.0, tied).reshape(fill.shape)
+    if remainder >= tied_width:
+        upper = float(slopes[slopes > level].min(initial=np.inf))
     else:
         upper = level
-    return _finish(segment_fill.sum(axis=1), level, (level, upper), budget)
+    return _finish(fill.sum(axis=1), level, (level, upper), budget)
 
 
 def _nothing_to_trade(curves, first_prices, budget):
@@ -136,9 +162,10 @@ def smoothed(curves, total, rho, budget="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
-    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)). Sorting the ``2M`` ramp
-    ends and accumulating gives ``S`` at every breakpoint; ``lambda`` is interpolated inside the
-    bracketing piece, so ``sum x = S`` holds to rounding.
+    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)). Bisecting over these
+    ``2M`` breakpoints (median pivots, exact ``S`` at each) brackets the budget between two
+    consecutive breakpoints, where ``S`` is affine: ``lambda`` is interpolated there, so
+    ``sum x = S`` holds to rounding. About ``log2(2M)`` evaluations of O(M) each.
     """
     slopes, widths, starts, _ = _real_segments(curves)
     if total <= 0 or len(slopes) == 0:
@@ -149,24 +176,40 @@ def smoothed(curves, total, rho, budget="eq"):
             return WaterLevel(at_zero, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
         return _everything(curves, slopes + rho * (starts + widths), budget)
-    events = np.concatenate([slopes + rho * starts, slopes + rho * (starts + widths)])
-    change = np.concatenate([np.full(len(slopes), 1.0 / rho), np.full(len(slopes), -1.0 / rho)])
-    order = np.argsort(events, kind="stable")
-    events, change = events[order], change[order]
-    rate = np.cumsum(change)  # dS/dlambda just after each event
-    # S at each event: the integral of the rate over the previous pieces.
-    supply = np.concatenate([[0.0], np.cumsum(rate[:-1] * np.diff(events))])
-    j = min(int(np.searchsorted(supply, total, side="left")), len(events) - 1)
-    if supply[j] <= total:
-        # S reaches the budget exactly at an event and may stay there (a plateau): every level
-        # on the plateau certifies the schedule.
-        k = int(np.searchsorted(supply, total, side="right"))
-        level = events[j]
-        interval = (level, events[k - 1] if k < len(events) else np.inf)
-    else:
-        level = events[j - 1] + (total - supply[j - 1]) / rate[j - 1]
-        interval = (level, level)
-    return _finish(bucket_response(curves, level, rho), level, interval, budget)
+    ramp_starts = slopes + rho * starts
+    ramp_ends = slopes + rho * (starts + widths)
+    candidates = np.concatenate([ramp_starts, ramp_ends])
+    low, high = -np.inf, np.inf
+    supply_low, supply_high = 0.0, float(curves.capacity.sum())
+    # Bisect over the breakpoints themselves (median pivots, exact S at each) until none is
+    # left between the bracket's ends, where S is affine. Ramps wholly outside the bracket
+    # are settled (full or empty) and leave the working set, so every round costs O(size of
+    # what is still open) and the rounds shrink geometrically.
+    open_starts, open_widths, settled = ramp_starts, widths, 0.0
+    while len(candidates):
+        middle = len(candidates) // 2
+        pivot = np.partition(candidates, middle)[middle]
+        supply = settled + np.clip((pivot - open_starts) / rho, 0.0, open_widths).sum()
+        if supply == total:
+            # The budget is met at a breakpoint; S may stay flat on both sides of it.
+            lower = pivot if np.any((ramp_starts < pivot) & (pivot <= ramp_ends)) else float(
+                ramp_ends[ramp_ends < pivot].max(initial=-np.inf))
+            upper = pivot if np.any((ramp_starts <= pivot) & (pivot < ramp_ends)) else float(
+                ramp_starts[ramp_starts > pivot].min(initial=np.inf))
+            return _finish(bucket_response(curves, pivot, rho), pivot, (lower, upper), budget)
+        if supply < total:
+            low, supply_low = pivot, supply
+            candidates = candidates[candidates > pivot]
+        else:
+            high, supply_high = pivot, supply
+            candidates = candidates[candidates < pivot]
+        open_ends = open_starts + rho * open_widths
+        full = open_ends <= low
+        settled += open_widths[full].sum()
+        still = ~full & (open_starts < high)
+        open_starts, open_widths = open_starts[still], open_widths[still]
+    level = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
+    return _finish(bucket_response(curves, level, rho), level, (level, level), budget)
 
 
 def bisection(curves, total, rho=0.0, budget="eq", tol=None, max_iter=200):
