@@ -25,6 +25,9 @@ from .loaders import PRESETS, ColumnMap, read_book, read_books
 from .sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
 from .slippage import beyond_depth, read_task1, task1_table, walk_book
 from .synthetic import synthetic_book
+from .backtest import backtest
+from .execution import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
+from .receding import LiveCurves, RecedingHorizon
 
 __version__ = "0.1.0"
 
@@ -67,4 +70,11 @@ __all__ = [
     "task1_table",
     "read_task1",
     "synthetic_book",
+    "BookExecutor",
+    "ExecutionRecord",
+    "ModelExecutor",
+    "backtest",
+    "execute_schedule",
+    "LiveCurves",
+    "RecedingHorizon",
 ]

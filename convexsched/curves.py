@@ -96,8 +96,13 @@ class CostCurves:
             raise InvalidInputError(f"widths must be >= 0; {_label(index, i)} has a negative one")
 
         real = widths > 0
-        canonical = pd.DataFrame(np.where(real, slopes, np.nan)).ffill(axis=1).bfill(axis=1)
-        canonical = canonical.fillna(0.0).to_numpy()
+        # Zero-width segments take the slope of the last real one before them (or the first
+        # real one after, for leading ones): a forward fill along each row.
+        columns = np.arange(k)[None, :]
+        last_real = np.maximum.accumulate(np.where(real, columns, -1), axis=1)
+        first_real = np.argmax(real, axis=1)[:, None]
+        source = np.where(last_real >= 0, last_real, first_real)
+        canonical = np.where(real.any(axis=1)[:, None], np.take_along_axis(slopes, source, axis=1), 0.0)
         drops = np.diff(canonical, axis=1)
         scale = np.maximum(np.abs(canonical[:, 1:]), 1.0)
         bad = drops < -_CONVEXITY_RTOL * scale
@@ -108,8 +113,11 @@ class CostCurves:
                 f"{canonical[i, j + 1]:.6g}. Run the values through convexsched.convexify() "
                 "(isotonic slopes, convex regression or hull) before building CostCurves."
             )
-        self._slopes = np.maximum.accumulate(canonical, axis=1)
-        self._widths = widths
+        self._set(np.maximum.accumulate(canonical, axis=1), widths, index)
+
+    def _set(self, slopes, widths, index):
+        n = slopes.shape[0]
+        self._slopes, self._widths = slopes, widths
         # The curves are immutable, so cumulative quantities are computed once.
         self._breakpoints = np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)])
         self._breakpoint_values = np.hstack(
@@ -120,6 +128,13 @@ class CostCurves:
         self.index = index
 
     # ------------------------------------------------------------------ constructors
+    @classmethod
+    def _trusted(cls, slopes, widths, index):
+        """Curves from arrays already canonical (a slice or rescaling of valid curves)."""
+        curves = cls.__new__(cls)
+        curves._set(np.array(slopes, dtype=float), np.array(widths, dtype=float), index)
+        return curves
+
     @classmethod
     def from_grid(cls, sizes, values, index=None):
         """Curves through the points ``(sizes[u], values[i, u])`` of a size grid.
@@ -209,20 +224,23 @@ class CostCurves:
         if isinstance(key, (int, np.integer)):
             key = slice(int(key), int(key) + 1 if key != -1 else None)
         index = None if self.index is None else self.index[key]
-        return CostCurves(self._slopes[key], self._widths[key], index=index)
+        slopes = self._slopes[key]
+        if slopes.shape[0] == 0:
+            raise InvalidInputError(f"the selection {key!r} holds no bucket")
+        return CostCurves._trusted(slopes, self._widths[key], index)
 
     def with_index(self, index):
         """The same curves labelled by ``index``."""
-        return CostCurves(self._slopes, self._widths, index=index)
+        if index is not None and len(index) != self.n_buckets:
+            raise InvalidInputError(f"index has {len(index)} labels for {self.n_buckets} buckets")
+        return CostCurves._trusted(self._slopes, self._widths, None if index is None else pd.Index(index))
 
     def scaled(self, share_unit=1.0, cost_unit=1.0):
         """The curves in other units: shares in ``share_unit``, cost in ``cost_unit``.
 
         ``g~_i(u) = g_i(u * share_unit) / cost_unit``; solvers use this to keep numbers near 1.
         """
-        return CostCurves(
-            self._slopes * (share_unit / cost_unit), self._widths / share_unit, index=self.index
-        )
+        return CostCurves._trusted(self._slopes * (share_unit / cost_unit), self._widths / share_unit, self.index)
 
     # ------------------------------------------------------------------ evaluation
     def _fills(self, x):

@@ -1,0 +1,115 @@
+"""Timing of a full day of receding-horizon re-planning: fast path vs cvxpy (DPP and rebuilt).
+
+Synthetic book (``synthetic_book(0)``, 390 one-minute buckets, US session). The cost curves are
+the square-root-law baseline's, evaluated on the morning state for every bucket (33-point
+grid, 32 segments): fixed curves, so the loops time planning only (the oracle's curve building
+is reported separately). Order: 20% of the day's capacity. Each loop is the whole day:
+``RecedingHorizon.simulate`` with a window of H = 30 plus the exact cost-to-go pseudo-bucket
+(64 chords), or the shrinking horizon. Per-step time is the loop time over 390.
+
+Run ``python benchmarks/bench_receding.py``; it rewrites ``benchmarks/results/receding.md``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from convexsched import BookExecutor, LiveCurves, Objective, RecedingHorizon, SquareRootImpact, synthetic_book, task1_table
+from convexsched.strategies import default_objectives
+
+RESULTS = Path(__file__).resolve().parent / "results" / "receding.md"
+C_STEPS = 40  # the chain DP of (C) is slow at N ~ 390: time this many steps and extrapolate
+
+
+def setup():
+    book = synthetic_book(0)
+    table = task1_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
+    oracle = SquareRootImpact().fit(table, table["slippage"])
+    live = LiveCurves(BookExecutor(book), oracle)
+    started = time.perf_counter()
+    curves = live(0)
+    one = time.perf_counter() - started
+    return curves, one
+
+
+def timed(planner, curves, total, repeat=1):
+    best = np.inf
+    for _ in range(repeat):
+        started = time.perf_counter()
+        record = planner.simulate(curves, total)
+        best = min(best, time.perf_counter() - started)
+    assert abs(record.x.sum() - total) <= 1e-9 * total and record.steps["kkt_ok"].all()
+    return best, record
+
+
+def main():
+    curves, curve_seconds = setup()
+    total = 0.2 * curves.capacity.sum()
+    objectives = default_objectives(curves, total)
+    rows = []
+
+    def add(label, planner, repeat=1, steps=None):
+        seconds, record = timed(planner, curves if steps is None else curves[: steps], total if steps is None
+                                else total * steps / curves.n_buckets, repeat)
+        n = curves.n_buckets if steps is None else steps
+        rows.append({"loop": label, "steps": n, "total_s": seconds, "per_step_ms": 1e3 * seconds / n,
+                     "solve_ms": 1e3 * record.steps["solve_s"].sum() / n, "cost": record.cost})
+        print(rows[-1], flush=True)
+
+    add("fast, A, H=30 + cost-to-go", RecedingHorizon(30, objectives["A"]), repeat=3)
+    add("fast, A, shrinking", RecedingHorizon("all", objectives["A"]), repeat=3)
+    add("fast, A, H=30, literal (9)", RecedingHorizon(30, objectives["A"], cost_to_go=None), repeat=3)
+    add("fast, B, H=30 + cost-to-go", RecedingHorizon(30, objectives["B"]), repeat=3)
+    add("fast, B, shrinking", RecedingHorizon("all", objectives["B"]), repeat=3)
+    add("fast, C, H=30 + cost-to-go", RecedingHorizon(30, objectives["C"]))
+    add(f"fast, C, shrinking (first {C_STEPS} steps of a {C_STEPS}-bucket day)",
+        RecedingHorizon("all", Objective(psi=objectives["C"].psi)), steps=C_STEPS)
+    add("cvxpy DPP warm, A, H=30 + cost-to-go", RecedingHorizon(30, objectives["A"], method="cvxpy"))
+    add("cvxpy rebuilt each step, A, H=30 + cost-to-go", RecedingHorizon(30, objectives["A"], method="cvxpy", warm=False))
+    add("cvxpy DPP warm, A, shrinking (padded to N)", RecedingHorizon("all", objectives["A"], method="cvxpy"))
+    write(rows, curve_seconds)
+
+
+def write(rows, curve_seconds):
+    by = {r["loop"]: r for r in rows}
+    fast_a = by["fast, A, H=30 + cost-to-go"]["total_s"]
+    dpp = by["cvxpy DPP warm, A, H=30 + cost-to-go"]["total_s"]
+    lines = [
+        "# Receding horizon: a full day of re-planning (N = 390, H = 30)",
+        "",
+        "Regenerate with `python benchmarks/bench_receding.py`. Machine: "
+        f"{platform.processor() or platform.machine()}, 2 cores shared with other jobs, Python "
+        f"{platform.python_version()}. Synthetic book, 390 one-minute buckets, curves of 32 segments, "
+        "order = 20% of the day's capacity. Loop time includes building every window (CostCurves "
+        "validation), the solve and its KKT certificate; fast loops are the best of 3 runs.",
+        "",
+        "| loop | steps | total (s) | per step (ms) | of which solve+KKT (ms) | model cost |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['loop']} | {r['steps']} | {r['total_s']:.3f} | {r['per_step_ms']:.2f} | {r['solve_ms']:.2f} | "
+              f"{r['cost']:.6g} |" for r in rows]
+    lines += [
+        "",
+        f"Targets: fast-path full day (H = 30 with cost-to-go, and shrinking) under 0.5 s: "
+        f"H = 30 {fast_a:.3f} s, shrinking {by['fast, A, shrinking']['total_s']:.3f} s. "
+        f"At least 50x faster than the DPP loop: {dpp / fast_a:.0f}x (A, H = 30).",
+        "",
+        f"Building one day of oracle curves (390 buckets x 33 grid points, square-root baseline) took "
+        f"{curve_seconds * 1e3:.0f} ms; a live run rebuilds the remaining buckets' curves at every step, "
+        "which with the gradient-boosting oracle dominates a real run (cached per bucket and shared across "
+        "strategies in `LiveCurves`).",
+        "",
+        "The (C) loops use the chain DP of `chain.py`, which is slow at large N (the lead is speeding it "
+        f"up); the shrinking (C) row times a {C_STEPS}-bucket day only.",
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
