@@ -18,10 +18,10 @@ def tick_curves(rng, n, k, tick=0.01, zero_capacity=0.0, ties=False):
 
 
 @st.composite
-def problems(draw, max_n=60, max_k=12):
+def problems(draw, max_n=60, max_k=12, min_n=1, min_k=1):
     """(curves, S) with N, K, fill fraction and seed drawn by hypothesis."""
-    n = draw(st.integers(1, max_n))
-    k = draw(st.integers(1, max_k))
+    n = draw(st.integers(min_n, max_n))
+    k = draw(st.integers(min_k, max_k))
     seed = draw(st.integers(0, 2**32 - 1))
     ties = draw(st.booleans())
     zero = draw(st.sampled_from([0.0, 0.2]))

@@ -56,6 +56,18 @@ def test_fast_path_matches_clarabel_and_a_second_solver(name, problem):
 
 
 @pytest.mark.parametrize("name", ["A", "B", "C"])
+@settings(max_examples=4)
+@given(problem=problems(min_n=200, max_n=500, min_k=16, max_k=64))
+def test_large_random_instances_match_clarabel(name, problem):
+    # The range (N up to 500, K up to 64), with fewer examples: each costs ~1 s.
+    curves, total = problem
+    fast = solve(curves, total, OBJECTIVES[name])
+    reference = solve(curves, total, OBJECTIVES[name], method="cvxpy", solver="CLARABEL", formulation="epigraph")
+    assert fast.kkt.ok and reference.kkt.ok
+    assert_agree(fast, reference, curves)
+
+
+@pytest.mark.parametrize("name", ["A", "B", "C"])
 @given(problem=problems(max_n=40, max_k=8), fraction=st.sampled_from([0.0, 0.3, 1.5]))
 def test_le_budget_matches_cvxpy(name, problem, fraction):
     curves, total = problem
