@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from _common import median_seconds
 
 from convexsched import convexify
 from convexsched.convexify import CONVEXIFY_METHODS, convex_regression_cvxpy
@@ -34,15 +34,6 @@ def noisy_oracle_output(seed=0):
     values += rng.normal(0.0, 0.02, values.shape) * values.max(axis=1, keepdims=True) / 10
     values[:, 0] = 0.0
     return sizes, values
-
-
-def median_seconds(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main():

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import median_seconds
 
 import convexsched as cs
 
@@ -23,15 +24,6 @@ N_SIZES = 64
 TARGET_S = 1.0
 RESULTS = Path(__file__).resolve().parent / "results" / "data.md"
 TICK_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "cn-equity-l2-dolphindb" / "tick.zip"
-
-
-def median_seconds(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def size_grid(book):

@@ -103,8 +103,8 @@ def write(rows, curve_seconds):
         "which with the gradient-boosting oracle dominates a real run (cached per bucket and shared across "
         "strategies in `LiveCurves`).",
         "",
-        "The (C) loops use the chain DP of `chain.py`, which is slow at large N (the lead is speeding it "
-        f"up); the shrinking (C) row times a {C_STEPS}-bucket day only.",
+        "The (C) loops use the exact chain dynamic program of `chain.py`, whose cost grows about as "
+        f"N^2 K; the shrinking (C) row therefore times a {C_STEPS}-bucket day only.",
         "",
     ]
     RESULTS.write_text("\n".join(lines))

@@ -133,19 +133,25 @@ def _weights(text):
 # ---------------------------------------------------------------------- shared options
 
 
-def _add_book_arguments(parser):
-    source = parser.add_argument_group("order book (one of --book, --synthetic)")
+def _add_book_arguments(parser, table=False):
+    """--book/--synthetic (or --table, for training data) and the reader options; the group."""
+    title = "training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)"
+    source = parser.add_argument_group(title)
     choice = source.add_mutually_exclusive_group(required=True)
     choice.add_argument("--book", type=Path, metavar="PATH", help="order-book file (format inferred)")
     choice.add_argument(
         "--synthetic", type=int, nargs="?", const=0, metavar="SEED",
         help="the seeded SYNTHETIC book instead (never market data; default seed 0)",
     )  # fmt: skip
+    if table:
+        choice.add_argument("--table", type=Path, metavar="PATH",
+                            help="a Task-1 table: timestamp,size,slippage,spread,depth,imbalance,volatility,hour_of_day,mid")  # fmt: skip
     source.add_argument("--format", choices=("databento", "lobster", "csv", "parquet"))
     source.add_argument("--preset", help="column preset of a snapshot table: cn_l2, sse_l2, wide")
     source.add_argument("--symbol", help="instrument to use when the file holds several")
     source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
     source.add_argument("--tz", help="time zone of naive timestamps, e.g. Asia/Shanghai")
+    return source
 
 
 def _add_objective_arguments(parser):
@@ -528,17 +534,7 @@ def build_parser():
         "Rows whose size exceeds the displayed depth are left out (their cost is extrapolated, not "
         "observed). The saved file is a joblib pickle: load only files you wrote.",
     )  # fmt: skip
-    source = fit.add_argument_group("training data (one of --book, --synthetic, --table)")
-    choice = source.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--book", type=Path, metavar="PATH", help="order-book file (all symbols unless --symbol)")
-    choice.add_argument("--synthetic", type=int, nargs="?", const=0, metavar="SEED", help="the synthetic book")
-    choice.add_argument("--table", type=Path, metavar="PATH",
-                        help="a Task-1 table: timestamp,size,slippage,spread,depth,imbalance,volatility,hour_of_day,mid")  # fmt: skip
-    source.add_argument("--format", choices=("databento", "lobster", "csv", "parquet"))
-    source.add_argument("--preset")
-    source.add_argument("--symbol")
-    source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
-    source.add_argument("--tz", help="time zone of naive timestamps")
+    source = _add_book_arguments(fit, table=True)
     source.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_TASK1_SIZES),
                         help=f"order sizes to walk the book for (default {DEFAULT_TASK1_SIZES})")  # fmt: skip
     source.add_argument("--side", choices=("buy", "sell"), default="buy")
