@@ -169,6 +169,16 @@ def _clip(curve, lo, hi):
     return _Curve(q, r)
 
 
+# Bound on N times the number of real segments: the DP keeps up to that many curve points for
+# its backward pass (1560 x 64 buckets/segments, 1.6e8, took 3 s; 23400 x 16 ran out of memory).
+MAX_WORK = 2e8
+
+
+def too_large(curves):
+    """Whether the dynamic program's stored curves could exhaust memory (see ``MAX_WORK``)."""
+    return curves.n_buckets * float(np.count_nonzero(curves.widths)) > MAX_WORK
+
+
 def inventory_chain(curves, total, objective, budget="eq"):
     """Solve the full objective family exactly by dynamic programming on the chain.
 

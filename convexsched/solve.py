@@ -4,7 +4,9 @@ Paths
 -----
 ``method="fast"``
     (A) exact water-filling, (B) exact breakpoint search (:mod:`convexsched.waterfill`),
-    anything with ``psi > 0`` by the exact chain dynamic program (:mod:`convexsched.chain`).
+    anything with ``psi > 0`` by the exact chain dynamic program (:mod:`convexsched.chain`);
+    past the DP's memory limit (:func:`convexsched.chain.too_large`) the result comes from
+    cvxpy instead, and ``Schedule.method`` says so.
 ``method="bisection"``
     The seed's dual bisection for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
     to ``eps_S`` (0.1% of ``S`` by default), which its certificate reports.
@@ -227,6 +229,10 @@ def solve(
     total = validate(curves, total, budget)
     timings = {}
     attempts, used_solver, used_formulation, built = [], None, None, None
+    if method == "fast" and objective.psi > 0 and chain.too_large(curves):
+        # The chain DP's memory grows as N times the number of segments; past its limit the
+        # fast path would exhaust memory, so the same answer comes from Clarabel instead.
+        method = "cvxpy"
     if method == "cvxpy":
         built_at = time.perf_counter()
         if problem is None:

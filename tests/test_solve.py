@@ -257,6 +257,18 @@ def test_fallback_records_the_solver_that_succeeded():
     assert result.solver == "CLARABEL" and result.kkt.ok
 
 
+def test_inventory_risk_beyond_the_dynamic_programs_limit_uses_cvxpy(monkeypatch):
+    from convexsched import chain
+
+    curves = tick_curves(np.random.default_rng(6), 40, 4)
+    total = 0.4 * curves.capacity.sum()
+    exact = solve(curves, total, OBJECTIVES["C"])
+    monkeypatch.setattr(chain, "MAX_WORK", 10)
+    fallback = solve(curves, total, OBJECTIVES["C"])
+    assert fallback.method == "cvxpy" and fallback.solver == "CLARABEL" and fallback.kkt.ok
+    assert fallback.objective_value == pytest.approx(exact.objective_value, rel=1e-7)
+
+
 def test_public_api_names():
     for name in ("CostCurves", "Objective", "solve", "build_problem", "check_kkt"):
         assert hasattr(cs, name)
