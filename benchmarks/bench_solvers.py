@@ -7,14 +7,16 @@ scratch) and warm (DPP re-solve after ``problem.update``), each in a worker proc
 time limit; the fast paths (``method="fast"``, and ``method="bisection"`` for A/B) run the same
 way. Results go to ``benchmarks/results/solvers.{md,csv}`` and ``solvers_time_vs_n.png``. Run::
 
-    python benchmarks/bench_solvers.py            # full run, about 40 minutes
+    python benchmarks/bench_solvers.py            # full run, about an hour on 2 cores
     python benchmarks/bench_solvers.py --quick    # N = 390 only, a few minutes
     python benchmarks/bench_solvers.py --from-csv # rewrite the report from the last CSV
+    python benchmarks/bench_solvers.py --resume   # run only the cells missing from the CSV
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -271,20 +273,35 @@ def _key(cell):
 
 
 def _skip_reason(cell, hopeless, rows):
-    """Why a cell is not run: an earlier limit at a size it dominates, or its cold twin's."""
-    for n, k in hopeless.get(_key(cell), ()):
+    """Why a cell is not run: a size it dominates was hopeless, or its cold twin was."""
+    for n, k, why in hopeless.get(_key(cell), ()):
         if n <= cell["n"] and k <= cell["k"]:
-            return f"skipped: hit the limit at {n}x{k}"
+            return f"skipped: {why} at {n}x{k}"
     if cell["mode"] == "warm" and cell["dpp"] == "yes":
         twin = _find(rows, cell, mode="cold")
-        if twin is not None and twin["status"] in LIMIT_STATUSES:
-            return "skipped: cold hit the limit at this size"
+        if twin is not None and twin["status"] in LIMIT_STATUSES + ("failed",):
+            return f"skipped: cold {'failed' if twin['status'] == 'failed' else 'hit the limit'} at this size"
         if twin is not None and twin["status"] == "skipped":
             return twin["note"]
     return None
 
 
 LIMIT_STATUSES = ("time limit", "out of memory", "crashed")
+# Every dominated size has at least 4x the N*K of the one that dominates it, and no solver gets
+# faster per variable as problems grow: a solve longer than a quarter of the limit (successful or
+# not) would exceed the limit at the next size.
+PREDICTS_LIMIT = 0.25
+
+
+def _mark_hopeless(hopeless, row):
+    """Record a cell that hit the limit, or took long enough to hit it at the next size."""
+    if row["status"] in LIMIT_STATUSES:
+        why = "hit the limit" if row["status"] == "time limit" else row["status"]
+    elif row["status"] in ("ok", "failed") and row["median_s"] > PREDICTS_LIMIT * row["time_limit_s"]:
+        why = f"{'failed after' if row['status'] == 'failed' else 'took'} {row['median_s']:.0f} s"
+    else:
+        return
+    hopeless.setdefault(_key(row), []).append((row["n"], row["k"], why))
 
 
 def _find(rows, cell, **changes):
@@ -348,12 +365,15 @@ def run_cell(worker, cell, limit):
         row["peak_gib"] = max(peaks)
     row["kkt_ok"] = all(kkt_ok) if kkt_ok else None
     row["cell_wall_s"] = time.perf_counter() - started
+    row["load_1min"] = os.getloadavg()[0]
     return row
 
 
-def run(sizes, limits, repeats_override, csv_path):
+def run(sizes, limits, repeats_override, csv_path, done=None):
+    """Run the plan's cells (reusing the rows of ``done``, a previous run's CSV) and save the CSV."""
     cells = plan(sizes, repeats_override)
     rows, hopeless = [], {}
+    previous = [] if done is None else done.to_dict("records")
     worker = TimedWorker(work, memory_gib=MEMORY_GIB, quiet=True)
     bar = tqdm(cells, desc="cells", unit="cell", dynamic_ncols=True)
     try:
@@ -361,17 +381,22 @@ def run(sizes, limits, repeats_override, csv_path):
             label = f"{cell['n']}x{cell['k']} {cell['objective']} {cell['method']} {cell['solver']} {cell['formulation']} {cell['mode']}"
             bar.set_postfix_str(label)
             limit = limits[cell["n"]]
+            reused = _find(previous, cell)
+            if reused is not None and reused["status"] != "skipped":
+                rows.append(reused)
+                _mark_hopeless(hopeless, reused)
+                continue
             if cell["dpp"] == "rebuilt":
                 rows.append(_rebuilt_row(rows, cell, limit))
                 continue
             reason = _skip_reason(cell, hopeless, rows)
             if reason:
                 rows.append(dict(cell, status="skipped", note=reason, time_limit_s=limit, median_s=np.nan,
-                                 cell_wall_s=0.0))
+                                 cell_wall_s=0.0, load_1min=os.getloadavg()[0]))
                 continue
             row = run_cell(worker, cell, limit)
-            if row["status"] in LIMIT_STATUSES:
-                hopeless.setdefault(_key(cell), []).append((cell["n"], cell["k"]))
+            _mark_hopeless(hopeless, row)
+            if row["status"] != "ok":
                 tqdm.write(f"{label}: {row['status']} ({row['note']})")
             rows.append(row)
             pd.DataFrame(rows).to_csv(csv_path, index=False)
@@ -385,8 +410,9 @@ def _rebuilt_row(rows, cell, limit):
     """Warm above the DPP threshold: ``update`` rebuilds a constant problem, the cold path."""
     cold = _find(rows, cell, mode="cold", dpp="")
     row = dict(cold) if cold is not None else dict(cell, median_s=np.nan)
-    row.update(mode="warm", dpp="rebuilt", cell_wall_s=0.0, time_limit_s=limit,
-               note="N*K > 40,000: problem.update rebuilds without DPP, i.e. the cold path; cold time reported")
+    row.update(mode="warm", dpp="rebuilt", cell_wall_s=0.0, time_limit_s=limit)
+    if row.get("status") == "ok":
+        row["note"] = "N*K > 40,000: problem.update rebuilds without DPP, i.e. the cold path; cold time reported"
     return row
 
 
@@ -418,11 +444,17 @@ def _cell_text(row):
         text = fmt_time(row["median_s"])
         if row["kkt_ok"] is False or row["kkt_ok"] == "False":
             text += " ‡"
-        return text + (" (r)" if row["dpp"] == "rebuilt" else "")
+        return text
     if status == "time limit":
         return "TL"
     if status == "skipped":
-        return "skip (cold TL)" if "cold" in row["note"] else "skip (TL smaller)"
+        note = row["note"]
+        for phrase, text in (("cold failed", "skip (cold fail)"), ("cold hit", "skip (cold TL)"),
+                             ("hit the limit", "skip (TL smaller)"), ("out of memory", "skip (OOM smaller)"),
+                             ("crashed", "skip (crash smaller)")):
+            if phrase in note:
+                return text
+        return "skip (slow smaller)"
     if status == "failed":
         return f"fail ({fmt_time(row['median_s'])})"
     return {"out of memory": "OOM", "crashed": "crash"}.get(status, status)
@@ -442,7 +474,9 @@ def summarize(df):
             for mode in ("warm", "cold"):
                 part = cvx[cvx["mode"] == mode]
                 ok = part[part["status"] == "ok"]
-                if len(ok):
+                if part.empty:
+                    best[mode] = (np.nan, np.nan, "not run", "")
+                elif len(ok):
                     winner = ok.loc[ok["median_s"].idxmin()]
                     best[mode] = (float(winner["median_s"]), float(winner["algorithm_median_s"]),
                                   f"{winner['solver']}/{winner['formulation']}", winner["dpp"])
@@ -495,9 +529,11 @@ def _effect(rows, column):
     return np.nan
 
 
-def scaling_exponent(summary, objective, column="fast_s"):
-    """Least-squares slope of log(time) on log(N*K) over the sizes where the fast path ran."""
+def scaling_exponent(summary, objective, column="fast_s", k=None):
+    """Least-squares slope of log(time) on log(N*K) (on log N at one ``k``) where the fast path ran."""
     part = summary[(summary["objective"] == objective) & (summary["fast_status"] == "ok")]
+    if k is not None:
+        part = part[part["k"] == k]
     if len(part) < 2:
         return np.nan
     return float(np.polyfit(np.log(part["n"] * part["k"]), np.log(part[column]), 1)[0])
@@ -520,20 +556,22 @@ def plot(summary, path):
             ax.plot(fast["n"], fast["fast_s"], "o" + style, color="tab:green", label=f"fast, K={k}")
             if "bisection_s" in rows and rows["bisection_s"].notna().any():
                 ax.plot(rows["n"], rows["bisection_s"], "^" + style, color="tab:olive", label=f"bisection, K={k}")
-            warm = rows[~rows["warm_by"].str.startswith("none")]
+            warm = rows[~rows["warm_by"].str.startswith(("none", "not run"))]
             ax.plot(warm["n"], warm["warm_s"], "s" + style, color="tab:blue", label=f"best warm cvxpy, K={k}")
-            cold = rows[~rows["cold_by"].str.startswith("none")]
+            cold = rows[~rows["cold_by"].str.startswith(("none", "not run"))]
             ax.plot(cold["n"], cold["cold_s"], "x" + style, color="tab:red", label=f"best cold cvxpy, K={k}")
-        ax.axhline(float(part["limit"].iloc[0]), color="grey", linestyle=":", linewidth=1, label="time limit")
+        limits = part.groupby("n")["limit"].first()
+        ax.plot(limits.index, limits.values, ":", color="grey", linewidth=1, label="time limit per solve")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N (buckets)")
         ax.set_title(f"objective {objective}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("median seconds per solve() (incl. KKT certificate)")
-    axes[-1].legend(fontsize="small", loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="center right")
     fig.suptitle("convexsched: fast paths vs cvxpy (warm = best DPP re-solve, or rebuilt above N*K = 40,000)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -545,7 +583,7 @@ def report(df, path_md, path_png, info, args):
     plot(summary, path_png)
     per_n = df.groupby("n")["time_limit_s"].first()
     limit = ", ".join(f"{value:g} s at N = {n}" for n, value in per_n.items())
-    sizes = sorted({(int(n), int(k)) for n, k in zip(df["n"], df["k"])}, key=lambda s: s[0] * s[1])
+    sizes = sorted({(int(n), int(k)) for n, k in zip(df["n"], df["k"])}, key=lambda s: (s[0] * s[1], s[0]))
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
     measured_minutes = df["cell_wall_s"].fillna(0).sum() / 60
     lines = [
@@ -556,8 +594,7 @@ def report(df, path_md, path_png, info, args):
         f"Raw numbers: `solvers.csv`; plot: `solvers_time_vs_n.png`.",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['platform']}, "
-        f"Python {info['python']}. Load average at the start {', '.join(f'{v:.2f}' for v in info['load_average'])} "
-        "(the machine is shared with other work, so single timings can be noisy).",
+        f"Python {info['python']}. {_load_text(df)}",
         f"Versions: {versions}.",
         "",
         "## Methodology",
@@ -592,9 +629,12 @@ def report(df, path_md, path_png, info, args):
         f"the time limit; the worker's address space is capped at {MEMORY_GIB:g} GiB so a blow-up is an "
         "out-of-memory failure, not a machine-wide OOM kill. A solver that returns a non-optimal status "
         "(`fallback=False`) is a failure. In ratios failures count as the time limit. A cell that hit the limit "
-        "(or ran out of memory) is skipped at every larger size (both N and K at least as large), and a warm cell "
-        "is skipped when its cold twin hit the limit at the same size (the first warm solve compiles and solves, "
-        "so it cannot be faster).",
+        "or ran out of memory is skipped at every larger size (both N and K at least as large). So is one whose "
+        f"solve took (or failed after) more than {PREDICTS_LIMIT:.0%} of the limit: every larger size has at least "
+        "4x its N*K, so it would exceed the limit there (this rule was added during the full run, from N = 1560 "
+        "on, when iteration-capped OSQP/HiGHS failures of about a minute each made the run too long; cells already "
+        "measured were kept). A warm cell is skipped when its cold twin hit the limit or failed at the same size "
+        "(the first warm solve compiles and hands the same problem to the same solver).",
         "* **Solver tolerances** (`convexsched.solve.SOLVER_OPTIONS`, tighter than the defaults so the answers "
         "certify at 1e-5): " + "; ".join(f"{name}: {options}" for name, options in SOLVER_OPTIONS.items())
         + "; ECOS and HiGHS at their defaults. A cvxpy answer whose KKT certificate fails at 1e-5 is marked ‡.",
@@ -624,12 +664,34 @@ def report(df, path_md, path_png, info, args):
                       f"{s['agreement']:.1e}" if np.isfinite(s["agreement"]) else "n/a", bisection])
     lines += [markdown_table(headers, table, "rrlrrllrrrl"), ""]
     lines += ["Where the fast path hit the limit, its time counts as the limit, so the speed-up is an upper bound.", ""]
+    lines += _bisection_note(summary)
     lines += _targets_section(summary)
     lines += _scaling_section(summary)
     lines += _compile_section(df)
     lines += _full_table(df, sizes, limit)
     path_md.write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _load_text(df):
+    """The 1-minute load average over the run's cells: other work on the machine adds noise."""
+    load = df["load_1min"].dropna() if "load_1min" in df else pd.Series(dtype=float)
+    if load.empty:
+        return ""
+    return (f"1-min load average after each cell: median {load.median():.2f}, max {load.max():.2f} on "
+            f"{os.cpu_count()} cores (the machine is shared with other work, so single timings are noisy).")
+
+
+def _bisection_note(summary):
+    """Why the seed's bisection is slow and off the budget on (A), when it is."""
+    part = summary[(summary["objective"] == "A") & summary["bisection_residual"].notna()]
+    worst = part["bisection_residual"].max() if len(part) else np.nan
+    if not worst > 1e-3:
+        return []
+    return [f"The seed's bisection on (A) misses S by up to {worst:.1%} of S, more than its eps_S = 0.1%: on a "
+            "tick grid many segments share a slope, so S(lambda) jumps by more than eps_S at one price level, "
+            "no level meets the tolerance and the bisection runs all 200 iterations (hence also its time). "
+            "The exact water-filling splits the marginal level instead.", ""]
 
 
 def _effect_text(summary, n, k):
@@ -663,8 +725,10 @@ def _scaling_section(summary):
     lines = ["## Fast-path scaling in N*K", "",
              f"Time per N*K (ns per segment) and the least-squares exponent of time in N*K over the sizes run "
              f"(near-linear: exponent <= {NEAR_LINEAR_EXPONENT}; sorting makes a small log factor expected).", ""]
+    ks = sorted(summary["k"].unique())
     headers = ["objective", *[f"{n}x{k}" for n, k in summary[["n", "k"]].drop_duplicates().itertuples(index=False)],
-               "exponent (end-to-end)", "exponent (algorithm)", "near-linear?"]
+               "exponent (end-to-end)", "exponent (algorithm)", *[f"exponent in N, K={k}" for k in ks],
+               "near-linear?"]
     table = []
     for objective in OBJECTIVES:
         part = summary[summary["objective"] == objective]
@@ -677,10 +741,15 @@ def _scaling_section(summary):
         exponent = scaling_exponent(summary, objective)
         algorithm = scaling_exponent(summary, objective, "fast_algorithm_s")
         complete = (part["fast_status"] == "ok").all()
+        failed = ", ".join(f"{s['fast_status']} at {s['n']}x{s['k']}" for _, s in part.iterrows()
+                           if s["fast_status"] != "ok")
+        in_n = [scaling_exponent(summary, objective, k=k) for k in ks]
+        complete = complete and all(value <= NEAR_LINEAR_EXPONENT for value in in_n if np.isfinite(value))
         verdict = "yes" if exponent <= NEAR_LINEAR_EXPONENT and complete else "no"
-        if not complete:
-            verdict += " (hit the time limit at large N)"
-        table.append([objective, *cells, f"{exponent:.2f}", f"{algorithm:.2f}", verdict])
+        if failed:
+            verdict += f" ({failed})"
+        table.append([objective, *cells, f"{exponent:.2f}", f"{algorithm:.2f}", *[f"{value:.2f}" for value in in_n],
+                      verdict])
     return lines + [markdown_table(headers, table, "l" + "r" * (len(headers) - 2) + "l"), ""]
 
 
@@ -712,8 +781,11 @@ def _compile_section(df):
 
 def _full_table(df, sizes, limit):
     lines = ["## Every cvxpy cell (median seconds per solve)", "",
-             f"TL: a solve exceeded the time limit ({limit}). skip (TL smaller): hit the limit at a smaller size, not "
-             "run. skip (cold TL): the cold solve hit the limit at this size. fail (t): non-optimal status after t. "
+             f"TL: a solve exceeded the time limit ({limit}). skip (TL / OOM smaller): hit the limit / ran out of "
+             "memory at a smaller size, not run. skip (slow smaller): took (or failed after) more than a quarter of "
+             "the limit at a size with at most a quarter of the N*K, so it would exceed the limit here; the CSV "
+             "names the size. skip (cold TL / cold fail): the cold solve hit the limit (or ran out of memory) / failed at this size. "
+             "fail (t): non-optimal status after t. "
              "OOM / crash: out of memory. (r): rebuilt, warm = cold above N*K = 40,000. ‡: KKT certificate failed "
              "at 1e-5.", ""]
     cvx = df[(df["method"] == "cvxpy") & (df["dpp"] != "forced")]
@@ -728,16 +800,30 @@ def _full_table(df, sizes, limit):
                         hit = cvx[(cvx["n"] == n) & (cvx["k"] == k) & (cvx["solver"] == solver)
                                   & (cvx["formulation"] == formulation) & (cvx["objective"] == objective)
                                   & (cvx["mode"] == mode)]
-                        entries.append(_cell_text(hit.iloc[0]) if len(hit) else "")
+                        if len(hit) and hit.iloc[0]["dpp"] == "rebuilt":
+                            # Warm is the cold path here: show the cold cell, marked.
+                            hit = cvx[(cvx["n"] == n) & (cvx["k"] == k) & (cvx["solver"] == solver)
+                                      & (cvx["formulation"] == formulation) & (cvx["objective"] == objective)
+                                      & (cvx["mode"] == "cold")]
+                            entries.append(_cell_text(hit.iloc[0]) + " (r)")
+                        else:
+                            entries.append(_cell_text(hit.iloc[0]) if len(hit) else "")
                 table.append([n, k, solver, formulation, *entries])
     lines += [markdown_table(headers, table, "rrll" + "r" * 6), ""]
-    failures = cvx[cvx["status"] == "failed"].drop_duplicates(subset=["solver", "formulation", "objective", "note"])
+    failures = cvx[(cvx["status"] == "failed") & (cvx["dpp"] != "rebuilt")].drop_duplicates(subset=["solver", "formulation", "objective", "note"])
     if len(failures):
         lines += ["Failure messages (first of each kind):", ""]
         for _, f in failures.iterrows():
             lines.append(f"* {f['n']}x{f['k']} {f['objective']} {f['solver']} {f['formulation']} {f['mode']}: {f['note']}")
         lines.append("")
     return lines
+
+
+def _read_csv(path):
+    df = pd.read_csv(path)
+    text = ["method", "solver", "formulation", "dpp", "note", "solver_used"]
+    df[text] = df[text].fillna("")
+    return df
 
 
 def main():
@@ -750,14 +836,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=None,
                         help="cvxpy repeats at every size (default 3 / 2 / 1 at N = 390 / 1560 / 23400; 1 with --quick)")
     parser.add_argument("--from-csv", action="store_true", help="rewrite the report from solvers.csv, no solving")
+    parser.add_argument("--resume", action="store_true", help="keep the cells already in solvers.csv, run the rest")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where solvers.{csv,md} and the plot go")
     args = parser.parse_args()
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path, png_path = RESULTS / "solvers.csv", RESULTS / "solvers.md", RESULTS / "solvers_time_vs_n.png"
+    results = args.results_dir
+    results.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = results / "solvers.csv", results / "solvers.md"
+    png_path = results / "solvers_time_vs_n.png"
     info = machine_info(["convexsched", "cvxpy", "numpy", "scipy", "clarabel", "ecos", "osqp", "highspy", "scs"])
+    done = _read_csv(csv_path) if args.from_csv or args.resume else None
     if args.from_csv:
-        df = pd.read_csv(csv_path, keep_default_na=True)
-        df[["solver", "formulation", "dpp", "note"]] = df[["solver", "formulation", "dpp", "note"]].fillna("")
+        df = done
         args.quick = set(df["n"]) == {390}
     else:
         if args.sizes:
@@ -774,7 +864,7 @@ def main():
         else:
             limits = {n: TIME_LIMITS.get(n, max(TIME_LIMITS.values())) for n, _ in sizes}
         repeats = args.repeats or (1 if args.quick else None)
-        df = run(sorted(sizes, key=lambda s: (s[0] * s[1], s[0])), limits, repeats, csv_path)
+        df = run(sorted(sizes, key=lambda s: (s[0] * s[1], s[0])), limits, repeats, csv_path, done)
     summary = report(df, md_path, png_path, info, args)
     print((md_path).read_text().split("## Methodology")[0])
     print(summary[["n", "k", "objective", "fast_s", "warm_s", "warm_by", "cold_s", "cold_by", "speedup_warm",

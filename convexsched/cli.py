@@ -419,6 +419,10 @@ def _run_backtest(args):
     return EXIT_OK
 
 
+# Where `bench --quick` sends the tables of scripts that can write elsewhere.
+QUICK_RESULTS = "convexsched-bench-quick"
+
+
 def _benchmark_scripts():
     """The runnable scripts of benchmarks/ (``_name.py`` files are their shared helpers)."""
     if not BENCHMARKS.is_dir():
@@ -457,6 +461,9 @@ def _run_bench(args):
                 print(f"skip {script.stem}: it has no --quick mode", flush=True)
                 continue
             command.append("--quick")
+            if "--results-dir" in script.read_text():
+                # A quick run must not overwrite the committed full-run tables.
+                command += ["--results-dir", str(Path(QUICK_RESULTS).resolve())]
         print(f"$ {' '.join(command)}", flush=True)
         failed |= subprocess.run(command, check=False).returncode != 0
     return EXIT_FAILURE if failed else EXIT_OK
@@ -615,8 +622,8 @@ def build_parser():
         "run the benchmarks in benchmarks/, or a built-in timing of fast vs cvxpy",
         "Without benchmarks/ (an installed package) or with --builtin: times the exact fast paths "
         "against cvxpy on objectives A, B, C and checks that both certify. --quick runs the "
-        "built-in timing at one size plus the scripts that have a --quick mode. The scripts "
-        "rewrite benchmarks/results/*.md.",
+        "built-in timing at one size plus the scripts that have a --quick mode, writing their tables "
+        "to ./convexsched-bench-quick/ where a script allows it; full runs rewrite benchmarks/results/.",
     )  # fmt: skip
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmark scripts to run (default all)")
     bench.add_argument("--quick", action="store_true", help="short runs only")
