@@ -29,6 +29,13 @@ def median_seconds(function, repeats):
     return float(np.median(times))
 
 
+def write_results(path, lines):
+    """Write a results table (a list of markdown lines) and say where it went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    print(f"wrote {path}")
+
+
 def cpu_model():
     """The CPU's model name from ``lscpu`` (``platform.processor()`` where it is missing)."""
     try:

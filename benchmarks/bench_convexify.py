@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from _common import median_seconds
+from _common import median_seconds, write_results
 
 from convexsched import convexify
 from convexsched.convexify import CONVEXIFY_METHODS, convex_regression_cvxpy
@@ -84,9 +84,7 @@ def main():
         "projection and moves the predictions least.",
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":

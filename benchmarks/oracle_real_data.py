@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import write_results
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from convexsched import HalfSpreadImpact, ImpactOracle, SquareRootImpact
@@ -185,9 +186,7 @@ def main():
         markdown(convex, ".4g"),
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":
