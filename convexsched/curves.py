@@ -286,10 +286,6 @@ class CostCurves:
         right = np.where(unfinished, self._slopes, np.inf).min(axis=1)
         return left, right
 
-    def marginal_cost_at(self, x):
-        """Right derivative ``g_i'(x_i^+)`` (``inf`` at capacity): the price of one more share."""
-        return self.slope_bounds(x)[1]
-
     def plot(self, buckets=None, ax=None, marginal=False):
         """Plot ``g_i`` (or its marginal cost with ``marginal=True``) for some buckets."""
         import matplotlib.pyplot as plt

@@ -25,7 +25,6 @@ problem is built with constants instead (``dpp="auto"``), and ``update`` rebuild
 
 from __future__ import annotations
 
-import time
 
 import cvxpy as cp
 import numpy as np
@@ -105,7 +104,6 @@ class ScheduleProblem(cp.Problem):
         self.data_parameters = handles["parameters"]
         self.share_unit = handles["share_unit"]
         self.cost_unit = handles["cost_unit"]
-        self.build_seconds = handles["build_seconds"]
         self._handles = handles
 
     @property
@@ -229,7 +227,6 @@ def build_problem(
     ScheduleProblem
         A :class:`cvxpy.Problem`; ``problem.x`` is the schedule in shares.
     """
-    started = time.perf_counter()
     if formulation not in FORMULATIONS:
         raise InvalidInputError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
     total = validate(curves, total, budget)
@@ -297,7 +294,6 @@ def build_problem(
         "parameters": parameters,
         "share_unit": share_unit,
         "cost_unit": cost_unit,
-        "build_seconds": time.perf_counter() - started,
     }
     spec = {"n": n, "k": k, "budget": budget, "formulation": formulation, "capacity": curves.capacity,
             "objective": objective, "curves": curves, "total": total, "user_constraints": 0}

@@ -2,7 +2,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from convexsched import CostCurves, InvalidInputError, Objective, build_problem, check_kkt, solve
+from convexsched import CostCurves, InvalidInputError, Objective, build_problem, solve
 from convexsched import problem as problem_module
 from strategies import tick_curves
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from convexsched import CostCurves, Objective, waterfill
+from convexsched import CostCurves, waterfill
 from strategies import problems
 
 
