@@ -28,6 +28,9 @@ from .synthetic import synthetic_book
 from .backtest import backtest
 from .execution import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
 from .receding import LiveCurves, RecedingHorizon
+from .scenario import ScenarioHorizon
+from .hindsight import Hindsight, capture
+from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
 
 __version__ = "0.1.0"
 
@@ -77,4 +80,11 @@ __all__ = [
     "execute_schedule",
     "LiveCurves",
     "RecedingHorizon",
+    "ScenarioHorizon",
+    "Hindsight",
+    "capture",
+    "WeightedBuckets",
+    "solve_weighted",
+    "build_weighted_problem",
+    "weighted_kkt",
 ]

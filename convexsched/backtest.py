@@ -1,8 +1,12 @@
 """Backtesting: run several strategies on the same real book and compare their realized costs.
 
 The execution policy (first usable snapshot of each bucket, slices rolled forward past empty or
-crossed buckets, cost against the snapshot's mid in currency and bps of arrival notional) is
-documented in :mod:`convexsched.execution`.
+crossed buckets, cost against the snapshot's mid in currency and bps of arrival notional,
+optional resilience) is documented in :mod:`convexsched.execution`.
+
+Every table is measured against the limit: the hindsight optimum of the same day
+(:mod:`convexsched.hindsight`, rows ``hindsight A`` and ``hindsight B``, flagged ``lookahead``)
+and each strategy's ``capture`` of the gap between TWAP and that bound, (H1).
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import pandas as pd
 
 from .errors import InvalidInputError
 from .execution import BookExecutor, check_order_size, progress_bar
+from .hindsight import Hindsight, capture
 from .receding import LiveCurves
-from .strategies import Context, default_strategies
+from .strategies import TWAP, Context, arrival_objectives, default_strategies
 
 
 def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=None, freq="1min",
-             progress=False, return_records=False):
+             half_life=0.0, hindsight=True, progress=False, return_records=False):
     """Run strategies on the same book and tabulate their realized costs.
 
     Parameters
@@ -27,14 +32,22 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
     strategies : list, optional
         Objects with ``name`` and ``execute(context) -> ExecutionRecord`` (see
         :mod:`convexsched.strategies`). Default :func:`convexsched.strategies.default_strategies`:
-        TWAP, depth-proportional, Almgren-Chriss, static plans A/B/C and receding horizons.
+        TWAP, Almgren-Chriss and the scenario horizons A/B/C (no model needed); with a model
+        also depth-proportional, static plans A/B/C and certainty-equivalent receding horizons.
+        TWAP is always run (capture is measured against it).
     oracle : ImpactOracle or LiveCurves, optional
-        The cost model; without it only the model-free strategies (TWAP, Almgren-Chriss) run.
+        The cost model; without it only the model-free strategies run.
     side : {"buy", "sell"}
     forecast : StateForecast, optional
         Passed to :class:`convexsched.receding.LiveCurves` when ``oracle`` is an ImpactOracle.
     freq : str
         Bucket width.
+    half_life : float
+        Resilience of consumed levels in seconds (:class:`BookExecutor`); 0: every minute's
+        book is fresh.
+    hindsight : bool
+        Add the rows ``hindsight A`` and ``hindsight B`` (the bound, (B) with the arrival book's
+        ``rho``) and the columns ``hindsight_bps`` and ``capture``.
     progress : bool
         tqdm bars over strategies and receding-horizon steps.
     return_records : bool
@@ -44,18 +57,25 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
     -------
     pandas.DataFrame
         One row per strategy, indexed by name: ``cost`` (currency), ``cost_bps`` (of the arrival
-        notional), ``predicted`` and ``predicted_bps`` (the model's cost of the executed
-        slices), ``drift_bps``, ``shortfall_bps``, ``vs_twap_bps`` (negative: cheaper than TWAP),
-        ``max_slice``, ``beyond_depth`` (slices beyond displayed depth), ``rolled``,
-        ``unfilled``.
+        notional), ``vs_twap_bps`` (negative: cheaper than TWAP), ``hindsight_bps`` (the
+        bound), ``capture`` ((H1): 1 at the bound, 0 at TWAP), ``lookahead`` (True for the
+        hindsight rows), ``predicted`` and ``predicted_bps`` (the model's cost of the executed
+        slices), ``drift_bps``, ``shortfall_bps``, ``max_slice``, ``beyond_depth`` (slices
+        beyond displayed depth), ``rolled``, ``unfilled``.
     """
-    executor = BookExecutor(book, side, freq)
+    executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq, half_life=half_life)
     curves = oracle
     if oracle is not None and not isinstance(oracle, LiveCurves):
         curves = LiveCurves(executor, oracle, forecast)
     context = Context(executor=executor, total=check_order_size(total), curves=curves, progress=progress)
     if strategies is None:
         strategies = default_strategies(with_model=curves is not None)
+    strategies = list(strategies)
+    if not any(s.name == "TWAP" for s in strategies):
+        strategies.insert(0, TWAP())
+    if hindsight:
+        smoothed = arrival_objectives(executor, context.total)["B"]
+        strategies += [Hindsight(), Hindsight(smoothed)]
     names = [s.name for s in strategies]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"strategy names must be unique, got {names}")
@@ -63,6 +83,11 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
     for strategy in progress_bar(strategies, progress, "strategies"):
         records[strategy.name] = strategy.execute(context)
     table = pd.DataFrame([r.summary() for r in records.values()]).set_index("strategy")
-    if "TWAP" in table.index:
-        table.insert(2, "vs_twap_bps", table["cost_bps"] - table.loc["TWAP", "cost_bps"])
+    twap = table.loc["TWAP", "cost_bps"]
+    table.insert(2, "vs_twap_bps", table["cost_bps"] - twap)
+    if hindsight:
+        bound = table.loc["hindsight A", "cost_bps"]
+        table.insert(3, "hindsight_bps", bound)
+        table.insert(4, "capture", capture(table["cost_bps"].to_numpy(), twap, bound))
+    table.insert(5 if hindsight else 3, "lookahead", [bool(getattr(s, "lookahead", False)) for s in strategies])
     return (table, records) if return_records else table

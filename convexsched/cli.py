@@ -409,12 +409,13 @@ def _run_backtest(args):
         strategies = [available[name] for name in args.strategies]
     table = backtest(
         book, args.total, strategies=strategies, oracle=oracle, side=args.side, freq=args.freq,
-        progress=sys.stderr.isatty(),
+        half_life=args.half_life, progress=sys.stderr.isatty(),
     )  # fmt: skip
     if args.output is not None:
         write_table(table.reset_index(), args.output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(f"{book!r}, {args.side} S = {args.total:,.0f} shares")
+        print(f"{book!r}, {args.side} S = {args.total:,.0f} shares, resilience half-life {args.half_life:g} s")
+        print("capture = (TWAP - strategy) / (TWAP - hindsight A): 1 is the hindsight bound, 0 is TWAP")
         print(table.to_string(float_format=lambda v: f"{v:,.3f}"))
     return EXIT_OK
 
@@ -615,6 +616,9 @@ def build_parser():
                           help="comma-separated strategy names (default: all that apply)")  # fmt: skip
     backtest.add_argument("--side", choices=("buy", "sell"), default="buy")
     backtest.add_argument("--freq", default="1min", help="bucket width (default 1min)")
+    backtest.add_argument("--half-life", type=_nonnegative_float, default=0.0, metavar="SECONDS",
+                          help="resilience: what a slice takes from a level comes back with this half-life "
+                               "(default 0: every minute's book is fresh)")  # fmt: skip
     backtest.add_argument("--output", "-o", type=Path, help="table file to write")
 
     bench = command(

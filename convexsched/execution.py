@@ -25,6 +25,20 @@ quantity every objective minimizes), in currency and in basis points of the arri
 ``sum_i q_i (m_{t_i} - m_0)`` (sign-adjusted for sells) is reported separately; cost plus drift
 is the implementation shortfall against the arrival mid. Drift is the market's move, the same
 for every strategy up to timing, and no schedule here forecasts it.
+
+Depletion and resilience (``half_life``)
+----------------------------------------
+With ``half_life = 0`` (the default) every bucket's snapshot is fresh: what a slice took is back
+by the next minute. With ``half_life = h > 0`` seconds, what a slice removes from a price level
+comes back exponentially: at a later snapshot ``t'`` the level at that price shows
+
+.. math::
+
+    q'(p) = \\max\\big(q_{t'}(p) - \\textstyle\\sum_{\\text{fills } f \\text{ at } p} n_f\\, 2^{-(t' - t_f)/h},\\; 0\\big),
+
+so a strategy that hits the same thin book minute after minute pays for it. The strategy sees
+the depleted book too (it knows its own fills): :meth:`BookExecutor.walk_curve` returns the
+curve the next slice will actually walk.
 """
 
 from __future__ import annotations
@@ -50,6 +64,8 @@ class BookExecutor:
         Bucket width (:func:`convexsched.session_buckets`).
     sessions : Sessions or str, optional
         Overrides ``book.sessions``.
+    half_life : float
+        Resilience of the levels a slice consumed, in seconds (module docstring); 0: none.
 
     Attributes
     ----------
@@ -63,12 +79,22 @@ class BookExecutor:
         Mid of the first usable snapshot of the day, ``m_0``.
     """
 
-    def __init__(self, book, side="buy", freq="1min", sessions=None):
+    def __init__(self, book, side="buy", freq="1min", sessions=None, half_life=0.0):
         if side not in ("buy", "sell"):
             raise InvalidInputError(f"side must be 'buy' or 'sell', got {side!r}")
-        self.book, self.side = book, side
+        try:
+            half_life = float(half_life)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"half_life must be a number of seconds, got {half_life!r}") from None
+        if not (np.isfinite(half_life) and half_life >= 0):
+            raise InvalidInputError(f"half_life must be finite and >= 0 seconds, got {half_life}")
+        self.book, self.side, self.half_life = book, side, half_life
         buckets = session_buckets(book, freq, sessions)
         self._dist, self._qty, self._mid = _book_side(book, side)
+        sign = 1.0 if side == "buy" else -1.0
+        # Level prices recovered from the distances (empty levels repeat the last price).
+        self._price = self._mid[:, None] + sign * self._dist
+        self._seconds = (book.frame.index.asi8 - book.frame.index.asi8[0]) / 1e9
         bid0 = book.frame["bid_px_00"].to_numpy(float)
         ask0 = book.frame["ask_px_00"].to_numpy(float)
         with np.errstate(invalid="ignore"):
@@ -83,6 +109,11 @@ class BookExecutor:
         depth = np.where(self.rows >= 0, self._qty[np.maximum(self.rows, 0)].sum(axis=1), 0.0)
         self.depth = pd.Series(depth, index=self.index, name="depth")
         self.arrival_mid = float(self._mid[self.rows[self.rows >= 0][0]])
+        self.reset()
+
+    def reset(self):
+        """Forget every fill: the book is as recorded (start of a new execution)."""
+        self._taken = {}
 
     def __len__(self):
         return len(self.index)
@@ -94,6 +125,58 @@ class BookExecutor:
     def mid(self, i):
         """Mid of bucket ``i``'s execution snapshot (NaN when it has none)."""
         return float(self._mid[self.rows[i]]) if self.rows[i] >= 0 else float("nan")
+
+    def _available(self, r):
+        """Quantities of snapshot ``r`` net of what earlier fills still hold (resilience)."""
+        qty = self._qty[r]
+        if not self._taken:
+            return qty
+        now = self._seconds[r]
+        keys = self._keys(r)
+        held = np.array([self._held(key, now) for key in keys])
+        return np.maximum(qty - held, 0.0)
+
+    def _keys(self, r):
+        return np.rint(self._price[r] / self.book.tick_size).astype(np.int64).tolist()
+
+    def _held(self, key, now):
+        amount, since = self._taken.get(key, (0.0, now))
+        return amount * 2.0 ** (-(now - since) / self.half_life)
+
+    def walk_curve(self, i):
+        """The cost curve bucket ``i``'s slice walks now: the exact book walk of its snapshot.
+
+        ``g_i(x) = sum_l d_l n_l(x)`` on the displayed (and, with resilience, depleted) levels:
+        slopes are the level distances to mid ``d_l`` and widths the quantities; beyond the
+        displayed depth ``D`` the executor's linear extrapolation adds ``gamma (x - D)^2 / 2``
+        at the last slope (:mod:`convexsched.slippage`).
+
+        Returns
+        -------
+        slopes, widths : numpy.ndarray, shape (L,)
+        gamma : float
+            The tail gradient (0 when the bucket has no usable snapshot: nothing can trade).
+        """
+        if self.rows[i] < 0:
+            return np.zeros(self._dist.shape[1]), np.zeros(self._dist.shape[1]), 0.0
+        r = self.rows[i]
+        qty = self._available(r)
+        return self._dist[r].copy(), qty, _tail_gradient(self._dist[r], qty, self.book.tick_size)
+
+    def realized_curves(self):
+        """Every bucket's fresh (undepleted) book-walk curve: what the day offered.
+
+        Returns
+        -------
+        slopes, widths : numpy.ndarray, shape (N, L)
+            Zero widths where a bucket has no usable snapshot.
+        gamma : numpy.ndarray, shape (N,)
+        """
+        usable = self.rows >= 0
+        rows = np.maximum(self.rows, 0)
+        slopes, widths = self._dist[rows].copy(), np.where(usable[:, None], self._qty[rows], 0.0)
+        gamma = np.array([_tail_gradient(s, w, self.book.tick_size) for s, w in zip(slopes, widths)])
+        return slopes, widths, gamma
 
     def fill(self, i, shares):
         """Walk ``shares`` through bucket ``i``'s snapshot.
@@ -111,10 +194,29 @@ class BookExecutor:
         if shares <= 0 or self.rows[i] < 0:
             return 0.0, 0.0, False
         r = self.rows[i]
-        cost, beyond = walk_distances(
-            self._dist[r : r + 1], self._qty[r : r + 1], np.array([shares]), self.book.tick_size
-        )
+        qty = self._available(r)
+        if qty.sum() <= 0:
+            # Every displayed level is still depleted by earlier fills: nothing to walk.
+            return 0.0, 0.0, False
+        cost, beyond = walk_distances(self._dist[r : r + 1], qty[None, :], np.array([shares]), self.book.tick_size)
+        if self.half_life > 0:
+            self._deplete(r, qty, shares)
         return shares, float(cost[0, 0]), bool(beyond[0, 0])
+
+    def _deplete(self, r, qty, shares):
+        now = self._seconds[r]
+        taken = np.diff(np.minimum(np.cumsum(qty), shares), prepend=0.0)
+        for key, amount in zip(self._keys(r), taken):
+            if amount > 0:
+                self._taken[key] = (self._held(key, now) + amount, now)
+
+
+def _tail_gradient(dist, qty, tick):
+    """Gradient of the linear extrapolation beyond the displayed depth (``walk_distances``)."""
+    depth = float(qty.sum())
+    if depth <= 0:
+        return 0.0
+    return max(float(dist[-1] - dist[0]), tick) / depth
 
 
 class ModelExecutor:
@@ -306,6 +408,8 @@ class _Trace:
     def __init__(self, executor):
         n = len(executor)
         self.executor = executor
+        if hasattr(executor, "reset"):
+            executor.reset()
         self.x, self.costs, self.drift = np.zeros(n), np.zeros(n), np.zeros(n)
         self.predicted, self.rolled = np.full(n, np.nan), np.zeros(n)
         self.beyond = np.zeros(n, bool)

@@ -12,12 +12,18 @@ forecast).
   sinh(kappa T)``, ``x_i = R_{i-1} - R_i``, with urgency ``kappa T = T sqrt(lambda_AC sigma^2
   / eta_tilde)``; ``kappa T -> 0`` is TWAP.
 * :class:`StaticPlan`: the morning solve of seed (2), (4) or (7).
-* :class:`Receding`: a :class:`convexsched.RecedingHorizon`.
+* :class:`Receding`: a :class:`convexsched.RecedingHorizon` on the model's curves
+  (certainty-equivalent: one forecast path).
+* :class:`Scenario`: a :class:`convexsched.ScenarioHorizon`: the visible book priced exactly
+  and the future as a pool of recent books. Needs no model.
+* :class:`convexsched.Hindsight`: the bound every backtest reports (it sees the whole day).
 
 Objective scales for the defaults (:func:`default_objectives`): ``rho`` is the curves' median
 curvature ``(s_last - s_first) / c_i``, so the smoothing is as strong as the impact's own
 convexity; ``psi = 2 lambda_A / (S N)``, which makes the marginal inventory risk at the open,
-``psi sum_i w_i R_i``, about the water level ``lambda_A`` of plan (A).
+``psi sum_i w_i R_i``, about the water level ``lambda_A`` of plan (A). Model-free strategies
+take the same scales from the arrival book (:func:`arrival_objectives`), the only book seen at
+the open.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .execution import execute_schedule
 from .errors import InvalidInputError
 from .objective import Objective
 from .receding import RecedingHorizon
+from .scenario import ScenarioHorizon
 from .solve import solve
 
 
@@ -57,6 +64,22 @@ def default_objectives(curves, total):
     rho = float(np.median((last[used] - first[used]) / curves.capacity[used]))
     level = solve(curves, total).multiplier
     psi = 2.0 * max(level, 0.0) / (total * curves.n_buckets)
+    return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
+
+
+def arrival_objectives(executor, total):
+    """Objectives (A), (B), (C) scaled to the arrival book, as :func:`default_objectives` does.
+
+    The curve is the book walk of the first usable snapshot, ``rho`` its curvature
+    ``(d_last - d_0) / D`` and ``lambda_A`` its marginal cost at the even pace ``S / N``.
+    """
+    first = int(np.flatnonzero(executor.rows >= 0)[0])
+    slopes, widths, _ = (array[first] for array in executor.realized_curves())
+    depth = float(widths.sum())
+    rho = float((slopes[-1] - slopes[0]) / depth)
+    reached = np.cumsum(widths) >= total / len(executor)
+    level = float(slopes[int(np.argmax(reached))] if reached.any() else slopes[-1])
+    psi = 2.0 * max(level, 0.0) / (total * len(executor))
     return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
 
 
@@ -145,18 +168,44 @@ class Receding:
         return record
 
 
-def _objective(kind, curves, total):
+class Scenario:
+    """A :class:`ScenarioHorizon` with (A), (B) or (C) scaled to the arrival book.
+
+    Parameters
+    ----------
+    kind : {"A", "B", "C"} or Objective
+    name : str, optional
+    **settings
+        Passed to :class:`ScenarioHorizon` (``pool``, ``warmup``, ``pace_cap``, ...).
+    """
+
+    lookahead = False
+
+    def __init__(self, kind="A", name=None, **settings):
+        self.kind, self.settings = kind, settings
+        probe = ScenarioHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
+        label = kind if isinstance(kind, str) else kind.kind
+        self.name = name or probe.name.replace(f"scenario {probe.objective.kind}", f"scenario {label}", 1)
+
+    def execute(self, context):
+        objective = _objective(self.kind, None, context.total, context.executor)
+        record = ScenarioHorizon(objective, progress=context.progress, **self.settings).run(context.executor, context.total)
+        record.name = self.name
+        return record
+
+
+def _objective(kind, curves, total, executor=None):
     if isinstance(kind, Objective):
         return kind
-    objectives = default_objectives(curves, total)
+    objectives = default_objectives(curves, total) if curves is not None else arrival_objectives(executor, total)
     if kind not in objectives:
         raise InvalidInputError(f"kind must be 'A', 'B', 'C' or an Objective, got {kind!r}")
     return objectives[kind]
 
 
 def default_strategies(with_model=True):
-    """The comparison of the backtest: baselines, static plans and receding horizons."""
-    baselines = [TWAP(), AlmgrenChriss()]
+    """The comparison of the backtest: baselines, scenario horizons, static plans and receding horizons."""
+    baselines = [TWAP(), AlmgrenChriss(), Scenario("A"), Scenario("B"), Scenario("C")]
     if not with_model:
         return baselines
     return baselines + [

@@ -36,7 +36,7 @@ def strategies():
 def test_every_strategy_executes_the_whole_order(book, model):
     total = 20_000
     table, records = backtest(book, total, strategies(), oracle=model, freq=FREQ, return_records=True)
-    assert list(table.index) == [s.name for s in strategies()]
+    assert list(table.index) == [s.name for s in strategies()] + ["hindsight A", "hindsight B"]
     for record in records.values():
         assert record.x.sum() == pytest.approx(total, rel=1e-12)
         assert record.cost_bps == pytest.approx(1e4 * record.cost / (total * record.arrival_mid))
@@ -113,3 +113,24 @@ def test_bad_orders_are_rejected(book, model):
         backtest(book, 0, [TWAP()], freq=FREQ)
     with pytest.raises(Exception, match="maximum executable"):
         backtest(book, 1e9, [Receding("A", horizon=8)], oracle=model, freq=FREQ)
+
+
+def test_every_table_reports_the_hindsight_bound_and_capture(book, model):
+    table = backtest(book, 20_000, strategies(), oracle=model, freq=FREQ)
+    bound = table.loc["hindsight A", "cost_bps"]
+    assert (table["hindsight_bps"] == bound).all()
+    twap = table.loc["TWAP", "cost_bps"]
+    expected = (twap - table["cost_bps"]) / (twap - bound)
+    np.testing.assert_allclose(table["capture"], expected)
+    assert table.loc["TWAP", "capture"] == 0 and table.loc["hindsight A", "capture"] == pytest.approx(1)
+    assert table["lookahead"].sum() == 2 and table.loc["hindsight B", "lookahead"]
+    # Half-life 0: every strategy pays sum g_i(x_i) on the realized curves, so none beats the bound.
+    assert (table["cost_bps"] >= bound - 1e-9).all()
+
+
+def test_model_free_backtest_runs_the_scenario_horizons_and_adds_twap(book):
+    table = backtest(book, 20_000, freq=FREQ)
+    assert {"TWAP", "scenario A", "scenario B", "scenario C", "hindsight A"} <= set(table.index)
+    assert {"cost_bps", "vs_twap_bps", "hindsight_bps", "capture"} <= set(table.columns)
+    only = backtest(book, 20_000, [AlmgrenChriss()], freq=FREQ, hindsight=False)
+    assert list(only.index) == ["TWAP", "Almgren-Chriss (kT=2)"] and "capture" not in only.columns
