@@ -266,6 +266,11 @@ class RecedingHorizon:
         Chords of the ``"exact"`` pseudo-bucket (``None``: every segment, fast path only).
     warm : bool
         cvxpy: reuse the compiled problem (DPP update) instead of rebuilding every step.
+    current : {"book", "model"}
+        How the bucket about to trade is priced. ``"book"`` (default): by the exact walk of the
+        snapshot its slice walks (:meth:`BookExecutor.walk_curve`, capped at the displayed
+        depth), since that book is visible when the slice is sent; the model prices only the
+        buckets not yet seen. ``"model"``: by the model too (the previous behaviour).
     solver : str, optional
         cvxpy solver (see :func:`convexsched.solve`).
     progress : bool
@@ -279,7 +284,7 @@ class RecedingHorizon:
     """
 
     def __init__(self, horizon=30, objective=None, method="fast", *, cost_to_go="exact", tail_segments=64,
-                 warm=True, solver=None, progress=False):
+                 warm=True, solver=None, current="book", progress=False):
         if not (horizon == "all" or (isinstance(horizon, (int, np.integer)) and horizon >= 1)):
             raise InvalidInputError(f"horizon must be a positive number of buckets or 'all', got {horizon!r}")
         if method not in ("fast", "cvxpy"):
@@ -295,7 +300,9 @@ class RecedingHorizon:
         if not isinstance(self.objective, Objective):
             raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
         self.method, self.cost_to_go, self.tail_segments = method, cost_to_go, tail_segments
-        self.warm, self.solver, self.progress = warm, solver, progress
+        if current not in ("book", "model"):
+            raise InvalidInputError(f"current must be 'book' or 'model', got {current!r}")
+        self.warm, self.solver, self.current, self.progress = warm, solver, current, progress
 
     def __repr__(self):
         return (f"RecedingHorizon(horizon={self.horizon!r}, objective={self.objective.kind}, "
@@ -376,8 +383,11 @@ class RecedingHorizon:
             self._level = solve(morning, total, objective).multiplier
         trace = _Trace(executor)
         remaining, steps, plans = total, [], []
+        priced_by_book = self.current == "book" and hasattr(executor, "walk_curve")
         for i in progress_bar(range(n), self.progress, self.name):
             live = curves(i)
+            if priced_by_book and executor.usable(i):
+                live = _with_current(live, *executor.walk_curve(i)[:2])
             row = {"bucket": executor.index[i], "remaining": remaining, "lambda": np.nan, "plan_value": np.nan, "kkt_ok": True,
                    "kkt_violation": 0.0, "solve_s": 0.0, "tail": 0.0, "feasible": True, "over_capacity": False}
             if i == n - 1 or remaining <= 0:
@@ -456,6 +466,13 @@ class RecedingHorizon:
         if self.objective.psi > 0:
             return Objective(rho=rho, psi=self.objective.psi, weights=weights)
         return Objective(rho=rho)
+
+
+def _with_current(live, slopes, widths):
+    """``live`` with its first bucket replaced by the visible book's walk (rows padded to one K)."""
+    k = max(live.n_segments, len(slopes))
+    stacked = _stack([(slopes[None, :], widths[None, :]), (live.slopes[1:], live.widths[1:])], k)
+    return _View(stacked.slopes, stacked.widths, live.index)
 
 
 def _empty(rows):

@@ -199,8 +199,9 @@ def test_backtest_with_an_oracle_writes_the_table(demo, tmp_path):
                  "--strategies", "TWAP,static A", "--output", output)  # fmt: skip
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(output)
-    assert list(table["strategy"]) == ["TWAP", "static A"]
+    assert list(table["strategy"]) == ["TWAP", "static A", "hindsight A", "hindsight B"]
     assert (table["cost"] > 0).all() and (table["unfilled"] == 0).all()
+    assert {"hindsight_bps", "capture"} <= set(table.columns) and "capture" in result.stdout
 
 
 def test_bench_builtin_times_fast_against_cvxpy():
