@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from convexsched import CostCurves, InfeasibleError, InvalidInputError, Objective, RecedingHorizon, solve
+from convexsched import (
+    BookExecutor, CostCurves, ImpactOracle, InfeasibleError, InvalidInputError, LiveCurves, Objective, RecedingHorizon,
+    StateForecast, backtest, bucket_features, solve, synthetic_book, task1_table,
+)
+from convexsched.strategies import TWAP, Receding
 
 
 def curves_for(n, k=6, seed=0):
@@ -100,3 +104,20 @@ def test_order_above_capacity_names_the_maximum():
 def test_bad_settings_are_rejected(settings):
     with pytest.raises(InvalidInputError):
         RecedingHorizon(**settings)
+
+
+def test_with_a_model_from_other_days_the_receding_horizon_beats_twap():
+    """Oracle fitted on one synthetic day, state profile from a second, executed on a third."""
+    train, profile_day, test_day = synthetic_book(10), synthetic_book(11), synthetic_book(12)
+    table = task1_table(train, [100, 500, 1000, 2000, 5000, 10000]).dropna(subset=["volatility"])
+    table = table[~table["beyond_depth"]]
+    oracle = ImpactOracle(max_iter=100, learning_rate=0.1, random_state=0).fit(table, table["slippage"])
+    forecast = StateForecast(freq="5min").fit(bucket_features(profile_day, freq="5min").dropna())
+    executor = BookExecutor(test_day, freq="5min")
+    live = LiveCurves(executor, oracle, forecast, relative=True, grid=17)
+    for total in (20_000, 100_000):
+        result = backtest(executor, total, [TWAP(), Receding("A", horizon=12),
+                                            Receding("A", name="RH A priced by the model", horizon=12, current="model")],
+                          oracle=live)
+        assert result.loc["RH A H=12 (fast)", "vs_twap_bps"] < 0
+        assert result.loc["RH A H=12 (fast)", "capture"] > result.loc["RH A priced by the model", "capture"]
