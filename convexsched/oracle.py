@@ -32,10 +32,12 @@ from threadpoolctl import threadpool_limits
 
 from .convexify import convexify as _convexify
 from .errors import DataError, InvalidInputError
+from .features import SIDE_FEATURES
 
 STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "hour_of_day")
 SIZE_FEATURES = ("size", "vol_ratio")
 TRANSFORMS = ("bps", "per_share", "log", None)
+FEATURE_SETS = ("seed", "book")
 _FORMAT = "convexsched.ImpactOracle"
 _FORMAT_VERSION = 1
 
@@ -108,6 +110,12 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         refitted on all rows with that many iterations. Rows sharing a timestamp (one book,
         several sizes) never straddle the cut, so the choice never looks ahead. ``None`` fits
         ``max_iter`` iterations on everything and does not need ``timestamp``.
+    features : {"seed", "book"}
+        ``"seed"``: the seed's state features above (the Task-1 table). ``"book"`` adds what sets
+        the cost on the traded side (:func:`convexsched.features.side_features`): the queue at
+        the touch, the side depth over 3 and 5 levels, the spread in ticks, and the order's
+        share of the 5-level side depth ``size / side_depth_5`` (monotone like the size
+        feature). The table then needs those columns (:func:`convexsched.task1_table` has them).
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, random_state
         Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
 
@@ -142,6 +150,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         min_samples_leaf=20,
         l2_regularization=0.0,
         random_state=None,
+        features="seed",
     ):
         self.size_feature = size_feature
         self.transform = transform
@@ -152,6 +161,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.random_state = random_state
+        self.features = features
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y):
@@ -160,6 +170,8 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
         if self.transform not in TRANSFORMS:
             raise InvalidInputError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        if self.features not in FEATURE_SETS:
+            raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         frame = _check_frame(X, self._columns(), "X")
         y = _check_target(y, len(frame))
         size = frame["size"].to_numpy()
@@ -207,13 +219,14 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
-            monotonic_cst={self.size_feature: 1},
+            monotonic_cst={self.size_feature: 1, **({"side_fill": 1} if self.features == "book" else {})},
             early_stopping=False,
             random_state=self.random_state,
         )
 
     def _columns(self):
-        return ("size",) + STATE_COLUMNS + (("mid",) if self.transform == "bps" else ())
+        side = SIDE_FEATURES if self.features == "book" else ()
+        return ("size",) + STATE_COLUMNS + side + (("mid",) if self.transform == "bps" else ())
 
     def _design(self, frame):
         design = frame.loc[:, list(STATE_COLUMNS)].copy()
@@ -222,6 +235,10 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             design = design.rename(columns={"spread": "spread_bps"})
         size = frame["size"] / frame["depth"] if self.size_feature == "vol_ratio" else frame["size"]
         design.insert(0, self.size_feature, size)
+        if self.features == "book":
+            for column in SIDE_FEATURES:
+                design[column] = frame[column]
+            design["side_fill"] = frame["size"] / frame["side_depth_5"].clip(lower=1.0)
         return design.reset_index(drop=True)
 
     def _forward(self, y, frame):

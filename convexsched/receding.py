@@ -71,7 +71,7 @@ from .execution import BookExecutor, ModelExecutor, _Trace, check_order_size, pr
 from .convexify import convexify as _convexify
 from .curves import CostCurves
 from .errors import InfeasibleError, InvalidInputError
-from .features import book_features
+from .features import SIDE_FEATURES, book_features, side_features
 from .objective import Objective
 from .solve import solve
 
@@ -79,6 +79,8 @@ COST_TO_GO = ("exact", "lambda", None)
 STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "mid")
 # Columns a relative forecast scales by the seasonal profile; imbalance and mid persist.
 _SCALED = ("spread", "depth", "volatility")
+# Traded-side depths scale with the depth profile, the spread in ticks with the spread's.
+_SIDE_DEPTHS = ("side_depth", "touch", "side_depth_3", "side_depth_5")
 
 
 class LiveCurves:
@@ -129,6 +131,8 @@ class LiveCurves:
         rows = np.maximum(executor.rows, 0)
         states = features.iloc[rows][list(STATE_COLUMNS)].set_axis(self.index)
         states["side_depth"] = executor.depth.to_numpy()
+        sides = side_features(executor.book, executor.side).iloc[rows].set_axis(self.index)
+        states[list(SIDE_FEATURES)] = sides.to_numpy()
         # A bucket without a usable snapshot keeps the last state seen (the first volatility
         # of the day is undefined: 0, a quiet minute).
         states[executor.rows < 0] = np.nan
@@ -155,12 +159,15 @@ class LiveCurves:
             base = profile[0]
             ratio = np.divide(profile, base, out=np.ones_like(profile), where=base > 0)
             frame[list(_SCALED)] = frame[list(_SCALED)].to_numpy() * ratio
-            frame["side_depth"] = frame["side_depth"] * ratio[:, 1]
+            frame[list(_SIDE_DEPTHS)] = frame[list(_SIDE_DEPTHS)].to_numpy() * ratio[:, 1:2]
+            frame["spread_ticks"] = frame["spread_ticks"] * ratio[:, 0]
             return frame
         if len(ahead) > 1:
             predicted = self.forecast.predict(ahead[1:], live.rename(self.index[i]))
             frame.iloc[1:, : len(STATE_COLUMNS)] = predicted[list(STATE_COLUMNS)].to_numpy()
-            frame["side_depth"] = live["side_depth"] * frame["depth"] / live["depth"]
+            scale = (frame["depth"] / live["depth"]).to_numpy()[:, None]
+            frame[list(_SIDE_DEPTHS)] = live[list(_SIDE_DEPTHS)].to_numpy()[None, :] * scale
+            frame["spread_ticks"] = live["spread_ticks"] * frame["spread"] / live["spread"]
         return frame
 
     def _curves(self, i):

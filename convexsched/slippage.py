@@ -32,7 +32,7 @@ import pandas as pd
 
 from .book import level_columns
 from .errors import DataError, InvalidInputError
-from .features import book_features
+from .features import book_features, side_features
 
 _SIDES = {"buy": ("ask", 1.0), "sell": ("bid", -1.0)}
 _UNITS = ("currency", "per_share", "bps")
@@ -184,8 +184,10 @@ def task1_table(book, sizes, side="buy", unit="currency", extrapolate="linear"):
     -------
     pandas.DataFrame
         Columns ``timestamp, size, slippage, vol_ratio, spread, depth, imbalance, volatility,
-        hour_of_day`` (seed order), then ``mid`` and ``beyond_depth``; ``vol_ratio = size /
-        depth``. ``attrs`` record ``side``, ``slippage_unit`` and ``symbol``.
+        hour_of_day`` (seed order), then ``mid``, ``beyond_depth`` and the traded side's
+        :func:`convexsched.features.side_features` (``touch, side_depth_3, side_depth_5,
+        spread_ticks``); ``vol_ratio = size / depth``. ``attrs`` record ``side``,
+        ``slippage_unit`` and ``symbol``.
     """
     sizes = _check_sizes(sizes)
     dist, qty, mid = _book_side(book, side)
@@ -209,6 +211,7 @@ def task1_table(book, sizes, side="buy", unit="currency", extrapolate="linear"):
             "hour_of_day": rows(feats["hour_of_day"]),
             "mid": rows(mid),
             "beyond_depth": beyond.ravel(),
+            **{name: rows(values) for name, values in side_features(book, side).items()},
         }
     )
     table.attrs.update(side=side, slippage_unit=unit, symbol=book.symbol)

@@ -89,3 +89,18 @@ def test_bucket_volume_sums_the_snapshots():
     assert bf.volume.sum() == book.traded_volume.sum()
     first_minute = book.frame.index < book.frame.index[0] + pd.Timedelta("1min")
     assert bf.volume.iloc[0] == book.traded_volume[first_minute].sum()
+
+
+def test_side_features_read_the_traded_side():
+    from convexsched.features import side_features
+
+    book = cs.synthetic_book(0)
+    frame = book.frame
+    buy, sell = side_features(book, "buy"), side_features(book, "sell")
+    np.testing.assert_array_equal(buy["touch"], frame["ask_sz_00"])
+    np.testing.assert_array_equal(sell["touch"], frame["bid_sz_00"])
+    np.testing.assert_allclose(buy["side_depth_3"], frame[["ask_sz_00", "ask_sz_01", "ask_sz_02"]].sum(axis=1))
+    np.testing.assert_allclose(sell["side_depth_5"], frame[[f"bid_sz_0{i}" for i in range(5)]].sum(axis=1))
+    np.testing.assert_allclose(buy["spread_ticks"], (frame["ask_px_00"] - frame["bid_px_00"]) / book.tick_size)
+    with pytest.raises(cs.InvalidInputError, match="side"):
+        side_features(book, "hold")

@@ -16,7 +16,9 @@ from convexsched import (
     InvalidInputError,
     SquareRootImpact,
     StateForecast,
+    synthetic_book,
 )
+from convexsched import task1_table as walk_table
 
 SIZES = np.array([100.0, 300, 1000, 3000, 10000])
 FAST = dict(max_iter=40, learning_rate=0.2, min_samples_leaf=10, random_state=0)
@@ -304,3 +306,17 @@ def test_forecast_rejects_bad_input():
         StateForecast().fit(seasonal_states(days=1).drop(columns="depth"))
     with pytest.raises(NotFittedError):
         StateForecast().predict(buckets)
+
+
+def test_book_features_oracle_learns_from_the_traded_side():
+    """On real-shaped tables the side features enter the design, monotone in size."""
+    table = walk_table(synthetic_book(4), [100, 1000, 3000, 8000]).dropna(subset=["volatility"])
+    table = table[~table["beyond_depth"]]
+    oracle = ImpactOracle(features="book", **FAST).fit(table, table["slippage"])
+    assert {"touch", "side_depth_3", "side_depth_5", "spread_ticks", "side_fill"} <= set(oracle.features_)
+    grid = table.iloc[[0] * 6].assign(size=[0, 100, 500, 1000, 3000, 8000])
+    assert (np.diff(oracle.predict(grid)) >= 0).all()
+    with pytest.raises(InvalidInputError, match="touch"):
+        oracle.predict(table.drop(columns="touch"))
+    with pytest.raises(InvalidInputError, match="features must be"):
+        ImpactOracle(features="magic").fit(table, table["slippage"])
