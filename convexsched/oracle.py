@@ -28,7 +28,7 @@ import sklearn
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .convexify import convexify as _convexify
 from .errors import DataError, InvalidInputError
@@ -40,6 +40,16 @@ TRANSFORMS = ("bps", "per_share", "log", None)
 FEATURE_SETS = ("seed", "book")
 _FORMAT = "convexsched.ImpactOracle"
 _FORMAT_VERSION = 1
+
+
+_CONTROLLER = []
+
+
+def _openmp():
+    """The process's threadpool controller, created on first use."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 def _check_frame(X, columns, what):
@@ -259,8 +269,9 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         design = self._design(frame)
         if len(design) < _THREADED_ROWS:
             # OpenMP start-up costs more than a small batch's trees: the receding horizon asks
-            # for one bucket's grid at a time, which ran 5x faster on one thread.
-            with threadpool_limits(limits=1, user_api="openmp"):
+            # for one bucket's grid at a time, which ran 5x faster on one thread. The controller
+            # is built once: scanning the loaded libraries took longer than the prediction.
+            with _openmp().limit(limits=1, user_api="openmp"):
                 raw = self.model_.predict(design)
         else:
             raw = self.model_.predict(design)

@@ -137,6 +137,9 @@ class LiveCurves:
         # of the day is undefined: 0, a quiet minute).
         states[executor.rows < 0] = np.nan
         self.states = states.ffill().bfill().fillna({"volatility": 0.0})
+        self._values = self.states.to_numpy(dtype=float)
+        self._columns = {name: k for k, name in enumerate(self.states.columns)}
+        self._profile = None
         self._cache = {}
 
     def __len__(self):
@@ -149,40 +152,46 @@ class LiveCurves:
         return self._cache[i]
 
     def _forecast_states(self, i):
-        live = self.states.iloc[i]
-        ahead = self.index[i:]
-        frame = pd.DataFrame([live.to_numpy()] * len(ahead), index=ahead, columns=self.states.columns)
+        """States of buckets ``i .. N-1`` as seen at ``i``: an array with ``self.states``' columns."""
+        columns = self._columns
+        live = self._values[i]
+        frame = np.repeat(live[None, :], len(self.index) - i, axis=0)
         if self.forecast is None:
             return frame
         if self.relative:
-            profile = self.forecast.profile_at(ahead)[list(_SCALED)].to_numpy()
+            if self._profile is None:
+                self._profile = self.forecast.profile_at(self.index)[list(_SCALED)].to_numpy()
+            profile = self._profile[i:]
             base = profile[0]
             ratio = np.divide(profile, base, out=np.ones_like(profile), where=base > 0)
-            frame[list(_SCALED)] = frame[list(_SCALED)].to_numpy() * ratio
-            frame[list(_SIDE_DEPTHS)] = frame[list(_SIDE_DEPTHS)].to_numpy() * ratio[:, 1:2]
-            frame["spread_ticks"] = frame["spread_ticks"] * ratio[:, 0]
+            frame[:, [columns[c] for c in _SCALED]] *= ratio
+            frame[:, [columns[c] for c in _SIDE_DEPTHS]] *= ratio[:, 1:2]
+            frame[:, columns["spread_ticks"]] *= ratio[:, 0]
             return frame
+        ahead = self.index[i:]
         if len(ahead) > 1:
-            predicted = self.forecast.predict(ahead[1:], live.rename(self.index[i]))
-            frame.iloc[1:, : len(STATE_COLUMNS)] = predicted[list(STATE_COLUMNS)].to_numpy()
-            scale = (frame["depth"] / live["depth"]).to_numpy()[:, None]
-            frame[list(_SIDE_DEPTHS)] = live[list(_SIDE_DEPTHS)].to_numpy()[None, :] * scale
-            frame["spread_ticks"] = live["spread_ticks"] * frame["spread"] / live["spread"]
+            predicted = self.forecast.predict(ahead[1:], self.states.iloc[i].rename(self.index[i]))
+            frame[1:, [columns[c] for c in STATE_COLUMNS]] = predicted[list(STATE_COLUMNS)].to_numpy()
+            scale = frame[:, columns["depth"]] / live[columns["depth"]]
+            frame[:, [columns[c] for c in _SIDE_DEPTHS]] = live[[columns[c] for c in _SIDE_DEPTHS]] * scale[:, None]
+            frame[:, columns["spread_ticks"]] = live[columns["spread_ticks"]] * frame[:, columns["spread"]] / live[columns["spread"]]
         return frame
 
     def _curves(self, i):
         states = self._forecast_states(i)
-        cap = self.capacity * states["side_depth"].to_numpy()
+        index = self.index[i:]
+        cap = self.capacity * states[:, self._columns["side_depth"]]
         u = np.linspace(0.0, 1.0, self.grid)
         n = len(states)
-        rows = states.loc[states.index.repeat(self.grid)].reset_index(drop=True)
-        rows.insert(0, "size", (cap[:, None] * u).ravel())
-        rows["hour_of_day"] = np.repeat(states.index.hour, self.grid)
-        values = self.oracle.predict(rows).reshape(n, self.grid)
+        # One design frame per step, built from arrays: the oracle's columns by name.
+        rows = {"size": (cap[:, None] * u).ravel()}
+        rows.update({name: np.repeat(states[:, k], self.grid) for name, k in self._columns.items()})
+        rows["hour_of_day"] = np.repeat(index.hour, self.grid)
+        values = self.oracle.predict(pd.DataFrame(rows)).reshape(n, self.grid)
         values[:, 0] = 0.0
         unit, _ = _convexify(u, values, method=self.convexify)
         # Back from the unit grid to shares: x = u c_j.
-        return CostCurves(unit.slopes / cap[:, None], unit.widths * cap[:, None], index=states.index)
+        return CostCurves(unit.slopes / cap[:, None], unit.widths * cap[:, None], index=index)
 
     def static(self):
         """The morning view: curves of the whole day from the arrival state."""
