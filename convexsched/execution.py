@@ -388,7 +388,7 @@ def execute_schedule(executor, schedule, name, curves=None):
         raise InvalidInputError(f"the schedule has {target.size} buckets, the book has {n}")
     if (target < 0).any() or not np.isfinite(target).all():
         raise InvalidInputError("a schedule must be finite and >= 0")
-    trace = _Trace(executor)
+    trace = Trace(executor)
     carry = 0.0
     for i in range(n):
         filled = trace.fill(i, target[i] + carry)
@@ -402,8 +402,8 @@ def execute_schedule(executor, schedule, name, curves=None):
     return trace.record(name, float(target.sum()), plans)
 
 
-class _Trace:
-    """Per-bucket accumulators shared by static and receding execution."""
+class Trace:
+    """Per-bucket accumulators shared by static and receding execution (package-internal)."""
 
     def __init__(self, executor):
         n = len(executor)
@@ -424,6 +424,13 @@ class _Trace:
         if filled > 0:
             self.drift[i] = sign * filled * (executor.mid(i) - executor.arrival_mid)
         return filled
+
+    def finish(self, name, total, plans, steps):
+        """The record of a policy that decided bucket by bucket: unfilled is what it never sent."""
+        self.unfilled = total - float(self.x.sum())
+        if abs(self.unfilled) <= 1e-9 * total:
+            self.unfilled = 0.0
+        return self.record(name, total, plans, steps)
 
     def record(self, name, total, plans, steps=None):
         index = self.executor.index

@@ -67,7 +67,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .execution import BookExecutor, ModelExecutor, _Trace, check_order_size, progress_bar
+from .execution import BookExecutor, ModelExecutor, Trace, check_order_size, progress_bar
 from .convexify import convexify as _convexify
 from .curves import CostCurves
 from .errors import InfeasibleError, InvalidInputError
@@ -397,7 +397,7 @@ class RecedingHorizon:
         self._level = None
         if self.cost_to_go == "lambda":
             self._level = solve(morning, total, objective).multiplier
-        trace = _Trace(executor)
+        trace = Trace(executor)
         remaining, steps, plans = total, [], []
         priced_by_book = self.current == "book" and hasattr(executor, "walk_curve")
         for i in progress_bar(range(n), self.progress, self.name):
@@ -421,10 +421,7 @@ class RecedingHorizon:
             remaining = remaining - filled if i < n - 1 else 0.0
             row.update(target=target, filled=filled)
             steps.append(row)
-        trace.unfilled = total - float(trace.x.sum())
-        if abs(trace.unfilled) <= 1e-9 * total:
-            trace.unfilled = 0.0
-        return trace.record(self.name, total, plans, pd.DataFrame(steps).set_index("bucket"))
+        return trace.finish(self.name, total, plans, pd.DataFrame(steps).set_index("bucket"))
 
     def _plan(self, live, remaining, i):
         """Solve step ``i``'s window; returns the plan on its real buckets and the step record."""

@@ -53,7 +53,7 @@ import pandas as pd
 
 from .curves import CostCurves
 from .errors import InfeasibleError, InvalidInputError
-from .execution import BookExecutor, _Trace, check_order_size, progress_bar
+from .execution import BookExecutor, Trace, check_order_size, progress_bar
 from .objective import Objective
 from .solve import solve
 from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
@@ -146,7 +146,7 @@ class ScenarioHorizon:
         total = check_order_size(total)
         n = len(executor)
         fresh = executor.realized_curves()
-        trace = _Trace(executor)
+        trace = Trace(executor)
         weights = self.objective.weight_vector(n) if self.objective.psi > 0 else None
         remaining, steps = total, []
         for i in progress_bar(range(n), self.progress, self.name):
@@ -155,10 +155,7 @@ class ScenarioHorizon:
             remaining = remaining - filled if i < n - 1 else 0.0
             row.update(target=target, filled=filled)
             steps.append(row)
-        trace.unfilled = total - float(trace.x.sum())
-        if abs(trace.unfilled) <= 1e-9 * total:
-            trace.unfilled = 0.0
-        return trace.record(self.name, total, [], pd.DataFrame(steps).set_index("bucket"))
+        return trace.finish(self.name, total, [], pd.DataFrame(steps).set_index("bucket"))
 
     def decide(self, executor, fresh, i, remaining, total, weights=None):
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
