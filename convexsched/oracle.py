@@ -192,6 +192,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         if self.transform == "log" and (y <= 0).any():
             raise InvalidInputError("transform='log' needs costs y > 0; use transform='per_share' or None")
         features = self._design(frame)
+        matrix = features.to_numpy()
         target = self._forward(y, frame)
 
         self.validation_curve_ = None
@@ -208,14 +209,14 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             early = np.asarray(times < cut)
             if not early.any() or early.all():
                 raise InvalidInputError("too few distinct timestamps for a time-ordered validation split")
-            probe = self._booster(self.max_iter).fit(features[early], target[early])
+            probe = self._booster(self.max_iter).fit(matrix[early], target[early])
             curve = np.array(
-                [np.mean((p - target[~early]) ** 2) for p in probe.staged_predict(features[~early])]
+                [np.mean((p - target[~early]) ** 2) for p in probe.staged_predict(matrix[~early])]
             )
             n_iter = int(np.argmin(curve)) + 1
             self.validation_curve_ = curve
             self.validation_start_ = cut
-        self.model_ = self._booster(n_iter).fit(features, target)
+        self.model_ = self._booster(n_iter).fit(matrix, target)
         self.n_iter_ = n_iter
         self.features_ = tuple(features.columns)
         return self
@@ -229,27 +230,38 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
-            monotonic_cst={self.size_feature: 1, **({"side_fill": 1} if self.features == "book" else {})},
+            monotonic_cst=self._monotone(),
             early_stopping=False,
             random_state=self.random_state,
         )
+
+    def _monotone(self):
+        # Positional: the trees are fitted on arrays (the receding loop predicts from arrays).
+        names, _ = self._design_matrix({name: np.ones(1) for name in self._columns()})
+        return [1 if name in (self.size_feature, "side_fill") else 0 for name in names]
 
     def _columns(self):
         side = SIDE_FEATURES if self.features == "book" else ()
         return ("size",) + STATE_COLUMNS + side + (("mid",) if self.transform == "bps" else ())
 
     def _design(self, frame):
-        design = frame.loc[:, list(STATE_COLUMNS)].copy()
-        if self.transform == "bps":
-            design["spread"] = 1e4 * design["spread"] / frame["mid"]
-            design = design.rename(columns={"spread": "spread_bps"})
-        size = frame["size"] / frame["depth"] if self.size_feature == "vol_ratio" else frame["size"]
-        design.insert(0, self.size_feature, size)
+        names, matrix = self._design_matrix({name: frame[name].to_numpy(dtype=float) for name in self._columns()})
+        return pd.DataFrame(matrix, columns=names)
+
+    def _design_matrix(self, columns):
+        """The trees' inputs from named 1-D arrays: (column names, matrix of shape (n, F))."""
+        spread = columns["spread"]
+        names = [self.size_feature] + [
+            "spread_bps" if (name == "spread" and self.transform == "bps") else name for name in STATE_COLUMNS
+        ]
+        size = columns["size"] / columns["depth"] if self.size_feature == "vol_ratio" else columns["size"]
+        values = [size] + [1e4 * spread / columns["mid"] if (name == "spread" and self.transform == "bps")
+                           else columns[name] for name in STATE_COLUMNS]
         if self.features == "book":
-            for column in SIDE_FEATURES:
-                design[column] = frame[column]
-            design["side_fill"] = frame["size"] / frame["side_depth_5"].clip(lower=1.0)
-        return design.reset_index(drop=True)
+            names += list(SIDE_FEATURES) + ["side_fill"]
+            values += [columns[name] for name in SIDE_FEATURES]
+            values.append(columns["size"] / np.maximum(columns["side_depth_5"], 1.0))
+        return names, np.column_stack([np.asarray(v, dtype=float) for v in values])
 
     def _forward(self, y, frame):
         if self.transform == "bps":
@@ -265,8 +277,16 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         """Predicted total cost ``g_hat(size | state)`` (currency) for every row of ``X``."""
         check_is_fitted(self, "model_")
         frame = _check_frame(X, self._columns(), "X")
-        size = frame["size"].to_numpy()
-        design = self._design(frame)
+        return self.predict_columns({name: frame[name].to_numpy() for name in self._columns()})
+
+    def predict_columns(self, columns):
+        """:meth:`predict` for trusted arrays: ``columns`` maps every input column to a 1-D array.
+
+        The receding loop's path: no DataFrame and no checks (its states were checked once).
+        """
+        check_is_fitted(self, "model_")
+        _, design = self._design_matrix(columns)
+        size = np.asarray(columns["size"], dtype=float)
         if len(design) < _THREADED_ROWS:
             # OpenMP start-up costs more than a small batch's trees: the receding horizon asks
             # for one bucket's grid at a time, which ran 5x faster on one thread. The controller
@@ -276,7 +296,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         else:
             raw = self.model_.predict(design)
         if self.transform == "bps":
-            cost = size * frame["mid"].to_numpy() * np.maximum(raw, 0.0) / 1e4
+            cost = size * np.asarray(columns["mid"], dtype=float) * np.maximum(raw, 0.0) / 1e4
         elif self.transform == "per_share":
             cost = size * np.maximum(raw, 0.0)
         elif self.transform == "log":

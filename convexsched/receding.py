@@ -187,7 +187,9 @@ class LiveCurves:
         rows = {"size": (cap[:, None] * u).ravel()}
         rows.update({name: np.repeat(states[:, k], self.grid) for name, k in self._columns.items()})
         rows["hour_of_day"] = np.repeat(index.hour, self.grid)
-        values = self.oracle.predict(pd.DataFrame(rows)).reshape(n, self.grid)
+        # Trusted arrays go straight to an oracle that takes them; others get a DataFrame.
+        predict = getattr(self.oracle, "predict_columns", None)
+        values = (predict(rows) if predict is not None else self.oracle.predict(pd.DataFrame(rows))).reshape(n, self.grid)
         values[:, 0] = 0.0
         unit, _ = _convexify(u, values, method=self.convexify)
         # Back from the unit grid to shares: x = u c_j.

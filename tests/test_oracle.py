@@ -320,3 +320,12 @@ def test_book_features_oracle_learns_from_the_traded_side():
         oracle.predict(table.drop(columns="touch"))
     with pytest.raises(InvalidInputError, match="features must be"):
         ImpactOracle(features="magic").fit(table, table["slippage"])
+
+
+@pytest.mark.parametrize("features", ["seed", "book"])
+def test_the_array_path_predicts_what_predict_does(features):
+    table = walk_table(synthetic_book(5), [100, 1000, 3000]).dropna(subset=["volatility"])
+    table = table[~table["beyond_depth"]]
+    oracle = ImpactOracle(features=features, **FAST).fit(table, table["slippage"])
+    columns = {name: table[name].to_numpy() for name in table.columns if name != "timestamp"}
+    np.testing.assert_array_equal(oracle.predict_columns(columns), oracle.predict(table))
