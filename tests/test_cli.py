@@ -271,7 +271,7 @@ def test_schedule_with_a_foreign_bucket_is_a_usage_error(capsys, planned, tmp_pa
     [
         (("plan", "--curves", "c.csv", "--total", "-5", "-o", "s.csv"), ("--total", "must be >= 0")),
         (("plan", "--curves", "c.csv", "--total", "5", "--rho", "nan", "-o", "s.csv"), ("--rho", "must be finite")),
-        (("plan", "--total", "5", "-o", "s.csv"), ("one of the arguments --curves --oracle is required",)),
+        (("plan", "--total", "5", "-o", "s.csv"), ("plan needs a cost model",)),
         (("plan", "--curves", "c.csv", "--total", "5", "--weights", "cubic", "-o", "s.csv"), ("power:GAMMA",)),
         (("features", "--synthetic", "--sizes", "10,5", "-o", "f.csv"), ("increasing",)),
         (("nonsense",), ("invalid choice: 'nonsense'",)),
@@ -292,7 +292,7 @@ def test_gamma_outside_the_family_is_a_usage_error(capsys, planned, tmp_path):
 def test_oracle_without_states_is_a_usage_error(capsys, demo, tmp_path):
     code, _, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.joblib", "--total", 5,
                                   "-o", tmp_path / "s.csv")  # fmt: skip
-    assert_one_line_error(code, err, "--oracle needs --states")
+    assert_one_line_error(code, err, "--oracle needs the book state per bucket")
 
 
 def test_a_file_that_is_not_an_oracle_is_a_usage_error(capsys, demo, tmp_path):
