@@ -275,3 +275,13 @@ def test_inventory_risk_beyond_the_dynamic_programs_limit_uses_cvxpy(monkeypatch
 def test_public_api_names():
     for name in ("CostCurves", "Objective", "solve", "build_problem", "check_kkt"):
         assert hasattr(cs, name)
+
+
+def test_schedule_x_is_a_series_without_an_index_and_unknown_solvers_fail_everywhere():
+    curves = CostCurves([[0.01, 0.02], [0.015, 0.03]], 100.0)
+    schedule = solve(curves, 150.0)
+    assert isinstance(schedule.x, pd.Series) and isinstance(schedule.x.index, pd.RangeIndex)
+    assert isinstance(schedule.remaining, pd.Series) and schedule.remaining.iloc[-1] == pytest.approx(0.0)
+    for method in ("fast", "cvxpy"):
+        with pytest.raises(InvalidInputError, match="unknown solver"):
+            solve(curves, 150.0, method=method, solver="GUROBI_OR_NOT")
