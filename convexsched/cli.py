@@ -221,6 +221,8 @@ def _add_book_arguments(parser, table=False, required=True, title=None):
     source.add_argument("--symbol", help="instrument to use when the file holds several")
     source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
     source.add_argument("--tz", type=_tz, help="time zone of naive timestamps, e.g. Asia/Shanghai")
+    source.add_argument("--sessions", choices=("us_equity", "cn_equity"),
+                        help="trading hours of a book whose format does not say them (e.g. a wide CSV)")  # fmt: skip
     source.add_argument("--no-sort", action="store_true",
                         help="drop rows older than a row before them instead of sorting by timestamp")  # fmt: skip
     source.add_argument("--strict", action="store_true",
@@ -295,7 +297,9 @@ def _read_books(args, one=False):
         raise DataError(f"no such file: {args.book}")
     options = {
         key: value
-        for key, value in (("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz))
+        for key, value in (
+            ("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz), ("sessions", args.sessions)
+        )
         if value is not None
     }
     options["sort"] = not args.no_sort
@@ -312,15 +316,32 @@ def _read_books(args, one=False):
         if args.strict and (report.rows_dropped or report.warnings):
             problem = report.drops() if report.rows_dropped else report.warnings[0]
             raise DataError(f"--strict: {report.symbol} from {report.source}: {problem}")
+        if not len(book):
+            continue  # named below: as a warning, or as the error when no book is left
         print(f"book {report.summary()}", file=sys.stderr)
+        if book.sessions is not None:
+            print(f"  {_coverage(book, getattr(args, 'freq', '1min'))}", file=sys.stderr)
         for warning in report.warnings:
             print(f"warning: {report.symbol}: {warning}", file=sys.stderr)
     usable = {symbol: book for symbol, book in books.items() if len(book)}
     if not usable:
         require_rows(next(iter(books.values())))
     for symbol in books.keys() - usable.keys():
-        print(f"warning: {symbol} kept no row and is left out", file=sys.stderr)
+        print(f"warning: {symbol} kept no row and is left out: {books[symbol].report.summary()}", file=sys.stderr)
     return usable
+
+
+def _coverage(book, freq):
+    """How much of its trading sessions a book covers, e.g. a one-hour file of a four-hour day."""
+    from .sessions import session_buckets
+
+    buckets = session_buckets(book, freq)
+    filled = int((buckets.counts > 0).sum())
+    share = filled / len(buckets.index) if len(buckets.index) else 0.0
+    return (
+        f"covers {filled} of the {len(buckets.index)} {freq} buckets of its sessions ({share:.0%}); "
+        f"{buckets.n_outside} snapshots outside them"
+    )
 
 
 def _read_one_book(args):

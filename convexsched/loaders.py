@@ -551,8 +551,8 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
     books = {}
     for sym in pd.unique(symbols):
         rows = np.flatnonzero(symbols == sym)
-        books[sym] = clean_book(
-            frame.iloc[rows], symbol=sym, source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
+        books[str(sym)] = clean_book(
+            frame.iloc[rows], symbol=str(sym), source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
             undefined=undefined[rows], trading=None if trading is None else trading[rows], sort=sort,
             meta={"format": "mapped", "preset": preset}, warnings=assumptions,
         )  # fmt: skip

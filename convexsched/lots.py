@@ -2,10 +2,12 @@
 
 An exact schedule trades fractional shares (``x_i = 1,234.57``); a desk sends whole lots (100
 shares on most equity venues). :func:`round_to_lots` rounds each slice down to whole lots and
-hands the lots still missing to the buckets with the largest remainders that have room, so the
-total stays ``S`` (up to one odd lot when ``S`` is not a multiple of the lot) and every slice
-stays within its bucket's capacity. The rounded schedule is no longer the certified optimum:
-:class:`LotRounding` reports its objective against the exact one.
+hands the lots still missing, one each, to the buckets where one more lot costs least (impact
+plus smoothing; the inventory term is left out of this choice), so the total stays ``S`` (up to
+one odd lot when ``S`` is not a multiple of the lot) and every slice stays within its bucket's
+capacity. For a separable objective (A, B) this is the best whole-lot schedule next to the exact
+one. The rounded schedule is no longer the certified optimum: :class:`LotRounding` reports its
+objective against the exact one.
 """
 
 from __future__ import annotations
@@ -91,25 +93,22 @@ def round_to_lots(curves, total, objective, x, lot):
     units = np.minimum(np.floor(exact / lot + guard), room)
     wanted = int(np.floor(total / lot + guard))
     missing = wanted - int(units.sum())
-    remainder = exact / lot - units
-    for i in np.argsort(-remainder, kind="stable"):
-        if missing <= 0:
-            break
-        if units[i] < room[i]:
-            units[i] += 1
-            missing -= 1
-    if missing > 0:
+    spare = np.flatnonzero(units < room)
+    if missing > len(spare):
         raise InfeasibleError(
             f"the buckets hold {int(room.sum())} whole lots of {lot:g} shares, {wanted} are needed",
             max_executable=float(room.sum() * lot),
         )
     rounded = units * lot
+    if missing > 0:
+        cheapest = spare[np.argsort(_step_cost(curves, objective, rounded, lot)[spare], kind="stable")[:missing]]
+        rounded[cheapest] += lot
     odd = max(total - rounded.sum(), 0.0)
     if odd > guard * max(total, 1.0):
-        fits = curves.capacity - rounded >= odd
-        if not fits.any():
+        fits = np.flatnonzero(curves.capacity - rounded >= odd)
+        if not len(fits):
             raise InfeasibleError(f"no bucket has room for the odd lot of {odd:g} shares")
-        rounded[np.flatnonzero(fits)[np.argmax((exact / lot - rounded / lot)[fits])]] += odd
+        rounded[fits[np.argmin(_step_cost(curves, objective, rounded, odd)[fits])]] += odd
     else:
         odd = 0.0
     index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
@@ -120,3 +119,8 @@ def round_to_lots(curves, total, objective, x, lot):
         exact_value=objective.value(curves, total, exact),
         rounded_value=objective.value(curves, total, rounded),
     )
+
+
+def _step_cost(curves, objective, x, step):
+    """Impact plus smoothing cost of adding ``step`` shares to each bucket of ``x`` (inf past capacity)."""
+    return curves.evaluate(x + step) - curves.evaluate(x) + objective.rho / 2 * ((x + step) ** 2 - x**2)
