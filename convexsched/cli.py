@@ -593,20 +593,20 @@ CVXPY_MAX_SEGMENTS = 2_000_000
 
 
 def _solve_method(args, curves, objective):
-    """The method ``solve`` will really use, said on stderr when it is not the one asked for."""
+    """``--method``, after saying on stderr that ``solve`` will switch it, or refusing the size."""
     from . import chain
 
-    method = args.method
-    if method == "fast" and objective.psi > 0 and chain.too_large(curves):
+    switched = args.method == "fast" and objective.psi > 0 and chain.too_large(curves)
+    size = curves.n_buckets * curves.n_segments
+    if (switched or args.method == "cvxpy") and size > CVXPY_MAX_SEGMENTS:
+        why = "past the exact chain DP's memory limit and " if switched else ""
+        raise InvalidInputError(
+            f"{curves.n_buckets} buckets x {curves.n_segments} segments = {size:,} is {why}past what cvxpy "
+            f"solves here ({CVXPY_MAX_SEGMENTS:,}); use wider buckets (--freq) or a coarser --grid"
+        )
+    if switched:
         print(f"note: objective C on {curves.n_buckets} x {curves.n_segments} segments is past the exact "
               "chain DP's memory limit: solving with cvxpy (Clarabel) instead", file=sys.stderr)  # fmt: skip
-        method = "cvxpy"
-    size = curves.n_buckets * curves.n_segments
-    if method == "cvxpy" and size > CVXPY_MAX_SEGMENTS:
-        raise InvalidInputError(
-            f"{curves.n_buckets} buckets x {curves.n_segments} segments = {size:,} is past what cvxpy solves "
-            f"here ({CVXPY_MAX_SEGMENTS:,}); use wider buckets (--freq) or a coarser --grid"
-        )
     return args.method
 
 

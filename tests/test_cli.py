@@ -9,12 +9,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from convexsched import ImpactOracle, Objective, solve
+from convexsched import ImpactOracle, Objective, solve, synthetic_book
 from convexsched.cli import main
 from convexsched.io import read_curves
 
@@ -23,9 +24,11 @@ PSI = 1e-9
 
 
 def run(*args, timeout=240):
-    """``python -m convexsched ARGS`` as a user would type it."""
+    """``python -m convexsched ARGS`` as a user would type it; never a traceback."""
     command = [sys.executable, "-m", "convexsched", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
 
 
 def run_in_process(capsys, *args):
@@ -35,6 +38,7 @@ def run_in_process(capsys, *args):
     except SystemExit as exit_:
         code = exit_.code
     captured = capsys.readouterr()
+    assert "Traceback" not in captured.err, captured.err
     return code, captured.out, captured.err
 
 
@@ -323,3 +327,224 @@ def test_real_file_with_several_stocks_needs_a_symbol(capsys, shared_data):
     tick = shared_data / "cn-equity-l2-dolphindb" / "tick.zip"
     code, _, err = run_in_process(capsys, "backtest", "--book", tick, "--total", 1000)
     assert_one_line_error(code, err, "holds 5 symbols", "300274.SZ", "--symbol")
+
+
+# ------------------------------------------------------------------------------- books as users send them
+
+
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory):
+    """Twenty minutes of the synthetic book (400 snapshots) as a wide CSV, and its frame."""
+    frame = synthetic_book(0).frame.iloc[:400].reset_index()
+    path = tmp_path_factory.mktemp("books") / "book.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_shuffled_book_is_sorted_and_says_so(small_book, tmp_path):
+    path, frame = small_book
+    frame.sample(frac=1, random_state=0).to_csv(tmp_path / "shuffled.csv", index=False)
+    result = run("features", "--book", tmp_path / "shuffled.csv", "--sessions", "us_equity", "-o", tmp_path / "a.csv")
+    assert result.returncode == 0, result.stderr
+    assert "read 400, kept 400, dropped none;" in result.stderr and "out-of-order rows sorted into place" in result.stderr
+    # A partial book says how much of the session it covers.
+    assert "covers 20 of the 390 1min buckets of its sessions (5%)" in result.stderr
+    assert main(["features", "--book", str(path), "--sessions", "us_equity", "-o", str(tmp_path / "b.csv")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+
+
+def test_non_finite_values_are_dropped_counted_and_strict_refuses_them(capsys, small_book, tmp_path):
+    _, frame = small_book
+    frame.assign(bid_sz_03=frame["bid_sz_03"].where(frame.index != 5, np.inf)).to_csv(tmp_path / "inf.csv", index=False)
+    arguments = ("features", "--book", tmp_path / "inf.csv", "--sessions", "us_equity", "--kind", "snapshots")
+    code, _, err = run_in_process(capsys, *arguments, "-o", tmp_path / "f.csv")
+    assert code == 0 and "kept 399, dropped 1 non_finite" in err
+    assert np.isfinite(pd.read_csv(tmp_path / "f.csv")["depth"]).all()
+    code, _, err = run_in_process(capsys, *arguments, "--strict", "-o", tmp_path / "g.csv")
+    assert_one_line_error(code, err, "--strict", "1 non_finite")
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_a_book_with_no_usable_row_is_an_error_naming_the_reasons(capsys, small_book, tmp_path):
+    _, frame = small_book
+    frame.assign(ask_px_00=frame["bid_px_00"]).to_csv(tmp_path / "locked.csv", index=False)
+    code, _, err = run_in_process(capsys, "features", "--book", tmp_path / "locked.csv", "-o", tmp_path / "f.csv")
+    assert_one_line_error(code, err, "no usable rows", "read 400, dropped 400 crossed_or_locked")
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_naive_timestamps_are_a_warning_or_a_strict_error(capsys, small_book, tmp_path):
+    _, frame = small_book
+    frame.assign(ts=frame["ts"].dt.tz_localize(None)).to_csv(tmp_path / "naive.csv", index=False)
+    base = ("features", "--book", tmp_path / "naive.csv", "--sessions", "us_equity")
+    code, _, err = run_in_process(capsys, *base, "-o", tmp_path / "utc.csv")
+    assert code == 0 and "warning: naive: timestamps carry no time zone and were read as UTC" in err
+    code, _, err = run_in_process(capsys, *base, "--tz", "America/New_York", "-o", tmp_path / "ny.csv")
+    assert code == 0 and "warning" not in err
+    code, _, err = run_in_process(capsys, *base, "--strict", "-o", tmp_path / "strict.csv")
+    assert_one_line_error(code, err, "--strict", "no time zone")
+
+
+@pytest.mark.parametrize(
+    "make, fragments",
+    [
+        (lambda path, tick: path.write_bytes(tick.read_bytes()[:100_000]), ("book.zip", "truncated or corrupt")),
+        (lambda path, tick: path.write_text("SecurityID,MDDate\n"), ("book.zip",)),
+    ],
+)
+def test_truncated_archive_is_one_line(capsys, shared_data, tmp_path, make, fragments):
+    make(tmp_path / "book.zip", shared_data / "cn-equity-l2-dolphindb" / "tick.zip")
+    code, _, err = run_in_process(capsys, "features", "--book", tmp_path / "book.zip", "-o", tmp_path / "f.csv")
+    assert_one_line_error(code, err, *fragments)
+
+
+# ------------------------------------------------------------------------------- outputs
+
+
+@pytest.fixture
+def protected(planned, tmp_path):
+    """Copies of the planned curves and schedule, and their bytes, to check nothing touched them."""
+    curves, schedule = tmp_path / "curves.csv", tmp_path / "schedule.csv"
+    curves.write_bytes(planned[0].read_bytes())
+    schedule.write_bytes(planned[1].read_bytes())
+    return curves, schedule, {path: path.read_bytes() for path in (curves, schedule)}
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (("plan", "--curves", "{curves}", "-S", 5, "-o", "{curves}"), "--output {curves} is also the input --curves"),
+        (("plan", "--curves", "{curves}", "-S", 5, "-o", "{dir}/s.csv", "--certificate", "{dir}/s.csv"),
+         "--certificate and --output are the same file"),
+        (("check", "--curves", "{curves}", "--schedule", "{schedule}", "-S", 5, "--json", "{schedule}"),
+         "--json {schedule} is also the input --schedule"),
+        (("features", "--book", "{curves}", "-o", "{curves}"), "is also the input --book"),
+        (("plan", "--curves", "{curves}", "-S", 5, "-o", "{schedule}"), "exists; pass --force to overwrite it"),
+    ],
+)  # fmt: skip
+def test_outputs_never_overwrite_inputs_or_each_other(capsys, protected, arguments, fragment):
+    curves, schedule, before = protected
+    names = {"curves": curves, "schedule": schedule, "dir": curves.parent}
+    code, _, err = run_in_process(capsys, *(str(a).format(**names) for a in arguments))
+    assert_one_line_error(code, err, fragment.format(**names))
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_force_replaces_an_existing_output_atomically(capsys, protected):
+    curves, schedule, _ = protected
+    code, _, err = run_in_process(capsys, "plan", "--curves", curves, "-S", 1000, "-o", schedule, "--force")
+    assert code == 0, err
+    assert pd.read_csv(schedule)["x"].sum() == pytest.approx(1000)
+    assert not [p for p in schedule.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+READ_ONLY = Path("/sys")  # not writable, not even by root
+
+
+@pytest.mark.parametrize("target", ["read-only", "folder"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("demo", "--output-dir", "{out}"),
+        ("features", "--synthetic", "-o", "{out}"),
+        ("fit", "--synthetic", "-o", "{out}"),
+        ("plan", "--curves", "{curves}", "-S", 1000, "-o", "{out}"),
+        ("plan", "--curves", "{curves}", "-S", 1000, "-o", "{dir}/s.csv", "--plot", "{out}"),
+        ("backtest", "--synthetic", "-S", 1000, "-o", "{out}"),
+        ("check", "--curves", "{curves}", "--schedule", "{schedule}", "-S", 1000, "--json", "{out}"),
+    ],
+    ids=lambda command: "-".join(str(part) for part in command[:1] + command[-2:-1]),
+)  # fmt: skip
+def test_every_command_refuses_an_unwritable_output_in_one_line(capsys, protected, tmp_path, command, target):
+    curves, schedule, _ = protected
+    if target == "folder":
+        out = tmp_path / "a-folder"
+        out.mkdir()
+        (out / "features.csv").mkdir()  # the demo's first file is a folder too
+    else:
+        out = READ_ONLY / "convexsched-output"
+    before = set(tmp_path.rglob("*"))
+    arguments = [str(a).format(out=out, curves=curves, schedule=schedule, dir=tmp_path) for a in command]
+    code, out_text, err = run_in_process(capsys, *arguments)
+    assert_one_line_error(code, err)
+    assert set(tmp_path.rglob("*")) == before and out_text == ""
+
+
+def test_an_unwritable_plot_leaves_no_schedule_behind(planned, tmp_path):
+    result = run("plan", "--curves", planned[0], "-S", 1000, "-o", tmp_path / "s.csv", "--plot", READ_ONLY / "s.png")
+    assert_one_line_error(result.returncode, result.stderr, "--plot", "/sys")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- options and messages
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (("plan", "--curves", "c.csv", "-S", 5, "--psi", "-1e-6", "-o", "s.csv"), ("--psi", "must be >= 0, got -1e-6")),
+        (("plan", "--curves", "c.csv", "-S", 5, "--grid", "-100,0,100", "-o", "s.csv"), ("--grid", ">= 0", "'-100,0,100'")),
+        (("plan", "--curves", "c.csv", "-S", 5, "--solver", "GUROBI", "-o", "s.csv"), ("unknown solver 'GUROBI'", "CLARABEL")),
+        (("features", "--synthetic", "--freq", "1 minute please", "-o", "f.csv"), ("--freq", "like 1min")),
+        (("features", "--synthetic", "--tz", "Mars/Olympus", "-o", "f.csv"), ("unknown time zone 'Mars/Olympus'",)),
+        (("backtest", "--synthetic", "--pct-volume", 150), ("--pct-volume", "(0, 100]")),
+    ],
+)  # fmt: skip
+def test_options_are_checked_with_our_own_messages(capsys, args, fragments):
+    code, _, err = run_in_process(capsys, *args)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_a_negative_multiplier_is_a_value_not_an_option(capsys, planned):
+    curves, schedule, _ = planned
+    code, out, _ = run_in_process(capsys, "check", "--curves", curves, "--schedule", schedule, "-S", 50_000,
+                                  "--psi", PSI, "--multiplier", "-1e-3")  # fmt: skip
+    assert code == 1 and "lambda            -0.001" in out
+
+
+def test_check_never_prints_an_inverted_admissible_interval(capsys, planned, tmp_path):
+    curves, schedule, _ = planned
+    pd.read_csv(schedule).assign(x=50_000 / 390).to_csv(tmp_path / "twap.csv", index=False)
+    code, out, _ = run_in_process(capsys, "check", "--curves", curves, "--schedule", tmp_path / "twap.csv",
+                                  "-S", 50_000, "--psi", PSI)  # fmt: skip
+    assert code == 1 and "admissible: none" in out
+
+
+def test_a_failed_bisection_plan_is_not_written(capsys, planned, tmp_path):
+    code, out, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--rho", 1e-6,
+                                    "--method", "bisection", "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 1 and "FAILED" in out and "schedule not written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_says_when_objective_c_switches_method_and_refuses_what_it_cannot_solve(
+    capsys, monkeypatch, planned, tmp_path
+):
+    from convexsched import chain, cli
+
+    monkeypatch.setattr(chain, "MAX_WORK", 0)  # every problem is past the chain DP's limit
+    code, out, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,
+                                    "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 0 and "past the exact chain DP's memory limit: solving with cvxpy" in err and "CLARABEL" in out
+    monkeypatch.setattr(cli, "CVXPY_MAX_SEGMENTS", 1000)
+    code, _, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,
+                                  "-o", tmp_path / "t.csv")  # fmt: skip
+    assert_one_line_error(code, err, "past what cvxpy solves here", "--freq")
+
+
+def test_plan_from_a_book_by_percent_of_volume_in_lots(capsys, tmp_path):
+    code, out, err = run_in_process(capsys, "plan", "--synthetic", "--pct-volume", 1, "--lot", 100,
+                                    "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 0, err
+    assert "S = 1% of 2,042,000 shares traded = 20,420 shares" in out
+    assert "in the curves' currency" in out and "bps of S x the mean mid" in out and "rounding costs" in out
+    frame = pd.read_csv(tmp_path / "s.csv")
+    assert frame["x"].sum() == pytest.approx(20_420) and frame["x_lots"].sum() == pytest.approx(20_420)
+    assert np.count_nonzero(frame["x_lots"] % 100) == 1
+
+
+def test_plan_from_an_oracle_and_a_book(capsys, demo, tmp_path):
+    code, out, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.joblib", "--synthetic",
+                                    "-S", 20_000, "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 0, err
+    assert "convexify[slopes-isotonic]" in out and len(pd.read_csv(tmp_path / "s.csv")) > 380
