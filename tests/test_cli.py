@@ -127,6 +127,23 @@ def test_features_writes_the_task1_table_as_parquet(task1_file):
     assert (table["slippage"] > 0).all()
 
 
+def test_fit_caps_its_threads_and_says_what_it_fits(capsys, monkeypatch, task1_file, tmp_path):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    fit = ImpactOracle.fit
+
+    def recording_fit(self, X, y):
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp")
+        return fit(self, X, y)
+
+    monkeypatch.setattr(ImpactOracle, "fit", recording_fit)
+    code, _, err = run_in_process(capsys, "fit", "--table", task1_file[0], "--max-iter", 5, "--threads", 2,
+                                  "--validation-fraction", 0, "-o", tmp_path / "o.joblib")  # fmt: skip
+    assert code == 0 and "up to 5 boosting iterations, 2 thread(s)" in err
+    assert seen and set(seen) == {2}  # the tests run with OMP_NUM_THREADS=1: the option set it
+
+
 def test_fit_on_a_task1_table_saves_an_oracle_that_loads(task1_file, tmp_path):
     oracle_path = tmp_path / "oracle.joblib"
     result = run("fit", "--table", task1_file[0], "--max-iter", 20, "--validation-fraction", 0,
