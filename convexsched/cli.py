@@ -681,16 +681,30 @@ def _run_check(args):
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
+def _state_profile(args):
+    """A :class:`StateForecast` fitted on the ``--profile`` states (other days or symbols)."""
+    from .forecast import StateForecast
+
+    if args.profile is None:
+        return None
+    if args.oracle is None:
+        raise InvalidInputError("--profile forecasts the book state for the model's plans: it needs --oracle")
+    states = _read_states(args.profile)
+    if not isinstance(states.index, pd.DatetimeIndex):
+        raise DataError(f"{args.profile.name}: the bucket column must hold timestamps (as `convexsched features` writes)")
+    return StateForecast(freq=args.freq).fit(states)
+
+
 def _run_backtest(args):
     from .backtest import backtest
+    from .strategies import default_strategies
 
-    check_outputs({"--output": args.output}, _inputs(args, "book", "oracle"), args.force)
+    check_outputs({"--output": args.output}, _inputs(args, "book", "oracle", "profile"), args.force)
+    forecast = _state_profile(args)
     book = _read_one_book(args)
     oracle = _load_oracle(args.oracle) if args.oracle is not None else None
     strategies = None
     if args.strategies is not None:
-        from .strategies import default_strategies
-
         available = {s.name: s for s in default_strategies(with_model=oracle is not None)}
         unknown = [name for name in args.strategies if name not in available]
         if unknown:
@@ -703,9 +717,15 @@ def _run_backtest(args):
             raise DataError(f"--pct-volume: {book.symbol} shows no traded volume")
         total = args.pct_volume / 100 * float(volume.sum())
     table = backtest(
-        book, total, strategies=strategies, oracle=oracle, side=args.side, freq=args.freq,
+        book, total, strategies=strategies, oracle=oracle, side=args.side, forecast=forecast, freq=args.freq,
         progress=sys.stderr.isatty(),
     )  # fmt: skip
+    if oracle is not None:
+        # The model's plans see the book state through a forecast; without --profile it is the
+        # opening state carried all day, which a reader must be told.
+        model_free = {s.name for s in default_strategies(with_model=False)}
+        label = "profile" if forecast is not None else "persistence"
+        table.insert(0, "state_forecast", ["-" if name in model_free else label for name in table.index])
     if args.output is not None:
         write_table(table.reset_index(), args.output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
@@ -921,6 +941,12 @@ def build_parser():
     _add_book_arguments(backtest)
     _add_order_arguments(backtest)
     backtest.add_argument("--oracle", type=Path, metavar="PATH", help="oracle from `convexsched fit`")
+    backtest.add_argument(
+        "--profile", type=Path, metavar="PATH",
+        help="bucket states of other days or symbols (`convexsched features`): the intraday profile the "
+             "model's plans forecast the book state from; without it they carry the opening state all "
+             "day (column state_forecast says persistence)",
+    )  # fmt: skip
     backtest.add_argument("--strategies", type=lambda text: text.split(","), metavar="A,B",
                           help="comma-separated strategy names (default: all that apply)")  # fmt: skip
     backtest.add_argument("--side", choices=("buy", "sell"), default="buy")

@@ -565,3 +565,20 @@ def test_plan_from_an_oracle_and_a_book(capsys, demo, tmp_path):
                                     "-S", 20_000, "-o", tmp_path / "s.csv")  # fmt: skip
     assert code == 0, err
     assert "convexify[slopes-isotonic]" in out and len(pd.read_csv(tmp_path / "s.csv")) > 380
+
+
+def test_backtest_says_persistence_unless_given_a_state_profile(capsys, demo, tmp_path):
+    assert main(["features", "--synthetic", "1", "-o", str(tmp_path / "day1.csv")]) == 0
+    base = ("backtest", "--synthetic", "-S", 20_000, "--oracle", demo[0] / "oracle.joblib",
+            "--strategies", "TWAP,depth-proportional", "-o")  # fmt: skip
+    code, _, err = run_in_process(capsys, *base, tmp_path / "persistence.csv")
+    assert code == 0, err
+    persistence = pd.read_csv(tmp_path / "persistence.csv").set_index("strategy")
+    assert persistence["state_forecast"].tolist() == ["-", "persistence"]
+    # The opening book carried all day has the same depth every minute: depth-proportional is TWAP.
+    assert persistence.loc["depth-proportional", "cost"] == pytest.approx(persistence.loc["TWAP", "cost"])
+    code, _, err = run_in_process(capsys, *base, tmp_path / "profile.csv", "--profile", tmp_path / "day1.csv")
+    assert code == 0, err
+    profile = pd.read_csv(tmp_path / "profile.csv").set_index("strategy")
+    assert profile["state_forecast"].tolist() == ["-", "profile"]
+    assert profile.loc["depth-proportional", "cost"] != pytest.approx(profile.loc["TWAP", "cost"])
