@@ -55,6 +55,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,6 +77,19 @@ def is_parquet(path):
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
+# A zip or compressed CSV cut short fails inside zipfile/zlib, not in the CSV parser.
+UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
+
+
+def unreadable_error(path, error):
+    """A one-line :class:`DataError` for a file the parser could not read (one of :data:`UNREADABLE`)."""
+    if isinstance(error, (zipfile.BadZipFile, EOFError, zlib.error)):
+        return DataError(f"cannot read {Path(path).name}: the archive is truncated or corrupt ({error})")
+    # Parser errors span several lines; the first one names the problem.
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return DataError(f"cannot read {Path(path).name} as {'Parquet' if is_parquet(path) else 'CSV'}: {first}")
+
+
 def read_table(path):
     """A CSV or Parquet file as a DataFrame.
 
@@ -88,10 +103,8 @@ def read_table(path):
         raise DataError(f"no such file: {path}")
     try:
         frame = pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path)
-    except (ValueError, OSError) as error:
-        # Parser errors span several lines; the first one names the problem.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"cannot read {path.name} as {'Parquet' if is_parquet(path) else 'CSV'}: {first_line}") from None
+    except UNREADABLE as error:
+        raise unreadable_error(path, error) from None
     if frame.empty:
         raise DataError(f"{path.name} holds no rows")
     return frame

@@ -21,8 +21,6 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import pandas as pd
 
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
+from .io import UNREADABLE, unreadable_error
 from .sessions import CN_EQUITY, US_EQUITY, as_sessions
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -156,18 +155,6 @@ def check_tz(tz, what="tz"):
             "'Asia/Shanghai' or 'UTC'"
         ) from None
     return tz
-
-
-# A zip or compressed CSV cut short fails inside zipfile/zlib/lzma, not in the CSV parser.
-_UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
-
-
-def _unreadable(path, error):
-    """A one-line :class:`DataError` for a file the parser could not read."""
-    if isinstance(error, (zipfile.BadZipFile, EOFError, zlib.error)):
-        return DataError(f"cannot read {Path(path).name}: the archive is truncated or corrupt ({error})")
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return DataError(f"cannot read {Path(path).name}: {first}")
 
 
 def _name_lower(path):
@@ -351,8 +338,8 @@ def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQU
     try:
         book = pd.read_csv(book_file, header=None)
         msg = pd.read_csv(message_file, header=None, dtype={0: str})
-    except _UNREADABLE as exc:
-        raise _unreadable(book_file, exc) from None
+    except UNREADABLE as exc:
+        raise unreadable_error(book_file, exc) from None
     n_levels = int(match["levels"])
     if book.shape[1] != 4 * n_levels or msg.shape[1] < 6 or len(book) != len(msg):
         raise DataError(
@@ -404,8 +391,8 @@ def _table_columns(path):
 
             return pq.read_schema(path).names
         return list(pd.read_csv(path, nrows=0).columns)
-    except _UNREADABLE as exc:
-        raise _unreadable(path, exc) from None
+    except UNREADABLE as exc:
+        raise unreadable_error(path, exc) from None
 
 
 def _read_table(path, usecols=None):
@@ -415,8 +402,8 @@ def _read_table(path, usecols=None):
             frame = pd.read_parquet(path, columns=usecols)
             return frame.reset_index() if frame.index.name is not None else frame
         return pd.read_csv(path, usecols=usecols)
-    except _UNREADABLE as exc:
-        raise _unreadable(path, exc) from None
+    except UNREADABLE as exc:
+        raise unreadable_error(path, exc) from None
 
 
 def _float_columns(df, columns, name):
