@@ -101,20 +101,6 @@ def _progress(iterable, **options):
 # ---------------------------------------------------------------------- argument types
 
 
-def _positive_float(text):
-    value = _float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text):
-    value = _float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def _float(text):
     try:
         value = float(text)
@@ -123,6 +109,23 @@ def _float(text):
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite, got {text}")
     return value
+
+
+def _bounded_float(accept, requirement):
+    """An argument type: a finite number with ``accept(value)``, else "must be REQUIREMENT"."""
+
+    def parse(text):
+        value = _float(text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_float = _bounded_float(lambda value: value > 0, "> 0")
+_nonnegative_float = _bounded_float(lambda value: value >= 0, ">= 0")
+_percent = _bounded_float(lambda value: 0 < value <= 100, "a percentage in (0, 100]")
 
 
 def _sizes(text):
@@ -174,21 +177,10 @@ def _solver(text):
     return text.upper()
 
 
-def _percent(text):
-    value = _float(text)
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"must be a percentage in (0, 100], got {text}")
-    return value
-
-
 def _threads(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number of threads >= 1, got {text!r}")
-    return value
+    return int(text)
 
 
 def _weights(text):
