@@ -6,6 +6,7 @@ go through ``main()`` in-process (the same code path minus ``python -m``).
 """
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -105,6 +106,16 @@ def test_demo_runs_end_to_end_and_writes_its_files(demo):
     assert (comparison["max|x_fast - x_cvxpy|/S"] < 1e-4).all()
     assert "RH A H=30" in set(pd.read_csv(folder / "backtest.csv")["strategy"])
     assert seconds < 120
+    # Peak memory of the largest child so far (the demo is the largest): it once took 2.5 GB.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1_000_000  # kB
+
+
+def test_a_long_fit_says_it_is_still_running(capsys):
+    from convexsched.cli import _heartbeat
+
+    with _heartbeat("fit", every=0.05):
+        time.sleep(0.2)
+    assert "fit: still running after 0 s" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- features and fit
