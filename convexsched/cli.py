@@ -62,7 +62,8 @@ files (CSV, or Parquet when the name ends in .parquet or .pq):
                                           (currency/share), width = shares; slopes nondecreasing
                                           within a bucket (segment orders them, optional)
         or  bucket,size,cost             points of g_i from size 0 (cost 0), e.g. a book walk
-  schedule  bucket,x[,remaining]         shares traded per bucket (remaining is ignored on read)
+  schedule  bucket,x[,remaining,x_lots]  shares traded per bucket (remaining and x_lots, the
+                                          slices in whole lots, are ignored on read)
   states    bucket,spread,depth,imbalance,volatility,hour_of_day,mid
                                           one row per bucket, as `convexsched features` writes
   book      Databento DBN/CSV/Parquet, LOBSTER pairs, SZSE/SSE Level-2 zips, wide CSV"""
@@ -303,23 +304,23 @@ def _read_books(args, one=False):
         raise DataError(f"{args.book.name} holds no book rows")
     if one and len(books) != 1:
         raise InvalidInputError(f"{args.book.name} holds {len(books)} symbols {list(books)}; pass --symbol")
-    for book in books.values():
-        report = book.report
+    for report in (book.report for book in books.values()):
         if args.strict and (report.rows_dropped or report.warnings):
             problem = report.drops() if report.rows_dropped else report.warnings[0]
             raise DataError(f"--strict: {report.symbol} from {report.source}: {problem}")
+    usable = {symbol: book for symbol, book in books.items() if len(book)}
+    if not usable:
+        require_rows(next(iter(books.values())))
+    for book in books.values():
+        report = book.report
         if not len(book):
-            continue  # named below: as a warning, or as the error when no book is left
+            print(f"warning: {report.symbol} kept no row and is left out: {report.summary()}", file=sys.stderr)
+            continue
         print(f"book {report.summary()}", file=sys.stderr)
         if book.sessions is not None:
             print(f"  {_coverage(book, getattr(args, 'freq', '1min'))}", file=sys.stderr)
         for warning in report.warnings:
             print(f"warning: {report.symbol}: {warning}", file=sys.stderr)
-    usable = {symbol: book for symbol, book in books.items() if len(book)}
-    if not usable:
-        require_rows(next(iter(books.values())))
-    for symbol in books.keys() - usable.keys():
-        print(f"warning: {symbol} kept no row and is left out: {books[symbol].report.summary()}", file=sys.stderr)
     return usable
 
 
@@ -507,7 +508,7 @@ def _grid(args, states, name):
 
 
 def _plan_inputs(args):
-    """Curves of the plan and what the CLI knows about the market: ``(curves, states or None, name)``.
+    """Curves of the plan and the bucket states behind them: ``(curves, states or None)``.
 
     ``--curves``: the file. ``--oracle`` with ``--states`` or a book: the oracle's curves on
     those bucket states. A book alone: each bucket's cost is the mean book walk of its
@@ -519,7 +520,7 @@ def _plan_inputs(args):
     if args.curves is not None:
         if has_book or args.states is not None:
             raise InvalidInputError("--curves takes no --states or --book: the curves are the cost model")
-        return read_curves(args.curves, convexify=args.convexify), None, args.curves.name
+        return read_curves(args.curves, convexify=args.convexify), None
     if args.oracle is not None:
         if has_book == (args.states is not None):
             raise InvalidInputError("--oracle needs the book state per bucket: pass --states or --book/--synthetic")
@@ -535,7 +536,7 @@ def _plan_inputs(args):
             states, _grid(args, states, name), convexify=args.convexify or "slopes-isotonic", return_report=True
         )
         print(report)
-        return curves, states, name
+        return curves, states
     if not has_book:
         raise InvalidInputError("plan needs a cost model: --curves, --oracle with --states or --book, or --book alone")
     from .features import bucket_features
@@ -551,7 +552,7 @@ def _plan_inputs(args):
     values = costs.groupby(labels[inside]).mean().reindex(states.index)
     curves, report = convexify(grid, values.to_numpy(), method=args.convexify or "slopes-isotonic", index=states.index)
     print(f"curves: mean {args.side} book walk of each bucket's snapshots in {book.symbol} (hindsight); {report}")
-    return curves, states, book.symbol
+    return curves, states
 
 
 def _plan_total(args, states):
@@ -584,8 +585,8 @@ def _print_costs(value, total, states):
 CVXPY_MAX_SEGMENTS = 2_000_000
 
 
-def _solve_method(args, curves, objective):
-    """``--method``, after saying on stderr that ``solve`` will switch it, or refusing the size."""
+def _check_method(args, curves, objective):
+    """Refuse a size cvxpy cannot solve here, and say on stderr when ``solve`` will switch to it."""
     from . import chain
 
     switched = args.method == "fast" and objective.psi > 0 and chain.too_large(curves)
@@ -599,7 +600,6 @@ def _solve_method(args, curves, objective):
     if switched:
         print(f"note: objective C on {curves.n_buckets} x {curves.n_segments} segments is past the exact "
               "chain DP's memory limit: solving with cvxpy (Clarabel) instead", file=sys.stderr)  # fmt: skip
-    return args.method
 
 
 def _run_plan(args):
@@ -615,22 +615,21 @@ def _run_plan(args):
         formats = FigureCanvasBase.get_supported_filetypes()
         if args.plot.suffix.lstrip(".").lower() not in formats:
             raise InvalidInputError(f"--plot {args.plot}: the suffix must name an image format: {', '.join(formats)}")
-    curves, states, _ = _plan_inputs(args)
+    curves, states = _plan_inputs(args)
     total = _plan_total(args, states)
     objective = _objective(args)
-    schedule = solve(
-        curves, total, objective, budget=args.budget, method=_solve_method(args, curves, objective), solver=args.solver
-    )
+    _check_method(args, curves, objective)
+    schedule = solve(curves, total, objective, budget=args.budget, method=args.method, solver=args.solver)
     print(schedule)
     _print_costs(schedule.objective_value, schedule.total, states)
     if not schedule.kkt.ok:
         print(f"{PROGRAM}: the KKT certificate fails: schedule not written", file=sys.stderr)
         return EXIT_FAILURE
-    frame = None
+    lots = None
     if args.lot is not None:
         rounding = round_to_lots(curves, schedule.total, objective, schedule.x, args.lot)
         print(rounding)
-        frame = rounding.x.to_numpy()
+        lots = rounding.x.to_numpy()
     record = certificate_record(
         schedule.kkt, schedule.total, objective, args.budget,
         method=schedule.method, algorithm=schedule.algorithm, solver=schedule.solver,
@@ -638,7 +637,7 @@ def _run_plan(args):
     figure = _schedule_figure(schedule) if args.plot is not None else None
     if args.curves_out is not None:
         write_curves(curves, args.curves_out)
-    write_schedule(schedule, args.output, lots=frame)
+    write_schedule(schedule, args.output, lots=lots)
     write_certificate(record, certificate)
     if figure is not None:
         save_figure(figure, args.plot)

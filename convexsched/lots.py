@@ -3,9 +3,9 @@
 An exact schedule trades fractional shares (``x_i = 1,234.57``); a desk sends whole lots (100
 shares on most equity venues). :func:`round_to_lots` rounds each slice down to whole lots and
 hands the lots still missing, one each, to the buckets where one more lot costs least (impact
-plus smoothing; the inventory term is left out of this choice), so the total stays ``S`` (up to
-one odd lot when ``S`` is not a multiple of the lot) and every slice stays within its bucket's
-capacity. For a separable objective (A, B) this is the best whole-lot schedule next to the exact
+plus smoothing; the inventory term is left out of this choice), so the schedule's total stays
+the same (up to one odd lot when it is not a multiple of the lot) and every slice stays within
+its bucket's capacity. For a separable objective (A, B) this is the best whole-lot schedule next to the exact
 one. The rounded schedule is no longer the certified optimum: :class:`LotRounding` reports its
 objective against the exact one.
 """
@@ -56,13 +56,14 @@ class LotRounding:
 
 
 def round_to_lots(curves, total, objective, x, lot):
-    """Round schedule ``x`` to whole lots of ``lot`` shares, keeping ``sum = total``.
+    """Round schedule ``x`` to whole lots of ``lot`` shares, keeping ``sum x``.
 
     Parameters
     ----------
     curves : CostCurves
     total : float
-        The budget ``S`` the schedule executes.
+        The budget ``S`` of the problem (``sum x``, or more under a ``<=`` budget); the objective's
+        inventory term is measured from it.
     objective : Objective
         Prices the rounding (:attr:`LotRounding.extra_cost`).
     x : array_like or pandas.Series, shape (N,)
@@ -79,7 +80,7 @@ def round_to_lots(curves, total, objective, x, lot):
     InvalidInputError
         ``lot`` not positive and finite, or ``x`` of the wrong length.
     InfeasibleError
-        The buckets' capacities hold too few whole lots for ``total``.
+        The buckets' capacities hold too few whole lots for ``sum x``.
     """
     lot = float(lot)
     if not (np.isfinite(lot) and lot > 0):
@@ -91,7 +92,8 @@ def round_to_lots(curves, total, objective, x, lot):
     guard = 1e-9
     room = np.floor(curves.capacity / lot + guard)
     units = np.minimum(np.floor(exact / lot + guard), room)
-    wanted = int(np.floor(total / lot + guard))
+    executed = float(exact.sum())
+    wanted = int(np.floor(executed / lot + guard))
     missing = wanted - int(units.sum())
     spare = np.flatnonzero(units < room)
     if missing > len(spare):
@@ -103,8 +105,8 @@ def round_to_lots(curves, total, objective, x, lot):
     if missing > 0:
         cheapest = spare[np.argsort(_step_cost(curves, objective, rounded, lot)[spare], kind="stable")[:missing]]
         rounded[cheapest] += lot
-    odd = max(total - rounded.sum(), 0.0)
-    if odd > guard * max(total, 1.0):
+    odd = max(executed - rounded.sum(), 0.0)
+    if odd > guard * max(executed, 1.0):
         fits = np.flatnonzero(curves.capacity - rounded >= odd)
         if not len(fits):
             raise InfeasibleError(f"no bucket has room for the odd lot of {odd:g} shares")
