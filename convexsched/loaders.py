@@ -13,7 +13,7 @@ Every loader hands its rows to :func:`~convexsched.book.clean_book`, so each dro
 in the book's :class:`~convexsched.book.LoadReport`. Rows are sorted by timestamp unless
 ``sort=False``. Naive timestamps are read in the format's own zone (LOBSTER: New York; the Chinese
 presets: Shanghai; Databento: UTC by definition) or in ``tz=``; a table whose format has no zone
-is read as UTC with a warning in the report.
+is read in the zone of ``sessions=`` (else UTC) with a warning in the report.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class ColumnMap:
         Price value that marks an empty level (0 in Chinese Level-2 files).
     tz : str, optional
         Time zone of naive timestamps (aware ones keep theirs unless ``tz=`` is passed to the
-        reader). Without one, naive timestamps are read as UTC and the report warns.
+        reader). Without one, naive timestamps are read in the sessions' zone (else UTC) and the
+        report warns.
     tick_size : float, optional
     sessions : Sessions, optional
     """
@@ -501,11 +502,13 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
             raise DataError(f"{path.name}: cannot parse timestamps {text.iloc[0]!r}: {exc}") from exc
     assumptions = []
     if stamps.tz is None:
+        zone = cmap.tz or (cmap.sessions.tz if cmap.sessions else "UTC")
         if cmap.tz is None:
+            source = "the zone of the sessions" if cmap.sessions else "no zone given"
             assumptions.append(
-                "timestamps carry no time zone and were read as UTC; pass tz= (--tz) if they are local times"
+                f"timestamps carry no time zone and were read as {zone} ({source}); pass tz= (--tz) to say"
             )
-        stamps = stamps.tz_localize(cmap.tz or "UTC")
+        stamps = stamps.tz_localize(zone)
     elif tz is not None:
         stamps = stamps.tz_convert(tz)
 

@@ -405,10 +405,11 @@ def test_naive_timestamps_are_a_warning_or_a_strict_error(capsys, small_book, tm
     _, frame = small_book
     frame.assign(ts=frame["ts"].dt.tz_localize(None)).to_csv(tmp_path / "naive.csv", index=False)
     base = ("features", "--book", tmp_path / "naive.csv", "--sessions", "us_equity")
-    code, _, err = run_in_process(capsys, *base, "-o", tmp_path / "utc.csv")
-    assert code == 0 and "warning: naive: timestamps carry no time zone and were read as UTC" in err
+    code, _, err = run_in_process(capsys, *base, "-o", tmp_path / "zone.csv")
+    assert code == 0 and "warning: naive: timestamps carry no time zone and were read as America/New_York" in err
     code, _, err = run_in_process(capsys, *base, "--tz", "America/New_York", "-o", tmp_path / "ny.csv")
     assert code == 0 and "warning" not in err
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "zone.csv"), pd.read_csv(tmp_path / "ny.csv"))
     code, _, err = run_in_process(capsys, *base, "--strict", "-o", tmp_path / "strict.csv")
     assert_one_line_error(code, err, "--strict", "no time zone")
 
