@@ -345,8 +345,14 @@ def _read_one_book(args):
 
 
 def _inputs(args, *names):
-    """``{"--name": path}`` of the input options given on the command line."""
-    return {f"--{name.replace('_', '-')}": getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    """``{"--name": path}`` of the input options given on the command line (a LOBSTER book's
+    message file included: it is read too)."""
+    from .loaders import source_files
+
+    inputs = {f"--{name.replace('_', '-')}": getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if "--book" in inputs and inputs["--book"].is_file():
+        inputs.update({f"--book ({path.name})": path for path in source_files(inputs["--book"])[1:]})
+    return inputs
 
 
 @contextmanager

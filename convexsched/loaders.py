@@ -310,6 +310,14 @@ def _lobster_pair(path):
     return Path(book_file), Path(message_file), match
 
 
+def source_files(path):
+    """Every file a reader of ``path`` reads: both files of a LOBSTER pair, else ``path`` itself."""
+    if _LOBSTER_NAME.match(Path(path).name):
+        book_file, message_file, _ = _lobster_pair(_checked_path(path))
+        return [book_file, message_file]
+    return [Path(path)]
+
+
 def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQUITY, sort=True):
     """Read a LOBSTER orderbook + message pair (either file may be given).
 

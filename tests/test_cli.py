@@ -594,3 +594,13 @@ def test_backtest_says_persistence_unless_given_a_state_profile(capsys, demo, tm
     profile = pd.read_csv(tmp_path / "profile.csv").set_index("strategy")
     assert profile["state_forecast"].tolist() == ["-", "profile"]
     assert profile.loc["depth-proportional", "cost"] != pytest.approx(profile.loc["TWAP", "cost"])
+
+
+def test_the_message_file_of_a_lobster_book_is_an_input_too(capsys, shared_data, tmp_path):
+    for source in (shared_data / "lobster-aapl-2012-head").glob("*_10.csv"):
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    book, message = next(tmp_path.glob("*_orderbook_10.csv")), next(tmp_path.glob("*_message_10.csv"))
+    before = message.read_bytes()
+    code, _, err = run_in_process(capsys, "features", "--book", book, "-o", message, "--force")
+    assert_one_line_error(code, err, f"is also the input --book ({message.name})")
+    assert message.read_bytes() == before
