@@ -567,11 +567,16 @@ def _plan_total(args, states):
         return args.total
     if states is None or "volume" not in states.columns:
         raise InvalidInputError("--pct-volume needs traded volume: plan from --book, or --states with a volume column")
-    volume = float(states["volume"].sum())
-    if not volume > 0:
+    return _share_of_volume(args.pct_volume, states["volume"])
+
+
+def _share_of_volume(percent, volume):
+    """``percent`` of the traded ``volume`` (a Series, None when the source has none), said on stdout."""
+    traded = float(volume.sum()) if volume is not None else 0.0
+    if not traded > 0:
         raise DataError("--pct-volume: the book shows no traded volume")
-    total = args.pct_volume / 100 * volume
-    print(f"S = {args.pct_volume:g}% of {volume:,.0f} shares traded = {total:,.0f} shares")
+    total = percent / 100 * traded
+    print(f"S = {percent:g}% of {traded:,.0f} shares traded = {total:,.0f} shares")
     return total
 
 
@@ -707,12 +712,7 @@ def _run_backtest(args):
         if unknown:
             raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
         strategies = [available[name] for name in args.strategies]
-    total = args.total
-    if total is None:
-        volume = book.traded_volume
-        if volume is None or not volume.sum() > 0:
-            raise DataError(f"--pct-volume: {book.symbol} shows no traded volume")
-        total = args.pct_volume / 100 * float(volume.sum())
+    total = args.total if args.total is not None else _share_of_volume(args.pct_volume, book.traded_volume)
     table = backtest(
         book, total, strategies=strategies, oracle=oracle, side=args.side, forecast=forecast, freq=args.freq,
         progress=sys.stderr.isatty(),

@@ -604,3 +604,9 @@ def test_the_message_file_of_a_lobster_book_is_an_input_too(capsys, shared_data,
     code, _, err = run_in_process(capsys, "features", "--book", book, "-o", message, "--force")
     assert_one_line_error(code, err, f"is also the input --book ({message.name})")
     assert message.read_bytes() == before
+
+
+def test_backtest_sizes_the_order_as_a_percent_of_volume(capsys):
+    code, out, err = run_in_process(capsys, "backtest", "--synthetic", "--pct-volume", 1, "--strategies", "TWAP")
+    assert code == 0, err
+    assert "S = 1% of 2,042,000 shares traded = 20,420 shares" in out and "S = 20,420 shares" in out
