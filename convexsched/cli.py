@@ -712,7 +712,14 @@ def _run_backtest(args):
         if unknown:
             raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
         strategies = [available[name] for name in args.strategies]
-    total = args.total if args.total is not None else _share_of_volume(args.pct_volume, book.traded_volume)
+    total = args.total
+    if total is None:
+        from .sessions import session_buckets
+
+        # The volume of the sessions the order trades in, as plan counts it (not the pre-market).
+        volume = book.traded_volume
+        inside = session_buckets(book, args.freq).labels.notna().to_numpy()
+        total = _share_of_volume(args.pct_volume, None if volume is None else volume[inside])
     table = backtest(
         book, total, strategies=strategies, oracle=oracle, side=args.side, forecast=forecast, freq=args.freq,
         progress=sys.stderr.isatty(),
