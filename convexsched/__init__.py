@@ -19,7 +19,7 @@ from .errors import (
 )
 from .forecast import StateForecast
 from .oracle import HalfSpreadImpact, ImpactOracle, SquareRootImpact
-from .book import Book, LoadReport
+from .book import Book, LoadReport, require_rows
 from .features import book_features, bucket_features
 from .loaders import PRESETS, ColumnMap, read_book, read_books
 from .sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
@@ -57,6 +57,7 @@ __all__ = [
     "StateForecast",
     "Book",
     "LoadReport",
+    "require_rows",
     "ColumnMap",
     "PRESETS",
     "read_book",

@@ -7,22 +7,27 @@ Databento naming, level ``00`` being the best::
 
 plus an optional ``volume`` column (shares traded since the previous row of the source file).
 An empty level has price NaN and size 0; a source with fewer than 10 levels keeps its ``L``
-(nothing is invented). Every loader funnels its rows through :func:`clean_book`, which drops bad
-rows and counts each drop under exactly one reason, checked in this order:
+(nothing is invented). Every loader funnels its rows through :func:`clean_book`, which sorts the
+rows by timestamp (stably: rows with equal timestamps keep their file order; merged or parallel
+exports arrive out of order), then drops bad rows and counts each drop under exactly one reason,
+checked in this order:
 
 1. ``non_trading_phase`` - the source flags the row as auction, break, halt or after-hours;
 2. ``nan`` - a missing timestamp or size, or a missing price that carries a size;
-3. ``undefined_price`` - a sentinel price (Databento ``INT64_MAX``, LOBSTER ``+-9999999999``,
+3. ``non_finite`` - an infinite size, or an infinite price that carries a size;
+4. ``undefined_price`` - a sentinel price (Databento ``INT64_MAX``, LOBSTER ``+-9999999999``,
    a zero price in Chinese Level-2 files) that carries a size;
-4. ``empty_side`` - no best bid or no best ask;
-5. ``unordered_levels`` - bid prices not strictly decreasing or ask prices not strictly
+5. ``empty_side`` - no best bid or no best ask;
+6. ``unordered_levels`` - bid prices not strictly decreasing or ask prices not strictly
    increasing over the filled levels, or a filled level below an empty one;
-6. ``crossed_or_locked`` - ``ask_px_00 <= bid_px_00``;
-7. ``non_increasing_timestamp`` - the row is older than a kept row before it (out of order), or
-   shares its timestamp with the next row: of rows with equal timestamps the last survives, being
-   the book after all events of that instant, and takes over their traded volume.
+7. ``crossed_or_locked`` - ``ask_px_00 <= bid_px_00``;
+8. ``out_of_order`` - only with ``sort=False``: the row is older than a kept row before it;
+9. ``duplicate_timestamp`` - the row shares its timestamp with the next kept row: of rows with
+   equal timestamps the last in file order survives, being the book after all events of that
+   instant, and takes over their traded volume.
 
-so that ``rows_read == rows_kept + sum(dropped.values())`` always holds.
+so that ``rows_read == rows_kept + sum(dropped.values())`` always holds. The report also counts
+the rows that sorting moved (:attr:`LoadReport.out_of_order`).
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ from .sessions import Sessions
 DROP_REASONS = (
     "non_trading_phase",
     "nan",
+    "non_finite",
     "undefined_price",
     "empty_side",
     "unordered_levels",
     "crossed_or_locked",
-    "non_increasing_timestamp",
+    "out_of_order",
+    "duplicate_timestamp",
 )
 
 # Prices are kept at nanounit resolution when looking for their common grid (Databento's scale).
@@ -76,6 +83,12 @@ class LoadReport:
     source, symbol : str
     notes : list of str
         Observations that dropped nothing (empty deep levels, inferred tick size, ...).
+    warnings : list of str
+        Assumptions the reader had to make that may be wrong for this file (a time zone taken
+        for naive timestamps): a caller should confirm them.
+    out_of_order : int
+        Rows older than a row before them in the file; sorted into place (or dropped as
+        ``out_of_order`` when sorting was turned off).
     """
 
     rows_read: int
@@ -84,6 +97,8 @@ class LoadReport:
     source: str = ""
     symbol: str = ""
     notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    out_of_order: int = 0
 
     def __post_init__(self):
         if self.rows_read != self.rows_kept + sum(self.dropped.values()):
@@ -96,11 +111,40 @@ class LoadReport:
     def rows_dropped(self):
         return sum(self.dropped.values())
 
+    def drops(self):
+        """The nonzero drop counts as ``"12 crossed_or_locked, 3 nan"`` (``"none"`` if none)."""
+        return ", ".join(f"{n} {reason}" for reason, n in self.dropped.items() if n) or "none"
+
+    def summary(self):
+        """One line: what was read, kept, dropped per reason, and reordered."""
+        moved = f"; {self.out_of_order} out-of-order rows sorted into place" if self.out_of_order else ""
+        return (
+            f"{self.symbol or '?'} from {self.source or '?'}: read {self.rows_read}, kept "
+            f"{self.rows_kept}, dropped {self.drops()}{moved}"
+        )
+
     def __str__(self):
         head = f"{self.symbol or '?'} from {self.source or '?'}: read {self.rows_read}, kept {self.rows_kept}"
         drops = [f"  dropped {n:>8} {reason}" for reason, n in self.dropped.items() if n]
+        moved = [f"  sorted  {self.out_of_order:>8} out-of-order rows into place"] if self.out_of_order else []
         notes = [f"  note: {note}" for note in self.notes]
-        return "\n".join([head] + (drops or ["  dropped        0"]) + notes)
+        warnings = [f"  warning: {warning}" for warning in self.warnings]
+        return "\n".join([head] + (drops or ["  dropped        0"]) + moved + notes + warnings)
+
+
+def require_rows(book):
+    """Raise :class:`DataError` naming the drop reasons when ``book`` kept no row.
+
+    Loaders return such books (the report is the answer to "what is in this file?"), but no
+    feature, curve or backtest can be computed from them.
+    """
+    report = book.report
+    if len(book.frame) == 0:
+        raise DataError(
+            f"{report.source or '?'}: no usable rows for {report.symbol or '?'}: read {report.rows_read}, "
+            f"dropped {report.drops()}"
+        )
+    return book
 
 
 @dataclass
@@ -191,8 +235,9 @@ def clean_book(
     sessions=None,
     undefined=None,
     trading=None,
-    sort=False,
+    sort=True,
     meta=None,
+    warnings=(),
 ):
     """Drop bad rows of a raw book frame and return the normalized :class:`Book`.
 
@@ -211,8 +256,10 @@ def clean_book(
     trading : array_like of bool, shape (n,), optional
         False where the source flags the row as outside continuous trading.
     sort : bool
-        Stable-sort by timestamp first instead of dropping out-of-order rows.
+        Stable-sort by timestamp first (default); ``False`` drops out-of-order rows instead.
     meta : dict, optional
+    warnings : sequence of str
+        The loader's assumptions to pass on to :attr:`LoadReport.warnings`.
 
     Returns
     -------
@@ -229,14 +276,18 @@ def clean_book(
         raise DataError(f"{source}: timestamps must be tz-aware")
     undefined = np.zeros((n, 2 * n_levels), bool) if undefined is None else np.asarray(undefined, bool)
     trading = np.ones(n, bool) if trading is None else np.asarray(trading, bool)
+    stamps = index.asi8
+    # Rows older than one before them in the file (NaT rows are counted as nan, not here).
+    out_of_order = int((~index.isna() & (stamps < np.maximum.accumulate(stamps))).sum()) if n else 0
     if sort:
-        order = np.argsort(index.asi8, kind="stable")
+        order = np.argsort(stamps, kind="stable")
         frame, index, undefined, trading = frame.iloc[order], index[order], undefined[order], trading[order]
 
     px = frame[cols["bid_px"] + cols["ask_px"]].to_numpy(dtype=float, copy=True)
     sz = frame[cols["bid_sz"] + cols["ask_sz"]].to_numpy(dtype=float, copy=True)
     sized = sz > 0
     is_nan = index.isna() | np.isnan(sz).any(axis=1) | (np.isnan(px) & ~undefined & sized).any(axis=1)
+    non_finite = np.isinf(sz).any(axis=1) | (np.isinf(px) & ~undefined & sized).any(axis=1)
     is_undefined = (undefined & sized).any(axis=1)
 
     filled = sized & ~undefined & np.isfinite(px)
@@ -254,6 +305,7 @@ def clean_book(
     masks = {
         "non_trading_phase": ~trading,
         "nan": is_nan,
+        "non_finite": non_finite,
         "undefined_price": is_undefined,
         "empty_side": empty_side,
         "unordered_levels": unordered,
@@ -268,18 +320,19 @@ def clean_book(
     # Out-of-order rows never raise the running maximum, so it equals that of the kept rows.
     t = np.where(alive, index.asi8, np.iinfo(np.int64).min)
     running = np.maximum.accumulate(t)
-    out_of_order = alive & (t < np.concatenate(([np.iinfo(np.int64).min], running[:-1])))
-    alive_t = np.flatnonzero(alive & ~out_of_order)
+    older = alive & (t < np.concatenate(([np.iinfo(np.int64).min], running[:-1])))
+    alive_t = np.flatnonzero(alive & ~older)
     tie = np.zeros(n, bool)
     tie[alive_t[:-1]] = t[alive_t[:-1]] == t[alive_t[1:]]
-    dropped["non_increasing_timestamp"] = int((out_of_order | tie).sum())
+    dropped["out_of_order"] = int(older.sum())
+    dropped["duplicate_timestamp"] = int(tie.sum())
     volume = frame["volume"].to_numpy(dtype=float, copy=True) if "volume" in frame else None
     if volume is not None and len(alive_t):
         # Trades stamped at one instant all belong to the surviving (last) row of that instant.
         run_starts = np.flatnonzero(np.concatenate(([True], ~tie[alive_t][:-1])))
         survivors = alive_t[np.concatenate((run_starts[1:] - 1, [len(alive_t) - 1]))]
         volume[survivors] = np.add.reduceat(volume[alive_t], run_starts)
-    alive &= ~(out_of_order | tie)
+    alive &= ~(older | tie)
 
     notes = []
     px, sz = px[alive], sz[alive]
@@ -315,9 +368,15 @@ def clean_book(
     if volume is not None:
         out["volume"] = volume[alive]
     out.index.name = "ts"
+    if dropped["duplicate_timestamp"]:
+        notes.append(
+            f"{dropped['duplicate_timestamp']} rows share their timestamp with a later row: the last "
+            "in file order is kept (the book after that instant's events) with their traded volume"
+        )
     report = LoadReport(
-        rows_read=n, rows_kept=int(alive.sum()), dropped=dropped, source=source, symbol=symbol, notes=notes
-    )
+        rows_read=n, rows_kept=int(alive.sum()), dropped=dropped, source=source, symbol=symbol,
+        notes=notes, warnings=list(warnings), out_of_order=out_of_order,
+    )  # fmt: skip
     return Book(
         frame=out, report=report, symbol=symbol, tick_size=tick_size, sessions=sessions, meta=meta or {}
     )

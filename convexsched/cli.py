@@ -4,16 +4,23 @@ Every subcommand reads and writes CSV or Parquet (by file suffix, formats in
 :mod:`convexsched.io`) and returns an exit code scripts can trust: :data:`EXIT_OK`,
 :data:`EXIT_FAILURE` (a KKT certificate or a solver failed) or :data:`EXIT_USAGE` (bad arguments
 or input, reported as one line on stderr, never a traceback).
+
+Outputs follow one rule everywhere: every path is checked before any work starts (not an input,
+not another output, not an existing file unless ``--force``, in a folder that can be written),
+and every file is written atomically (:func:`convexsched.io.atomic_path`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +29,13 @@ import pandas as pd
 from . import __version__
 from .errors import ConvexSchedError, DataError, InvalidInputError, SolverError
 from .io import (
+    atomic_path,
     certificate_record,
+    check_outputs,
     read_curves,
     read_schedule,
     read_table,
+    save_figure,
     write_certificate,
     write_curves,
     write_schedule,
@@ -43,7 +53,8 @@ EXIT_CODES_HELP = """\
 exit codes:
   0  success (plan, check: the KKT certificate holds)
   1  failure: a KKT certificate fails, every solver fails, a benchmark fails
-  2  bad usage or input: unknown option, missing or malformed file, S above the capacity"""
+  2  bad usage or input: unknown option, missing or malformed file, S above the capacity,
+     an output that is an input or exists (without --force), a file that cannot be written"""
 
 FORMATS_HELP = """\
 files (CSV, or Parquet when the name ends in .parquet or .pq):
@@ -51,14 +62,27 @@ files (CSV, or Parquet when the name ends in .parquet or .pq):
                                           (currency/share), width = shares; slopes nondecreasing
                                           within a bucket (segment orders them, optional)
         or  bucket,size,cost             points of g_i from size 0 (cost 0), e.g. a book walk
-  schedule  bucket,x[,remaining]         shares traded per bucket (remaining is ignored on read)
+  schedule  bucket,x[,remaining,x_lots]  shares traded per bucket (remaining and x_lots, the
+                                          slices in whole lots, are ignored on read)
   states    bucket,spread,depth,imbalance,volatility,hour_of_day,mid
                                           one row per bucket, as `convexsched features` writes
   book      Databento DBN/CSV/Parquet, LOBSTER pairs, SZSE/SSE Level-2 zips, wide CSV"""
 
 
+# Values that start with "-" but are numbers (exponents, lists, ranges), not options.
+_NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?([,:].*)?$")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (usage stays available through --help)."""
+    """argparse with a one-line error message (usage stays available through --help).
+
+    ``--psi -1e-6`` and ``--grid -100,0,100`` reach the option's own check (argparse alone
+    would take them for options and say "expected one argument").
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_VALUE
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -78,20 +102,6 @@ def _progress(iterable, **options):
 # ---------------------------------------------------------------------- argument types
 
 
-def _positive_float(text):
-    value = _float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text):
-    value = _float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def _float(text):
     try:
         value = float(text)
@@ -100,6 +110,23 @@ def _float(text):
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite, got {text}")
     return value
+
+
+def _bounded_float(accept, requirement):
+    """An argument type: a finite number with ``accept(value)``, else "must be REQUIREMENT"."""
+
+    def parse(text):
+        value = _float(text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_float = _bounded_float(lambda value: value > 0, "> 0")
+_nonnegative_float = _bounded_float(lambda value: value >= 0, ">= 0")
+_percent = _bounded_float(lambda value: 0 < value <= 100, "a percentage in (0, 100]")
 
 
 def _sizes(text):
@@ -121,6 +148,42 @@ def _sizes(text):
     return values
 
 
+def _freq(text):
+    """A positive bucket width such as ``1min``, ``30s`` or ``5min``."""
+    import pandas as pd
+
+    try:
+        value = pd.Timedelta(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a bucket width like 1min, 30s or 5min, got {text!r}") from None
+    if value <= pd.Timedelta(0):
+        raise argparse.ArgumentTypeError(f"must be a positive width like 1min, got {text!r}")
+    return text
+
+
+def _tz(text):
+    from .loaders import check_tz
+
+    try:
+        return check_tz(text, "time zone")
+    except InvalidInputError as error:
+        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+
+
+def _solver(text):
+    from .solve import SOLVERS
+
+    if text.upper() not in SOLVERS:
+        raise argparse.ArgumentTypeError(f"unknown solver {text!r}; choose from {', '.join(SOLVERS)}")
+    return text.upper()
+
+
+def _threads(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of threads >= 1, got {text!r}")
+    return int(text)
+
+
 def _weights(text):
     """``linear``, ``constant`` or ``power:GAMMA`` as an :class:`Objective` weights argument."""
     if text in ("linear", "constant"):
@@ -133,11 +196,11 @@ def _weights(text):
 # ---------------------------------------------------------------------- shared options
 
 
-def _add_book_arguments(parser, table=False):
+def _add_book_arguments(parser, table=False, required=True, title=None):
     """--book/--synthetic (or --table, for training data) and the reader options; the group."""
-    title = "training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)"
+    title = title or ("training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)")
     source = parser.add_argument_group(title)
-    choice = source.add_mutually_exclusive_group(required=True)
+    choice = source.add_mutually_exclusive_group(required=required)
     choice.add_argument("--book", type=Path, metavar="PATH", help="order-book file (format inferred)")
     choice.add_argument(
         "--synthetic", type=int, nargs="?", const=0, metavar="SEED",
@@ -150,8 +213,37 @@ def _add_book_arguments(parser, table=False):
     source.add_argument("--preset", help="column preset of a snapshot table: cn_l2, sse_l2, wide")
     source.add_argument("--symbol", help="instrument to use when the file holds several")
     source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
-    source.add_argument("--tz", help="time zone of naive timestamps, e.g. Asia/Shanghai")
+    source.add_argument("--tz", type=_tz, help="time zone of naive timestamps, e.g. Asia/Shanghai")
+    source.add_argument("--sessions", choices=("us_equity", "cn_equity"),
+                        help="trading hours of a book whose format does not say them (e.g. a wide CSV)")  # fmt: skip
+    source.add_argument("--no-sort", action="store_true",
+                        help="drop rows older than a row before them instead of sorting by timestamp")  # fmt: skip
+    source.add_argument("--strict", action="store_true",
+                        help="exit 2 when the reader drops any row or has to assume a time zone")  # fmt: skip
     return source
+
+
+def _add_output_arguments(parser, output_help, required=True):
+    """--output (or -o) and --force: the one overwrite rule of every command."""
+    parser.add_argument("--output", "-o", type=Path, required=required, help=output_help)
+    parser.add_argument("--force", action="store_true", help="replace output files that exist")
+
+
+def _add_threads_argument(parser):
+    parser.add_argument(
+        "--threads", type=_threads, default=1, metavar="N",
+        help="BLAS/OpenMP threads for fitting and predicting (default 1: on a busy machine more "
+             "threads than free cores make gradient boosting many times slower)",
+    )  # fmt: skip
+
+
+def _add_order_arguments(parser, zero=False):
+    """--total or --pct-volume: the order size in shares or as a share of the traded volume."""
+    order = parser.add_mutually_exclusive_group(required=True)
+    order.add_argument("--total", "-S", type=_nonnegative_float if zero else _positive_float, metavar="S",
+                       help="shares to execute")  # fmt: skip
+    order.add_argument("--pct-volume", type=_percent, metavar="PCT",
+                       help="shares to execute as PCT percent of the volume the book traded (needs a book with volume)")  # fmt: skip
 
 
 def _add_objective_arguments(parser):
@@ -178,8 +270,16 @@ def _objective(args):
     return Objective(rho=args.rho, psi=args.psi, weights=args.weights)
 
 
-def _read_books(args):
-    """Books of the chosen source, keyed by symbol (only ``--symbol`` when given)."""
+def _read_books(args, one=False):
+    """Books of the chosen source, keyed by symbol (only ``--symbol`` when given).
+
+    With ``one``, a file of several symbols is an error unless ``--symbol`` picks one.
+
+    Each book's load report goes to stderr (rows read, kept, dropped per reason, sorted, and
+    the reader's assumptions). Books that kept no row are left out with a warning; when none is
+    left, or any row was dropped under ``--strict``, the error names the reasons.
+    """
+    from .book import require_rows
     from .loaders import read_book, read_books
     from .synthetic import synthetic_book
 
@@ -190,31 +290,103 @@ def _read_books(args):
         raise DataError(f"no such file: {args.book}")
     options = {
         key: value
-        for key, value in (("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz))
+        for key, value in (
+            ("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz), ("sessions", args.sessions)
+        )
         if value is not None
     }
+    options["sort"] = not args.no_sort
     if args.symbol is not None:
-        book = read_book(args.book, args.format, symbol=args.symbol, **options)
-        return {book.symbol: book}
-    return read_books(args.book, args.format, **options)
+        books = {args.symbol: read_book(args.book, args.format, symbol=args.symbol, **options)}
+    else:
+        books = read_books(args.book, args.format, **options)
+    if not books:
+        raise DataError(f"{args.book.name} holds no book rows")
+    if one and len(books) != 1:
+        raise InvalidInputError(f"{args.book.name} holds {len(books)} symbols {list(books)}; pass --symbol")
+    for report in (book.report for book in books.values()):
+        if args.strict and (report.rows_dropped or report.warnings):
+            problem = report.drops() if report.rows_dropped else report.warnings[0]
+            raise DataError(f"--strict: {report.symbol} from {report.source}: {problem}")
+    usable = {symbol: book for symbol, book in books.items() if len(book)}
+    if not usable:
+        require_rows(next(iter(books.values())))
+    for book in books.values():
+        report = book.report
+        if not len(book):
+            print(f"warning: {report.symbol} kept no row and is left out: {report.summary()}", file=sys.stderr)
+            continue
+        print(f"book {report.summary()}", file=sys.stderr)
+        if book.sessions is not None:
+            print(f"  {_coverage(book, getattr(args, 'freq', '1min'))}", file=sys.stderr)
+        for warning in report.warnings:
+            print(f"warning: {report.symbol}: {warning}", file=sys.stderr)
+    return usable
+
+
+def _coverage(book, freq):
+    """How much of its trading sessions a book covers, e.g. a one-hour file of a four-hour day."""
+    from .sessions import session_buckets
+
+    buckets = session_buckets(book, freq)
+    filled = int((buckets.counts > 0).sum())
+    share = filled / len(buckets.index) if len(buckets.index) else 0.0
+    return (
+        f"covers {filled} of the {len(buckets.index)} {freq} buckets of its sessions ({share:.0%}); "
+        f"{buckets.n_outside} snapshots outside them"
+    )
 
 
 def _read_one_book(args):
-    books = _read_books(args)
-    if len(books) != 1:
-        raise InvalidInputError(f"{args.book.name} holds {len(books)} symbols {list(books)}; pass --symbol")
-    return next(iter(books.values()))
+    return next(iter(_read_books(args, one=True).values()))
 
 
 # ---------------------------------------------------------------------- subcommands
 
 
-def _run_demo(args):
-    from .demo import run_demo
+def _inputs(args, *names):
+    """``{"--name": path}`` of the input options given on the command line (a LOBSTER book's
+    message file included: it is read too)."""
+    from .loaders import source_files
 
+    inputs = {f"--{name.replace('_', '-')}": getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if "--book" in inputs and inputs["--book"].is_file():
+        inputs.update({f"--book ({path.name})": path for path in source_files(inputs["--book"])[1:]})
+    return inputs
+
+
+@contextmanager
+def _heartbeat(what, every=15.0):
+    """Say on stderr every ``every`` seconds that ``what`` is still running.
+
+    A gradient-boosting fit prints nothing of its own; on a busy machine it can take minutes.
+    """
+    done = threading.Event()
     started = time.perf_counter()
-    result = run_demo(args.output_dir, total=args.total, seed=args.seed, plots=not args.no_plots, echo=print)
-    print(f"\nwrote {len(result.files)} files to {args.output_dir} in {time.perf_counter() - started:.1f} s")
+
+    def beat():
+        while not done.wait(every):
+            print(f"  {what}: still running after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _run_demo(args):
+    from .demo import demo_files, run_demo
+
+    folder = args.output_dir
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"--output-dir {folder} is a file, not a folder")
+    check_outputs({f"--output-dir {name}": folder / name for name in demo_files(not args.no_plots)}, force=args.force)
+    started = time.perf_counter()
+    result = run_demo(folder, total=args.total, seed=args.seed, plots=not args.no_plots, echo=print)
+    print(f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s")
     return EXIT_OK if result.certified else EXIT_FAILURE
 
 
@@ -222,6 +394,7 @@ def _run_features(args):
     from .features import book_features, bucket_features
     from .slippage import task1_table
 
+    check_outputs({"--output": args.output}, _inputs(args, "book"), args.force)
     books = _read_books(args)
     frames = []
     for symbol, book in _progress(books.items(), desc="features", total=len(books)):
@@ -260,6 +433,7 @@ def _training_table(args):
 def _run_fit(args):
     from .oracle import ImpactOracle
 
+    check_outputs({"--output": args.output}, _inputs(args, "book", "table"), args.force)
     table = _training_table(args)
     table = table.dropna(subset=[c for c in ("volatility", "spread", "depth") if c in table])
     if table.empty:
@@ -271,12 +445,16 @@ def _run_fit(args):
         learning_rate=args.learning_rate,
         random_state=args.seed,
     )
+    probe = " plus a validation probe" if oracle.validation_fraction else ""
+    print(f"fitting on {len(table):,} rows: up to {args.max_iter} boosting iterations{probe}, "
+          f"{args.threads} thread(s)", file=sys.stderr, flush=True)  # fmt: skip
     started = time.perf_counter()
-    oracle.fit(table, table["slippage"])
+    with _heartbeat("fit"):
+        oracle.fit(table, table["slippage"])
     seconds = time.perf_counter() - started
     error = np.abs(oracle.predict(table) - table["slippage"].to_numpy()).mean()
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    oracle.save(args.output)
+    with atomic_path(args.output) as temporary:
+        oracle.save(temporary)
     print(
         f"fitted ImpactOracle on {len(table):,} rows in {seconds:.1f} s: {oracle.n_iter_} boosting "
         f"iterations kept, in-sample MAE {error:.4g} (currency) -> {args.output}"
@@ -301,8 +479,6 @@ def _load_oracle(path):
 
 def _read_states(path):
     """A states file indexed by bucket (timestamps when they parse), rows with gaps dropped."""
-    from .oracle import STATE_COLUMNS
-
     states = read_table(path)
     if "bucket" in states.columns:
         try:
@@ -310,75 +486,189 @@ def _read_states(path):
         except (ValueError, TypeError):
             labels = pd.Index(states["bucket"])
         states = states.drop(columns="bucket").set_axis(labels.rename("bucket"))
+    return _complete_states(states, Path(path).name)
+
+
+def _complete_states(states, name):
+    """The rows of ``states`` without a missing value (buckets without data are left out)."""
+    from .oracle import STATE_COLUMNS
+
     present = [c for c in STATE_COLUMNS + ("mid",) if c in states.columns]
     gaps = states[present].isna().any(axis=1)
     if gaps.all():
-        raise DataError(f"{Path(path).name}: every row misses a state value")
+        raise DataError(f"{name}: every row misses a state value")
     if gaps.any():
-        print(f"note: {int(gaps.sum())} bucket(s) of {Path(path).name} have missing state values "
+        print(f"note: {int(gaps.sum())} bucket(s) of {name} have missing state values "
               "and are left out of the plan", file=sys.stderr)  # fmt: skip
     return states[~gaps]
 
 
-def _plan_curves(args):
-    if args.curves is not None:
-        return read_curves(args.curves, convexify=args.convexify)
-    if args.states is None:
-        raise InvalidInputError("--oracle needs --states (one row of book state per bucket)")
-    oracle = _load_oracle(args.oracle)
-    states = _read_states(args.states)
-    grid = args.grid
-    if grid is None:
-        from .demo import state_size_grid
+def _grid(args, states, name):
+    if args.grid is not None:
+        return args.grid
+    from .demo import state_size_grid
 
-        if "depth" not in states.columns:
-            raise DataError(f"{args.states.name} has no depth column to size the default grid; pass --grid")
-        grid = state_size_grid(states)
-    curves, report = oracle.cost_curves(
-        states, grid, convexify=args.convexify or "slopes-isotonic", return_report=True
-    )
-    print(report)
-    return curves
+    if "depth" not in states.columns:
+        raise DataError(f"{name} has no depth column to size the default grid; pass --grid")
+    return state_size_grid(states)
+
+
+def _plan_inputs(args):
+    """Curves of the plan and the bucket states behind them: ``(curves, states or None)``.
+
+    ``--curves``: the file. ``--oracle`` with ``--states`` or a book: the oracle's curves on
+    those bucket states. A book alone: each bucket's cost is the mean book walk of its
+    snapshots (hindsight: the day's own books).
+    """
+    from .convexify import convexify
+
+    has_book = args.book is not None or args.synthetic is not None
+    if args.curves is not None:
+        if has_book or args.states is not None:
+            raise InvalidInputError("--curves takes no --states or --book: the curves are the cost model")
+        return read_curves(args.curves, convexify=args.convexify), None
+    if args.oracle is not None:
+        if has_book == (args.states is not None):
+            raise InvalidInputError("--oracle needs the book state per bucket: pass --states or --book/--synthetic")
+        oracle = _load_oracle(args.oracle)
+        if args.states is not None:
+            states, name = _read_states(args.states), args.states.name
+        else:
+            from .features import bucket_features
+
+            book = _read_one_book(args)
+            states, name = _complete_states(bucket_features(book, freq=args.freq), book.symbol), book.symbol
+        curves, report = oracle.cost_curves(
+            states, _grid(args, states, name), convexify=args.convexify or "slopes-isotonic", return_report=True
+        )
+        print(report)
+        return curves, states
+    if not has_book:
+        raise InvalidInputError("plan needs a cost model: --curves, --oracle with --states or --book, or --book alone")
+    from .features import bucket_features
+    from .sessions import session_buckets
+    from .slippage import walk_book
+
+    book = _read_one_book(args)
+    states = _complete_states(bucket_features(book, freq=args.freq), book.symbol)
+    grid = _grid(args, states, book.symbol)
+    labels = session_buckets(book, args.freq).labels
+    inside = labels.notna().to_numpy()
+    costs = walk_book(book, grid, side=args.side)[inside]
+    values = costs.groupby(labels[inside]).mean().reindex(states.index)
+    curves, report = convexify(grid, values.to_numpy(), method=args.convexify or "slopes-isotonic", index=states.index)
+    print(f"curves: mean {args.side} book walk of each bucket's snapshots in {book.symbol} (hindsight); {report}")
+    return curves, states
+
+
+def _plan_total(args, states):
+    """``--total``, or ``--pct-volume`` percent of the traded volume the states or the book show."""
+    if args.total is not None:
+        return args.total
+    if states is None or "volume" not in states.columns:
+        raise InvalidInputError("--pct-volume needs traded volume: plan from --book, or --states with a volume column")
+    return _share_of_volume(args.pct_volume, states["volume"])
+
+
+def _share_of_volume(percent, volume):
+    """``percent`` of the traded ``volume`` (a Series, None when the source has none), said on stdout."""
+    traded = float(volume.sum()) if volume is not None else 0.0
+    if not traded > 0:
+        raise DataError("--pct-volume: the book shows no traded volume")
+    total = percent / 100 * traded
+    print(f"S = {percent:g}% of {traded:,.0f} shares traded = {total:,.0f} shares")
+    return total
+
+
+def _print_costs(value, total, states):
+    """The objective with its unit, per share, and in bps of the notional when a mid is known."""
+    line = f"objective F(x) = {value:,.6g} in the curves' currency"
+    if total > 0:
+        line += f" ({value / total:.6g} per share"
+        if states is not None and "mid" in states.columns:
+            line += f", {1e4 * value / (total * float(states['mid'].mean())):.4g} bps of S x the mean mid"
+        line += ")"
+    print(line)
+
+
+# Objective C hands problems past the chain DP's limit to Clarabel; past this many segments
+# (N x K) Clarabel ran for 20 minutes and 6.8 GB without an answer (N = 200,000, K = 16).
+CVXPY_MAX_SEGMENTS = 2_000_000
+
+
+def _check_method(args, curves, objective):
+    """Refuse a size cvxpy cannot solve here, and say on stderr when ``solve`` will switch to it."""
+    from . import chain
+
+    switched = args.method == "fast" and objective.psi > 0 and chain.too_large(curves)
+    size = curves.n_buckets * curves.n_segments
+    if (switched or args.method == "cvxpy") and size > CVXPY_MAX_SEGMENTS:
+        why = "past the exact chain DP's memory limit and " if switched else ""
+        raise InvalidInputError(
+            f"{curves.n_buckets} buckets x {curves.n_segments} segments = {size:,} is {why}past what cvxpy "
+            f"solves here ({CVXPY_MAX_SEGMENTS:,}); use wider buckets (--freq) or a coarser --grid"
+        )
+    if switched:
+        print(f"note: objective C on {curves.n_buckets} x {curves.n_segments} segments is past the exact "
+              "chain DP's memory limit: solving with cvxpy (Clarabel) instead", file=sys.stderr)  # fmt: skip
 
 
 def _run_plan(args):
+    from .lots import round_to_lots
     from .solve import solve
 
-    curves = _plan_curves(args)
-    if args.curves_out is not None:
-        write_curves(curves, args.curves_out)
-    objective = _objective(args)
-    schedule = solve(curves, args.total, objective, budget=args.budget, method=args.method, solver=args.solver)
-    write_schedule(schedule, args.output)
     certificate = args.certificate or Path(args.output).with_suffix(".kkt.json")
+    outputs = {"--output": args.output, "--certificate": certificate, "--plot": args.plot, "--curves-out": args.curves_out}
+    check_outputs(outputs, _inputs(args, "curves", "oracle", "states", "book"), args.force)
+    if args.plot is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if args.plot.suffix.lstrip(".").lower() not in formats:
+            raise InvalidInputError(f"--plot {args.plot}: the suffix must name an image format: {', '.join(formats)}")
+    curves, states = _plan_inputs(args)
+    total = _plan_total(args, states)
+    objective = _objective(args)
+    _check_method(args, curves, objective)
+    schedule = solve(curves, total, objective, budget=args.budget, method=args.method, solver=args.solver)
+    print(schedule)
+    _print_costs(schedule.objective_value, schedule.total, states)
+    if not schedule.kkt.ok:
+        print(f"{PROGRAM}: the KKT certificate fails: schedule not written", file=sys.stderr)
+        return EXIT_FAILURE
+    lots = None
+    if args.lot is not None:
+        rounding = round_to_lots(curves, schedule.total, objective, schedule.x, args.lot)
+        print(rounding)
+        lots = rounding.x.to_numpy()
     record = certificate_record(
         schedule.kkt, schedule.total, objective, args.budget,
         method=schedule.method, algorithm=schedule.algorithm, solver=schedule.solver,
     )  # fmt: skip
+    figure = _schedule_figure(schedule) if args.plot is not None else None
+    if args.curves_out is not None:
+        write_curves(curves, args.curves_out)
+    write_schedule(schedule, args.output, lots=lots)
     write_certificate(record, certificate)
-    if args.plot is not None:
-        _save_schedule_plot(schedule, args.plot)
-    print(schedule)
+    if figure is not None:
+        save_figure(figure, args.plot)
     print(f"schedule -> {args.output}, certificate -> {certificate}")
-    return EXIT_OK if schedule.kkt.ok else EXIT_FAILURE
+    return EXIT_OK
 
 
-def _save_schedule_plot(schedule, path):
+def _schedule_figure(schedule):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ax = schedule.plot()
     ax.figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    ax.figure.savefig(path, dpi=110)
-    plt.close(ax.figure)
+    return ax.figure
 
 
 def _run_check(args):
     from .kkt import check_kkt
 
+    check_outputs({"--json": args.json}, _inputs(args, "curves", "schedule"), args.force)
     curves = read_curves(args.curves)
     x = read_schedule(args.schedule, curves)
     objective = _objective(args)
@@ -393,28 +683,57 @@ def _run_check(args):
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
+def _state_profile(args):
+    """A :class:`StateForecast` fitted on the ``--profile`` states (other days or symbols)."""
+    from .forecast import StateForecast
+
+    if args.profile is None:
+        return None
+    if args.oracle is None:
+        raise InvalidInputError("--profile forecasts the book state for the model's plans: it needs --oracle")
+    states = _read_states(args.profile)
+    if not isinstance(states.index, pd.DatetimeIndex):
+        raise DataError(f"{args.profile.name}: the bucket column must hold timestamps (as `convexsched features` writes)")
+    return StateForecast(freq=args.freq).fit(states)
+
+
 def _run_backtest(args):
     from .backtest import backtest
+    from .strategies import default_strategies
 
+    check_outputs({"--output": args.output}, _inputs(args, "book", "oracle", "profile"), args.force)
+    forecast = _state_profile(args)
     book = _read_one_book(args)
     oracle = _load_oracle(args.oracle) if args.oracle is not None else None
     strategies = None
     if args.strategies is not None:
-        from .strategies import default_strategies
-
         available = {s.name: s for s in default_strategies(with_model=oracle is not None)}
         unknown = [name for name in args.strategies if name not in available]
         if unknown:
             raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
         strategies = [available[name] for name in args.strategies]
+    total = args.total
+    if total is None:
+        from .sessions import session_buckets
+
+        # The volume of the sessions the order trades in, as plan counts it (not the pre-market).
+        volume = book.traded_volume
+        inside = session_buckets(book, args.freq).labels.notna().to_numpy()
+        total = _share_of_volume(args.pct_volume, None if volume is None else volume[inside])
     table = backtest(
-        book, args.total, strategies=strategies, oracle=oracle, side=args.side, freq=args.freq,
+        book, total, strategies=strategies, oracle=oracle, side=args.side, forecast=forecast, freq=args.freq,
         half_life=args.half_life, progress=sys.stderr.isatty(),
     )  # fmt: skip
+    if oracle is not None:
+        # The model's plans see the book state through a forecast; without --profile it is the
+        # opening state carried all day, which a reader must be told.
+        model_free = {s.name for s in default_strategies(with_model=False)}
+        label = "profile" if forecast is not None else "persistence"
+        table.insert(0, "state_forecast", ["-" if name in model_free else label for name in table.index])
     if args.output is not None:
         write_table(table.reset_index(), args.output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(f"{book!r}, {args.side} S = {args.total:,.0f} shares, resilience half-life {args.half_life:g} s")
+        print(f"{book!r}, {args.side} S = {total:,.0f} shares, resilience half-life {args.half_life:g} s")
         print("capture = (TWAP - strategy) / (TWAP - hindsight A): 1 is the hindsight bound, 0 is TWAP")
         print(table.to_string(float_format=lambda v: f"{v:,.3f}"))
     return EXIT_OK
@@ -511,6 +830,8 @@ def build_parser():
     demo.add_argument("--total", "-S", type=_positive_float, default=100_000.0, metavar="S", help="shares to buy (default 100000)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic book (default 0)")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    demo.add_argument("--force", action="store_true", help="replace the demo's files in OUTPUT_DIR if they exist")
+    _add_threads_argument(demo)
 
     features = command(
         "features", _run_features,
@@ -526,7 +847,7 @@ def build_parser():
     _add_book_arguments(features)
     features.add_argument("--kind", choices=("buckets", "snapshots", "task1"), default="buckets",
                           help="what to compute (default buckets)")  # fmt: skip
-    features.add_argument("--freq", default="1min", help="bucket width (default 1min)")
+    features.add_argument("--freq", type=_freq, default="1min", help="bucket width (default 1min)")
     features.add_argument("--how", choices=("mean", "median", "first", "last"), default="mean",
                           help="statistic over a bucket's snapshots (default mean)")  # fmt: skip
     features.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_TASK1_SIZES),
@@ -534,7 +855,7 @@ def build_parser():
     features.add_argument("--side", choices=("buy", "sell"), default="buy")
     features.add_argument("--unit", choices=("currency", "per_share", "bps"), default="currency",
                           help="task1 slippage unit (default currency)")  # fmt: skip
-    features.add_argument("--output", "-o", type=Path, required=True, help="CSV or Parquet file to write")
+    _add_output_arguments(features, "CSV or Parquet file to write")
 
     fit = command(
         "fit", _run_fit,
@@ -557,17 +878,23 @@ def build_parser():
     model.add_argument("--validation-fraction", type=_nonnegative_float, default=0.2,
                        help="time-ordered early-stopping split, 0 for none (default 0.2)")  # fmt: skip
     model.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--output", "-o", type=Path, required=True, help="oracle file to write (.joblib)")
+    _add_threads_argument(model)
+    _add_output_arguments(fit, "oracle file to write (.joblib)")
 
     plan = command(
         "plan", _run_plan,
-        "curves, or oracle + states -> optimal schedule CSV and its KKT certificate",
-        "Writes the schedule (bucket,x,remaining) and its certificate as JSON beside it "
-        "(SCHEDULE.kkt.json unless --certificate), prints the summary and the certificate.",
+        "curves, oracle + states, or a book -> optimal schedule CSV and its KKT certificate",
+        "Writes the schedule (bucket,x,remaining[,x_lots]) and its certificate as JSON beside it "
+        "(SCHEDULE.kkt.json unless --certificate), prints the summary and the certificate. A "
+        "schedule whose certificate fails is not written (exit 1). Costs are in the curves' "
+        "currency (slopes are currency per share).",
         FORMATS_HELP,
     )  # fmt: skip
-    model = plan.add_argument_group("cost model (one of --curves, --oracle)")
-    choice = model.add_mutually_exclusive_group(required=True)
+    model = plan.add_argument_group(
+        "cost model", textwrap.fill("--curves; or --oracle with --states or a book; or a book alone (the mean "
+                                    "book walk of each bucket's snapshots, in hindsight)", HELP_WIDTH),
+    )  # fmt: skip
+    choice = model.add_mutually_exclusive_group()
     choice.add_argument("--curves", type=Path, metavar="PATH", help="cost-curve file")
     choice.add_argument("--oracle", type=Path, metavar="PATH", help="oracle from `convexsched fit`")
     model.add_argument("--states", type=Path, metavar="PATH", help="with --oracle: book state per bucket")
@@ -577,13 +904,19 @@ def build_parser():
     model.add_argument("--convexify", choices=("slopes-isotonic", "isotonic", "convex-regression", "hull"),
                        help="convexifier of oracle output (default slopes-isotonic) or of grid-point curves")  # fmt: skip
     model.add_argument("--curves-out", type=Path, metavar="PATH", help="also write the curves used")
-    plan.add_argument("--total", "-S", type=_nonnegative_float, required=True, metavar="S", help="shares to execute")
+    book = _add_book_arguments(plan, required=False, title="order book (for --oracle instead of --states, or alone)")
+    book.add_argument("--freq", type=_freq, default="1min", help="bucket width of a book (default 1min)")
+    book.add_argument("--side", choices=("buy", "sell"), default="buy", help="side a book is walked for (default buy)")
+    _add_order_arguments(plan, zero=True)
+    plan.add_argument("--lot", type=_positive_float, metavar="SHARES",
+                      help="also round the schedule to whole lots (column x_lots) and report what it costs")  # fmt: skip
     _add_objective_arguments(plan)
     solver = plan.add_argument_group("solver")
     solver.add_argument("--method", choices=("fast", "bisection", "cvxpy"), default="fast",
                         help="exact fast path (default), the seed's bisection, or cvxpy")  # fmt: skip
-    solver.add_argument("--solver", help="cvxpy solver to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS")
-    plan.add_argument("--output", "-o", type=Path, required=True, help="schedule file to write")
+    solver.add_argument("--solver", type=_solver, help="cvxpy solver to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS")
+    _add_threads_argument(solver)
+    _add_output_arguments(plan, "schedule file to write")
     plan.add_argument("--certificate", type=Path, metavar="PATH", help="certificate JSON to write")
     plan.add_argument("--plot", type=Path, metavar="PNG", help="also save a plot of the schedule")
 
@@ -602,6 +935,7 @@ def build_parser():
     check.add_argument("--tol", type=_positive_float, default=1e-6, help="relative tolerance (default 1e-6)")
     check.add_argument("--multiplier", type=_float, metavar="LAMBDA", help="a claimed water level to check")
     check.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    check.add_argument("--force", action="store_true", help="replace the --json file if it exists")
 
     backtest = command(
         "backtest", _run_backtest,
@@ -610,16 +944,23 @@ def build_parser():
         "the model-free strategies run.",
     )  # fmt: skip
     _add_book_arguments(backtest)
-    backtest.add_argument("--total", "-S", type=_positive_float, required=True, metavar="S", help="shares to execute")
+    _add_order_arguments(backtest)
     backtest.add_argument("--oracle", type=Path, metavar="PATH", help="oracle from `convexsched fit`")
+    backtest.add_argument(
+        "--profile", type=Path, metavar="PATH",
+        help="bucket states of other days or symbols (`convexsched features`): the intraday profile the "
+             "model's plans forecast the book state from; without it they carry the opening state all "
+             "day (column state_forecast says persistence)",
+    )  # fmt: skip
     backtest.add_argument("--strategies", type=lambda text: text.split(","), metavar="A,B",
                           help="comma-separated strategy names (default: all that apply)")  # fmt: skip
     backtest.add_argument("--side", choices=("buy", "sell"), default="buy")
-    backtest.add_argument("--freq", default="1min", help="bucket width (default 1min)")
+    backtest.add_argument("--freq", type=_freq, default="1min", help="bucket width (default 1min)")
     backtest.add_argument("--half-life", type=_nonnegative_float, default=0.0, metavar="SECONDS",
                           help="resilience: what a slice takes from a level comes back with this half-life "
                                "(default 0: every minute's book is fresh)")  # fmt: skip
-    backtest.add_argument("--output", "-o", type=Path, help="table file to write")
+    _add_threads_argument(backtest)
+    _add_output_arguments(backtest, "table file to write", required=False)
 
     bench = command(
         "bench", _run_bench,
@@ -636,6 +977,18 @@ def build_parser():
     return parser
 
 
+@contextmanager
+def _thread_limit(threads):
+    """Cap BLAS and OpenMP threads (gradient boosting, numpy) for the command, when it has --threads."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
+
+
 def _one_line(error):
     text = " ".join(str(error).split())
     return text or type(error).__name__
@@ -645,12 +998,18 @@ def main(argv=None):
     """Run the command line; returns the exit code (see :data:`EXIT_CODES_HELP`)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with _thread_limit(getattr(args, "threads", None)):
+            return args.handler(args)
     except SolverError as error:
         print(f"{PROGRAM}: solver failure: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
-    except (ConvexSchedError, ValueError, FileNotFoundError) as error:
+    except (ConvexSchedError, ValueError) as error:
         print(f"{PROGRAM}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        # A file that cannot be read or written: name it, with the system's reason.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{PROGRAM}: error: {where}{error.strerror or _one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROGRAM}: interrupted", file=sys.stderr)

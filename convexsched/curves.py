@@ -21,7 +21,9 @@ import pandas as pd
 
 from .errors import InvalidInputError, NonConvexCurveError
 
-# Relative tolerance under which a slope decrease counts as rounding, not as non-convexity.
+# Tolerance, relative to a curve's largest slope, under which a slope decrease (or a negative
+# slope) counts as rounding. Relative to the curve's own scale: an absolute floor accepted any
+# non-convexity at prices far below 1, e.g. slopes 3e-10 then 1e-10 of a penny token.
 _CONVEXITY_RTOL = 1e-9
 
 
@@ -44,18 +46,23 @@ class CostCurves:
     Parameters
     ----------
     slopes : array_like, shape (N, K) or (N,)
-        Marginal cost of each segment (currency per share), nondecreasing along each row over
-        the segments of positive width.
+        Marginal cost of each segment (currency per share), >= 0 and nondecreasing along each
+        row over the segments of positive width.
     widths : float or array_like, shape (N,) or (N, K)
         Segment widths in shares (>= 0). A scalar or an (N,) array applies to every segment of
         the row. Zero widths pad rows with fewer real segments.
     index : pandas.Index, optional
         Labels of the buckets (e.g. their timestamps); schedules are returned as Series on it.
+    allow_negative : bool
+        Accept negative slopes (segments that pay for taking shares, e.g. a rebate), which only
+        a ``budget="le"`` problem can price sensibly. Off by default: from a book or an oracle a
+        negative slope is a data error.
 
     Raises
     ------
     InvalidInputError
-        On NaN/inf, negative widths or mismatched shapes.
+        On NaN/inf, negative widths, negative slopes (a cost curve never falls: trading more
+        cannot cost less) or mismatched shapes.
     NonConvexCurveError
         When a bucket's slopes decrease; the message names the bucket. Convexify first
         (:func:`convexsched.convexify`).
@@ -64,9 +71,11 @@ class CostCurves:
     -----
     Slopes of zero-width segments carry no cost; they are canonicalized to the neighbouring real
     slope so that every stored row is nondecreasing. A zero-capacity bucket stores slopes of 0.
+    Both checks are relative to each bucket's largest slope (``1e-9`` of it), so they hold at
+    any price scale; deviations within that tolerance are rounded away.
     """
 
-    def __init__(self, slopes, widths, index=None):
+    def __init__(self, slopes, widths, index=None, allow_negative=False):
         slopes = _as_2d_float("slopes", slopes)
         n, k = slopes.shape
         widths = np.asarray(widths, dtype=float)
@@ -103,9 +112,15 @@ class CostCurves:
         first_real = np.argmax(real, axis=1)[:, None]
         source = np.where(last_real >= 0, last_real, first_real)
         canonical = np.where(real.any(axis=1)[:, None], np.take_along_axis(slopes, source, axis=1), 0.0)
-        drops = np.diff(canonical, axis=1)
-        scale = np.maximum(np.abs(canonical[:, 1:]), 1.0)
-        bad = drops < -_CONVEXITY_RTOL * scale
+        tolerance = _CONVEXITY_RTOL * np.abs(canonical).max(axis=1, keepdims=True)
+        negative = canonical < -tolerance
+        if negative.any() and not allow_negative:
+            i, j = (int(v) for v in np.argwhere(negative)[0])
+            raise InvalidInputError(
+                f"{_label(index, i)} has a negative slope {canonical[i, j]:.6g}: cost curves must be "
+                "increasing (trading more never costs less); clip the slopes at 0 if it is noise"
+            )
+        bad = np.diff(canonical, axis=1) < -tolerance
         if bad.any():
             i, j = (int(v) for v in np.argwhere(bad)[0])
             raise NonConvexCurveError(
@@ -113,6 +128,8 @@ class CostCurves:
                 f"{canonical[i, j + 1]:.6g}. Run the values through convexsched.convexify() "
                 "(isotonic slopes, convex regression or hull) before building CostCurves."
             )
+        if not allow_negative:
+            canonical = np.maximum(canonical, 0.0)
         self._set(np.maximum.accumulate(canonical, axis=1), widths, index)
 
     def _set(self, slopes, widths, index):
@@ -167,7 +184,7 @@ class CostCurves:
         if np.any(np.diff(sizes, axis=1) <= 0):
             raise InvalidInputError("the size grid must be strictly increasing")
         offset = np.abs(values[:, 0])
-        if np.any(offset > 1e-12 * np.maximum(np.abs(values).max(axis=1), 1.0)):
+        if np.any(offset > 1e-12 * np.abs(values).max(axis=1)):
             i = int(np.argmax(offset))
             raise InvalidInputError(
                 f"g_i(0) must be 0, but {_label(index, i)} has g(0) = {values[i, 0]:.6g}; "

@@ -19,8 +19,17 @@ import numpy as np
 import pandas as pd
 
 from .features import bucket_features
-from .io import certificate_record, write_certificate, write_curves, write_schedule, write_table
+from .io import (
+    atomic_path,
+    certificate_record,
+    save_figure,
+    write_certificate,
+    write_curves,
+    write_schedule,
+    write_table,
+)
 from .oracle import ImpactOracle
+from .problem import build_problem
 from .slippage import task1_table
 from .solve import solve
 from .synthetic import synthetic_book
@@ -33,6 +42,14 @@ GRID_STEPS = 40
 HORIZON = 30
 # Points of the receding horizon's live size grid: each step re-evaluates the oracle on it.
 LIVE_GRID = 17
+
+
+def demo_files(plots=True):
+    """Names of the files :func:`run_demo` writes into its folder."""
+    names = ["features.csv", "oracle.joblib", "curves.csv", "comparison.csv"]
+    names += [f"schedule_{kind}{suffix}" for kind in "ABC" for suffix in (".csv", ".kkt.json")]
+    names += ["backtest.csv", "receding_steps.csv"]
+    return names + (["curves.png", "schedules.png", "receding.png"] if plots else [])
 
 
 def state_size_grid(states, steps=GRID_STEPS):
@@ -91,7 +108,11 @@ def _compare(curves, total, objectives, echo):
     rows, schedules = [], {}
     for kind, objective in objectives.items():
         for method in ("fast", "cvxpy"):
-            schedule = solve(curves, total, objective, method=method)
+            # One solve per problem: a DPP-parameterized build buys fast re-solves the demo never
+            # makes, and compiling it took 1.8 GB for objective B at 390 x 40 (0.02 GB without).
+            problem = build_problem(curves, total, objective, dpp=False) if method == "cvxpy" else None
+            schedule = solve(curves, total, objective, method=method, problem=problem)
+            schedule.problem = None
             schedules[kind, method] = schedule
             rows.append({
                 "objective": kind, "method": method, "algorithm": schedule.solver or schedule.algorithm,
@@ -134,9 +155,8 @@ def _plots(folder, curves, schedules, record):
     written = []
     ax = curves.plot(marginal=True)
     ax.set_title("oracle marginal cost per share (5 buckets)")
-    written.append(folder / "curves.png")
     ax.figure.tight_layout()
-    ax.figure.savefig(written[-1], dpi=110)
+    written.append(save_figure(ax.figure, folder / "curves.png"))
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for kind in ("A", "B", "C"):
@@ -149,14 +169,12 @@ def _plots(folder, curves, schedules, record):
     axes[1].set_ylabel("inventory R_i")
     axes[1].set_xlabel("bucket (minutes after the open)")
     fig.tight_layout()
-    written.append(folder / "schedules.png")
-    fig.savefig(written[-1], dpi=110)
+    written.append(save_figure(fig, folder / "schedules.png"))
 
     if record is not None:
         axes = record.plot()
-        written.append(folder / "receding.png")
         axes[0].figure.tight_layout()
-        axes[0].figure.savefig(written[-1], dpi=110)
+        written.append(save_figure(axes[0].figure, folder / "receding.png"))
     plt.close("all")
     return written
 
@@ -195,7 +213,8 @@ def run_demo(folder="convexsched-demo", total=100_000.0, seed=0, plots=True, ech
 
     echo("[3/7] impact oracle (gradient boosting, monotone in size)")
     oracle = _fit_oracle(book, echo)
-    oracle.save(folder / "oracle.joblib")
+    with atomic_path(folder / "oracle.joblib") as temporary:
+        oracle.save(temporary)
     files.append(folder / "oracle.joblib")
 
     curves, report = oracle.cost_curves(states, state_size_grid(states), return_report=True)

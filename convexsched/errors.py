@@ -34,3 +34,8 @@ class SolverError(ConvexSchedError, RuntimeError):
 
 class DataError(ConvexSchedError, ValueError):
     """An order-book or table file cannot be read into a valid frame."""
+
+
+class OutputError(InvalidInputError):
+    """An output path cannot be used: it is an input, repeated, an existing file without
+    ``force``, a directory, or in a folder that cannot be written."""

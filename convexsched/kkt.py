@@ -75,6 +75,7 @@ class KKTReport:
     def __str__(self):
         verdict = "OK" if self.ok else "FAILED"
         lo, hi = self.multiplier_interval
+        admissible = f"admissible [{lo:.8g}, {hi:.8g}]" if lo <= hi else "admissible: none (no level makes x stationary)"
         return (
             f"KKT certificate: {verdict} (max violation {self.max_violation:.2e}, tol {self.tol:.0e})\n"
             f"  primal residual   {self.primal_residual:.2e}\n"
@@ -82,7 +83,7 @@ class KKTReport:
             f"  stationarity      {self.stationarity:.2e}\n"
             f"  complementarity   {self.complementarity:.2e}\n"
             f"  duality gap       {self.duality_gap:.2e}  (F = {self.objective_value:.8g}, D = {self.dual_value:.8g})\n"
-            f"  lambda            {self.multiplier:.8g}  admissible [{lo:.8g}, {hi:.8g}]"
+            f"  lambda            {self.multiplier:.8g}  {admissible}"
         )
 
 

@@ -10,7 +10,10 @@ when not given:
   (:data:`PRESETS`, detected from the header when not named) or the caller's own mapping.
 
 Every loader hands its rows to :func:`~convexsched.book.clean_book`, so each dropped row is counted
-in the book's :class:`~convexsched.book.LoadReport`.
+in the book's :class:`~convexsched.book.LoadReport`. Rows are sorted by timestamp unless
+``sort=False``. Naive timestamps are read in the format's own zone (LOBSTER: New York; the Chinese
+presets: Shanghai; Databento: UTC by definition) or in ``tz=``; a table whose format has no zone
+is read in the zone of ``sessions=`` (else UTC) with a warning in the report.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
+from .io import UNREADABLE, unreadable_error
 from .sessions import CN_EQUITY, US_EQUITY, as_sessions
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -70,8 +74,10 @@ class ColumnMap:
         Per-row traded volume column (used when ``cum_volume`` is not given).
     empty_price : float, optional
         Price value that marks an empty level (0 in Chinese Level-2 files).
-    tz : str
-        Time zone of naive timestamps (aware ones keep theirs unless ``tz=`` is passed to the reader).
+    tz : str, optional
+        Time zone of naive timestamps (aware ones keep theirs unless ``tz=`` is passed to the
+        reader). Without one, naive timestamps are read in the sessions' zone (else UTC) and the
+        report warns.
     tick_size : float, optional
     sessions : Sessions, optional
     """
@@ -90,7 +96,7 @@ class ColumnMap:
     cum_volume: str | None = None
     volume: str | None = None
     empty_price: float | None = None
-    tz: str = "UTC"
+    tz: str | None = None
     tick_size: float | None = None
     sessions: object = None
 
@@ -136,6 +142,20 @@ def _checked_path(path):
     if not path.is_file():
         raise DataError(f"no such file: {path}")
     return path
+
+
+def check_tz(tz, what="tz"):
+    """``tz`` if it names a time zone pandas knows (or is None), else :class:`InvalidInputError`."""
+    if tz is None:
+        return None
+    try:
+        pd.Timestamp(0, tz=tz)
+    except Exception:  # noqa: BLE001 - zoneinfo, pytz and dateutil each raise their own type
+        raise InvalidInputError(
+            f"{what}: unknown time zone {tz!r}; expected an IANA name such as 'America/New_York', "
+            "'Asia/Shanghai' or 'UTC'"
+        ) from None
+    return tz
 
 
 def _name_lower(path):
@@ -207,6 +227,8 @@ def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sess
     id_col = next((c for c in ("instrument_id", "product_id") if c in df), None)
     symbols = (df["symbol"] if "symbol" in df else df[id_col]).astype(str).to_numpy()
     ids = df[id_col].to_numpy() if id_col else np.zeros(len(df), int)
+    if len(df) == 0:
+        raise DataError(f"{source}: the file holds no rows (only a header)")
     books = {}
     for sym in pd.unique(symbols):
         rows = np.flatnonzero(symbols == sym)
@@ -225,7 +247,7 @@ def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sess
 
 
 def read_databento(
-    path, *, definition=None, ts="ts_recv", tick_size=None, tz=None, sessions=None, sort=False
+    path, *, definition=None, ts="ts_recv", tick_size=None, tz=None, sessions=None, sort=True
 ):
     """Read a Databento MBP-N file: DBN (``.dbn``, ``.dbn.zst``) or a CSV/Parquet export.
 
@@ -243,7 +265,7 @@ def read_databento(
     sessions : Sessions or str, optional
         Default: US equity hours for US equity venues (``XNAS.ITCH``, ``DBEQ.BASIC``, ...), else none.
     sort : bool
-        Sort by ``ts`` instead of dropping out-of-order rows.
+        Sort by ``ts`` (default) instead of dropping out-of-order rows.
 
     Returns
     -------
@@ -288,7 +310,15 @@ def _lobster_pair(path):
     return Path(book_file), Path(message_file), match
 
 
-def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQUITY, sort=False):
+def source_files(path):
+    """Every file a reader of ``path`` reads: both files of a LOBSTER pair, else ``path`` itself."""
+    if _LOBSTER_NAME.match(Path(path).name):
+        book_file, message_file, _ = _lobster_pair(_checked_path(path))
+        return [book_file, message_file]
+    return [Path(path)]
+
+
+def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQUITY, sort=True):
     """Read a LOBSTER orderbook + message pair (either file may be given).
 
     Parameters
@@ -317,14 +347,16 @@ def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQU
     try:
         book = pd.read_csv(book_file, header=None)
         msg = pd.read_csv(message_file, header=None, dtype={0: str})
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read LOBSTER files {book_file.name}: {exc}") from exc
+    except UNREADABLE as exc:
+        raise unreadable_error(book_file, exc) from None
     n_levels = int(match["levels"])
     if book.shape[1] != 4 * n_levels or msg.shape[1] < 6 or len(book) != len(msg):
         raise DataError(
             f"LOBSTER shapes do not match: orderbook {book.shape}, message {msg.shape}, "
             f"expected 4 x {n_levels} columns and equal row counts"
         )
+    if not all(pd.api.types.is_integer_dtype(t) for t in book.dtypes):
+        raise DataError(f"{book_file.name}: LOBSTER prices and sizes must be integers on every row")
     raw = book.to_numpy(dtype=np.int64)
     # Columns per level i: AskPrice, AskSize, BidPrice, BidSize.
     bid_px, bid_sz = raw[:, 2::4], raw[:, 3::4]
@@ -368,8 +400,8 @@ def _table_columns(path):
 
             return pq.read_schema(path).names
         return list(pd.read_csv(path, nrows=0).columns)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read the header of {path}: {exc}") from exc
+    except UNREADABLE as exc:
+        raise unreadable_error(path, exc) from None
 
 
 def _read_table(path, usecols=None):
@@ -379,8 +411,25 @@ def _read_table(path, usecols=None):
             frame = pd.read_parquet(path, columns=usecols)
             return frame.reset_index() if frame.index.name is not None else frame
         return pd.read_csv(path, usecols=usecols)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read table {path}: {exc}") from exc
+    except UNREADABLE as exc:
+        raise unreadable_error(path, exc) from None
+
+
+def _float_columns(df, columns, name):
+    """``df[columns]`` as a float array; a cell that is not a number is a :class:`DataError`.
+
+    Empty cells become NaN (a row the cleaning drops and counts); text is an error, since
+    dropping it silently would hide a broken export.
+    """
+    values = df[columns].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().to_numpy() & df[columns].notna().to_numpy()
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(
+            f"{name}: column {columns[col]!r} must hold numbers; data row {row + 1} has "
+            f"{df[columns[col]].iloc[row]!r}"
+        )
+    return values.to_numpy(dtype=float)
 
 
 def _looks_databento(columns):
@@ -397,7 +446,7 @@ def _detect_preset(path, columns):
     )
 
 
-def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, sessions=None, sort=False):
+def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, sessions=None, sort=True):
     """Read a wide snapshot CSV/Parquet through a :class:`ColumnMap` (a preset or your own).
 
     Parameters
@@ -444,6 +493,8 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
         raise DataError(f"{path.name}: missing columns {missing[:8]}{'...' if len(missing) > 8 else ''}")
     extra = [c for c in (cmap.symbol, cmap.volume) if c and c in header]
     df = _read_table(path, usecols=list(dict.fromkeys(cmap.required() + extra)))
+    if len(df) == 0:
+        raise DataError(f"{path.name}: the file holds no rows (only a header)")
 
     if len(cmap.time) == 1 and isinstance(
         df[cmap.time[0]].dtype, (pd.DatetimeTZDtype, np.dtypes.DateTime64DType)
@@ -457,8 +508,15 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
             stamps = pd.DatetimeIndex(pd.to_datetime(text, format=cmap.time_format or "ISO8601"))
         except (ValueError, TypeError) as exc:
             raise DataError(f"{path.name}: cannot parse timestamps {text.iloc[0]!r}: {exc}") from exc
+    assumptions = []
     if stamps.tz is None:
-        stamps = stamps.tz_localize(cmap.tz)
+        zone = cmap.tz or (cmap.sessions.tz if cmap.sessions else "UTC")
+        if cmap.tz is None:
+            source = "the zone of the sessions" if cmap.sessions else "no zone given"
+            assumptions.append(
+                f"timestamps carry no time zone and were read as {zone} ({source}); pass tz= (--tz) to say"
+            )
+        stamps = stamps.tz_localize(zone)
     elif tz is not None:
         stamps = stamps.tz_convert(tz)
 
@@ -466,7 +524,7 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
     frame = pd.DataFrame(index=stamps)
     undefined = []
     for kind in ("bid_px", "ask_px", "bid_sz", "ask_sz"):
-        values = df[cmap.level_names(kind)].to_numpy(dtype=float)
+        values = _float_columns(df, cmap.level_names(kind), path.name)
         if kind.endswith("_px"):
             empty = cmap.empty_price
             undefined.append(values == empty if empty is not None else np.zeros(values.shape, bool))
@@ -477,20 +535,24 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
         else np.full(len(df), path.name.split(".")[0])
     )
     if cmap.cum_volume:
-        cum = pd.Series(df[cmap.cum_volume].to_numpy(float))
-        frame["volume"] = cum.groupby(symbols).diff().fillna(cum).to_numpy()
+        # Differenced in time order: in a shuffled file, consecutive rows are not consecutive trades.
+        order = np.argsort(stamps.asi8, kind="stable")
+        cum = pd.Series(_float_columns(df, [cmap.cum_volume], path.name)[order, 0])
+        volume = np.empty(len(df))
+        volume[order] = cum.groupby(symbols[order]).diff().fillna(cum).to_numpy()
+        frame["volume"] = volume
     elif cmap.volume in df:
-        frame["volume"] = df[cmap.volume].to_numpy(float)
+        frame["volume"] = _float_columns(df, [cmap.volume], path.name)[:, 0]
     trading = df[cmap.phase].isin(cmap.trading_phases).to_numpy() if cmap.phase else None
     undefined = np.hstack(undefined)
 
     books = {}
     for sym in pd.unique(symbols):
         rows = np.flatnonzero(symbols == sym)
-        books[sym] = clean_book(
-            frame.iloc[rows], symbol=sym, source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
+        books[str(sym)] = clean_book(
+            frame.iloc[rows], symbol=str(sym), source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
             undefined=undefined[rows], trading=None if trading is None else trading[rows], sort=sort,
-            meta={"format": "mapped", "preset": preset},
+            meta={"format": "mapped", "preset": preset}, warnings=assumptions,
         )  # fmt: skip
     return books
 
@@ -556,6 +618,7 @@ def read_books(path, format=None, **options):
     dict[str, Book]
         Keyed by symbol, in file order.
     """
+    check_tz(options.get("tz"))
     format = format or _infer_format(path)
     if format not in _FORMATS:
         raise InvalidInputError(f"unknown format {format!r}; known: {sorted(_FORMATS)}")

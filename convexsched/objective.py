@@ -94,7 +94,29 @@ class Objective:
 
         The discrete AC cost ``sum eta_tilde/tau x_i^2 + lambda_AC sigma^2 tau sum R_i^2`` is
         ``rho = 2 eta_tilde / tau`` and ``psi = 2 lambda_AC sigma^2 tau`` with constant weights.
+
+        Parameters
+        ----------
+        eta_tilde : float
+            Temporary-impact coefficient (>= 0).
+        tau : float
+            Bucket length (> 0, in the unit ``sigma`` is quoted per).
+        risk_aversion : float
+            ``lambda_AC >= 0``.
+        sigma : float
+            Volatility per unit of time (>= 0).
+
+        Raises
+        ------
+        InvalidInputError
+            A parameter that is not finite, ``tau <= 0``, or a negative one.
         """
+        tau = float(tau)
+        if not (np.isfinite(tau) and tau > 0):
+            raise InvalidInputError(f"Almgren-Chriss tau (the bucket length) must be a finite number > 0, got {tau}")
+        eta_tilde = _check_nonnegative("Almgren-Chriss eta_tilde", eta_tilde)
+        risk_aversion = _check_nonnegative("Almgren-Chriss risk_aversion", risk_aversion)
+        sigma = _check_nonnegative("Almgren-Chriss sigma", sigma)
         return cls(
             rho=2.0 * eta_tilde / tau,
             psi=2.0 * risk_aversion * sigma**2 * tau,

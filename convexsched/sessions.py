@@ -169,7 +169,7 @@ def session_buckets(book, freq="1min", sessions=None):
     if sessions is None:
         raise InvalidInputError(
             f"book {book.symbol!r} has no trading sessions; pass sessions= "
-            f"(a Sessions object or one of {sorted(SESSION_PRESETS)})"
+            f"(a Sessions object or one of {sorted(SESSION_PRESETS)}; --sessions on the command line)"
         )
     freq = pd.Timedelta(freq)
     if freq <= pd.Timedelta(0):

@@ -33,6 +33,7 @@ import pandas as pd
 from .book import level_columns
 from .errors import DataError, InvalidInputError
 from .features import book_features, side_features
+from .io import read_table
 
 _SIDES = {"buy": ("ask", 1.0), "sell": ("bid", -1.0)}
 _UNITS = ("currency", "per_share", "bps")
@@ -248,13 +249,7 @@ def read_task1(path, *, unit="currency", columns=None, tz=None):
     if unit not in _UNITS:
         raise InvalidInputError(f"unit must be one of {_UNITS}, got {unit!r}")
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
-    try:
-        df = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read Task-1 table {path}: {exc}") from exc
-    df = df.rename(columns=columns or {})
+    df = read_table(path).rename(columns=columns or {})
     required = ["timestamp", "size", "slippage"] + (["mid"] if unit == "bps" else [])
     missing = [c for c in required if c not in df]
     if missing:

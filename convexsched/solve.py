@@ -53,10 +53,10 @@ class Schedule:
 
     Attributes
     ----------
-    x : pandas.Series or numpy.ndarray
-        Shares per bucket (a Series on the curves' index when they have one).
-    remaining : same type as ``x``
-        Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``.
+    x : pandas.Series
+        Shares per bucket, on the curves' index (a RangeIndex when they have none).
+    remaining : pandas.Series
+        Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``, on the same index.
     objective_value : float
         ``F(x)`` of :mod:`convexsched.objective`.
     multiplier : float
@@ -226,6 +226,8 @@ def solve(
         raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    if solver is not None:
+        _solver_order(objective, solver, fallback)  # an unknown name is an error on every path
     total = validate(curves, total, budget)
     timings = {}
     attempts, used_solver, used_formulation, built = [], None, None, None
@@ -262,10 +264,9 @@ def solve(
     report = check_kkt(curves, total, objective, x, budget=budget, multiplier=level, tol=tol)
     timings["kkt"] = time.perf_counter() - kkt_at
     timings["total"] = time.perf_counter() - started
-    remaining = total - np.cumsum(x)
-    if curves.index is not None:
-        x = pd.Series(x, index=curves.index, name="x")
-        remaining = pd.Series(remaining, index=curves.index, name="remaining")
+    index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
+    x = pd.Series(np.asarray(x, dtype=float), index=index, name="x")
+    remaining = pd.Series(total - np.cumsum(x.to_numpy()), index=index, name="remaining")
     return Schedule(
         x=x,
         remaining=remaining,

@@ -116,7 +116,7 @@ def test_lobster_head(shared_data):
     assert book.symbol == "AAPL" and book.n_levels == 10 and book.tick_size == 0.01
     assert book.report.rows_read == 999
     # 109 messages share a timestamp with the next one: only the book after the last survives.
-    assert book.report.dropped["non_increasing_timestamp"] == 109
+    assert book.report.dropped["duplicate_timestamp"] == 109 and book.report.out_of_order == 0
     assert book.report.rows_kept == 890
     assert_clean(book)
     first = book.frame.iloc[0]
@@ -266,8 +266,10 @@ def test_bad_rows_are_dropped_and_counted(tmp_path):
         df.loc[4, "ask_sz_03"] = np.nan  # missing size
         df.loc[5, ["bid_px_00", "bid_sz_00"]] = [np.iinfo(np.int64).max, 0]  # empty best bid
         df.loc[6, "ask_px_05"] = df.loc[6, "ask_px_04"]  # level 5 not above level 4
-        df.loc[8, "ts_recv"] = df.loc[0, "ts_recv"]  # out of order
+        df.loc[8, "ts_recv"] = df.loc[0, "ts_recv"]  # out of order, sorted next to row 0: a tie
         df.loc[10, "ts_recv"] = df.loc[9, "ts_recv"]  # tie: row 9 gives way to row 10
+        df["bid_sz_02"] = df["bid_sz_02"].astype(float)
+        df.loc[11, "bid_sz_02"] = np.inf  # an infinite size
         return df
 
     book = cs.read_book(_databento_csv(good, tmp_path / "bad.csv", spoil), format="databento")
@@ -275,32 +277,86 @@ def test_bad_rows_are_dropped_and_counted(tmp_path):
         "crossed_or_locked": 2,
         "undefined_price": 1,
         "nan": 1,
+        "non_finite": 1,
         "empty_side": 1,
         "unordered_levels": 1,
-        "non_increasing_timestamp": 2,
+        "out_of_order": 0,
+        "duplicate_timestamp": 2,
         "non_trading_phase": 0,
     }
     assert book.report.dropped == expected
-    assert book.report.rows_read == 20 and book.report.rows_kept == 12
+    assert book.report.rows_read == 20 and book.report.rows_kept == 11 and book.report.out_of_order == 1
     assert_clean(book)
-    assert "crossed_or_locked" in str(book.report) and "read 20, kept 12" in str(book.report)
+    assert np.isfinite(cs.book_features(book)["depth"]).all()
+    assert "crossed_or_locked" in str(book.report) and "read 20, kept 11" in str(book.report)
+    assert "1 out-of-order rows sorted" in book.report.summary()
 
 
-def test_shuffled_timestamps_drop_or_sort(tmp_path):
+def test_shuffled_timestamps_are_sorted_by_default_or_dropped_on_request(tmp_path):
     good = cs.synthetic_book(seed=4)
     good.frame = good.frame.iloc[:50]
     path = _databento_csv(
         good, tmp_path / "x.csv", lambda df: df.sample(frac=1, random_state=1).reset_index(drop=True)
     )
     shuffled = pd.read_csv(path)
-    dropped = cs.read_book(path)
-    # Kept rows are exactly the file's running maxima.
     running_max = (shuffled.ts_recv >= shuffled.ts_recv.cummax()).sum()
-    assert dropped.report.rows_kept == running_max < 50
-    assert dropped.report.dropped["non_increasing_timestamp"] == 50 - running_max
-    restored = cs.read_book(path, sort=True, tz="America/New_York")
-    assert restored.report.rows_kept == 50
+    restored = cs.read_book(path, tz="America/New_York")
+    assert restored.report.rows_kept == 50 and restored.report.out_of_order == 50 - running_max
     pd.testing.assert_frame_equal(restored.frame, good.frame.drop(columns="volume"), check_freq=False)
+    dropped = cs.read_book(path, sort=False)
+    # Kept rows are exactly the file's running maxima.
+    assert dropped.report.rows_kept == running_max < 50
+    assert dropped.report.dropped["out_of_order"] == 50 - running_max
+
+
+def test_shuffled_mapped_file_keeps_its_traded_volume(tmp_path, shared_data):
+    raw = pd.read_csv(shared_data / TICK_ZIP)
+    raw = raw[raw.SecurityID == "300918.SZ"]
+    raw.sample(frac=1, random_state=0).to_csv(tmp_path / "shuffled.csv", index=False)
+    raw.to_csv(tmp_path / "ordered.csv", index=False)
+    shuffled, ordered = cs.read_book(tmp_path / "shuffled.csv"), cs.read_book(tmp_path / "ordered.csv")
+    assert shuffled.report.out_of_order > 2000 and shuffled.report.rows_kept == TICK_CONTINUOUS["300918.SZ"]
+    pd.testing.assert_frame_equal(shuffled.frame, ordered.frame)
+
+
+def test_naive_timestamps_without_a_zone_are_read_as_utc_with_a_warning(tmp_path, tick_books):
+    frame = cs.synthetic_book(seed=0).frame.iloc[:20].tz_convert(None).reset_index()
+    frame.to_csv(tmp_path / "naive.csv", index=False)
+    book = cs.read_book(tmp_path / "naive.csv")
+    assert str(book.tz) == "UTC" and "no time zone" in book.report.warnings[0]
+    zoned = cs.read_book(tmp_path / "naive.csv", tz="America/New_York")
+    assert str(zoned.tz) == "America/New_York" and zoned.report.warnings == []
+    # Presets of a market carry its zone: no assumption to warn about.
+    assert all(book.report.warnings == [] for book in tick_books.values())
+
+
+def test_a_book_with_no_usable_row_names_the_reasons(shared_data):
+    book = cs.read_book(shared_data / DBN.format("DBEQ.BASIC", "mbp-10"))
+    with pytest.raises(cs.DataError, match=r"no usable rows for QQQ: read 4, dropped 4 empty_side"):
+        cs.require_rows(book)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda f, p: f.iloc[:0].to_csv(p, index=False), "holds no rows"),
+        (lambda f, p: f.astype({"ask_sz_03": object}).assign(ask_sz_03="many").to_csv(p, index=False),
+         "column 'ask_sz_03' must hold numbers; data row 1 has 'many'"),
+    ],
+)  # fmt: skip
+def test_unreadable_table_contents_name_file_and_column(tmp_path, write, message):
+    write(cs.synthetic_book(seed=0).frame.iloc[:5].reset_index(), tmp_path / "book.csv")
+    with pytest.raises(cs.DataError, match=message):
+        cs.read_books(tmp_path / "book.csv")
+
+
+def test_truncated_archive_and_unknown_zone_are_named(tmp_path, shared_data):
+    data = (shared_data / TICK_ZIP).read_bytes()
+    (tmp_path / "tick.zip").write_bytes(data[: len(data) // 3])
+    with pytest.raises(cs.DataError, match="tick.zip: the archive is truncated or corrupt"):
+        cs.read_books(tmp_path / "tick.zip")
+    with pytest.raises(cs.InvalidInputError, match="unknown time zone 'Mars/Base'"):
+        cs.read_books(shared_data / TICK_ZIP, tz="Mars/Base")
 
 
 def test_wide_preset_round_trips_a_book(tmp_path):

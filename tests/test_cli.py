@@ -6,15 +6,17 @@ go through ``main()`` in-process (the same code path minus ``python -m``).
 """
 
 import json
+import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from convexsched import ImpactOracle, Objective, solve
+from convexsched import ImpactOracle, Objective, solve, synthetic_book
 from convexsched.cli import main
 from convexsched.io import read_curves
 
@@ -23,9 +25,11 @@ PSI = 1e-9
 
 
 def run(*args, timeout=240):
-    """``python -m convexsched ARGS`` as a user would type it."""
+    """``python -m convexsched ARGS`` as a user would type it; never a traceback."""
     command = [sys.executable, "-m", "convexsched", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
 
 
 def run_in_process(capsys, *args):
@@ -35,6 +39,7 @@ def run_in_process(capsys, *args):
     except SystemExit as exit_:
         code = exit_.code
     captured = capsys.readouterr()
+    assert "Traceback" not in captured.err, captured.err
     return code, captured.out, captured.err
 
 
@@ -101,6 +106,16 @@ def test_demo_runs_end_to_end_and_writes_its_files(demo):
     assert (comparison["max|x_fast - x_cvxpy|/S"] < 1e-4).all()
     assert "RH A H=30" in set(pd.read_csv(folder / "backtest.csv")["strategy"])
     assert seconds < 120
+    # Peak memory of the largest child so far (the demo is the largest): it once took 2.5 GB.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1_000_000  # kB
+
+
+def test_a_long_fit_says_it_is_still_running(capsys):
+    from convexsched.cli import _heartbeat
+
+    with _heartbeat("fit", every=0.05):
+        time.sleep(0.2)
+    assert "fit: still running after 0 s" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- features and fit
@@ -121,6 +136,23 @@ def test_features_writes_the_task1_table_as_parquet(task1_file):
     assert list(table.columns[:9]) == ["timestamp", "size", "slippage", "vol_ratio", "spread", "depth",
                                        "imbalance", "volatility", "hour_of_day"]  # fmt: skip
     assert (table["slippage"] > 0).all()
+
+
+def test_fit_caps_its_threads_and_says_what_it_fits(capsys, monkeypatch, task1_file, tmp_path):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    fit = ImpactOracle.fit
+
+    def recording_fit(self, X, y):
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp")
+        return fit(self, X, y)
+
+    monkeypatch.setattr(ImpactOracle, "fit", recording_fit)
+    code, _, err = run_in_process(capsys, "fit", "--table", task1_file[0], "--max-iter", 5, "--threads", 2,
+                                  "--validation-fraction", 0, "-o", tmp_path / "o.joblib")  # fmt: skip
+    assert code == 0 and "up to 5 boosting iterations, 2 thread(s)" in err
+    assert seen and set(seen) == {2}  # the tests run with OMP_NUM_THREADS=1: the option set it
 
 
 def test_fit_on_a_task1_table_saves_an_oracle_that_loads(task1_file, tmp_path):
@@ -272,7 +304,7 @@ def test_schedule_with_a_foreign_bucket_is_a_usage_error(capsys, planned, tmp_pa
     [
         (("plan", "--curves", "c.csv", "--total", "-5", "-o", "s.csv"), ("--total", "must be >= 0")),
         (("plan", "--curves", "c.csv", "--total", "5", "--rho", "nan", "-o", "s.csv"), ("--rho", "must be finite")),
-        (("plan", "--total", "5", "-o", "s.csv"), ("one of the arguments --curves --oracle is required",)),
+        (("plan", "--total", "5", "-o", "s.csv"), ("plan needs a cost model",)),
         (("plan", "--curves", "c.csv", "--total", "5", "--weights", "cubic", "-o", "s.csv"), ("power:GAMMA",)),
         (("features", "--synthetic", "--sizes", "10,5", "-o", "f.csv"), ("increasing",)),
         (("nonsense",), ("invalid choice: 'nonsense'",)),
@@ -293,7 +325,7 @@ def test_gamma_outside_the_family_is_a_usage_error(capsys, planned, tmp_path):
 def test_oracle_without_states_is_a_usage_error(capsys, demo, tmp_path):
     code, _, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.joblib", "--total", 5,
                                   "-o", tmp_path / "s.csv")  # fmt: skip
-    assert_one_line_error(code, err, "--oracle needs --states")
+    assert_one_line_error(code, err, "--oracle needs the book state per bucket")
 
 
 def test_a_file_that_is_not_an_oracle_is_a_usage_error(capsys, demo, tmp_path):
@@ -324,3 +356,258 @@ def test_real_file_with_several_stocks_needs_a_symbol(capsys, shared_data):
     tick = shared_data / "cn-equity-l2-dolphindb" / "tick.zip"
     code, _, err = run_in_process(capsys, "backtest", "--book", tick, "--total", 1000)
     assert_one_line_error(code, err, "holds 5 symbols", "300274.SZ", "--symbol")
+
+
+# ------------------------------------------------------------------------------- books as users send them
+
+
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory):
+    """Twenty minutes of the synthetic book (400 snapshots) as a wide CSV, and its frame."""
+    frame = synthetic_book(0).frame.iloc[:400].reset_index()
+    path = tmp_path_factory.mktemp("books") / "book.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_shuffled_book_is_sorted_and_says_so(small_book, tmp_path):
+    path, frame = small_book
+    frame.sample(frac=1, random_state=0).to_csv(tmp_path / "shuffled.csv", index=False)
+    result = run("features", "--book", tmp_path / "shuffled.csv", "--sessions", "us_equity", "-o", tmp_path / "a.csv")
+    assert result.returncode == 0, result.stderr
+    assert "read 400, kept 400, dropped none;" in result.stderr and "out-of-order rows sorted into place" in result.stderr
+    # A partial book says how much of the session it covers.
+    assert "covers 20 of the 390 1min buckets of its sessions (5%)" in result.stderr
+    assert main(["features", "--book", str(path), "--sessions", "us_equity", "-o", str(tmp_path / "b.csv")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+
+
+def test_non_finite_values_are_dropped_counted_and_strict_refuses_them(capsys, small_book, tmp_path):
+    _, frame = small_book
+    frame.assign(bid_sz_03=frame["bid_sz_03"].where(frame.index != 5, np.inf)).to_csv(tmp_path / "inf.csv", index=False)
+    arguments = ("features", "--book", tmp_path / "inf.csv", "--sessions", "us_equity", "--kind", "snapshots")
+    code, _, err = run_in_process(capsys, *arguments, "-o", tmp_path / "f.csv")
+    assert code == 0 and "kept 399, dropped 1 non_finite" in err
+    assert np.isfinite(pd.read_csv(tmp_path / "f.csv")["depth"]).all()
+    code, _, err = run_in_process(capsys, *arguments, "--strict", "-o", tmp_path / "g.csv")
+    assert_one_line_error(code, err, "--strict", "1 non_finite")
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_a_book_with_no_usable_row_is_an_error_naming_the_reasons(capsys, small_book, tmp_path):
+    _, frame = small_book
+    frame.assign(ask_px_00=frame["bid_px_00"]).to_csv(tmp_path / "locked.csv", index=False)
+    code, _, err = run_in_process(capsys, "features", "--book", tmp_path / "locked.csv", "-o", tmp_path / "f.csv")
+    assert_one_line_error(code, err, "no usable rows", "read 400, dropped 400 crossed_or_locked")
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_naive_timestamps_are_a_warning_or_a_strict_error(capsys, small_book, tmp_path):
+    _, frame = small_book
+    frame.assign(ts=frame["ts"].dt.tz_localize(None)).to_csv(tmp_path / "naive.csv", index=False)
+    base = ("features", "--book", tmp_path / "naive.csv", "--sessions", "us_equity")
+    code, _, err = run_in_process(capsys, *base, "-o", tmp_path / "zone.csv")
+    assert code == 0 and "warning: naive: timestamps carry no time zone and were read as America/New_York" in err
+    code, _, err = run_in_process(capsys, *base, "--tz", "America/New_York", "-o", tmp_path / "ny.csv")
+    assert code == 0 and "warning" not in err
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "zone.csv"), pd.read_csv(tmp_path / "ny.csv"))
+    code, _, err = run_in_process(capsys, *base, "--strict", "-o", tmp_path / "strict.csv")
+    assert_one_line_error(code, err, "--strict", "no time zone")
+
+
+@pytest.mark.parametrize(
+    "make, fragments",
+    [
+        (lambda path, tick: path.write_bytes(tick.read_bytes()[:100_000]), ("book.zip", "truncated or corrupt")),
+        (lambda path, tick: path.write_text("SecurityID,MDDate\n"), ("book.zip",)),
+    ],
+)
+def test_truncated_archive_is_one_line(capsys, shared_data, tmp_path, make, fragments):
+    make(tmp_path / "book.zip", shared_data / "cn-equity-l2-dolphindb" / "tick.zip")
+    code, _, err = run_in_process(capsys, "features", "--book", tmp_path / "book.zip", "-o", tmp_path / "f.csv")
+    assert_one_line_error(code, err, *fragments)
+
+
+# ------------------------------------------------------------------------------- outputs
+
+
+@pytest.fixture
+def protected(planned, tmp_path):
+    """Copies of the planned curves and schedule, and their bytes, to check nothing touched them."""
+    curves, schedule = tmp_path / "curves.csv", tmp_path / "schedule.csv"
+    curves.write_bytes(planned[0].read_bytes())
+    schedule.write_bytes(planned[1].read_bytes())
+    return curves, schedule, {path: path.read_bytes() for path in (curves, schedule)}
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (("plan", "--curves", "{curves}", "-S", 5, "-o", "{curves}"), "--output {curves} is also the input --curves"),
+        (("plan", "--curves", "{curves}", "-S", 5, "-o", "{dir}/s.csv", "--certificate", "{dir}/s.csv"),
+         "--certificate and --output are the same file"),
+        (("check", "--curves", "{curves}", "--schedule", "{schedule}", "-S", 5, "--json", "{schedule}"),
+         "--json {schedule} is also the input --schedule"),
+        (("features", "--book", "{curves}", "-o", "{curves}"), "is also the input --book"),
+        (("plan", "--curves", "{curves}", "-S", 5, "-o", "{schedule}"), "exists; pass --force to overwrite it"),
+    ],
+)  # fmt: skip
+def test_outputs_never_overwrite_inputs_or_each_other(capsys, protected, arguments, fragment):
+    curves, schedule, before = protected
+    names = {"curves": curves, "schedule": schedule, "dir": curves.parent}
+    code, _, err = run_in_process(capsys, *(str(a).format(**names) for a in arguments))
+    assert_one_line_error(code, err, fragment.format(**names))
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_force_replaces_an_existing_output_atomically(capsys, protected):
+    curves, schedule, _ = protected
+    code, _, err = run_in_process(capsys, "plan", "--curves", curves, "-S", 1000, "-o", schedule, "--force")
+    assert code == 0, err
+    assert pd.read_csv(schedule)["x"].sum() == pytest.approx(1000)
+    assert not [p for p in schedule.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+READ_ONLY = Path("/sys")  # not writable, not even by root
+
+
+@pytest.mark.parametrize("target", ["read-only", "folder"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("demo", "--output-dir", "{out}"),
+        ("features", "--synthetic", "-o", "{out}"),
+        ("fit", "--synthetic", "-o", "{out}"),
+        ("plan", "--curves", "{curves}", "-S", 1000, "-o", "{out}"),
+        ("plan", "--curves", "{curves}", "-S", 1000, "-o", "{dir}/s.csv", "--plot", "{out}"),
+        ("backtest", "--synthetic", "-S", 1000, "-o", "{out}"),
+        ("check", "--curves", "{curves}", "--schedule", "{schedule}", "-S", 1000, "--json", "{out}"),
+    ],
+    ids=lambda command: "-".join(str(part) for part in command[:1] + command[-2:-1]),
+)  # fmt: skip
+def test_every_command_refuses_an_unwritable_output_in_one_line(capsys, protected, tmp_path, command, target):
+    curves, schedule, _ = protected
+    if target == "folder":
+        out = tmp_path / "a-folder"
+        out.mkdir()
+        (out / "features.csv").mkdir()  # the demo's first file is a folder too
+    else:
+        out = READ_ONLY / "convexsched-output"
+    before = set(tmp_path.rglob("*"))
+    arguments = [str(a).format(out=out, curves=curves, schedule=schedule, dir=tmp_path) for a in command]
+    code, out_text, err = run_in_process(capsys, *arguments)
+    assert_one_line_error(code, err)
+    assert set(tmp_path.rglob("*")) == before and out_text == ""
+
+
+def test_an_unwritable_plot_leaves_no_schedule_behind(planned, tmp_path):
+    result = run("plan", "--curves", planned[0], "-S", 1000, "-o", tmp_path / "s.csv", "--plot", READ_ONLY / "s.png")
+    assert_one_line_error(result.returncode, result.stderr, "--plot", "/sys")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- options and messages
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (("plan", "--curves", "c.csv", "-S", 5, "--psi", "-1e-6", "-o", "s.csv"), ("--psi", "must be >= 0, got -1e-6")),
+        (("plan", "--curves", "c.csv", "-S", 5, "--grid", "-100,0,100", "-o", "s.csv"), ("--grid", ">= 0", "'-100,0,100'")),
+        (("plan", "--curves", "c.csv", "-S", 5, "--solver", "GUROBI", "-o", "s.csv"), ("unknown solver 'GUROBI'", "CLARABEL")),
+        (("features", "--synthetic", "--freq", "1 minute please", "-o", "f.csv"), ("--freq", "like 1min")),
+        (("features", "--synthetic", "--tz", "Mars/Olympus", "-o", "f.csv"), ("unknown time zone 'Mars/Olympus'",)),
+        (("backtest", "--synthetic", "--pct-volume", 150), ("--pct-volume", "(0, 100]")),
+    ],
+)  # fmt: skip
+def test_options_are_checked_with_our_own_messages(capsys, args, fragments):
+    code, _, err = run_in_process(capsys, *args)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_a_negative_multiplier_is_a_value_not_an_option(capsys, planned):
+    curves, schedule, _ = planned
+    code, out, _ = run_in_process(capsys, "check", "--curves", curves, "--schedule", schedule, "-S", 50_000,
+                                  "--psi", PSI, "--multiplier", "-1e-3")  # fmt: skip
+    assert code == 1 and "lambda            -0.001" in out
+
+
+def test_check_never_prints_an_inverted_admissible_interval(capsys, planned, tmp_path):
+    curves, schedule, _ = planned
+    pd.read_csv(schedule).assign(x=50_000 / 390).to_csv(tmp_path / "twap.csv", index=False)
+    code, out, _ = run_in_process(capsys, "check", "--curves", curves, "--schedule", tmp_path / "twap.csv",
+                                  "-S", 50_000, "--psi", PSI)  # fmt: skip
+    assert code == 1 and "admissible: none" in out
+
+
+def test_a_failed_bisection_plan_is_not_written(capsys, planned, tmp_path):
+    code, out, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--rho", 1e-6,
+                                    "--method", "bisection", "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 1 and "FAILED" in out and "schedule not written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_says_when_objective_c_switches_method_and_refuses_what_it_cannot_solve(
+    capsys, monkeypatch, planned, tmp_path
+):
+    from convexsched import chain, cli
+
+    monkeypatch.setattr(chain, "MAX_WORK", 0)  # every problem is past the chain DP's limit
+    code, out, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,
+                                    "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 0 and "past the exact chain DP's memory limit: solving with cvxpy" in err and "CLARABEL" in out
+    monkeypatch.setattr(cli, "CVXPY_MAX_SEGMENTS", 1000)
+    code, _, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,
+                                  "-o", tmp_path / "t.csv")  # fmt: skip
+    assert_one_line_error(code, err, "past what cvxpy solves here", "--freq")
+
+
+def test_plan_from_a_book_by_percent_of_volume_in_lots(capsys, tmp_path):
+    code, out, err = run_in_process(capsys, "plan", "--synthetic", "--pct-volume", 1, "--lot", 100,
+                                    "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 0, err
+    assert "S = 1% of 2,042,000 shares traded = 20,420 shares" in out
+    assert "in the curves' currency" in out and "bps of S x the mean mid" in out and "rounding costs" in out
+    frame = pd.read_csv(tmp_path / "s.csv")
+    assert frame["x"].sum() == pytest.approx(20_420) and frame["x_lots"].sum() == pytest.approx(20_420)
+    assert np.count_nonzero(frame["x_lots"] % 100) == 1
+
+
+def test_plan_from_an_oracle_and_a_book(capsys, demo, tmp_path):
+    code, out, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.joblib", "--synthetic",
+                                    "-S", 20_000, "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code == 0, err
+    assert "convexify[slopes-isotonic]" in out and len(pd.read_csv(tmp_path / "s.csv")) > 380
+
+
+def test_backtest_says_persistence_unless_given_a_state_profile(capsys, demo, tmp_path):
+    assert main(["features", "--synthetic", "1", "-o", str(tmp_path / "day1.csv")]) == 0
+    base = ("backtest", "--synthetic", "-S", 20_000, "--oracle", demo[0] / "oracle.joblib",
+            "--strategies", "TWAP,depth-proportional", "-o")  # fmt: skip
+    code, _, err = run_in_process(capsys, *base, tmp_path / "persistence.csv")
+    assert code == 0, err
+    persistence = pd.read_csv(tmp_path / "persistence.csv").set_index("strategy")
+    assert persistence["state_forecast"].tolist() == ["-", "persistence"]
+    # The opening book carried all day has the same depth every minute: depth-proportional is TWAP.
+    assert persistence.loc["depth-proportional", "cost"] == pytest.approx(persistence.loc["TWAP", "cost"])
+    code, _, err = run_in_process(capsys, *base, tmp_path / "profile.csv", "--profile", tmp_path / "day1.csv")
+    assert code == 0, err
+    profile = pd.read_csv(tmp_path / "profile.csv").set_index("strategy")
+    assert profile["state_forecast"].tolist() == ["-", "profile"]
+    assert profile.loc["depth-proportional", "cost"] != pytest.approx(profile.loc["TWAP", "cost"])
+
+
+def test_the_message_file_of_a_lobster_book_is_an_input_too(capsys, shared_data, tmp_path):
+    for source in (shared_data / "lobster-aapl-2012-head").glob("*_10.csv"):
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    book, message = next(tmp_path.glob("*_orderbook_10.csv")), next(tmp_path.glob("*_message_10.csv"))
+    before = message.read_bytes()
+    code, _, err = run_in_process(capsys, "features", "--book", book, "-o", message, "--force")
+    assert_one_line_error(code, err, f"is also the input --book ({message.name})")
+    assert message.read_bytes() == before
+
+
+def test_backtest_sizes_the_order_as_a_percent_of_volume(capsys):
+    code, out, err = run_in_process(capsys, "backtest", "--synthetic", "--pct-volume", 1, "--strategies", "TWAP")
+    assert code == 0, err
+    assert "S = 1% of 2,042,000 shares traded = 20,420 shares" in out and "S = 20,420 shares" in out

@@ -80,3 +80,22 @@ def test_scaling_preserves_cost():
     curves = CostCurves([[1.0, 3.0]], [[2.0, 2.0]])
     scaled = curves.scaled(share_unit=4.0, cost_unit=10.0)
     assert scaled.evaluate(np.array([0.75]))[0] * 10 == pytest.approx(curves.evaluate(np.array([3.0]))[0])
+
+
+@pytest.mark.parametrize("scale", [1e-10, 1.0, 1e6])
+def test_convexity_is_checked_at_the_curve_s_own_scale(scale):
+    # A penny token's 3e-10 then 1e-10 is as non-convex as 3 then 1.
+    with pytest.raises(NonConvexCurveError, match="bucket 0 is not convex"):
+        CostCurves([[3 * scale, scale]], 100.0)
+    # Round-off far below the curve's scale is not non-convexity, and is rounded away.
+    curves = CostCurves([[scale, scale * (1 - 1e-12)]], 100.0)
+    assert np.all(np.diff(curves.slopes, axis=1) >= 0)
+
+
+def test_negative_slopes_are_an_error_unless_asked_for():
+    with pytest.raises(InvalidInputError, match=r"bucket 1 \(b\) has a negative slope -0.01"):
+        CostCurves([[0.01, 0.02], [-0.01, 0.02]], 100.0, index=["a", "b"])
+    with pytest.raises(InvalidInputError, match="negative slope"):
+        CostCurves.from_grid([0, 100, 200], [[0.0, -1e-8, 1.0]])
+    rebate = CostCurves([[-0.01, 0.02]], 100.0, allow_negative=True)
+    assert rebate.slopes[0, 0] == -0.01

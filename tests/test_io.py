@@ -141,3 +141,47 @@ def test_certificate_is_valid_json_with_infinite_bounds_as_text(tmp_path, curves
     loaded = json.loads(path.read_text())
     assert loaded["ok"] is True and loaded["method"] == "fast" and loaded["objective_kind"] == "A"
     assert "-inf" in loaded["multiplier_interval"]
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    from convexsched.io import atomic_path, write_table
+
+    path = write_table(pd.DataFrame({"a": [1, 2]}), tmp_path / "table.csv")
+    before = path.read_bytes()
+    with pytest.raises(ZeroDivisionError):
+        with atomic_path(path) as temporary:
+            temporary.write_text("half a fi")
+            1 / 0
+    with pytest.raises(ValueError):
+        write_table(pd.DataFrame({"a": [object()]}), tmp_path / "table.parquet")  # pyarrow refuses
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_check_outputs_rules(tmp_path):
+    from convexsched.errors import OutputError
+    from convexsched.io import check_outputs
+
+    existing = tmp_path / "in.csv"
+    existing.write_text("x\n1\n")
+    check_outputs({"--output": tmp_path / "new" / "out.csv"}, {"--curves": existing})
+    check_outputs({"--output": existing}, force=True)
+    cases = [
+        (({"--output": tmp_path / "." / "in.csv"}, {"--curves": existing}), "is also the input --curves"),
+        (({"--a": tmp_path / "x.csv", "--b": tmp_path / "x.csv"}, None), "--b and --a are the same file"),
+        (({"--output": existing}, None), "exists; pass --force"),
+        (({"--output": tmp_path}, None), "is a folder"),
+        (({"--output": existing / "out.csv"}, None), "is not a folder"),
+    ]
+    for (outputs, inputs), message in cases:
+        with pytest.raises(OutputError, match=message):
+            check_outputs(outputs, inputs)
+
+
+def test_a_truncated_zipped_table_is_a_data_error(tmp_path):
+    from convexsched.io import read_table
+
+    pd.DataFrame({"x": range(1000)}).to_csv(tmp_path / "full.csv.zip", index=False)
+    (tmp_path / "cut.csv.zip").write_bytes((tmp_path / "full.csv.zip").read_bytes()[:200])
+    with pytest.raises(DataError, match="cut.csv.zip: the archive is truncated or corrupt"):
+        read_table(tmp_path / "cut.csv.zip")

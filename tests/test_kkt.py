@@ -43,7 +43,7 @@ def test_claimed_multiplier_is_checked():
 
 
 def test_le_budget_complementarity():
-    curves = CostCurves([[-0.01, 0.02]], 100.0)
+    curves = CostCurves([[-0.01, 0.02]], 100.0, allow_negative=True)
     ok = check_kkt(curves, 1000.0, Objective(), [100.0], budget="le")
     assert ok.ok and ok.multiplier == 0.0
     # Trading the unprofitable segment too is not optimal.

@@ -37,3 +37,20 @@ def test_almgren_chriss_mapping():
     assert objective.rho == pytest.approx(0.5)
     assert objective.psi == pytest.approx(2 * 1e-3 * 4 * 2)
     assert objective.weight_vector(3).tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "parameters, fragment",
+    [
+        ({"tau": 0.0}, "tau"),
+        ({"tau": -1.0}, "tau"),
+        ({"tau": float("nan")}, "tau"),
+        ({"eta_tilde": -1e-6}, "eta_tilde"),
+        ({"sigma": float("inf")}, "sigma"),
+        ({"risk_aversion": -1.0}, "risk_aversion"),
+    ],
+)
+def test_bad_almgren_chriss_parameters_are_typed_errors(parameters, fragment):
+    arguments = dict(eta_tilde=1e-6, tau=1.0, risk_aversion=1e-6, sigma=0.02) | parameters
+    with pytest.raises(InvalidInputError, match=f"Almgren-Chriss {fragment}"):
+        Objective.almgren_chriss(**arguments)
