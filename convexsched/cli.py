@@ -729,7 +729,8 @@ def _run_backtest(args):
         # opening state carried all day, which a reader must be told.
         model_free = {s.name for s in default_strategies(with_model=False)}
         label = "profile" if forecast is not None else "persistence"
-        table.insert(0, "state_forecast", ["-" if name in model_free else label for name in table.index])
+        needs_model = [name not in model_free and not table.loc[name, "lookahead"] for name in table.index]
+        table.insert(0, "state_forecast", [label if needed else "-" for needed in needs_model])
     if args.output is not None:
         write_table(table.reset_index(), args.output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -587,13 +587,14 @@ def test_backtest_says_persistence_unless_given_a_state_profile(capsys, demo, tm
     code, _, err = run_in_process(capsys, *base, tmp_path / "persistence.csv")
     assert code == 0, err
     persistence = pd.read_csv(tmp_path / "persistence.csv").set_index("strategy")
-    assert persistence["state_forecast"].tolist() == ["-", "persistence"]
+    # The hindsight rows look at the realized books: no forecast.
+    assert persistence["state_forecast"].tolist() == ["-", "persistence", "-", "-"]
     # The opening book carried all day has the same depth every minute: depth-proportional is TWAP.
     assert persistence.loc["depth-proportional", "cost"] == pytest.approx(persistence.loc["TWAP", "cost"])
     code, _, err = run_in_process(capsys, *base, tmp_path / "profile.csv", "--profile", tmp_path / "day1.csv")
     assert code == 0, err
     profile = pd.read_csv(tmp_path / "profile.csv").set_index("strategy")
-    assert profile["state_forecast"].tolist() == ["-", "profile"]
+    assert profile["state_forecast"].tolist() == ["-", "profile", "-", "-"]
     assert profile.loc["depth-proportional", "cost"] != pytest.approx(profile.loc["TWAP", "cost"])
 
 
