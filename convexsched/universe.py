@@ -1,0 +1,413 @@
+"""A universe of (symbol, day) keys: one task mapped over many books, serially or on Dask.
+
+An execution desk calibrates on many days, plans thousands of symbols each morning and
+backtests a universe before trusting a change. :func:`run_universe` maps a task over keys and
+collects one table:
+
+* ``client=None`` runs the keys one after the other in this process;
+* a :class:`dask.distributed.Client` (a ``LocalCluster`` or a remote scheduler) runs them on its
+  workers through ``client.map`` and ``as_completed``. Dask is an optional extra
+  (``pip install convexsched[dask]``); nothing here imports it unless a client is given.
+
+Only keys and small result tables travel: the task loads its book inside the worker
+(:func:`load_key_book`, so the key's ``file`` must be readable where the workers run). Inner
+BLAS/OpenMP pools are pinned to ``threads`` (default 1) around each task with ``threadpoolctl``,
+so ``n`` single-threaded workers do not oversubscribe ``n`` cores. A task that raises is
+reported in its key's row (``status="error"``, ``error`` holds the exception type and
+message) while the other keys complete; a worker that dies is reported the same way
+(``status="lost"``). Rows come back in key order, so a serial run and a cluster run of the same
+keys give identical tables.
+
+Ready-made tasks take a key with ``symbol``, ``file`` and optionally ``day`` (a local date;
+omitted or empty = every day in the file), ``size`` (shares) and ``format``:
+
+* :func:`backtest_task` - :func:`convexsched.backtest` on the key's book (model-free strategies
+  unless an oracle is given), one row per strategy;
+* :func:`plan_task` - tomorrow's schedule for the key: the key's day's book-walk curves as the
+  forecast of the same minutes tomorrow, solved exactly with its KKT certificate;
+* :func:`calibrate_task` - an :class:`~convexsched.ImpactOracle` per symbol fitted on the
+  pooled book walks of the key's ``files`` (several past days), one summary row.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, InvalidInputError
+
+STATUS_OK, STATUS_ERROR, STATUS_LOST = "ok", "error", "lost"
+MANIFEST_COLUMNS = ("symbol", "day", "file", "size")
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _is_missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT or value == ""
+
+
+def as_keys(keys):
+    """Normalize keys to a list of plain dicts.
+
+    Parameters
+    ----------
+    keys : pandas.DataFrame or iterable of mappings
+        One row (or mapping) per key, e.g. columns ``symbol, day, file, size``.
+
+    Returns
+    -------
+    list of dict
+    """
+    if isinstance(keys, pd.DataFrame):
+        records = keys.to_dict("records")
+    else:
+        try:
+            records = [dict(k) for k in keys]
+        except (TypeError, ValueError):
+            raise InvalidInputError("keys must be a DataFrame or an iterable of mappings (dicts)") from None
+    if not records:
+        raise InvalidInputError("run_universe needs at least one key")
+    # numpy scalars -> Python ones, so keys pickle small and compare equal everywhere.
+    return [{name: (v.item() if isinstance(v, np.generic) else v) for name, v in r.items()} for r in records]
+
+
+def read_manifest(path):
+    """A universe manifest: a CSV with the columns ``symbol, day, file, size``.
+
+    Relative ``file`` paths are resolved against the manifest's folder; ``day`` may be empty
+    (every day in the file). Raises :class:`DataError` when the file or a column is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such manifest: {path}")
+    try:
+        table = pd.read_csv(path, dtype={"symbol": str, "day": str, "file": str})
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read manifest {path}: {exc}") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path.name}: manifest lacks columns {missing} (needs {list(MANIFEST_COLUMNS)})")
+    table["file"] = [str(f if Path(f).is_absolute() else (path.parent / f).resolve()) for f in table["file"]]
+    table["day"] = table["day"].fillna("")
+    return table
+
+
+# ---------------------------------------------------------------- running
+
+
+def _run_one(key, task, kwargs, threads):
+    """Run ``task(key, **kwargs)`` with pinned inner thread pools; never raises.
+
+    Returns ``(status, table or None, error message, seconds)``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    started = time.perf_counter()
+    try:
+        with threadpool_limits(limits=threads):
+            out = task(key, **kwargs)
+        if not isinstance(out, pd.DataFrame):
+            raise InvalidInputError(f"task must return a DataFrame, got {type(out).__name__}")
+        return STATUS_OK, out, "", time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in its key's row
+        return STATUS_ERROR, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - started
+
+
+def _progress(total, enabled, description):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, leave=False)
+
+
+def run_universe(keys, task, *, client=None, threads=1, progress=None, **kwargs):
+    """Map ``task`` over ``keys`` and return one table with the keys and a status column.
+
+    Parameters
+    ----------
+    keys : pandas.DataFrame or iterable of mappings
+        One key per task, e.g. the rows of a manifest (:func:`read_manifest`).
+    task : callable
+        ``task(key, **kwargs) -> pandas.DataFrame`` with ``key`` a dict. It must be importable
+        by the workers (a module-level function) when a client is given.
+    client : dask.distributed.Client, optional
+        ``None`` runs serially in this process; a client runs the keys on its cluster.
+    threads : int
+        BLAS/OpenMP threads allowed inside each task (``threadpoolctl``); 1 avoids
+        oversubscription when each worker has one core.
+    progress : bool, optional
+        A tqdm bar over completed keys; default when stderr is a terminal.
+    **kwargs
+        Passed to every ``task`` call (small: they travel to every worker).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The key columns, ``status`` (``"ok"``, ``"error"``: the task raised, ``"lost"``: the
+        worker died) and ``error`` (``"ExceptionType: message"``, empty when ok), then the
+        task's columns; a key contributes one row per row of its table (one row of NaN results
+        on failure). Rows are in key order. ``attrs["seconds"]`` holds each key's run time
+        and ``attrs["failed"]`` the failed keys.
+    """
+    keys = as_keys(keys)
+    if int(threads) < 1:
+        raise InvalidInputError(f"threads must be >= 1, got {threads}")
+    run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads))
+    results = [None] * len(keys)
+    bar = _progress(len(keys), progress, getattr(task, "__name__", "tasks"))
+    if client is None:
+        for i, key in enumerate(keys):
+            results[i] = run(key)
+            if bar is not None:
+                bar.update()
+    else:
+        from distributed import as_completed
+
+        # pure=False: a re-run of the same key is a new computation (files may have changed).
+        futures = client.map(run, keys, pure=False)
+        position = {future.key: i for i, future in enumerate(futures)}
+        for future in as_completed(futures):
+            i = position[future.key]
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died or the result did not arrive
+                results[i] = (STATUS_LOST, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", np.nan)
+            future.release()
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    return _collect(keys, results)
+
+
+def _collect(keys, results):
+    key_columns = list(dict.fromkeys(name for key in keys for name in key))
+    frames = []
+    for key, (status, table, error, _) in zip(keys, results, strict=True):
+        if table is None or table.empty:
+            table = pd.DataFrame(index=[0])
+        else:
+            table = table.reset_index(drop=True)
+        clash = [c for c in key_columns + ["status", "error"] if c in table.columns]
+        if clash:
+            table = table.drop(columns=clash)
+        head = pd.DataFrame({name: [key.get(name)] * len(table) for name in key_columns})
+        head["status"] = status
+        head["error"] = error
+        frames.append(pd.concat([head, table], axis=1))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["seconds"] = [r[3] for r in results]
+    out.attrs["failed"] = [key for key, r in zip(keys, results, strict=True) if r[0] != STATUS_OK]
+    return out
+
+
+# ---------------------------------------------------------------- loading inside the task
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_books(path, format, mtime_ns, size):
+    # A worker often gets several symbols of the same multi-symbol file: read it once.
+    from .loaders import read_books
+
+    return read_books(path, format)
+
+
+def load_key_book(key):
+    """The book of a key: ``file`` (and ``format``), its ``symbol``, cut to its ``day``.
+
+    A worker reads each file once for all its keys (a small per-process cache keyed on the
+    path, its size and modification time).
+
+    Raises
+    ------
+    DataError
+        Missing file, unknown symbol, or no rows on ``day``.
+    """
+    path = key.get("file")
+    if _is_missing(path):
+        raise InvalidInputError(f"key {key} has no 'file'")
+    stat = Path(path).stat() if Path(path).is_file() else None
+    if stat is None:
+        raise DataError(f"no such file: {path}")
+    fmt = key.get("format")
+    books = _cached_books(str(path), None if _is_missing(fmt) else fmt, stat.st_mtime_ns, stat.st_size)
+    symbol = key.get("symbol")
+    if _is_missing(symbol):
+        if len(books) != 1:
+            raise InvalidInputError(f"{Path(path).name} holds {len(books)} symbols; the key needs a 'symbol'")
+        book = next(iter(books.values()))
+    elif str(symbol) not in books:
+        raise DataError(f"symbol {symbol!r} not in {Path(path).name}; available: {list(books)[:10]}")
+    else:
+        book = books[str(symbol)]
+    day = key.get("day")
+    if _is_missing(day):
+        return book
+    tz = book.sessions.tz if book.sessions is not None else book.tz
+    dates = book.frame.index.tz_convert(tz).date
+    wanted = pd.Timestamp(str(day)).date()
+    keep = dates == wanted
+    if not keep.any():
+        raise DataError(f"{book.symbol} has no rows on {wanted} in {Path(path).name}")
+    if keep.all():
+        return book
+    return replace(book, frame=book.frame[keep], meta=dict(book.meta, day=str(wanted)))
+
+
+def _key_size(key, size=None):
+    value = key.get("size") if size is None else size
+    if _is_missing(value):
+        raise InvalidInputError(f"key {key} has no 'size' (shares) and none was passed")
+    return float(value)
+
+
+# ---------------------------------------------------------------- ready-made tasks
+
+
+def backtest_task(key, *, strategies=None, oracle=None, side="buy", freq="1min", half_life=0.0, size=None):
+    """Backtest one key: :func:`convexsched.backtest` on its book, one row per strategy.
+
+    Parameters
+    ----------
+    key : dict
+        ``symbol``, ``file``, optional ``day`` and ``format``; ``size`` in shares unless
+        ``size=`` is given.
+    strategies : list of str, optional
+        Names among :func:`convexsched.strategies.default_strategies` (names travel, objects
+        are rebuilt in the worker); default all that apply.
+    oracle : ImpactOracle or path, optional
+        A fitted oracle (or its ``.joblib`` file, loaded in the worker).
+    side, freq, half_life
+        As in :func:`convexsched.backtest`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy`` then the backtest columns (``cost_bps, vs_twap_bps, hindsight_bps,
+        capture, ..., unfilled``), plus ``n_buckets``.
+    """
+    from .backtest import backtest
+    from .strategies import default_strategies
+
+    book = load_key_book(key)
+    if isinstance(oracle, (str, Path)):
+        from .oracle import ImpactOracle
+
+        oracle = ImpactOracle.load(oracle)
+    chosen = None
+    if strategies is not None:
+        available = {s.name: s for s in default_strategies(with_model=oracle is not None)}
+        unknown = [name for name in strategies if name not in available]
+        if unknown:
+            raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
+        chosen = [available[name] for name in strategies]
+    table, records = backtest(
+        book, _key_size(key, size), strategies=chosen, oracle=oracle, side=side, freq=freq,
+        half_life=half_life, return_records=True,
+    )  # fmt: skip
+    table = table.reset_index()
+    table["n_buckets"] = len(next(iter(records.values())).x)
+    return table
+
+
+def plan_task(key, *, objective=None, side="buy", freq="1min", size=None):
+    """Tomorrow's schedule for one key, from the key's day as the forecast of tomorrow.
+
+    Each bucket of the next business day gets the book-walk curve of the same minute of the
+    key's day (the fresh, undepleted curve of :meth:`BookExecutor.realized_curves`); the
+    schedule is solved exactly (:func:`convexsched.solve`) and carries its KKT certificate.
+    Buckets without a usable snapshot get no capacity.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``bucket`` (tomorrow's start times), ``x`` (shares), ``multiplier`` (the water level),
+        ``kkt_ok``.
+    """
+    from .curves import CostCurves
+    from .execution import BookExecutor
+    from .solve import solve
+
+    book = load_key_book(key)
+    executor = BookExecutor(book, side, freq)
+    slopes, widths, _ = executor.realized_curves()
+    index = executor.index
+    days = pd.DatetimeIndex(index.normalize().unique())
+    if len(days) != 1:
+        raise InvalidInputError(f"plan_task needs a key of one day; {book.symbol} has {len(days)} (set 'day')")
+    tomorrow = index + pd.offsets.BDay(1)
+    curves = CostCurves(slopes, widths, index=tomorrow)
+    schedule = solve(curves, _key_size(key, size), objective)
+    return pd.DataFrame({
+        "bucket": tomorrow, "x": np.asarray(schedule.x, float), "multiplier": schedule.multiplier,
+        "kkt_ok": bool(schedule.kkt.ok),
+    })  # fmt: skip
+
+
+def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100, random_state=0, thin=1):
+    """Fit an :class:`~convexsched.ImpactOracle` for one symbol on its pooled past days.
+
+    Parameters
+    ----------
+    key : dict
+        ``symbol`` and ``files`` (a list, or a ``;``-separated string, of book files: the past
+        days); a single ``file`` works too.
+    sizes : array_like, optional
+        Order-size grid of the book walks; default 20 sizes up to the median one-sided depth.
+    output_dir : path-like, optional
+        Save the oracle there as ``<symbol>.joblib`` (a path travels back, not the model).
+    max_iter, random_state : int
+        Boosting settings (:class:`~convexsched.ImpactOracle`).
+    thin : int
+        Keep every ``thin``-th snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_days, n_rows, n_iter, mae`` (in-sample, currency), ``oracle`` (the saved
+        file or empty).
+    """
+    from .oracle import ImpactOracle
+    from .slippage import task1_table
+
+    files = key.get("files", key.get("file"))
+    if isinstance(files, str):
+        files = [f for f in files.split(";") if f]
+    if not files:
+        raise InvalidInputError(f"key {key} has no 'files' to calibrate on")
+    tables = []
+    for file in files:
+        book = load_key_book({**key, "file": file})
+        if int(thin) > 1:
+            book = replace(book, frame=book.frame.iloc[:: int(thin)])
+        grid = sizes
+        if grid is None:
+            depth = float(np.median(book.frame.filter(like="ask_sz_" if side == "buy" else "bid_sz_").sum(axis=1)))
+            grid = np.linspace(depth / 20, depth, 20)
+        table = task1_table(book, grid, side=side)
+        tables.append(table[~table["beyond_depth"]])
+    table = pd.concat(tables, ignore_index=True).dropna(subset=["volatility", "spread", "depth"])
+    if table.empty:
+        raise DataError(f"{key.get('symbol')}: no training rows after dropping missing features")
+    oracle = ImpactOracle(max_iter=max_iter, random_state=random_state, validation_fraction=None)
+    oracle.fit(table, table["slippage"])
+    mae = float(np.abs(oracle.predict(table) - table["slippage"].to_numpy()).mean())
+    saved = ""
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        saved = str(Path(output_dir) / f"{key.get('symbol')}.joblib")
+        oracle.save(saved)
+    return pd.DataFrame([{"n_days": len(files), "n_rows": len(table), "n_iter": int(oracle.n_iter_),
+                          "mae": mae, "oracle": saved}])  # fmt: skip
