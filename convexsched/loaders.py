@@ -26,7 +26,7 @@ import pandas as pd
 
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
-from .sessions import CN_EQUITY, US_EQUITY, as_sessions
+from .sessions import CN_EQUITY, US_EQUITY, as_sessions, with_inferred_sessions
 
 _INT64_MAX = np.iinfo(np.int64).max
 # Fixed-point divisors; dividing (not multiplying by 1e-9) gives the correctly rounded price.
@@ -549,7 +549,9 @@ def read_books(path, format=None, **options):
     **options
         Passed to the format's reader: :func:`read_databento` (``definition``, ``ts``),
         :func:`read_lobster`, :func:`read_mapped` (``preset``, ``columns``); all take
-        ``tick_size``, ``tz``, ``sessions`` and ``sort``.
+        ``tick_size``, ``tz``, ``sessions`` and ``sort``. Without ``sessions`` the format's
+        default sessions are trimmed to the span the data cover
+        (:func:`convexsched.sessions.infer_sessions`, noted in each book's report).
 
     Returns
     -------
@@ -560,9 +562,11 @@ def read_books(path, format=None, **options):
     if format not in _FORMATS:
         raise InvalidInputError(f"unknown format {format!r}; known: {sorted(_FORMATS)}")
     loader = _FORMATS[format]
-    if loader is _read_table_auto:
-        return loader(path, **options)
-    return _call(loader, path, options)
+    books = loader(path, **options) if loader is _read_table_auto else _call(loader, path, options)
+    if options.get("sessions") is None:
+        # Sessions not given: trim the market's sessions to the span the data cover.
+        books = {symbol: with_inferred_sessions(book) for symbol, book in books.items()}
+    return books
 
 
 def read_book(path, format=None, *, symbol=None, **options):
