@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .binance import looks_binance, read_binance
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
 from .sessions import CN_EQUITY, US_EQUITY, as_sessions, with_inferred_sessions
@@ -514,6 +515,7 @@ _FORMATS = {
     "lobster": read_lobster,
     "csv": _read_table_auto,
     "parquet": _read_table_auto,
+    "binance": read_binance,
 }
 
 
@@ -527,6 +529,8 @@ def _infer_format(path):
         return "parquet"
     if re.search(r"\.(csv|txt)(\.(gz|bz2|zst|xz))?$|\.zip$", name):
         return "csv"
+    if looks_binance(path):  # recognized by content: "<ns> {json}" lines of a depth stream
+        return "binance"
     raise DataError(f"cannot infer the format of {Path(path).name}; pass format= one of {sorted(_FORMATS)}")
 
 
@@ -544,8 +548,9 @@ def read_books(path, format=None, **options):
     Parameters
     ----------
     path : path-like
-    format : {"databento", "lobster", "csv", "parquet"}, optional
-        Inferred from the file name (and, for tables, the header) when omitted.
+    format : {"databento", "mbo", "lobster", "csv", "parquet", "binance"}, optional
+        Inferred from the file name (and, for tables, the header) when omitted; Databento
+        MBO files and Binance depth streams are recognized by their content.
     **options
         Passed to the format's reader: :func:`read_databento` (``definition``, ``ts``),
         :func:`read_lobster`, :func:`read_mapped` (``preset``, ``columns``); all take
