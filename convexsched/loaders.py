@@ -27,6 +27,7 @@ import pandas as pd
 from .binance import looks_binance, read_binance
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
+from .mbo import looks_mbo, read_mbo
 from .sessions import CN_EQUITY, US_EQUITY, as_sessions, with_inferred_sessions
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -516,13 +517,14 @@ _FORMATS = {
     "csv": _read_table_auto,
     "parquet": _read_table_auto,
     "binance": read_binance,
+    "mbo": read_mbo,
 }
 
 
 def _infer_format(path):
     name = _name_lower(path)
     if name.endswith((".dbn", ".dbn.zst")):
-        return "databento"
+        return "mbo" if looks_mbo(path) else "databento"  # the schema in the DBN metadata
     if _LOBSTER_NAME.match(Path(path).name):
         return "lobster"
     if _is_parquet(path):
