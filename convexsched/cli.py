@@ -133,7 +133,7 @@ def _weights(text):
 # ---------------------------------------------------------------------- shared options
 
 
-def _add_book_arguments(parser, table=False):
+def _add_book_arguments(parser, table=False, universe=False):
     """--book/--synthetic (or --table, for training data) and the reader options; the group."""
     title = "training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)"
     source = parser.add_argument_group(title)
@@ -146,7 +146,10 @@ def _add_book_arguments(parser, table=False):
     if table:
         choice.add_argument("--table", type=Path, metavar="PATH",
                             help="a Task-1 table: timestamp,size,slippage,spread,depth,imbalance,volatility,hour_of_day,mid")  # fmt: skip
-    source.add_argument("--format", choices=("databento", "lobster", "csv", "parquet"))
+    if universe:
+        choice.add_argument("--universe", type=Path, metavar="MANIFEST",
+                            help="a CSV of symbol,day,file,size: backtest every key (see --scheduler)")  # fmt: skip
+    source.add_argument("--format", choices=("databento", "mbo", "lobster", "csv", "parquet", "binance"))
     source.add_argument("--preset", help="column preset of a snapshot table: cn_l2, sse_l2, wide")
     source.add_argument("--symbol", help="instrument to use when the file holds several")
     source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
@@ -396,6 +399,12 @@ def _run_check(args):
 def _run_backtest(args):
     from .backtest import backtest
 
+    if args.universe is not None:
+        from .universe import run_manifest_backtest
+
+        return run_manifest_backtest(args)
+    if args.total is None:
+        raise InvalidInputError("--total is required (with --universe the manifest's size is used)")
     book = _read_one_book(args)
     oracle = _load_oracle(args.oracle) if args.oracle is not None else None
     strategies = None
@@ -609,8 +618,11 @@ def build_parser():
         "Each bucket's slice walks the first usable snapshot of the bucket. Without --oracle only "
         "the model-free strategies run.",
     )  # fmt: skip
-    _add_book_arguments(backtest)
-    backtest.add_argument("--total", "-S", type=_positive_float, required=True, metavar="S", help="shares to execute")
+    _add_book_arguments(backtest, universe=True)
+    backtest.add_argument("--total", "-S", type=_positive_float, metavar="S",
+                          help="shares to execute (with --universe: overrides the manifest's sizes)")
+    backtest.add_argument("--scheduler", metavar="WHERE",
+                          help="with --universe: omitted = serial, 'local' = a LocalCluster, or a Dask scheduler address")
     backtest.add_argument("--oracle", type=Path, metavar="PATH", help="oracle from `convexsched fit`")
     backtest.add_argument("--strategies", type=lambda text: text.split(","), metavar="A,B",
                           help="comma-separated strategy names (default: all that apply)")  # fmt: skip

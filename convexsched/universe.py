@@ -35,7 +35,6 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -411,3 +410,123 @@ def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100
         oracle.save(saved)
     return pd.DataFrame([{"n_days": len(files), "n_rows": len(table), "n_iter": int(oracle.n_iter_),
                           "mae": mae, "oracle": saved}])  # fmt: skip
+
+
+# ---------------------------------------------------------------- manifests and the command line
+
+
+def make_manifest(paths, participation=0.05, lot=100):
+    """A manifest of every symbol and day in ``paths``, sized at a share of the day's volume.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Book files (any format :func:`convexsched.read_books` reads).
+    participation : float
+        Order size as a fraction of the volume traded in the book's sessions that day.
+    lot : float
+        Sizes are rounded to whole lots (at least one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``symbol, day, file, size`` (plus ``volume``, the day's traded volume);
+        books without traded volume are left out.
+    """
+    from .loaders import read_books
+    from .sessions import session_buckets
+
+    if not 0 < participation <= 1:
+        raise InvalidInputError(f"participation must be in (0, 1], got {participation}")
+    rows = []
+    for path in paths:
+        for symbol, book in read_books(path).items():
+            if book.traded_volume is None or book.sessions is None:
+                continue
+            labels = session_buckets(book).labels
+            inside = labels.notna().to_numpy()
+            per_day = book.traded_volume[inside].groupby(labels[inside].dt.date.to_numpy()).sum()
+            for day, volume in per_day.items():
+                size = max(lot, round(participation * volume / lot) * lot)
+                rows.append({"symbol": symbol, "day": str(day), "file": str(Path(path).resolve()),
+                             "size": float(size), "volume": float(volume)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["symbol", "day", "file", "size", "volume"])
+
+
+class _Cluster:
+    """``scheduler`` as a context manager yielding a Dask client (or None for a serial run)."""
+
+    def __init__(self, scheduler, n_workers=None):
+        self.scheduler, self.n_workers = scheduler, n_workers
+        self._stack = []
+
+    def __enter__(self):
+        if self.scheduler in (None, "", "serial"):
+            return None
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise InvalidInputError(
+                "--scheduler needs Dask: pip install 'convexsched[dask]'"
+            ) from None
+        if self.scheduler == "local":
+            cluster = LocalCluster(
+                processes=True, n_workers=self.n_workers or os.cpu_count(), threads_per_worker=1,
+                dashboard_address=None,
+            )  # fmt: skip
+            self._stack.append(cluster)
+            client = Client(cluster)
+        else:
+            client = Client(self.scheduler)
+        self._stack.append(client)
+        return client
+
+    def __exit__(self, *exc):
+        for item in reversed(self._stack):
+            item.close()
+        return False
+
+
+def cluster(scheduler=None, n_workers=None):
+    """A client for ``scheduler``: ``None``/``"serial"`` (no client), ``"local"`` (a process
+    ``LocalCluster``, one thread per worker) or a scheduler address (``"tcp://host:8786"``).
+
+    Use as ``with cluster("local") as client: run_universe(keys, task, client=client)``.
+    """
+    return _Cluster(scheduler, n_workers)
+
+
+def run_manifest_backtest(args):
+    """``convexsched backtest --universe MANIFEST``: prints a summary, writes ``--output``.
+
+    Returns the exit code: 0 when every key ran, 1 when some failed (they are listed).
+    """
+    keys = read_manifest(args.universe)
+    options = {"side": args.side, "freq": args.freq, "half_life": args.half_life}
+    if args.strategies is not None:
+        options["strategies"] = list(args.strategies)
+    if args.oracle is not None:
+        options["oracle"] = str(Path(args.oracle).resolve())
+    if args.total is not None:
+        options["size"] = args.total
+    started = time.perf_counter()
+    with cluster(args.scheduler) as client:
+        where = "serially" if client is None else f"on {args.scheduler} ({len(client.scheduler_info()['workers'])} workers)"
+        table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(), **options)
+    seconds = time.perf_counter() - started
+    if args.output is not None:
+        from .io import write_table
+
+        write_table(table, args.output)
+    ok = table[table["status"] == STATUS_OK]
+    failed = table.attrs["failed"]
+    print(f"universe {Path(args.universe).name}: {len(keys)} keys {where} in {seconds:.1f} s, "
+          f"{len(keys) - len(failed)} ok, {len(failed)} failed")  # fmt: skip
+    if len(ok):
+        summary = ok.pivot_table(index="strategy", values=["cost_bps", "vs_twap_bps", "capture"], aggfunc="mean")
+        with pd.option_context("display.width", 160):
+            print("mean over keys (bps of arrival notional; capture 1 = hindsight bound, 0 = TWAP):")
+            print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    for key, (_, row) in zip(failed, table[table["status"] != STATUS_OK].iterrows(), strict=True):
+        print(f"failed: {key.get('symbol')} {key.get('day') or ''}: {row['error']}", file=sys.stderr)
+    return 0 if not failed else 1

@@ -148,3 +148,20 @@ def test_manifest_resolves_relative_files(tmp_path, shared_data):
     (tmp_path / "bad.csv").write_text("symbol,file\nA,x\n")
     with pytest.raises(cs.DataError, match="lacks columns"):
         read_manifest(tmp_path / "bad.csv")
+
+
+def test_cli_universe_serial_and_on_a_cluster_write_equal_tables(tmp_path, small_universe, client, capsys):
+    from convexsched.cli import main
+
+    manifest = tmp_path / "universe.csv"
+    small_universe.to_csv(manifest, index=False)
+    common = ["backtest", "--universe", str(manifest), "--strategies", "TWAP,scenario A"]
+    assert main([*common, "-o", str(tmp_path / "serial.csv")]) == 1  # NOSUCH failed
+    out, err = capsys.readouterr()
+    assert "4 keys serially" in out and "3 ok, 1 failed" in out and "NOSUCH" in err
+    # An existing cluster by its address (the "local" branch starts its own the same way).
+    assert main([*common, "--scheduler", client.scheduler.address, "-o", str(tmp_path / "dask.csv")]) == 1
+    out, _ = capsys.readouterr()
+    assert "(2 workers)" in out
+    assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+    assert main(["backtest", "--synthetic"]) == 2  # without --universe, --total is required
