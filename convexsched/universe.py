@@ -26,7 +26,9 @@ omitted or empty = every day in the file), ``size`` (shares) and ``format``:
 * :func:`plan_task` - tomorrow's schedule for the key: the key's day's book-walk curves as the
   forecast of the same minutes tomorrow, solved exactly with its KKT certificate;
 * :func:`calibrate_task` - an :class:`~convexsched.ImpactOracle` per symbol fitted on the
-  pooled book walks of the key's ``files`` (several past days), one summary row.
+  pooled book walks of the key's ``files`` (several past days), one summary row;
+* :func:`walk_forward_task` - fit on the symbol's days before the key's ``day`` (its
+  ``history`` files), backtest ``day`` with the model strategies too.
 """
 
 from __future__ import annotations
@@ -216,15 +218,15 @@ def _collect(keys, results):
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_books(path, format, mtime_ns, size):
+def _cached_books(path, format, sessions, mtime_ns, size):
     # A worker often gets several symbols of the same multi-symbol file: read it once.
     from .loaders import read_books
 
-    return read_books(path, format)
+    return read_books(path, format, **({} if sessions is None else {"sessions": sessions}))
 
 
 def load_key_book(key):
-    """The book of a key: ``file`` (and ``format``), its ``symbol``, cut to its ``day``.
+    """The book of a key: ``file`` (and ``format``, ``sessions``), its ``symbol``, cut to its ``day``.
 
     A worker reads each file once for all its keys (a small per-process cache keyed on the
     path, its size and modification time).
@@ -240,8 +242,9 @@ def load_key_book(key):
     stat = Path(path).stat() if Path(path).is_file() else None
     if stat is None:
         raise DataError(f"no such file: {path}")
-    fmt = key.get("format")
-    books = _cached_books(str(path), None if _is_missing(fmt) else fmt, stat.st_mtime_ns, stat.st_size)
+    fmt, sessions = key.get("format"), key.get("sessions")
+    books = _cached_books(str(path), None if _is_missing(fmt) else fmt, None if _is_missing(sessions) else sessions,
+                          stat.st_mtime_ns, stat.st_size)  # fmt: skip
     symbol = key.get("symbol")
     if _is_missing(symbol):
         if len(books) != 1:
@@ -355,6 +358,51 @@ def plan_task(key, *, objective=None, side="buy", freq="1min", size=None):
     })  # fmt: skip
 
 
+def _split_files(value):
+    if isinstance(value, str):
+        return [f for f in value.split(";") if f]
+    return [] if _is_missing(value) else list(value)
+
+
+def _fit_oracle(key, files, *, before=None, sizes=None, side="buy", max_iter=100, random_state=0, thin=1):
+    """An ImpactOracle fitted on the book walks of ``files`` (rows before the date ``before``).
+
+    Returns ``(oracle, n_days, n_rows, in-sample MAE)``.
+    """
+    from .oracle import ImpactOracle
+    from .slippage import task1_table
+
+    if not files:
+        raise InvalidInputError(f"key {key} has no files to calibrate on")
+    tables, days = [], set()
+    for file in files:
+        book = load_key_book({**key, "file": file, "day": None})
+        tz = book.sessions.tz if book.sessions is not None else book.tz
+        dates = book.frame.index.tz_convert(tz).date
+        keep = np.ones(len(dates), bool) if before is None else dates < before
+        if int(thin) > 1:
+            keep &= np.arange(len(keep)) % int(thin) == 0
+        if not keep.any():
+            continue
+        book = replace(book, frame=book.frame[keep])
+        days.update(dates[keep])
+        grid = sizes
+        if grid is None:
+            depth = float(np.median(book.frame.filter(like="ask_sz_" if side == "buy" else "bid_sz_").sum(axis=1)))
+            grid = np.linspace(depth / 20, depth, 20)
+        table = task1_table(book, grid, side=side)
+        tables.append(table[~table["beyond_depth"]])
+    if not tables:
+        raise DataError(f"{key.get('symbol')}: no history{f' before {before}' if before else ''} in {len(files)} file(s)")
+    table = pd.concat(tables, ignore_index=True).dropna(subset=["volatility", "spread", "depth"])
+    if table.empty:
+        raise DataError(f"{key.get('symbol')}: no training rows after dropping missing features")
+    oracle = ImpactOracle(max_iter=max_iter, random_state=random_state, validation_fraction=None)
+    oracle.fit(table, table["slippage"])
+    mae = float(np.abs(oracle.predict(table) - table["slippage"].to_numpy()).mean())
+    return oracle, len(days), len(table), mae
+
+
 def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100, random_state=0, thin=1):
     """Fit an :class:`~convexsched.ImpactOracle` for one symbol on its pooled past days.
 
@@ -362,7 +410,7 @@ def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100
     ----------
     key : dict
         ``symbol`` and ``files`` (a list, or a ``;``-separated string, of book files: the past
-        days); a single ``file`` works too.
+        days); a single ``file`` works too. Every day in the files is used.
     sizes : array_like, optional
         Order-size grid of the book walks; default 20 sizes up to the median one-sided depth.
     output_dir : path-like, optional
@@ -378,38 +426,50 @@ def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100
         One row: ``n_days, n_rows, n_iter, mae`` (in-sample, currency), ``oracle`` (the saved
         file or empty).
     """
-    from .oracle import ImpactOracle
-    from .slippage import task1_table
-
-    files = key.get("files", key.get("file"))
-    if isinstance(files, str):
-        files = [f for f in files.split(";") if f]
-    if not files:
-        raise InvalidInputError(f"key {key} has no 'files' to calibrate on")
-    tables = []
-    for file in files:
-        book = load_key_book({**key, "file": file})
-        if int(thin) > 1:
-            book = replace(book, frame=book.frame.iloc[:: int(thin)])
-        grid = sizes
-        if grid is None:
-            depth = float(np.median(book.frame.filter(like="ask_sz_" if side == "buy" else "bid_sz_").sum(axis=1)))
-            grid = np.linspace(depth / 20, depth, 20)
-        table = task1_table(book, grid, side=side)
-        tables.append(table[~table["beyond_depth"]])
-    table = pd.concat(tables, ignore_index=True).dropna(subset=["volatility", "spread", "depth"])
-    if table.empty:
-        raise DataError(f"{key.get('symbol')}: no training rows after dropping missing features")
-    oracle = ImpactOracle(max_iter=max_iter, random_state=random_state, validation_fraction=None)
-    oracle.fit(table, table["slippage"])
-    mae = float(np.abs(oracle.predict(table) - table["slippage"].to_numpy()).mean())
+    files = _split_files(key.get("files", key.get("file")))
+    oracle, n_days, n_rows, mae = _fit_oracle(
+        key, files, sizes=sizes, side=side, max_iter=max_iter, random_state=random_state, thin=thin
+    )
     saved = ""
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
         saved = str(Path(output_dir) / f"{key.get('symbol')}.joblib")
         oracle.save(saved)
-    return pd.DataFrame([{"n_days": len(files), "n_rows": len(table), "n_iter": int(oracle.n_iter_),
+    return pd.DataFrame([{"n_days": n_days, "n_rows": n_rows, "n_iter": int(oracle.n_iter_),
                           "mae": mae, "oracle": saved}])  # fmt: skip
+
+
+def walk_forward_task(key, *, strategies=None, side="buy", freq="1min", half_life=0.0, size=None, max_iter=100,
+                      thin=1):  # fmt: skip
+    """Walk forward: fit an oracle on the symbol's days before the key's ``day``, backtest ``day``.
+
+    Parameters
+    ----------
+    key : dict
+        ``symbol``, ``file`` and ``day`` (the test day), ``size``, and ``history``: the files
+        (a list or ``;``-separated) holding the past days; only their rows dated before ``day``
+        are used, so the test day's own file may be listed too.
+    strategies, side, freq, half_life, size
+        As in :func:`backtest_task` (the model strategies run since there is an oracle).
+    max_iter, thin
+        As in :func:`calibrate_task`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`backtest_task`'s table plus ``train_days`` and ``train_rows``.
+    """
+    day = key.get("day")
+    if _is_missing(day):
+        raise InvalidInputError(f"walk_forward_task needs the key's test 'day', got {key}")
+    history = _split_files(key.get("history", key.get("file")))
+    oracle, n_days, n_rows, _ = _fit_oracle(
+        key, history, before=pd.Timestamp(str(day)).date(), side=side, max_iter=max_iter, thin=thin
+    )
+    table = backtest_task(key, strategies=strategies, oracle=oracle, side=side, freq=freq, half_life=half_life,
+                          size=size)  # fmt: skip
+    table["train_days"], table["train_rows"] = n_days, n_rows
+    return table
 
 
 # ---------------------------------------------------------------- manifests and the command line

@@ -165,3 +165,32 @@ def test_cli_universe_serial_and_on_a_cluster_write_equal_tables(tmp_path, small
     assert "(2 workers)" in out
     assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
     assert main(["backtest", "--synthetic"]) == 2  # without --universe, --total is required
+
+
+def test_walk_forward_fits_on_earlier_days_only(tmp_path):
+    from convexsched.universe import walk_forward_task
+
+    days = ["2024-03-04", "2024-03-05", "2024-03-06"]
+    frames = [cs.synthetic_book(seed=k, date=day, interval="30s").frame for k, day in enumerate(days)]
+    path = tmp_path / "three_days.csv"
+    pd.concat(frames).reset_index().assign(symbol="SYNTH").to_csv(path, index=False)
+    key = {"symbol": "SYNTH", "file": str(path), "day": days[2], "size": 20_000, "sessions": "us_equity",
+           "history": str(path)}  # fmt: skip
+    table = run_universe([key, {**key, "day": days[0]}], walk_forward_task, strategies=["TWAP", "static A"],
+                         max_iter=20, progress=False)  # fmt: skip
+    good = table[table["day"] == days[2]]
+    assert (good["status"] == "ok").all() and (good["train_days"] == 2).all()
+    assert set(good["strategy"]) == {"TWAP", "static A", "hindsight A", "hindsight B"}
+    assert good["n_buckets"].eq(390).all() and np.isfinite(good["cost_bps"]).all()
+    first = table[table["day"] == days[0]]  # nothing before the first day: reported, not faked
+    assert first["status"].item() == "error" and "no history before 2024-03-04" in first["error"].item()
+
+
+def test_make_manifest_sizes_at_a_share_of_volume(shared_data):
+    from convexsched.universe import make_manifest
+
+    manifest = make_manifest([shared_data / SSE], participation=0.05)
+    assert len(manifest) == 30 and set(manifest["day"]) == {"2021-12-01"}
+    assert (manifest["size"] % 100 == 0).all() and (manifest["size"] >= 100).all()
+    ratio = manifest["size"] / manifest["volume"]
+    assert ratio[manifest["volume"] > 20_000].between(0.04, 0.06).all()
