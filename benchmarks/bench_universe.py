@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from _common import machine_info, markdown_table, write_results
 
@@ -81,12 +80,14 @@ def main():
     serial_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    with LocalCluster(processes=True, n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            ready_s = time.perf_counter() - started
-            started = time.perf_counter()
-            parallel = run_universe(keys, measured_backtest, client=client, progress=False)
-            parallel_s = time.perf_counter() - started
+    with (
+        LocalCluster(processes=True, n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        ready_s = time.perf_counter() - started
+        started = time.perf_counter()
+        parallel = run_universe(keys, measured_backtest, client=client, progress=False)
+        parallel_s = time.perf_counter() - started
     equal = _comparable(serial).equals(_comparable(parallel))
     pd.testing.assert_frame_equal(_comparable(serial), _comparable(parallel))
 
@@ -127,15 +128,19 @@ def main():
     lines = [
         "# Universe backtest: serial vs Dask LocalCluster",
         "",
-        f"Keys: {n} ({'quick: ' if args.quick else ''}SZSE 2022-06-01 full day and SSE 2021-12-01 first hour), "
-        "each buying 5% of its day's traded volume (`make_manifest`), all model-free strategies and the "
-        "hindsight bound (`backtest_task`). "
-        f"Tables equal serial vs cluster: **{equal}**; failed keys: {failed}.",
+        (
+            f"Keys: {n} ({'quick: ' if args.quick else ''}SZSE 2022-06-01 full day and SSE 2021-12-01 first hour), "
+            "each buying 5% of its day's traded volume (`make_manifest`), all model-free strategies and the "
+            "hindsight bound (`backtest_task`). "
+            f"Tables equal serial vs cluster: **{equal}**; failed keys: {failed}."
+        ),
         "",
         markdown_table(["run", "keys", "wall s", "tasks / s", "cluster start s"], rows, "lrrrr"),
         "",
-        "Per task (serial run; peak = the process's peak resident memory during the task, "
-        "interpreter and libraries included):",
+        (
+            "Per task (serial run; peak = the process's peak resident memory during the task, "
+            "interpreter and libraries included):"
+        ),
         "",
         markdown_table(["book", "keys", "mean s", "max s", "peak GiB"], per_task, "lrrrr"),
         "",
@@ -143,11 +148,13 @@ def main():
         "",
         markdown_table(["quantity", "value"], estimate, "lr"),
         "",
-        "Assumptions: one task per symbol-day as measured on a full Chinese day (237 one-minute "
-        "buckets, ~4,900 3-s snapshots, 10 levels); a US day has 390 buckets, so scale by ~1.6 if "
-        "the step count dominates. Tasks are independent and send back only ~7-row tables, so "
-        "scaling is linear until file reads dominate: each worker reads a file once per process "
-        "(`load_key_book` caches the 4 most recent). One thread per worker (BLAS/OpenMP pinned).",
+        (
+            "Assumptions: one task per symbol-day as measured on a full Chinese day (237 one-minute "
+            "buckets, ~4,900 3-s snapshots, 10 levels); a US day has 390 buckets, so scale by ~1.6 if "
+            "the step count dominates. Tasks are independent and send back only ~7-row tables, so "
+            "scaling is linear until file reads dominate: each worker reads a file once per process "
+            "(`load_key_book` caches the 4 most recent). One thread per worker (BLAS/OpenMP pinned)."
+        ),
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores (shared), {info['memory_gib']} GiB; "
         f"load average before {tuple(round(x, 2) for x in info['load_average'])}; "

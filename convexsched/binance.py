@@ -38,7 +38,7 @@ import pandas as pd
 from .book import LoadReport, clean_book
 from .errors import DataError, InvalidInputError
 from .levels import PriceLevels, sampled_frame
-from .sessions import Sessions, infer_sessions
+from .sessions import infer_sessions, span_sessions
 
 _LINE = re.compile(rb"^\d{16,20} \{")
 _MS = 1_000_000
@@ -188,18 +188,11 @@ def _busiest_date(index, tz):
     return pd.Series(index.tz_convert(tz).date).value_counts().idxmax()
 
 
-def _span_sessions(index, tz, freq="1min"):
+def _span_sessions(index, tz):
     """One interval covering the data on its busiest local date (crypto trades around the clock)."""
     local = index.tz_convert(tz)
-    dates = pd.Series(local.date)
-    main = _busiest_date(index, tz)
-    on_main = local[(dates == main).to_numpy()]
-    start = on_main[0].floor(freq)
-    end = on_main[-1].ceil(freq)
-    end = min(end, pd.Timestamp(main, tz=tz) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
-    if end <= start:
-        end = start + pd.Timedelta(freq)
-    return Sessions(((start.time(), end.time()),), tz, "data span")
+    on_main = local[local.date == _busiest_date(index, tz)]
+    return span_sessions(on_main[0], on_main[-1], tz)
 
 
 def read_binance(path, *, previous=None, n_levels=10, ts="exchange", tick_size=None, tz="UTC", sessions=None,

@@ -31,7 +31,7 @@ import pandas as pd
 from .book import LoadReport, clean_book
 from .errors import DataError
 from .levels import PriceLevels, sampled_frame
-from .sessions import Sessions
+from .sessions import span_sessions
 
 F_LAST, F_TOB, F_SNAPSHOT = 128, 64, 32
 _UNDEF_PRICE = np.iinfo(np.int64).max
@@ -174,16 +174,11 @@ def _symbols(store, ids):
     return names
 
 
-def _first_trade_sessions(stamps, trade_stamps, tz, freq="1min"):
+def _first_trade_sessions(stamps, trade_stamps, tz):
     """Continuous trading as the data show it: from the first trade to the last event."""
-    start_ns = trade_stamps[0] if len(trade_stamps) else stamps[0]
-    start = pd.Timestamp(int(start_ns), unit="ns", tz="UTC").tz_convert(tz).floor(freq)
-    last = pd.Timestamp(int(stamps[-1]), unit="ns", tz="UTC").tz_convert(tz)
-    day_end = start.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    end = min(last.ceil(freq), day_end)
-    if end <= start:
-        end = start + pd.Timedelta(freq)
-    return Sessions(((start.time(), end.time()),), tz, "from the first trade")
+    first = trade_stamps[0] if len(trade_stamps) else stamps[0]
+    first, last = (pd.Timestamp(int(ns), unit="ns", tz="UTC") for ns in (first, stamps[-1]))
+    return span_sessions(first, last, tz, name="from the first trade")
 
 
 def read_mbo(path, *, n_levels=10, ts="ts_recv", tick_size=None, tz=None, sessions=None, sort=False):

@@ -261,3 +261,19 @@ def with_inferred_sessions(book, freq="1min"):
     note = f"sessions inferred from the data: {inferred} (the data cover only part of {book.sessions})"
     report = replace(book.report, notes=[*book.report.notes, note])
     return replace(book, sessions=inferred, report=report, meta=dict(book.meta, sessions_inferred=True))
+
+
+def span_sessions(first, last, tz, freq="1min", name="data span"):
+    """One interval from ``first`` (floored to ``freq``) to ``last`` (ceiled), on ``first``'s date.
+
+    For feeds without an exchange calendar here (crypto around the clock, a futures file's
+    reopen): the sessions are what the data show. The end is clipped to the end of the start's
+    local date, since sessions are times of day.
+    """
+    freq = pd.Timedelta(freq)
+    start = pd.Timestamp(first).tz_convert(tz).floor(freq)
+    day_end = start.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    end = min(pd.Timestamp(last).tz_convert(tz).ceil(freq), day_end)
+    if end <= start:
+        end = start + freq
+    return Sessions(((start.time(), end.time()),), tz, name)

@@ -158,8 +158,9 @@ def run_universe(keys, task, *, client=None, threads=1, progress=None, **kwargs)
     pandas.DataFrame
         The key columns, ``status`` (``"ok"``, ``"error"``: the task raised, ``"lost"``: the
         worker died) and ``error`` (``"ExceptionType: message"``, empty when ok), then the
-        task's columns; a key contributes one row per row of its table (one row of NaN results
-        on failure). Rows are in key order. ``attrs["seconds"]`` holds each key's run time
+        task's columns (a task column named like a key column, ``status`` or ``error`` gives
+        way to the key's); a key contributes one row per row of its table (one row of NaN
+        results on failure). Rows are in key order. ``attrs["seconds"]`` holds each key's run time
         and ``attrs["failed"]`` the failed keys.
     """
     keys = as_keys(keys)

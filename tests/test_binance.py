@@ -62,7 +62,8 @@ def test_continuation_file_needs_the_previous_one(files):
 
 
 def test_a_missing_event_is_a_reported_gap(files, tmp_path):
-    lines = gzip.open(files["spot"]).read().splitlines(keepends=True)
+    with gzip.open(files["spot"]) as handle:
+        lines = handle.read().splitlines(keepends=True)
     depth = [k for k, line in enumerate(lines) if b"@depth" in line[:80]]
     removed = depth[100]  # well after the snapshot line
     broken = tmp_path / "gap.gz"

@@ -14,8 +14,7 @@ _DTYPE = [("action", "S1"), ("side", "S1"), ("price", "<i8"), ("size", "<u4"), (
 
 
 def _records(rows):
-    px = lambda p: int(round(p * 1e9))  # noqa: E731
-    return np.array([(a, s, px(p), z, o, f, t, t) for a, s, p, z, o, f, t in rows], dtype=_DTYPE)
+    return np.array([(a, s, round(p * 1e9), z, o, f, t, t) for a, s, p, z, o, f, t in rows], dtype=_DTYPE)
 
 
 def test_hand_checked_replay():
