@@ -194,3 +194,18 @@ def test_make_manifest_sizes_at_a_share_of_volume(shared_data):
     assert (manifest["size"] % 100 == 0).all() and (manifest["size"] >= 100).all()
     ratio = manifest["size"] / manifest["volume"]
     assert ratio[manifest["volume"] > 20_000].between(0.04, 0.06).all()
+
+
+def _exit_on_one(key):
+    import os
+
+    if key["n"] == 1:
+        os._exit(3)  # the worker process dies mid-task
+    return pd.DataFrame({"v": [key["n"]]})
+
+
+def test_a_dead_worker_is_reported_as_lost(client):
+    # Last in the file: the nanny restarts the killed workers, the cluster stays usable.
+    table = run_universe([{"n": 0}, {"n": 1}, {"n": 2}], _exit_on_one, client=client, progress=False)
+    assert table["status"].tolist() == ["ok", "lost", "ok"]
+    assert table.loc[1, "error"].startswith("KilledWorker") and table["v"].drop(1).tolist() == [0, 2]
