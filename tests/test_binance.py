@@ -1,9 +1,12 @@
 """Binance depth streams: snapshot + diff depth with the update-id rule, gaps reported, real files."""
 
 import gzip
+import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import convexsched as cs
 from convexsched.binance import looks_binance, read_binance, top_of_book_check
@@ -97,3 +100,53 @@ def test_other_text_is_not_binance(tmp_path):
     assert not looks_binance(other)
     with pytest.raises(cs.DataError, match="cannot infer the format"):
         cs.read_book(other)
+
+
+@given(
+    futures=st.booleans(),
+    stale=st.integers(0, 3),
+    fresh=st.integers(1, 12),
+    gap_at=st.one_of(st.none(), st.integers(1, 11)),
+    buffered=st.integers(0, 4),
+)
+def test_update_id_rule_and_gaps(tmp_path_factory, futures, stale, fresh, gap_at, buffered):
+    """Synthetic streams: stale events dropped, the chain checked per market, a gap ends the book."""
+    last = 1000
+    # Stale events, the last one on the boundary: u = L is stale on spot, u = L - 1 on futures.
+    ids, u = [], last - (1 if futures else 0) - 3 * (stale - 1)
+    for _ in range(stale):
+        ids.append((u - 2, u))
+        u += 3
+    # The first fresh event straddles the snapshot: U <= L (+1 on spot) <= u.
+    start = last if futures else last + 1
+    ids.append((start - 1, start + 1))
+    prev = start + 1
+    gap = gap_at if gap_at is not None and gap_at < fresh else None
+    for k in range(1, fresh):
+        lo = prev + 1 + (5 if k == gap else 0)
+        ids.append((lo, lo + 2))
+        prev = lo + 2
+    lines, t0 = [], 1_723_161_000_000
+    gap_index = None if gap is None else stale + gap  # position of the event after the hole
+    snapshot = json.dumps({"lastUpdateId": last, "bids": [["99.00", "1"], ["98.00", "2"]],
+                           "asks": [["101.00", "1"], ["102.00", "2"]]})  # fmt: skip
+    previous_u = None
+    for k, (lo, hi) in enumerate(ids):
+        data = {"e": "depthUpdate", "E": t0 + 100 * k, "s": "TOY", "U": lo, "u": hi,
+                "b": [["98.00", str(3 + k)]], "a": [["102.00", str(4 + k)]]}  # fmt: skip
+        if futures:  # pu: the exchange's previous event, a missing one at the gap
+            data["pu"] = lo - 1 if previous_u is None else previous_u + (5 if k == gap_index else 0)
+        previous_u = hi
+        lines.append(f"{(t0 + 100 * k) * 1_000_000} " + json.dumps({"stream": "toy@depth", "data": data}))
+        if k == min(buffered, len(ids) - 1):
+            lines.append(f"{(t0 + 100 * k) * 1_000_000 + 1} {snapshot}")
+    path = tmp_path_factory.mktemp("stream") / "toy.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("\n".join(lines) + "\n")
+    book = read_binance(path)["TOY"]
+    applied = fresh if gap is None else gap
+    report = book.report
+    assert report.dropped["before_snapshot"] == stale
+    assert report.dropped["update_id_gap"] == fresh - applied
+    assert report.rows_kept == applied and len(book.meta["update_id_gaps"]) == (gap is not None)
+    assert book.frame["bid_sz_00"].eq(1).all() and book.frame["bid_sz_01"].iloc[-1] == 3 + stale + applied - 1

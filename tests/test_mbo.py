@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import convexsched as cs
 from convexsched.mbo import F_LAST, F_SNAPSHOT, replay, top_of_book_check
@@ -93,3 +95,54 @@ def test_mbo_format_is_checked(shared_data):
     book = cs.read_book(shared_data / FIXTURES / "XNAS.ITCH/test_data.mbo.dbn.zst")
     assert any("book starts empty" in note for note in book.report.notes)
     assert isinstance(book.frame.index, pd.DatetimeIndex)
+
+
+@st.composite
+def order_flows(draw):
+    """Random A/C/M records on live orders (ids reused only while the order rests), each an event."""
+    ops = draw(st.lists(st.tuples(st.sampled_from("ACMM"), st.integers(0, 10**6)), min_size=1, max_size=60))
+    live, rows, next_id = {}, [], 1
+    for action, seed in ops:
+        rng = np.random.default_rng(seed)
+        side = "B" if rng.random() < 0.5 else "A"
+        # Bids below 100, asks from 100.25: a book that never crosses.
+        price = 100.0 - 0.25 * int(rng.integers(1, 8)) if side == "B" else 100.0 + 0.25 * int(rng.integers(1, 8))
+        size = int(rng.integers(1, 20))
+        if action == "A" or not live:
+            live[next_id] = (side, price, size)
+            rows.append(("A", side, price, size, next_id, F_LAST, len(rows)))
+            next_id += 1
+            continue
+        oid = sorted(live)[int(rng.integers(len(live)))]
+        o_side, o_price, o_size = live[oid]
+        if action == "C":
+            cut = int(rng.integers(1, o_size + 1))
+            rows.append(("C", o_side, o_price, cut, oid, F_LAST, len(rows)))
+            if cut == o_size:
+                del live[oid]
+            else:
+                live[oid] = (o_side, o_price, o_size - cut)
+        else:  # modify: same side, new price and size
+            price = 100.0 - 0.25 * int(rng.integers(1, 8)) if o_side == "B" else 100.0 + 0.25 * int(rng.integers(1, 8))
+            live[oid] = (o_side, price, size)
+            rows.append(("M", o_side, price, size, oid, F_LAST, len(rows)))
+    return rows, live
+
+
+@given(order_flows())
+def test_replay_equals_the_sum_of_resting_orders(flow):
+    rows, live = flow
+    state = replay(_records(rows), n_levels=10)
+    top = state.rows[-1]
+    for side, k in (("B", 0), ("A", 1)):
+        levels = {}
+        for o_side, price, size in live.values():
+            if o_side == side:
+                levels[price] = levels.get(price, 0) + size
+        prices = sorted(levels, reverse=side == "B")[:10]
+        got_px = top[10 * k : 10 * k + len(prices)]
+        got_sz = top[20 + 10 * k : 20 + 10 * k + len(prices)]
+        np.testing.assert_array_equal(got_px, prices)
+        np.testing.assert_array_equal(got_sz, [levels[p] for p in prices])
+        assert np.isnan(top[10 * k + len(prices) : 10 * (k + 1)]).all()
+    assert state.counts["unknown_order"] == 0 and state.counts["overfilled_level"] == 0
