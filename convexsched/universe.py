@@ -34,6 +34,7 @@ omitted or empty = every day in the file), ``size`` (shares) and ``format``:
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sys
 import time
@@ -133,7 +134,7 @@ def _progress(total, enabled, description):
     return tqdm(total=total, desc=description, leave=False)
 
 
-def run_universe(keys, task, *, client=None, threads=1, progress=None, **kwargs):
+def run_universe(keys, task, *, client=None, threads=1, progress=None, window=None, **kwargs):
     """Map ``task`` over ``keys`` and return one table with the keys and a status column.
 
     Parameters
@@ -150,6 +151,9 @@ def run_universe(keys, task, *, client=None, threads=1, progress=None, **kwargs)
         oversubscription when each worker has one core.
     progress : bool, optional
         A tqdm bar over completed keys; default when stderr is a terminal.
+    window : int, optional
+        With a client: at most this many keys in flight, the next submitted as one completes
+        (bounds the scheduler's memory for very large universes); default all at once.
     **kwargs
         Passed to every ``task`` call (small: they travel to every worker).
 
@@ -166,6 +170,8 @@ def run_universe(keys, task, *, client=None, threads=1, progress=None, **kwargs)
     keys = as_keys(keys)
     if int(threads) < 1:
         raise InvalidInputError(f"threads must be >= 1, got {threads}")
+    if window is not None and int(window) < 1:
+        raise InvalidInputError(f"window must be >= 1, got {window}")
     run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads))
     results = [None] * len(keys)
     bar = _progress(len(keys), progress, getattr(task, "__name__", "tasks"))
@@ -178,9 +184,16 @@ def run_universe(keys, task, *, client=None, threads=1, progress=None, **kwargs)
         from distributed import as_completed
 
         # pure=False: a re-run of the same key is a new computation (files may have changed).
-        futures = client.map(run, keys, pure=False)
+        first = len(keys) if window is None else int(window)
+        futures = client.map(run, keys[:first], pure=False)
         position = {future.key: i for i, future in enumerate(futures)}
-        for future in as_completed(futures):
+        pending = as_completed(futures)
+        following = iter(range(first, len(keys)))
+        for future in pending:
+            for i in itertools.islice(following, 1):  # keep ``window`` keys in flight
+                extra = client.submit(run, keys[i], pure=False)
+                position[extra.key] = i
+                pending.add(extra)
             i = position[future.key]
             try:
                 results[i] = future.result()

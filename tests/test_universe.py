@@ -94,6 +94,8 @@ def test_a_raising_task_is_reported_on_the_cluster_too(client):
     serial = run_universe(keys, task, fail_on=3, progress=False)
     table = run_universe(keys, task, client=client, fail_on=3, progress=False)
     pd.testing.assert_frame_equal(_plain(table), _plain(serial))
+    windowed = run_universe(keys, task, client=client, fail_on=3, progress=False, window=2)
+    pd.testing.assert_frame_equal(_plain(windowed), _plain(serial))
     assert table["status"].tolist() == ["ok", "ok", "ok", "error", "ok"]
     assert table.loc[3, "error"] == "ZeroDivisionError: boom"
     assert np.isnan(table.loc[3, "square"]) and table["square"].drop(3).tolist() == [0, 1, 4, 16]
@@ -120,6 +122,8 @@ def test_bad_keys_are_rejected():
         as_keys([1, 2])
     with pytest.raises(InvalidInputError):
         run_universe([{"k": 1}], backtest_task, threads=0)
+    with pytest.raises(InvalidInputError):
+        run_universe([{"k": 1}], backtest_task, window=0)
 
 
 def test_plan_and_calibrate_tasks(shared_data, small_universe):
