@@ -4,6 +4,7 @@ import gzip
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -44,6 +45,14 @@ def test_spot_and_futures_are_recognized_and_rebuilt(files, spot):
     assert frame["bid_px_00"].between(61_500, 62_000).all()  # BTC ~61,700-61,840 USDT
     assert (np.diff(frame[[f"bid_px_{k:02d}" for k in range(10)]].to_numpy(), axis=1) < 0).all()
     assert frame["volume"].sum() > 100  # BTC traded in six minutes
+    # Hand-checked first row: the snapshot (line 8, lastUpdateId 50093239218: 61837.63 x 3.78826 /
+    # 61837.64 x 1.54698, second bid 61837.62 x 0.617) plus the buffered event of line 6
+    # (U 50093239208 <= L + 1 <= u 50093239224, E 1723161255408) that sets the ask to 1.60520.
+    first = frame.iloc[0]
+    assert frame.index[0] == pd.Timestamp(1723161255408, unit="ms", tz="UTC")
+    assert (first["bid_px_00"], first["bid_sz_00"], first["bid_px_01"], first["bid_sz_01"]) == (
+        61837.63, 3.78826, 61837.62, 0.617)  # fmt: skip
+    assert (first["ask_px_00"], first["ask_sz_00"]) == (61837.64, 1.6052)
     futures = cs.read_book(files["usdm"], format="binance")
     assert futures.meta["market"] == "usdm" and futures.tick_size == pytest.approx(0.1)
     assert futures.report.rows_read == 6551 and futures.report.dropped["update_id_gap"] == 0

@@ -62,6 +62,11 @@ def test_es_mbo_becomes_a_book(es):
     # Every event's first trade printed at the rebuilt touch (buy at the ask, sell at the bid).
     check = es.meta["trade_check"]
     assert check["events"] > 2500 and check["at_touch"] == check["events"]
+    # The snapshot's records carry no F_LAST, so the first row is the first live event (an add at
+    # 22:00:00.181 UTC): still the 22-Dec close book of PROVENANCE, 4799.00 x 16 / 4799.50 x 23.
+    first = es.frame.iloc[0]
+    assert es.frame.index[0] == pd.Timestamp(1703541600181198464, unit="ns", tz="UTC")
+    assert (first["bid_px_00"], first["ask_px_00"], first["bid_sz_00"], first["ask_sz_00"]) == (4799.0, 4799.5, 16, 23)
     last = es.frame.iloc[-1]  # PROVENANCE's own replay: a 1-tick book at 4810.00 / 4810.25
     assert (last["bid_px_00"], last["ask_px_00"]) == (4810.00, 4810.25)
     assert last[[f"bid_sz_{k:02d}" for k in range(10)]].gt(0).all()
