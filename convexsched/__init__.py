@@ -31,6 +31,7 @@ from .receding import LiveCurves, RecedingHorizon
 from .scenario import ScenarioHorizon
 from .hindsight import Hindsight, capture
 from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
+from .universe import run_universe
 
 __version__ = "0.1.0"
 
@@ -88,4 +89,5 @@ __all__ = [
     "solve_weighted",
     "build_weighted_problem",
     "weighted_kkt",
+    "run_universe",
 ]

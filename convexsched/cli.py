@@ -196,7 +196,7 @@ def _weights(text):
 # ---------------------------------------------------------------------- shared options
 
 
-def _add_book_arguments(parser, table=False, required=True, title=None):
+def _add_book_arguments(parser, table=False, required=True, title=None, universe=False):
     """--book/--synthetic (or --table, for training data) and the reader options; the group."""
     title = title or ("training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)")
     source = parser.add_argument_group(title)
@@ -209,7 +209,10 @@ def _add_book_arguments(parser, table=False, required=True, title=None):
     if table:
         choice.add_argument("--table", type=Path, metavar="PATH",
                             help="a Task-1 table: timestamp,size,slippage,spread,depth,imbalance,volatility,hour_of_day,mid")  # fmt: skip
-    source.add_argument("--format", choices=("databento", "lobster", "csv", "parquet"))
+    if universe:
+        choice.add_argument("--universe", type=Path, metavar="MANIFEST",
+                            help="a CSV of symbol,day,file,size: backtest every key (see --scheduler)")  # fmt: skip
+    source.add_argument("--format", choices=("databento", "mbo", "lobster", "csv", "parquet", "binance"))
     source.add_argument("--preset", help="column preset of a snapshot table: cn_l2, sse_l2, wide")
     source.add_argument("--symbol", help="instrument to use when the file holds several")
     source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
@@ -237,11 +240,11 @@ def _add_threads_argument(parser):
     )  # fmt: skip
 
 
-def _add_order_arguments(parser, zero=False):
+def _add_order_arguments(parser, zero=False, required=True, total_help="shares to execute"):
     """--total or --pct-volume: the order size in shares or as a share of the traded volume."""
-    order = parser.add_mutually_exclusive_group(required=True)
+    order = parser.add_mutually_exclusive_group(required=required)
     order.add_argument("--total", "-S", type=_nonnegative_float if zero else _positive_float, metavar="S",
-                       help="shares to execute")  # fmt: skip
+                       help=total_help)  # fmt: skip
     order.add_argument("--pct-volume", type=_percent, metavar="PCT",
                        help="shares to execute as PCT percent of the volume the book traded (needs a book with volume)")  # fmt: skip
 
@@ -701,7 +704,13 @@ def _run_backtest(args):
     from .backtest import backtest
     from .strategies import default_strategies
 
-    check_outputs({"--output": args.output}, _inputs(args, "book", "oracle", "profile"), args.force)
+    check_outputs({"--output": args.output}, _inputs(args, "book", "oracle", "profile", "universe"), args.force)
+    if args.universe is not None:
+        from .universe import run_manifest_backtest
+
+        return run_manifest_backtest(args)
+    if args.total is None and args.pct_volume is None:
+        raise InvalidInputError("give --total or --pct-volume (with --universe the manifest's sizes are used)")
     forecast = _state_profile(args)
     book = _read_one_book(args)
     oracle = _load_oracle(args.oracle) if args.oracle is not None else None
@@ -944,8 +953,11 @@ def build_parser():
         "Each bucket's slice walks the first usable snapshot of the bucket. Without --oracle only "
         "the model-free strategies run.",
     )  # fmt: skip
-    _add_book_arguments(backtest)
-    _add_order_arguments(backtest)
+    _add_book_arguments(backtest, universe=True)
+    _add_order_arguments(backtest, required=False, total_help="shares to execute (with --universe: overrides the "
+                         "manifest's sizes)")  # fmt: skip
+    backtest.add_argument("--scheduler", metavar="WHERE",
+                          help="with --universe: omitted = serial, 'local' = a LocalCluster, or a Dask scheduler address")
     backtest.add_argument("--oracle", type=Path, metavar="PATH", help="oracle from `convexsched fit`")
     backtest.add_argument(
         "--profile", type=Path, metavar="PATH",

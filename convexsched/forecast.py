@@ -21,6 +21,8 @@ with the live state each time it re-plans (seed, step 2).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -29,6 +31,12 @@ from sklearn.utils.validation import check_is_fitted
 from .errors import InvalidInputError
 
 FORECAST_COLUMNS = ("spread", "depth", "imbalance", "volatility", "mid")
+# Columns that ``fit(..., groups=)`` divides by each group's median (sizes, not signs or prices).
+RELATIVE_COLUMNS = ("spread", "depth", "volatility")
+
+
+class ScaleFallbackWarning(UserWarning):
+    """A group's median was 0 or not finite, so another scale was used (``scale_fallbacks_``)."""
 
 
 def _time_index(frame, what):
@@ -57,6 +65,14 @@ class StateForecast(BaseEstimator):
         Estimated per-bucket persistence ``phi`` of each column's anomaly, clipped to [0, 1];
         0 where it cannot be estimated. Fit on several days: with a single day the profile *is*
         that day, every anomaly is 0 and so is ``decay_`` (pass ``decay=`` explicitly then).
+    scales_ : pandas.DataFrame or None
+        With ``fit(..., groups=)``: the divisor of each group (row) and column of
+        :data:`RELATIVE_COLUMNS`, normally the group's median.
+    scale_fallbacks_ : list of dict
+        Groups whose median was 0 or not finite (a stock whose price rarely moves has a median
+        bucket volatility of 0): ``group, column, median, fallback, scale``. The mean of the
+        column's nonzero values replaces the median (1 when there are none), and a
+        :class:`ScaleFallbackWarning` says so.
     """
 
     def __init__(self, freq="1min"):
@@ -65,7 +81,7 @@ class StateForecast(BaseEstimator):
     def _bins(self, times):
         return (times - times.normalize()).floor(self.freq)
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, groups=None):
         """Learn the profile and the anomaly persistence from a state frame; returns ``self``.
 
         Parameters
@@ -74,12 +90,20 @@ class StateForecast(BaseEstimator):
             Rows of book state (per snapshot or per bucket; several days may be stacked) with
             the columns ``spread, depth, imbalance, volatility, mid``, indexed by timestamp or
             with a ``timestamp`` column; e.g. :func:`convexsched.features.bucket_features`.
+        groups : array_like or str, optional
+            One label per row (or the name of a column of ``X``), e.g. the symbol: the
+            columns of :data:`RELATIVE_COLUMNS` are divided by their median within each group
+            first, so the profile is a shape pooled over stocks of different sizes (see
+            ``scales_`` and ``scale_fallbacks_`` for groups whose median is 0).
         """
         times = _time_index(X, "X")
         missing = [c for c in FORECAST_COLUMNS if c not in X.columns]
         if missing:
             raise InvalidInputError(f"X is missing state column(s) {missing}")
         states = X.loc[:, list(FORECAST_COLUMNS)].astype(float).set_axis(times)
+        self.scales_, self.scale_fallbacks_ = None, []
+        if groups is not None:
+            states = self._relative(states, X[groups] if isinstance(groups, str) else groups)
         if not np.isfinite(states.to_numpy()).all():
             raise InvalidInputError("X has NaN or inf state values")
         if len(states) < 3:
@@ -93,6 +117,37 @@ class StateForecast(BaseEstimator):
         self.decay_ = per_bucket.apply(lambda column: column.autocorr()).fillna(0.0).clip(0.0, 1.0)
         self.decay_["mid"] = 1.0
         return self
+
+    def _relative(self, states, groups):
+        """Divide :data:`RELATIVE_COLUMNS` by each group's median, falling back when it is 0."""
+        groups = np.asarray(groups)
+        if groups.shape != (len(states),):
+            raise InvalidInputError(f"groups needs one label per row of X ({len(states)}), got shape {groups.shape}")
+        columns = list(RELATIVE_COLUMNS)
+        values = states[columns].set_axis(pd.RangeIndex(len(states)))
+        scales = values.groupby(groups, sort=False).median()
+        # Fallback: the mean of the nonzero values (1 when the column is all zeros).
+        nonzero = values.where(values != 0).groupby(groups, sort=False).mean().fillna(1.0)
+        bad = ~(np.isfinite(scales) & (scales > 0))
+        for group, column in zip(*np.nonzero(bad.to_numpy()), strict=True):
+            label, name = scales.index[group], columns[column]
+            self.scale_fallbacks_.append({
+                "group": label, "column": name, "median": float(scales.iat[group, column]),
+                "fallback": "mean of nonzero values", "scale": float(nonzero.iat[group, column]),
+            })  # fmt: skip
+        scales = scales.where(~bad, nonzero)
+        if self.scale_fallbacks_:
+            warnings.warn(
+                "StateForecast: median of 0 (or not finite) for "
+                + ", ".join(f"{f['group']}/{f['column']}" for f in self.scale_fallbacks_)
+                + "; scaled by the mean of the nonzero values instead (see scale_fallbacks_)",
+                ScaleFallbackWarning,
+                stacklevel=3,
+            )
+        self.scales_ = scales
+        states = states.copy()
+        states[columns] = values.to_numpy() / scales.loc[groups].to_numpy()
+        return states
 
     def profile_at(self, times):
         """Seasonal profile ``p(tau)`` at ``times`` (nearest fitted bin when one was never seen)."""

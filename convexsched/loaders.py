@@ -27,10 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .binance import looks_binance, read_binance
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
 from .io import UNREADABLE, unreadable_error
-from .sessions import CN_EQUITY, US_EQUITY, as_sessions
+from .mbo import looks_mbo, read_mbo
+from .sessions import CN_EQUITY, US_EQUITY, as_sessions, with_inferred_sessions
 
 _INT64_MAX = np.iinfo(np.int64).max
 # Fixed-point divisors; dividing (not multiplying by 1e-9) gives the correctly rounded price.
@@ -576,19 +578,23 @@ _FORMATS = {
     "lobster": read_lobster,
     "csv": _read_table_auto,
     "parquet": _read_table_auto,
+    "binance": read_binance,
+    "mbo": read_mbo,
 }
 
 
 def _infer_format(path):
     name = _name_lower(path)
     if name.endswith((".dbn", ".dbn.zst")):
-        return "databento"
+        return "mbo" if looks_mbo(path) else "databento"  # the schema in the DBN metadata
     if _LOBSTER_NAME.match(Path(path).name):
         return "lobster"
     if _is_parquet(path):
         return "parquet"
     if re.search(r"\.(csv|txt)(\.(gz|bz2|zst|xz))?$|\.zip$", name):
         return "csv"
+    if looks_binance(path):  # recognized by content: "<ns> {json}" lines of a depth stream
+        return "binance"
     raise DataError(f"cannot infer the format of {Path(path).name}; pass format= one of {sorted(_FORMATS)}")
 
 
@@ -606,12 +612,15 @@ def read_books(path, format=None, **options):
     Parameters
     ----------
     path : path-like
-    format : {"databento", "lobster", "csv", "parquet"}, optional
-        Inferred from the file name (and, for tables, the header) when omitted.
+    format : {"databento", "mbo", "lobster", "csv", "parquet", "binance"}, optional
+        Inferred from the file name (and, for tables, the header) when omitted; Databento
+        MBO files and Binance depth streams are recognized by their content.
     **options
         Passed to the format's reader: :func:`read_databento` (``definition``, ``ts``),
         :func:`read_lobster`, :func:`read_mapped` (``preset``, ``columns``); all take
-        ``tick_size``, ``tz``, ``sessions`` and ``sort``.
+        ``tick_size``, ``tz``, ``sessions`` and ``sort``. Without ``sessions`` the format's
+        default sessions are trimmed to the span the data cover
+        (:func:`convexsched.sessions.infer_sessions`, noted in each book's report).
 
     Returns
     -------
@@ -623,9 +632,11 @@ def read_books(path, format=None, **options):
     if format not in _FORMATS:
         raise InvalidInputError(f"unknown format {format!r}; known: {sorted(_FORMATS)}")
     loader = _FORMATS[format]
-    if loader is _read_table_auto:
-        return loader(path, **options)
-    return _call(loader, path, options)
+    books = loader(path, **options) if loader is _read_table_auto else _call(loader, path, options)
+    if options.get("sessions") is None:
+        # Sessions not given: trim the market's sessions to the span the data cover.
+        books = {symbol: with_inferred_sessions(book) for symbol, book in books.items()}
+    return books
 
 
 def read_book(path, format=None, *, symbol=None, **options):

@@ -188,3 +188,92 @@ def session_buckets(book, freq="1min", sessions=None):
     labels[inside] = starts[safe[inside]]
     counts = pd.Series(np.bincount(safe[inside], minlength=len(starts)), index=starts, name="n_snapshots")
     return SessionBuckets(labels=labels, index=starts, counts=counts)
+
+
+def _time_of_day(offset):
+    """A Timedelta after midnight as a ``datetime.time`` (24:00 and later clip to 23:59:59.999999)."""
+    offset = min(pd.Timedelta(offset), pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
+    return (pd.Timestamp(0) + offset).time()
+
+
+def infer_sessions(book, sessions=None, freq="1min"):
+    """The sessions the book's data actually cover: its sessions trimmed to its first and last rows.
+
+    A file that covers only part of the trading day (the SSE 30-stock panel ends at 10:30)
+    would otherwise get empty buckets for the rest of the day, where a schedule could place
+    shares that no book can fill. Only the ends are trimmed: a gap inside the covered span
+    stays visible as empty buckets (:attr:`SessionBuckets.empty`).
+
+    Parameters
+    ----------
+    book : Book
+    sessions : Sessions or str, optional
+        The market's sessions; default ``book.sessions``.
+    freq : str or pandas.Timedelta
+        The covered span is widened to whole buckets: its start floored and its end ceiled.
+
+    Returns
+    -------
+    Sessions or None
+        ``sessions`` itself when the data cover all of it (or none of it: nothing to infer
+        from), ``None`` when there are no sessions; otherwise a trimmed copy named
+        ``"<name> inferred"``. Several days share one time-of-day span: the union of theirs.
+    """
+    base = as_sessions(sessions) or book.sessions
+    if base is None or len(book.frame) == 0:
+        return base
+    freq = pd.Timedelta(freq)
+    local = book.frame.index.tz_convert(base.tz).as_unit("ns")
+    offsets = (local - local.normalize()).as_unit("ns").asi8
+    bounds = [
+        (pd.Timedelta(hours=a.hour, minutes=a.minute, seconds=a.second, microseconds=a.microsecond).value,
+         pd.Timedelta(hours=b.hour, minutes=b.minute, seconds=b.second, microseconds=b.microsecond).value)
+        for a, b in base.intervals
+    ]  # fmt: skip
+    inside = np.zeros(len(offsets), bool)
+    for a, b in bounds:
+        inside |= (offsets >= a) & (offsets <= b)
+    if not inside.any():
+        return base
+    lo = pd.Timedelta(int(offsets[inside].min())).floor(freq).value
+    hi = pd.Timedelta(int(offsets[inside].max())).ceil(freq).value
+    if hi <= lo:
+        hi = lo + freq.value
+    trimmed = tuple(
+        (max(a, lo), min(b, hi)) for a, b in bounds if max(a, lo) < min(b, hi)
+    )
+    if trimmed == tuple(bounds):
+        return base
+    intervals = tuple((_time_of_day(pd.Timedelta(a)), _time_of_day(pd.Timedelta(b))) for a, b in trimmed)
+    return Sessions(intervals, base.tz, f"{base.name or 'sessions'} inferred")
+
+
+def with_inferred_sessions(book, freq="1min"):
+    """``book`` with :func:`infer_sessions`' sessions, the change noted in its load report.
+
+    Returns the same object when nothing is trimmed.
+    """
+    from dataclasses import replace
+
+    inferred = infer_sessions(book, freq=freq)
+    if inferred is book.sessions:
+        return book
+    note = f"sessions inferred from the data: {inferred} (the data cover only part of {book.sessions})"
+    report = replace(book.report, notes=[*book.report.notes, note])
+    return replace(book, sessions=inferred, report=report, meta=dict(book.meta, sessions_inferred=True))
+
+
+def span_sessions(first, last, tz, freq="1min", name="data span"):
+    """One interval from ``first`` (floored to ``freq``) to ``last`` (ceiled), on ``first``'s date.
+
+    For feeds without an exchange calendar here (crypto around the clock, a futures file's
+    reopen): the sessions are what the data show. The end is clipped to the end of the start's
+    local date, since sessions are times of day.
+    """
+    freq = pd.Timedelta(freq)
+    start = pd.Timestamp(first).tz_convert(tz).floor(freq)
+    day_end = start.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    end = min(pd.Timestamp(last).tz_convert(tz).ceil(freq), day_end)
+    if end <= start:
+        end = start + freq
+    return Sessions(((start.time(), end.time()),), tz, name)
