@@ -1,192 +1,605 @@
-"""Exact dynamic programming on the inventory chain: objective (C) and every mix with psi > 0.
+"""Exact solver on the inventory chain: objective (C) and every mix with psi > 0.
 
 With ``psi > 0`` the objective is not separable, because ``R_i = S - sum_{k<=i} x_k`` couples
-the buckets. It is a chain, though: ``x_i = R_{i-1} - R_i``. Write ``mu_i`` for the marginal
-price offered to bucket ``i`` (seed (3) with the risk term added):
+the buckets. It is a chain, though: ``x_i = R_{i-1} - R_i``, and with ``q_i = psi w_i`` the
+value of the first ``i`` buckets as a function of the inventory left,
+
+.. math::
+
+    V_i(R) = \\min_{x} \\; V_{i-1}(R + x) + g_i(x) + \\frac{\\rho}{2} x^2 + \\frac{q_i}{2} R^2 ,
+    \\qquad V_0 = \\iota_{\\{S\\}} ,
+
+is convex. Its price ``p = -V_i'(R)`` is the marginal price offered to bucket ``i + 1``
+(``mu_{i+1}`` below, seed (3) with the risk term added):
 
 .. math::
 
     g_i'(x_i) + \\rho x_i \\ni \\mu_i, \\qquad
-    \\mu_i = \\lambda + \\psi \\sum_{j \\ge i} w_j R_j, \\qquad
-    \\mu_{i+1} = \\mu_i - \\psi w_i R_i .
+    \\mu_i = \\lambda + \\sum_{j \\ge i} q_j R_j, \\qquad
+    \\mu_{i+1} = \\mu_i - q_i R_i .
 
-A forward pass carries, for every bucket, the monotone relation between the price and the
-inventory left: ``Y_i(q)`` is the optimal ``R_i`` when the next bucket's price is ``q``. With
-``X_i(mu)`` the bucket response of seed (8) (a monotone staircase or ramp curve),
+``rho = 0`` (C and its cost-only mixes): a forward pass in L log L
+----------------------------------------------------------------------
+The relation between ``p`` and ``R`` is one non-increasing polyline ``G`` in the ``(p, r)``
+plane, from ``(-inf, S)`` (no price trades anything) to ``(+inf, S - sum c)``. Bucket ``i``
+changes it in two exact steps:
+
+* its response ``X_i(p)`` is a staircase: level ``(v, W)`` (equal slopes merged) is bought
+  whole once ``p > v``. ``R = R_{i-1}(p) - X_i(p)`` inserts a vertical piece of length ``W``
+  at price ``v`` and lowers everything at higher prices by ``W``;
+* the risk term ``q_i R^2 / 2`` shears the plane, ``p -> p - q_i r``.
+
+The polyline is stored as pieces ``(E, dr)`` in a treap ordered by position, with subtree sums
+of ``E`` and ``dr``; a piece's price increment is ``dp = E + A dr`` with one global ``A``, so
+the shear is O(1): ``A -= q_i`` and the anchor (the first piece's start, at ``r = S``) moves by
+``-q_i S``. Inserting a level is one descent by price, a split of at most one piece and two
+treap insertions, O(log L). The inventory ``rtop`` at the top of the inserted vertical piece is
+final for the bucket: later levels of the bucket sit at higher prices, after it, and later
+buckets describe ``R_{i+1}``, not ``R_i``.
+
+The terminal condition reads ``lambda`` off the last polyline: its crossing of ``R_N = 0``
+(``=`` budget), or under ``<=`` the inventory at price 0 when it is positive (``lambda = 0``,
+slack), else the crossing (``lambda <= 0``). The backward pass needs only the ``rtop``: on
+``G_i`` the inventory ``R_i`` lies below exactly those parts of bucket ``i``'s vertical pieces
+that bucket ``i`` bought, so
 
 .. math::
 
-    G_i(\\mu) = Y_{i-1}(\\mu) - X_i(\\mu), \\qquad
-    Y_i = \\{(\\mu - \\psi w_i R, R) : (\\mu, R) \\in G_i\\} ,
+    x_i = \\sum_l \\operatorname{clip}(rtop_{il} - R_i, 0, W_{il}), \\qquad R_{i-1} = R_i + x_i .
 
-an inf-convolution (subtract two monotone curves at equal price: merge their breakpoints) then
-a shear. Both are exact on piecewise-linear monotone curves, so the whole pass is exact.
-``lambda`` is where ``Y_N`` meets ``R_N = 0`` (or ``lambda = 0`` with slack under ``<=``), and
-a backward pass recovers ``R`` and ``x``. Curves are clipped to the inventory that can still be
-completed, ``max(0, S - sum_{k<=i} c_k) <= R_i <= min(S, sum_{k>i} c_k)``: a combination of the
-original constraints, so neither the optimum nor the multiplier changes, and the curves stay
-short. Each step costs O(n log n) in the current curve length n (at most the number of
-segments seen so far).
+No price is recomputed and compared with a slope, so a rounding error in a price cannot move
+``x_i`` by a whole level. Buckets joined by zero weights see one price, and the chain leaves
+their split of a tied level arbitrary; they are re-split at the centre of the optimal face
+(every bucket the same fraction of the tied level, as cvxpy's interior point returns).
+
+``rho > 0`` (B+C, Almgren-Chriss): backward shooting
+----------------------------------------------------
+Every bucket's response is then a continuous ramp function ``X_i(mu)``, so given the terminal
+state ``(R_N, mu_N)`` the recursion ``x_i = X_i(mu_i)``, ``R_{i-1} = R_i + x_i``,
+``mu_{i-1} = mu_i + q_{i-1} R_{i-1}`` determines everything, and ``R_0`` increases with the
+terminal parameter (``lambda`` with ``R_N = 0``; under ``<=`` with slack, ``R_N`` with
+``lambda = 0``). Bisection brackets ``R_0 = S`` until both ends of the bracket put every
+bucket on the same piece of its response (or the bracket is two adjacent floats): there the
+whole schedule is affine in the parameter, and interpolating the two ends' schedules is exact.
+The backward recursion is the stable direction (the solution grows backwards as fast as any
+error), but the parameter ``lambda`` must resolve ``x_N``: with an extreme urgency
+(Almgren-Chriss ``kappa N`` above about 30) ``x_N`` falls below a rounding step of ``lambda``
+and the certificate of :func:`convexsched.solve` reports the loss.
+
+Both paths cost O(L log L) for ``L <= N K`` levels and keep O(L) memory, so ``solve`` needs
+no fallback up to 2 million segments (:data:`MAX_SEGMENTS`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._jit import njit
 from .kkt import multiplier_interval
-from .waterfill import WaterLevel
+from .waterfill import WaterLevel, centred_fill
 
-
-class _Curve:
-    """A monotone relation through points ``(q_j, r_j)``, linear between them, flat beyond.
-
-    ``q`` is nondecreasing; a repeated ``q`` is a vertical jump. ``r`` is monotone.
-    """
-
-    __slots__ = ("q", "r")
-
-    def __init__(self, q, r):
-        self.q, self.r = q, r
-
-    def limits(self, at):
-        """Left and right limits of the relation at the prices ``at``."""
-        return _value(self.q, self.r, at, "left"), _value(self.q, self.r, at, "right")
-
-    def prices_for(self, value):
-        """The interval of prices at which a decreasing relation takes ``value``."""
-        q, r = self.q, self.r
-        neg = -r
-        j1 = int(np.searchsorted(neg, -value, side="left"))  # first r_j <= value
-        j2 = int(np.searchsorted(neg, -value, side="right"))  # first r_j < value
-        n = len(q)
-        if j1 < j2:
-            lo = -np.inf if j1 == 0 else q[j1]
-            hi = np.inf if j2 == n else q[j2 - 1]
-            return lo, hi
-        if j1 == 0:
-            return -np.inf, q[0]
-        if j1 == n:
-            return q[-1], np.inf
-        price = q[j1 - 1] + (value - r[j1 - 1]) * (q[j1] - q[j1 - 1]) / (r[j1] - r[j1 - 1])
-        return price, price
-
-
-def _response_curve(curves, i, rho):
-    """``X_i`` as a curve: segment k fills while the price runs from ``s_k + rho b_{k-1}`` to
-    ``s_k + rho b_k`` (a vertical jump at ``s_k`` when ``rho = 0``)."""
-    real = curves.widths[i] > 0
-    if not real.any():
-        return _Curve(np.zeros(1), np.zeros(1))
-    s = curves.slopes[i][real]
-    b = curves.breakpoints[i]
-    start, end = b[:-1][real], b[1:][real]
-    q = np.column_stack([s + rho * start, s + rho * end]).ravel()
-    r = np.column_stack([start, end]).ravel()
-    return _Curve(q, r)
-
-
-def _value(q, r, at, side):
-    """Left (``side="left"``) or right limit at ``at`` of the relation through ``(q, r)``.
-
-    ``searchsorted`` on the side asked puts an exact hit at the end of the bracketing pair
-    (left limit: first point of a vertical run) or at its start (right limit: last point), so
-    one interpolation formula serves both; brackets clamped at the ends give the flat extension.
-    """
-    n = len(q)
-    j = np.searchsorted(q, at, side=side)
-    a = np.clip(j - 1, 0, n - 1)
-    b = np.minimum(j, n - 1)
-    span = q[b] - q[a]
-    t = np.divide(at - q[a], span, out=np.zeros(len(at)), where=span > 0)
-    return r[a] + t * (r[b] - r[a])
-
-
-def _subtract(y, x):
-    """``Y(q) - X(q)`` as a curve (a sum of monotone relations: merge the breakpoints).
-
-    Y's points lose X's left limit; X's points (after any of Y's at the same price) take Y's
-    right limit. Cost O(n log m + m log n) for n points of Y and m of X, with no sort.
-    """
-    y_values = y.r - _value(x.q, x.r, y.q, "left")
-    x_values = _value(y.q, y.r, x.q, "right") - x.r
-    n, m = len(y.q), len(x.q)
-    at = np.searchsorted(y.q, x.q, side="right") + np.arange(m)
-    from_y = np.ones(n + m, dtype=bool)
-    from_y[at] = False
-    q = np.empty(n + m)
-    r = np.empty(n + m)
-    q[at], r[at] = x.q, x_values
-    q[from_y], r[from_y] = y.q, y_values
-    return _Curve(q, r)
-
-
-def _crossing(q, r, j, level):
-    """The point at ``level`` on the piece from point ``j - 1`` to point ``j``."""
-    t = (r[j - 1] - level) / (r[j - 1] - r[j])
-    return q[j - 1] + t * (q[j] - q[j - 1])
-
-
-def _clip(curve, lo, hi):
-    """The decreasing relation restricted to ``lo <= R <= hi``.
-
-    R is monotone, so each level is crossed on at most one piece: the crossing point is
-    inserted there and the points beyond it, which the flat extension reproduces, are dropped.
-    """
-    q, r = curve.q, curve.r
-    n = len(q)
-    if hi <= lo:
-        return _Curve(q[:1], np.array([lo]))
-    above = int(np.searchsorted(-r, -hi, side="right"))  # points with r >= hi
-    below = int(np.searchsorted(-r, -lo, side="left"))  # points with r > lo
-    if above == n:
-        return _Curve(q[-1:], np.array([hi]))
-    if below == 0:
-        return _Curve(q[:1], np.array([lo]))
-    head_q, head_r, first = [], [], 0
-    if above > 0:
-        if r[above - 1] == hi:
-            first = above - 1
-        else:
-            head_q, head_r, first = [_crossing(q, r, above, hi)], [hi], above
-    tail_q, tail_r, last = [], [], n
-    if below < n:
-        if r[below] == lo:
-            last = below + 1
-        else:
-            tail_q, tail_r, last = [_crossing(q, r, below, lo)], [lo], below
-    q = np.concatenate([head_q, q[first:last], tail_q])
-    r = np.concatenate([head_r, r[first:last], tail_r])
-    # Points inside flat or vertical runs carry no information; repeated points neither.
-    if len(q) > 2:
-        same_q, same_r = q[1:] == q[:-1], r[1:] == r[:-1]
-        repeated = np.concatenate([[False], same_q & same_r])
-        q, r = q[~repeated], r[~repeated]
-        if len(q) > 2:
-            flat = (r[1:-1] == r[:-2]) & (r[1:-1] == r[2:])
-            vertical = (q[1:-1] == q[:-2]) & (q[1:-1] == q[2:])
-            keep = np.concatenate([[True], ~(flat | vertical), [True]])
-            q, r = q[keep], r[keep]
-    return _Curve(q, r)
-
-
-# Bound on N times the number of real segments: the DP keeps up to that many curve points for
-# its backward pass (1560 x 64 buckets/segments, 1.6e8, took 3 s; 23400 x 16 ran out of memory).
-MAX_WORK = 2e8
+# Real segments up to which the chain solver is measured and tested (23,400 x 64 has 1.5
+# million; peak memory there is about 0.6 GB for the whole process). ``solve`` hands larger
+# problems to Clarabel.
+MAX_SEGMENTS = 2_000_000
+# Treap height bound for the path buffers: a treap of 2 * 10^6 nodes is about 45 deep.
+_MAX_DEPTH = 4096
 
 
 def too_large(curves):
-    """Whether the dynamic program's stored curves could exhaust memory (see ``MAX_WORK``)."""
-    return curves.n_buckets * float(np.count_nonzero(curves.widths)) > MAX_WORK
+    """Whether the problem has more real segments than the chain solver was tested for."""
+    return curves.n_buckets * curves.n_segments > MAX_SEGMENTS and np.count_nonzero(curves.widths) > MAX_SEGMENTS
 
 
+# --------------------------------------------------------------------------------- rho = 0
+@njit
+def _levels(slopes, widths):
+    """Real segments merged by equal slope: per-bucket offsets, level prices ``v``, widths ``W``."""
+    n, k = slopes.shape
+    start = np.zeros(n + 1, np.int64)
+    v = np.empty(n * k)
+    w = np.empty(n * k)
+    m = 0
+    for i in range(n):
+        start[i] = m
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                if m > start[i] and v[m - 1] == slopes[i, j]:
+                    w[m - 1] += width
+                else:
+                    v[m] = slopes[i, j]
+                    w[m] = width
+                    m += 1
+    start[n] = m
+    return start, v[:m], w[:m]
+
+
+@njit
+def _priorities(count):
+    """Treap priorities from splitmix64: deterministic, and as good as random for balance."""
+    out = np.empty(count, np.uint64)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    mix1 = np.uint64(0xBF58476D1CE4E5B9)
+    mix2 = np.uint64(0x94D049BB133111EB)
+    z = np.uint64(0)
+    for i in range(count):
+        z += golden
+        y = (z ^ (z >> np.uint64(30))) * mix1
+        y = (y ^ (y >> np.uint64(27))) * mix2
+        out[i] = y ^ (y >> np.uint64(31))
+    return out
+
+
+# One row of 8 floats (64 bytes, about one cache line) per piece, so that a descent reads one
+# row per level: left and right child (-1: none), E and dr, the sums of E and dr over the
+# piece's subtree and over its left subtree alone.
+_LEFT, _RIGHT, _E, _DR, _SUM_E, _SUM_DR, _LEFT_E, _LEFT_DR = range(8)
+
+
+@njit
+def _pull(tree, node):
+    """Recompute a piece's subtree and left-subtree sums from its children."""
+    left, right = int(tree[node, _LEFT]), int(tree[node, _RIGHT])
+    left_e, left_d = 0.0, 0.0
+    if left >= 0:
+        left_e, left_d = tree[left, _SUM_E], tree[left, _SUM_DR]
+    e, d = tree[node, _E] + left_e, tree[node, _DR] + left_d
+    if right >= 0:
+        e += tree[right, _SUM_E]
+        d += tree[right, _SUM_DR]
+    tree[node, _LEFT_E], tree[node, _LEFT_DR] = left_e, left_d
+    tree[node, _SUM_E], tree[node, _SUM_DR] = e, d
+
+
+@njit
+def _new(tree, node, e, d):
+    tree[node, _LEFT] = -1.0
+    tree[node, _RIGHT] = -1.0
+    tree[node, _E] = e
+    tree[node, _DR] = d
+    tree[node, _SUM_E] = e
+    tree[node, _SUM_DR] = d
+    tree[node, _LEFT_E] = 0.0
+    tree[node, _LEFT_DR] = 0.0
+    return node
+
+
+@njit
+def _pair(tree, priority, first, second):
+    """The two pieces ``first, second`` (in this order) as one subtree; returns its root."""
+    if priority[first] >= priority[second]:
+        tree[first, _RIGHT] = second
+        _pull(tree, first)
+        return first
+    tree[second, _LEFT] = first
+    _pull(tree, second)
+    return second
+
+
+@njit
+def _descend(tree, root, a, p0, r0, price, path, side):
+    """Walk to the first piece whose end price exceeds ``price``.
+
+    Returns ``(node, start price, start r, depth)``: ``path[:depth]`` holds the nodes above
+    the piece and the piece itself, ``side[j]`` the turn taken below ``path[j]`` (0 left, 1
+    right). When every piece ends at or before ``price``, ``node = -1``, the start is the
+    polyline's end and the path is the right spine. Subtree sums and a piece's own increment
+    may disagree by a rounding step; the last node left of which the walk turned is kept, so a
+    walk that falls off a subtree returns that node, never a position inside the subtree.
+    """
+    current, start_p, start_r, depth = root, p0, r0, 0
+    found, found_p, found_r, found_depth = -1, 0.0, 0.0, 0
+    while current >= 0:
+        path[depth] = current
+        left_r = tree[current, _LEFT_DR]
+        node_p = start_p + tree[current, _LEFT_E] + a * left_r
+        node_r = start_r + left_r
+        if tree[current, _LEFT] >= 0 and node_p > price:
+            found, found_p, found_r, found_depth = current, node_p, node_r, depth + 1
+            side[depth] = 0
+            depth += 1
+            current = int(tree[current, _LEFT])
+            continue
+        d = tree[current, _DR]
+        end_p = node_p + tree[current, _E] + a * d
+        if end_p > price:
+            return current, node_p, node_r, depth + 1
+        side[depth] = 1
+        depth += 1
+        start_p, start_r = end_p, node_r + d
+        current = int(tree[current, _RIGHT])
+    if found >= 0:
+        return found, found_p, found_r, found_depth
+    return -1, start_p, start_r, depth
+
+
+@njit
+def _add_on_path(tree, path, side, depth, e, d):
+    """Add a subtree's sums to the pieces ``path[:depth]`` above it (and to the left sums of
+    those it lies left of)."""
+    for j in range(depth):
+        node = path[j]
+        tree[node, _SUM_E] += e
+        tree[node, _SUM_DR] += d
+        if side[j] == 0:
+            tree[node, _LEFT_E] += e
+            tree[node, _LEFT_DR] += d
+
+
+@njit
+def _attach(tree, priority, root, path, side, depth, turn, sub):
+    """Hang subtree ``sub`` next to the piece ``path[depth - 1]`` and rotate it up by priority.
+
+    ``turn = 1`` puts it right after the piece in order (the leftmost slot of its right
+    subtree), ``turn = 0`` right before it (the rightmost slot of its left subtree). Every
+    piece above the slot gains the subtree's sums. Returns the new root.
+    """
+    side[depth - 1] = turn
+    current = int(tree[path[depth - 1], turn])
+    while current >= 0:
+        path[depth] = current
+        side[depth] = 1 - turn
+        depth += 1
+        current = int(tree[current, 1 - turn])
+    _add_on_path(tree, path, side, depth, tree[sub, _SUM_E], tree[sub, _SUM_DR])
+    tree[path[depth - 1], side[depth - 1]] = sub
+    # Rotations keep the in-order sequence and every subtree sum above the rotated pair.
+    while depth > 0 and priority[sub] > priority[path[depth - 1]]:
+        parent = path[depth - 1]
+        if side[depth - 1] == 0:
+            tree[parent, _LEFT] = tree[sub, _RIGHT]
+            tree[sub, _RIGHT] = parent
+        else:
+            tree[parent, _RIGHT] = tree[sub, _LEFT]
+            tree[sub, _LEFT] = parent
+        _pull(tree, parent)
+        _pull(tree, sub)
+        depth -= 1
+        if depth > 0:
+            tree[path[depth - 1], side[depth - 1]] = sub
+    return sub if depth == 0 else root
+
+
+@njit
+def _price_at_zero_inventory(tree, root, a, p0, r0):
+    """The price where the polyline crosses ``r = 0`` (its end price if it never does)."""
+    current, start_p, start_r = root, p0, r0
+    while current >= 0:
+        left_r = tree[current, _LEFT_DR]
+        node_p = start_p + tree[current, _LEFT_E] + a * left_r
+        node_r = start_r + left_r
+        if tree[current, _LEFT] >= 0 and node_r <= 0.0:
+            current = int(tree[current, _LEFT])
+            continue
+        d = tree[current, _DR]
+        dp = tree[current, _E] + a * d
+        if node_r + d <= 0.0:
+            return node_p + dp * (node_r / -d)
+        start_p, start_r = node_p + dp, node_r + d
+        current = int(tree[current, _RIGHT])
+    return start_p
+
+
+@njit
+def _cut_below_zero(tree, root, total, path):
+    """Drop the pieces below ``r = 0`` and trim the one crossing it; returns the new root.
+
+    ``R_i >= R_N >= 0`` under both budgets, so no optimal state lies below zero: the cut keeps
+    the polyline as long as the inventory, not the capacity seen so far, requires. A piece
+    starting above zero is kept with its left subtree (pieces before it start higher still),
+    one starting at or below zero is dropped with its right subtree; kept pieces are chained
+    along their right links, and their sums recomputed bottom-up.
+    """
+    current, start_r, new_root, last, last_r, depth = root, total, -1, -1, 0.0, 0
+    while current >= 0:
+        node_r = start_r + tree[current, _LEFT_DR]
+        if node_r > 0.0:
+            if last < 0:
+                new_root = current
+            else:
+                tree[last, _RIGHT] = current
+            last, last_r = current, node_r
+            path[depth] = current
+            depth += 1
+            start_r = node_r + tree[current, _DR]
+            current = int(tree[current, _RIGHT])
+        else:
+            current = int(tree[current, _LEFT])
+    if last < 0:
+        return -1
+    tree[last, _RIGHT] = -1.0
+    d = tree[last, _DR]
+    if last_r + d < 0.0:
+        scale = last_r / -d
+        tree[last, _E] *= scale
+        tree[last, _DR] = -last_r
+    for j in range(depth - 1, -1, -1):
+        _pull(tree, path[j])
+    return new_root
+
+
+@njit
+def _staircase_chain(slopes, widths, q, total, le):
+    """Forward pass over the buckets, terminal condition and backward pass (see the module).
+
+    Returns ``(x, lambda, R_N)``.
+    """
+    n = slopes.shape[0]
+    start, v, w = _levels(slopes, widths)
+    capacity = 2 * len(v) + 2
+    tree = np.empty((capacity, 8))
+    priority = _priorities(capacity)
+    path = np.empty(_MAX_DEPTH, np.int64)
+    side = np.empty(_MAX_DEPTH, np.int64)
+    rtop = np.empty(len(v))
+    root, used, a, p0 = -1, 0, 0.0, 0.0
+    for i in range(n):
+        for level in range(start[i], start[i + 1]):
+            price, width = v[level], w[level]
+            # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
+            vertical = _new(tree, used, a * width, -width)
+            used += 1
+            if root < 0:
+                p0, root, rtop[level] = price, vertical, total
+                continue
+            end_r = total + tree[root, _SUM_DR]
+            if end_r <= 0.0 and price >= p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]:
+                # Past the end of a polyline already down to zero inventory: this level only
+                # moves states below zero, which the cut drops.
+                rtop[level] = end_r
+                continue
+            if price < p0:
+                # Before the first piece: the vertical, then a flat run back to the anchor.
+                flat = _new(tree, used, p0 - price, 0.0)
+                used += 1
+                depth, current = 0, root
+                while current >= 0:
+                    path[depth] = current
+                    side[depth] = 0
+                    depth += 1
+                    current = int(tree[current, _LEFT])
+                root = _attach(tree, priority, root, path, side, depth, 0, _pair(tree, priority, vertical, flat))
+                p0, rtop[level] = price, total
+                continue
+            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, price, path, side)
+            if node < 0:
+                # Past the last piece: a flat run to the price, then the vertical.
+                sub = vertical
+                if price > node_p:
+                    sub = _pair(tree, priority, _new(tree, used, price - node_p, 0.0), vertical)
+                    used += 1
+                root = _attach(tree, priority, root, path, side, depth, 1, sub)
+                rtop[level] = node_r
+                continue
+            e, d = tree[node, _E], tree[node, _DR]
+            dp = e + a * d
+            t = (price - node_p) / dp if dp > 0 else 0.0
+            if t <= 0.0:
+                root = _attach(tree, priority, root, path, side, depth, 0, vertical)
+                rtop[level] = node_r
+                continue
+            # Split the piece at the price: it keeps its first part, the rest follows the
+            # vertical, so the piece and everything above it lose the rest before the pair
+            # (vertical, rest) is attached.
+            t = min(t, 1.0)
+            e_rest, d_rest = e - t * e, d - t * d
+            tree[node, _E] -= e_rest
+            tree[node, _DR] -= d_rest
+            tree[node, _SUM_E] -= e_rest
+            tree[node, _SUM_DR] -= d_rest
+            _add_on_path(tree, path, side, depth - 1, -e_rest, -d_rest)
+            rtop[level] = node_r + tree[node, _DR]
+            rest = _new(tree, used, e_rest, d_rest)
+            used += 1
+            root = _attach(tree, priority, root, path, side, depth, 1, _pair(tree, priority, vertical, rest))
+        if root >= 0 and total + tree[root, _SUM_DR] < 0.0:
+            root = _cut_below_zero(tree, root, total, path)
+        a -= q[i]
+        p0 -= q[i] * total
+
+    r_end = 0.0
+    if root < 0:
+        level_price = 0.0
+    else:
+        level_price = _price_at_zero_inventory(tree, root, a, p0, total)
+    if le and root >= 0:
+        # The inventory at price 0 (right limit): positive means slack is cheaper than trading.
+        inventory = total
+        if p0 <= 0.0:
+            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, 0.0, path, side)
+            inventory = node_r
+            if node >= 0:
+                d = tree[node, _DR]
+                dp = tree[node, _E] + a * d
+                if dp > 0:
+                    inventory = node_r + d * min(max(-node_p / dp, 0.0), 1.0)
+        if inventory > 0.0:
+            level_price, r_end = 0.0, inventory
+        else:
+            level_price = min(level_price, 0.0)
+    if le and root < 0:
+        # No capacity at all: everything is left over.
+        r_end = total
+
+    x = np.empty(n)
+    remaining = r_end
+    for i in range(n - 1, -1, -1):
+        bought = 0.0
+        for level in range(start[i], start[i + 1]):
+            above = rtop[level] - remaining
+            if above > 0.0:
+                bought += min(above, w[level])
+        x[i] = bought
+        remaining += bought
+    return x, level_price, r_end
+
+
+def _centre_ties(slopes, widths, x, q):
+    """Re-split runs of buckets joined by zero weights at the centre of their optimal face.
+
+    Inside such a run ``mu`` is the same for every bucket and no inventory term separates them:
+    given the run's total, the run is objective (A), whose centred water-filling splits a tied
+    level in equal fractions.
+    """
+    n = len(x)
+    i = 0
+    while i < n - 1:
+        if q[i] > 0:
+            i += 1
+            continue
+        j = i
+        while j < n - 1 and q[j] == 0:
+            j += 1
+        rows = slice(i, j + 1)
+        run_total = float(x[rows].sum())
+        x[rows] = centred_fill(slopes[rows], widths[rows], run_total)
+        i = j + 1
+    return x
+
+
+# --------------------------------------------------------------------------------- rho > 0
+@njit
+def _ramps(slopes, widths, rho):
+    """Per bucket, the knots ``a_1 <= c_1 <= a_2 <= ...`` of its response and the fills there.
+
+    Segment ``k`` fills while the price runs from ``a_k = s_k + rho b_{k-1}`` to
+    ``c_k = s_k + rho b_k``; convexity (``s_k <= s_{k+1}``) keeps the knots sorted.
+    """
+    n, k = slopes.shape
+    start = np.zeros(n + 1, np.int64)
+    knots = np.empty(2 * n * k)
+    fills = np.empty(2 * n * k)
+    m = 0
+    for i in range(n):
+        start[i] = m
+        filled = 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                knots[m] = slopes[i, j] + rho * filled
+                fills[m] = filled
+                filled += width
+                knots[m + 1] = slopes[i, j] + rho * filled
+                fills[m + 1] = filled
+                m += 2
+    start[n] = m
+    return start, knots[:m], fills[:m]
+
+
+@njit
+def _sweep(start, knots, fills, q, rho, from_level, base, parameter, x, piece):
+    """The backward recursion from the terminal state; returns ``R_0``.
+
+    ``from_level``: the parameter is ``lambda - base`` and ``R_N = 0``; otherwise it is ``R_N``
+    with ``lambda = 0``. Prices are carried as ``base + offset`` and compared with a knot as
+    ``(base - knot) + offset``: with ``base`` on or next to the knots that matter, a price a
+    tiny amount above a knot keeps that amount (the tail of an urgent schedule trades it).
+    ``piece[i]`` records which piece of its response bucket ``i`` is on.
+    """
+    n = len(q)
+    if from_level:
+        remaining, offset = 0.0, parameter
+    else:
+        remaining, offset = parameter, q[n - 1] * parameter - base
+    for i in range(n - 1, -1, -1):
+        lo, hi = start[i], start[i + 1]
+        # j = lo + the number of knots at or below the price.
+        j, top = lo, hi
+        while j < top:
+            middle = (j + top) // 2
+            if (base - knots[middle]) + offset >= 0.0:
+                j = middle + 1
+            else:
+                top = middle
+        if j == lo:
+            bought = 0.0
+        elif j == hi:
+            bought = fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            bought = min(fills[j - 1] + ((base - knots[j - 1]) + offset) / rho, fills[j])
+        else:
+            bought = fills[j - 1]
+        x[i] = bought
+        piece[i] = j - lo
+        remaining += bought
+        if i > 0:
+            offset += q[i - 1] * remaining
+    return remaining
+
+
+@njit
+def _shoot(start, knots, fills, q, rho, from_level, base, low, high, total):
+    """Bisect the terminal parameter until the schedule is affine on the bracket; interpolate.
+
+    Requires ``R_0(low) <= total <= R_0(high)``. Returns ``(x, parameter, affine, low,
+    high)``: ``affine`` is False when the bracket closed to two adjacent floats first.
+    """
+    n = len(q)
+    x_low, x_high, x_mid = np.empty(n), np.empty(n), np.empty(n)
+    piece_low = np.empty(n, np.int64)
+    piece_high = np.empty(n, np.int64)
+    piece_mid = np.empty(n, np.int64)
+    total_low = _sweep(start, knots, fills, q, rho, from_level, base, low, x_low, piece_low)
+    total_high = _sweep(start, knots, fills, q, rho, from_level, base, high, x_high, piece_high)
+    affine = np.array_equal(piece_low, piece_high)
+    while not affine:
+        middle = 0.5 * (low + high)
+        if middle <= low or middle >= high:
+            break
+        total_mid = _sweep(start, knots, fills, q, rho, from_level, base, middle, x_mid, piece_mid)
+        if total_mid < total:
+            low, total_low = middle, total_mid
+            x_low, x_mid = x_mid, x_low
+            piece_low, piece_mid = piece_mid, piece_low
+        else:
+            high, total_high = middle, total_mid
+            x_high, x_mid = x_mid, x_high
+            piece_high, piece_mid = piece_mid, piece_high
+        affine = np.array_equal(piece_low, piece_high)
+    theta = (total - total_low) / (total_high - total_low) if total_high > total_low else 1.0
+    theta = min(max(theta, 0.0), 1.0)
+    x = x_low + theta * (x_high - x_low)
+    return x, low + theta * (high - low), affine, low, high
+
+
+def _ramp_chain(curves, total, q, rho, le):
+    """``rho > 0``: bracket the terminal parameter, then :func:`_shoot`. Returns ``(x, lambda)``.
+
+    When the bracket on ``lambda`` closes to adjacent floats before the schedule is affine on
+    it, the search restarts with the price measured from the bracket's lower end, which
+    resolves ``lambda`` some 16 more digits below its knots.
+    """
+    slopes = np.ascontiguousarray(curves.slopes, dtype=float)
+    widths = np.ascontiguousarray(curves.widths, dtype=float)
+    start, knots, fills = _ramps(slopes, widths, rho)
+    # Below every knot nothing trades; above every knot every bucket is full.
+    margin = 1.0 + float(np.abs(knots).max())
+    low, high = float(knots.min()) - margin, float(knots.max()) + margin
+    if le:
+        n = len(q)
+        at_zero = _sweep(start, knots, fills, q, rho, True, 0.0, 0.0, np.empty(n), np.empty(n, np.int64))
+        if at_zero < total:
+            # Slack: lambda = 0 and the inventory left over is the parameter.
+            x, _, _, _, _ = _shoot(start, knots, fills, q, rho, False, 0.0, 0.0, total, total)
+            return x, 0.0
+        high = 0.0
+    x, level, affine, low, high = _shoot(start, knots, fills, q, rho, True, 0.0, min(low, high), high, total)
+    if not affine:
+        x, offset, _, _, _ = _shoot(start, knots, fills, q, rho, True, low, 0.0, high - low, total)
+        level = low + offset
+    return x, level
+
+
+# --------------------------------------------------------------------------------- entry point
 def inventory_chain(curves, total, objective, budget="eq"):
-    """Solve the full objective family exactly by dynamic programming on the chain.
+    """Solve the objective family with ``psi > 0`` exactly on the inventory chain.
 
     Parameters
     ----------
     curves : CostCurves
     total : float
-        The budget ``S`` (shares).
+        The budget ``S`` (shares), already validated.
     objective : Objective
         Any ``rho, psi >= 0`` and weights; with ``psi = 0`` it reproduces (A)/(B).
     budget : "eq" | "le"
@@ -198,57 +611,28 @@ def inventory_chain(curves, total, objective, budget="eq"):
         interval of levels that certify the schedule.
     """
     n = curves.n_buckets
-    rho, psi = objective.rho, objective.psi
-    shear = psi * objective.weight_vector(n)
+    q = objective.psi * objective.weight_vector(n)
+    le = budget == "le"
     capacity = curves.capacity
-    done_capacity = np.cumsum(capacity)
-    future_capacity = capacity.sum() - done_capacity
-
-    y = _Curve(np.zeros(1), np.array([float(total)]))
-    before, responses, differences = [], [], []
-    for i in range(n):
-        before.append(y)
-        x_curve = _response_curve(curves, i, rho)
-        g = _subtract(y, x_curve)
-        responses.append(x_curve)
-        differences.append(g)
-        lo = max(0.0, total - done_capacity[i])
-        hi = min(float(total), future_capacity[i]) if budget == "eq" else float(total)
-        if i == n - 1:
-            break
-        g = _clip(g, lo, max(hi, lo))
-        y = _Curve(g.q - shear[i] * g.r, g.r)
-
-    # Terminal condition on R_N.
-    final = _Curve(g.q - shear[-1] * g.r, g.r)
-    if budget == "le":
-        left, right = (v[0] for v in final.limits(np.zeros(1)))
-        if left >= 0 and right > 0:
-            # Slack at a zero level: leftover inventory is cheaper than trading it.
-            level, r_end = 0.0, float(right)
-        else:
-            level, r_end = min(final.prices_for(0.0)[1], 0.0), 0.0
+    if total <= 0:
+        x, level = np.zeros(n), 0.0
+    elif not le and total >= capacity.sum():
+        x, level = capacity.copy(), 0.0
+    elif objective.rho > 0:
+        x, level = _ramp_chain(curves, total, q, objective.rho, le)
     else:
-        lo_p, hi_p = final.prices_for(0.0)
-        level, r_end = (lo_p if np.isfinite(lo_p) else hi_p), 0.0
-
-    # Backward pass: recover R_{i-1} and x_i from R_i and the price of bucket i.
-    x = np.zeros(n)
-    r_next = r_end
-    price = level + shear[-1] * r_end
-    for i in range(n - 1, -1, -1):
-        lo_p, hi_p = differences[i].prices_for(r_next)
-        price = float(np.clip(price, lo_p, hi_p))
-        at = np.array([price])
-        yl, yr = (v[0] for v in before[i].limits(at))
-        xl, xr = (v[0] for v in responses[i].limits(at))
-        r_prev = float(np.clip(r_next + xl, yr, yl))
-        x[i] = float(np.clip(r_prev - r_next, xl, xr))
-        r_next = r_next + x[i]
-        if i > 0:
-            price = price + shear[i - 1] * r_next
-    # Clipping R to what can still be completed adds constraints that are combinations of the
-    # original ones: x is unchanged, but the level they certify must be read off x itself.
+        slopes = np.ascontiguousarray(curves.slopes, dtype=float)
+        widths = np.ascontiguousarray(curves.widths, dtype=float)
+        x, level, _ = _staircase_chain(slopes, widths, q, float(total), le)
+        if (q[:-1] == 0).any():
+            x = _centre_ties(slopes, widths, x, q)
+    x = np.minimum(x, capacity)
+    # The level from the forward pass carries its rounding; the certified interval is read off
+    # x itself, and the level kept inside it.
     lo, hi = multiplier_interval(curves, total, objective, x, budget=budget, snap=1e-9 * max(total, 1.0))
     level = float(np.clip(level, lo, hi)) if lo <= hi else 0.5 * (lo + hi)
+    if le:
+        level = min(level, 0.0)
+    if not np.isfinite(level):
+        level = lo if np.isfinite(lo) else (hi if np.isfinite(hi) else 0.0)
     return WaterLevel(x, level, (lo, hi), iterations=n)

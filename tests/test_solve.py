@@ -263,7 +263,7 @@ def test_inventory_risk_beyond_the_dynamic_programs_limit_uses_cvxpy(monkeypatch
     curves = tick_curves(np.random.default_rng(6), 40, 4)
     total = 0.4 * curves.capacity.sum()
     exact = solve(curves, total, OBJECTIVES["C"])
-    monkeypatch.setattr(chain, "MAX_WORK", 10)
+    monkeypatch.setattr(chain, "MAX_SEGMENTS", 10)
     fallback = solve(curves, total, OBJECTIVES["C"])
     assert fallback.method == "cvxpy" and fallback.solver == "CLARABEL" and fallback.kkt.ok
     assert fallback.objective_value == pytest.approx(exact.objective_value, rel=1e-7)
