@@ -7,7 +7,6 @@ from .convexify import ConvexifyReport, convexify
 from .curves import CostCurves
 from .kkt import KKTReport, check_kkt
 from .objective import Objective
-from .problem import ScheduleProblem, build_problem
 from .solve import Schedule, solve
 from .errors import (
     ConvexSchedError,
@@ -30,6 +29,20 @@ from .execution import BookExecutor, ExecutionRecord, ModelExecutor, execute_sch
 from .receding import LiveCurves, RecedingHorizon
 
 __version__ = "0.1.0"
+
+# The cvxpy problem classes load cvxpy (about 0.5 s): they are imported on first use, so that
+# the fast paths start without it.
+_LAZY = {"ScheduleProblem": "problem", "build_problem": "problem"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CostCurves",
