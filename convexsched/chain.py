@@ -62,12 +62,15 @@ terminal parameter (``lambda`` with ``R_N = 0``; under ``<=`` with slack, ``R_N`
 bucket on the same piece of its response (or the bracket is two adjacent floats): there the
 whole schedule is affine in the parameter, and interpolating the two ends' schedules is exact.
 The backward recursion is the stable direction (the solution grows backwards as fast as any
-error), but the parameter ``lambda`` must resolve ``x_N``: with an extreme urgency
-(Almgren-Chriss ``kappa N`` above about 30) ``x_N`` falls below a rounding step of ``lambda``
-and the certificate of :func:`convexsched.solve` reports the loss.
+error), but the parameter must resolve ``x_N``, which for an urgent schedule (Almgren-Chriss
+with ``kappa N`` in the tens) is far below a rounding step of ``lambda``: prices are carried
+relative to a base next to the knot that matters, and beyond ``kappa N`` of about 700, where
+even that underflows, the chain is cut after the last bucket that still trades a
+representable amount (see :func:`_ramp_chain`). Each sweep costs O(N log K); a search takes at
+most about 130 sweeps (bisection down to adjacent floats, twice), usually far fewer.
 
-Both paths cost O(L log L) for ``L <= N K`` levels and keep O(L) memory, so ``solve`` needs
-no fallback up to 2 million segments (:data:`MAX_SEGMENTS`).
+The forward pass costs O(L log L) for ``L <= N K`` levels, and both keep O(L) memory, so
+``solve`` needs no fallback up to 2 million segments (:data:`MAX_SEGMENTS`).
 """
 
 from __future__ import annotations
@@ -532,8 +535,9 @@ def _sweep(start, knots, fills, q, rho, from_level, base, parameter, x, piece):
 def _shoot(start, knots, fills, q, rho, from_level, base, low, high, total):
     """Bisect the terminal parameter until the schedule is affine on the bracket; interpolate.
 
-    Requires ``R_0(low) <= total <= R_0(high)``. Returns ``(x, parameter, affine, low,
-    high)``: ``affine`` is False when the bracket closed to two adjacent floats first.
+    Requires ``R_0(low) <= total <= R_0(high)``. Returns ``(x, parameter, resolved, low,
+    high)``: ``resolved`` is False when the bracket closed to two adjacent floats first, with
+    ends whose ``R_0`` still differ by more than rounding.
     """
     n = len(q)
     x_low, x_high, x_mid = np.empty(n), np.empty(n), np.empty(n)
@@ -560,34 +564,64 @@ def _shoot(start, knots, fills, q, rho, from_level, base, low, high, total):
     theta = (total - total_low) / (total_high - total_low) if total_high > total_low else 1.0
     theta = min(max(theta, 0.0), 1.0)
     x = x_low + theta * (x_high - x_low)
-    return x, low + theta * (high - low), affine, low, high
+    resolved = affine or total_high - total_low <= 1e-12 * total
+    return x, low + theta * (high - low), resolved, low, high
+
+
+def _terminal_shoot(start, knots, fills, q, rho, low, high, total):
+    """``lambda`` for ``R = 0`` after the last bucket of ``q``: ``(x, lambda, resolved)``.
+
+    When the bracket on ``lambda`` closes to adjacent floats first, the search restarts with
+    the price measured from the bracket's lower end, which resolves ``lambda`` down to the
+    smallest floats above its knot instead of one rounding step of it.
+    """
+    x, level, resolved, low, high = _shoot(start, knots, fills, q, rho, True, 0.0, low, high, total)
+    if not resolved:
+        x, offset, resolved, _, _ = _shoot(start, knots, fills, q, rho, True, low, 0.0, high - low, total)
+        level = low + offset
+    return x, level, resolved
 
 
 def _ramp_chain(curves, total, q, rho, le):
     """``rho > 0``: bracket the terminal parameter, then :func:`_shoot`. Returns ``(x, lambda)``.
 
-    When the bracket on ``lambda`` closes to adjacent floats before the schedule is affine on
-    it, the search restarts with the price measured from the bracket's lower end, which
-    resolves ``lambda`` some 16 more digits below its knots.
+    An urgent enough schedule (Almgren-Chriss ``kappa N`` beyond about 700) trades amounts in
+    its last buckets that underflow even relative to a knot. Then the chain is cut after the
+    last bucket ``m`` that still resolves (bisection over ``m``), and later buckets trade
+    nothing: they would have traded less than ``1e-300`` of the first bucket's amount.
     """
     slopes = np.ascontiguousarray(curves.slopes, dtype=float)
     widths = np.ascontiguousarray(curves.widths, dtype=float)
     start, knots, fills = _ramps(slopes, widths, rho)
+    n = len(q)
     # Below every knot nothing trades; above every knot every bucket is full.
     margin = 1.0 + float(np.abs(knots).max())
     low, high = float(knots.min()) - margin, float(knots.max()) + margin
     if le:
-        n = len(q)
         at_zero = _sweep(start, knots, fills, q, rho, True, 0.0, 0.0, np.empty(n), np.empty(n, np.int64))
         if at_zero < total:
             # Slack: lambda = 0 and the inventory left over is the parameter.
             x, _, _, _, _ = _shoot(start, knots, fills, q, rho, False, 0.0, 0.0, total, total)
             return x, 0.0
         high = 0.0
-    x, level, affine, low, high = _shoot(start, knots, fills, q, rho, True, 0.0, min(low, high), high, total)
-    if not affine:
-        x, offset, _, _, _ = _shoot(start, knots, fills, q, rho, True, low, 0.0, high - low, total)
-        level = low + offset
+    low = min(low, high)
+    x, level, resolved = _terminal_shoot(start, knots, fills, q, rho, low, high, total)
+    if resolved:
+        return x, level
+    shortest = int(np.searchsorted(np.cumsum(curves.capacity), total, side="left")) + 1
+    lo_m, hi_m, best = shortest, n - 1, None
+    while lo_m <= hi_m:
+        m = (lo_m + hi_m) // 2
+        x_m, level_m, resolved = _terminal_shoot(start, knots, fills, q[:m], rho, low, high, total)
+        if resolved:
+            best, lo_m = (m, x_m, level_m), m + 1
+        else:
+            hi_m = m - 1
+    if best is None:
+        return x, level
+    m, x_m, level = best
+    x = np.zeros(n)
+    x[:m] = x_m
     return x, level
 
 
