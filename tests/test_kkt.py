@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+import reference_kkt
 from convexsched import CostCurves, InvalidInputError, Objective, check_kkt, solve
-from strategies import tick_curves
+from strategies import problems, tick_curves
 
 
 @pytest.mark.parametrize("objective", [Objective(), Objective(rho=1e-4), Objective(psi=1e-5)])
@@ -62,3 +65,19 @@ def test_report_prints():
     curves = CostCurves([[0.01]], 100.0)
     text = str(check_kkt(curves, 50.0, Objective(), [50.0]))
     assert "KKT certificate: OK" in text and "duality gap" in text
+
+
+@given(problem=problems(max_n=30, max_k=6), budget=st.sampled_from(["eq", "le"]),
+       objective=st.sampled_from([Objective(), Objective(rho=1e-4), Objective(psi=1e-5), Objective(rho=1e-4, psi=1e-5)]),
+       noise=st.sampled_from([0.0, 0.01]), seed=st.integers(0, 2**16))
+def test_compiled_certificate_matches_the_numpy_reference(problem, budget, objective, noise, seed):
+    curves, total = problem
+    x = solve(curves, total, objective, budget=budget).x
+    x = x + noise * total * np.random.default_rng(seed).standard_normal(len(x)) / len(x)
+    new = check_kkt(curves, total, objective, x, budget=budget)
+    old = reference_kkt.check_kkt(curves, total, objective, x, budget=budget)
+    assert new.ok == old.ok
+    for name in ("primal_residual", "bound_violation", "stationarity", "complementarity", "duality_gap",
+                 "objective_value", "dual_value", "multiplier"):
+        assert getattr(new, name) == pytest.approx(getattr(old, name), rel=1e-9, abs=1e-12), name
+    assert new.multiplier_interval == pytest.approx(old.multiplier_interval, rel=1e-12, abs=1e-15)
