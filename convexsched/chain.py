@@ -181,40 +181,51 @@ def _pair(tree, priority, first, second):
 
 
 @njit
-def _descend(tree, root, a, p0, r0, price, path, side):
-    """Walk to the first piece whose end price exceeds ``price``.
+def _descend(tree, root, a, p0, r0, price, path, side, e, d):
+    """Walk to the first piece whose end price exceeds ``price``, adding ``(e, d)`` on the way.
 
-    Returns ``(node, start price, start r, depth)``: ``path[:depth]`` holds the nodes above
-    the piece and the piece itself, ``side[j]`` the turn taken below ``path[j]`` (0 left, 1
-    right). When every piece ends at or before ``price``, ``node = -1``, the start is the
-    polyline's end and the path is the right spine. Subtree sums and a piece's own increment
-    may disagree by a rounding step; the last node left of which the walk turned is kept, so a
-    walk that falls off a subtree returns that node, never a position inside the subtree.
+    Returns ``(node, start price, start r, depth)``: ``path[:depth]`` holds the pieces above
+    the one found and that piece itself, ``side[j]`` the turn taken below ``path[j]`` (0 left,
+    1 right). When every piece ends at or before ``price``, ``node = -1``, the start is the
+    polyline's end and the path is the right spine. A piece inserted next to the one found
+    lies in the subtree of every piece on the path, so the walk adds its sums ``(e, d)`` to
+    them as it goes (to their left sums too where it turns left). Subtree sums and a piece's
+    own increment may disagree by a rounding step; the last piece left of which the walk turned
+    is kept, so a walk that falls off a subtree returns that piece (and takes back what it
+    added below it), never a position inside the subtree.
     """
     current, start_p, start_r, depth = root, p0, r0, 0
     found, found_p, found_r, found_depth = -1, 0.0, 0.0, 0
     while current >= 0:
         path[depth] = current
+        tree[current, _SUM_E] += e
+        tree[current, _SUM_DR] += d
         left_r = tree[current, _LEFT_DR]
         node_p = start_p + tree[current, _LEFT_E] + a * left_r
         node_r = start_r + left_r
         if tree[current, _LEFT] >= 0 and node_p > price:
+            tree[current, _LEFT_E] += e
+            tree[current, _LEFT_DR] += d
             found, found_p, found_r, found_depth = current, node_p, node_r, depth + 1
             side[depth] = 0
             depth += 1
             current = int(tree[current, _LEFT])
             continue
-        d = tree[current, _DR]
-        end_p = node_p + tree[current, _E] + a * d
+        end_p = node_p + tree[current, _E] + a * tree[current, _DR]
         if end_p > price:
             return current, node_p, node_r, depth + 1
         side[depth] = 1
         depth += 1
-        start_p, start_r = end_p, node_r + d
+        start_p, start_r = end_p, node_r + tree[current, _DR]
         current = int(tree[current, _RIGHT])
-    if found >= 0:
-        return found, found_p, found_r, found_depth
-    return -1, start_p, start_r, depth
+    if found < 0:
+        return -1, start_p, start_r, depth
+    # The pieces below the found one give back what the walk added, and so do the found
+    # piece's left sums: _attach adds those when it hangs the insertion right before it.
+    _add_on_path(tree, path[found_depth:], side[found_depth:], depth - found_depth, -e, -d)
+    tree[found, _LEFT_E] -= e
+    tree[found, _LEFT_DR] -= d
+    return found, found_p, found_r, found_depth
 
 
 @njit
@@ -235,17 +246,27 @@ def _attach(tree, priority, root, path, side, depth, turn, sub):
     """Hang subtree ``sub`` next to the piece ``path[depth - 1]`` and rotate it up by priority.
 
     ``turn = 1`` puts it right after the piece in order (the leftmost slot of its right
-    subtree), ``turn = 0`` right before it (the rightmost slot of its left subtree). Every
-    piece above the slot gains the subtree's sums. Returns the new root.
+    subtree), ``turn = 0`` right before it (the rightmost slot of its left subtree). The caller
+    has added the subtree's sums to ``path[:depth]`` (the left sums of the piece excepted);
+    the pieces passed below it gain them here. Returns the new root.
     """
+    e, d = tree[sub, _SUM_E], tree[sub, _SUM_DR]
+    node = path[depth - 1]
     side[depth - 1] = turn
-    current = int(tree[path[depth - 1], turn])
+    if turn == 0:
+        tree[node, _LEFT_E] += e
+        tree[node, _LEFT_DR] += d
+    current = int(tree[node, turn])
     while current >= 0:
         path[depth] = current
         side[depth] = 1 - turn
+        tree[current, _SUM_E] += e
+        tree[current, _SUM_DR] += d
+        if turn == 1:
+            tree[current, _LEFT_E] += e
+            tree[current, _LEFT_DR] += d
         depth += 1
         current = int(tree[current, 1 - turn])
-    _add_on_path(tree, path, side, depth, tree[sub, _SUM_E], tree[sub, _SUM_DR])
     tree[path[depth - 1], side[depth - 1]] = sub
     # Rotations keep the in-order sequence and every subtree sum above the rotated pair.
     while depth > 0 and priority[sub] > priority[path[depth - 1]]:
@@ -354,24 +375,33 @@ def _staircase_chain(slopes, widths, q, total, le):
                 continue
             if price < p0:
                 # Before the first piece: the vertical, then a flat run back to the anchor.
-                flat = _new(tree, used, p0 - price, 0.0)
+                sub = _pair(tree, priority, vertical, _new(tree, used, p0 - price, 0.0))
                 used += 1
+                e_sub, d_sub = tree[sub, _SUM_E], tree[sub, _SUM_DR]
                 depth, current = 0, root
                 while current >= 0:
                     path[depth] = current
                     side[depth] = 0
+                    tree[current, _SUM_E] += e_sub
+                    tree[current, _SUM_DR] += d_sub
+                    if depth > 0:
+                        tree[path[depth - 1], _LEFT_E] += e_sub
+                        tree[path[depth - 1], _LEFT_DR] += d_sub
                     depth += 1
                     current = int(tree[current, _LEFT])
-                root = _attach(tree, priority, root, path, side, depth, 0, _pair(tree, priority, vertical, flat))
+                root = _attach(tree, priority, root, path, side, depth, 0, sub)
                 p0, rtop[level] = price, total
                 continue
-            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, price, path, side)
+            e_vertical = a * width
+            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, price, path, side, e_vertical, -width)
             if node < 0:
                 # Past the last piece: a flat run to the price, then the vertical.
                 sub = vertical
                 if price > node_p:
-                    sub = _pair(tree, priority, _new(tree, used, price - node_p, 0.0), vertical)
+                    flat = _new(tree, used, price - node_p, 0.0)
                     used += 1
+                    _add_on_path(tree, path, side, depth, price - node_p, 0.0)
+                    sub = _pair(tree, priority, flat, vertical)
                 root = _attach(tree, priority, root, path, side, depth, 1, sub)
                 rtop[level] = node_r
                 continue
@@ -382,16 +412,13 @@ def _staircase_chain(slopes, widths, q, total, le):
                 root = _attach(tree, priority, root, path, side, depth, 0, vertical)
                 rtop[level] = node_r
                 continue
-            # Split the piece at the price: it keeps its first part, the rest follows the
-            # vertical, so the piece and everything above it lose the rest before the pair
-            # (vertical, rest) is attached.
+            # Split the piece at the price: it keeps its first part and the rest follows the
+            # vertical. Its subtree, like every piece above, gains just the vertical (added by
+            # the walk); the pieces the pair passes below it gain the pair.
             t = min(t, 1.0)
             e_rest, d_rest = e - t * e, d - t * d
             tree[node, _E] -= e_rest
             tree[node, _DR] -= d_rest
-            tree[node, _SUM_E] -= e_rest
-            tree[node, _SUM_DR] -= d_rest
-            _add_on_path(tree, path, side, depth - 1, -e_rest, -d_rest)
             rtop[level] = node_r + tree[node, _DR]
             rest = _new(tree, used, e_rest, d_rest)
             used += 1
@@ -410,7 +437,7 @@ def _staircase_chain(slopes, widths, q, total, le):
         # The inventory at price 0 (right limit): positive means slack is cheaper than trading.
         inventory = total
         if p0 <= 0.0:
-            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, 0.0, path, side)
+            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, 0.0, path, side, 0.0, 0.0)
             inventory = node_r
             if node >= 0:
                 d = tree[node, _DR]

@@ -1,0 +1,259 @@
+"""Focused benchmark of the exact fast paths (issue 10): a few minutes, not the hour-long grid.
+
+1. At N = 390, K = 64 on order-book curves (those of ``bench_solvers.py``, same rho and psi):
+   the fast path end to end (with its KKT certificate) and algorithm only, against the best
+   warm cvxpy re-solve measured in the same run (every installed solver that can certify the
+   class, both formulations, DPP-compiled once on the base book and re-solved on re-quoted
+   books).
+2. Scaling of A, B and C in N K up to N = 23,400, K = 64 (1.5 million segments), with 10^6
+   segments on the way; the fitted exponent of time against N K.
+3. numba: first-call compile time per objective (empty cache) and the cached start-up, each in
+   a fresh process; ``import convexsched`` before (commit 49610ef, the parent of this work) and
+   after.
+
+Results go to ``benchmarks/results/fast_paths.md``. Run (one heavy benchmark at a time)::
+
+    flock /tmp/convexsched-bench.lock python benchmarks/bench_fast_paths.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from _common import machine_info, markdown_table, write_results
+from bench_solvers import CAPACITY_SHARE, PSI_SCALE, RHO_SCALE, book_curves, fmt_ratio, fmt_time, requote
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BEFORE_COMMIT = "49610ef"
+SCALING_SIZES = ((390, 64), (1560, 64), (5850, 64), (15625, 64), (23400, 64))
+VARIANTS = 8
+TARGETS = {"A": 100, "B": 100, "C": 30}
+# Warm cvxpy candidates: Clarabel and ECOS for every class (the fastest in the full grid),
+# HiGHS for the LP (A). OSQP and SCS never certified at N = 390 there.
+CANDIDATES = {"A": ("CLARABEL", "ECOS", "HIGHS"), "B": ("CLARABEL", "ECOS"), "C": ("CLARABEL", "ECOS")}
+
+
+def instance(n, k):
+    """Base book and re-quoted variants, the budget and the three objectives at one size."""
+    from convexsched import CostCurves, Objective, solve
+
+    slopes, widths = book_curves(n, k)
+    variants = [CostCurves(slopes, widths)]
+    variants += [CostCurves(requote(slopes, [n, k, r]), widths) for r in range(1, VARIANTS)]
+    total = CAPACITY_SHARE * float(variants[0].capacity.sum())
+    level = solve(variants[0], total).multiplier
+    objectives = {
+        "A": Objective(),
+        "B": Objective(rho=RHO_SCALE * level / (total / n)),
+        "C": Objective(psi=PSI_SCALE * level / (n * total), weights="linear"),
+    }
+    return variants, total, objectives
+
+
+def time_fast(variants, total, objective, rounds):
+    """Median end-to-end and algorithm-only seconds of ``solve`` over the variants."""
+    from convexsched import solve
+
+    solve(variants[0], total, objective)  # compiled (or loaded from the cache) before timing
+    end_to_end, algorithm, ok = [], [], True
+    for r in range(rounds):
+        curves = variants[r % len(variants)]
+        started = time.perf_counter()
+        schedule = solve(curves, total, objective)
+        end_to_end.append(time.perf_counter() - started)
+        algorithm.append(schedule.timings["solve"])
+        ok &= bool(schedule.kkt.ok)
+    return float(np.median(end_to_end)), float(np.median(algorithm)), ok, schedule
+
+
+def time_warm(variants, total, objective, solver, formulation, repeats):
+    """Median warm re-solve (DPP update + solve + certificate) or None if it does not certify."""
+    from convexsched import build_problem, solve
+    from convexsched.errors import SolverError
+
+    options = {"method": "cvxpy", "solver": solver, "fallback": False}
+    try:
+        problem = build_problem(variants[0], total, objective, formulation=formulation)
+        solve(variants[0], total, objective, problem=problem, **options)
+        times = []
+        for r in range(1, repeats + 1):
+            started = time.perf_counter()
+            schedule = solve(variants[r], total, objective, problem=problem, **options)
+            times.append(time.perf_counter() - started)
+            if not schedule.kkt.ok:
+                return None
+    except (SolverError, MemoryError):
+        return None
+    return float(np.median(times))
+
+
+def head_to_head(repeats):
+    variants, total, objectives = instance(390, 64)
+    rows = []
+    for name, objective in objectives.items():
+        fast_s, algorithm_s, ok, _ = time_fast(variants, total, objective, rounds=5 * VARIANTS)
+        best = None
+        for solver in CANDIDATES[name]:
+            for formulation in ("segment", "epigraph"):
+                seconds = time_warm(variants, total, objective, solver, formulation, repeats)
+                print(f"  390x64 {name} warm {solver}/{formulation}: {fmt_time(seconds)}", flush=True)
+                if seconds is not None and (best is None or seconds < best[0]):
+                    best = (seconds, f"{solver.lower()}/{formulation}")
+        rows.append({"objective": name, "fast_s": fast_s, "algorithm_s": algorithm_s, "kkt_ok": ok,
+                     "warm_s": best[0] if best else np.nan, "warm_by": best[1] if best else "none certified"})
+        print(f"390x64 {name}: fast {fmt_time(fast_s)} (algorithm {fmt_time(algorithm_s)}), best warm "
+              f"{fmt_time(rows[-1]['warm_s'])} ({rows[-1]['warm_by']})", flush=True)
+    return rows
+
+
+def scaling():
+    rows = []
+    for n, k in SCALING_SIZES:
+        variants, total, objectives = instance(n, k)
+        segments = int(np.count_nonzero(variants[0].widths))
+        for name, objective in objectives.items():
+            rounds = 7 if n * k <= 100_000 else 3
+            fast_s, algorithm_s, ok, schedule = time_fast(variants, total, objective, rounds)
+            rows.append({"n": n, "k": k, "segments": segments, "objective": name, "fast_s": fast_s,
+                         "algorithm_s": algorithm_s, "kkt_ok": ok, "method": schedule.method,
+                         "algorithm": schedule.algorithm})
+            print(f"{n}x{k} {name}: {fmt_time(fast_s)} (algorithm {fmt_time(algorithm_s)}), "
+                  f"{schedule.method}/{schedule.algorithm}, certified {ok}", flush=True)
+    return rows
+
+
+def exponent(rows, objective, column):
+    part = [row for row in rows if row["objective"] == objective and row["method"] == "fast"]
+    x = np.log([row["segments"] for row in part])
+    return float(np.polyfit(x, np.log([row[column] for row in part]), 1)[0])
+
+
+COMPILE_SCRIPT = """
+import time
+started = time.perf_counter()
+import numpy as np
+import convexsched as cs
+imported = time.perf_counter() - started
+curves = cs.CostCurves(np.tile([0.01, 0.02, 0.05], (10, 1)), 1000.0)
+cells = [f"{imported:.3f}"]
+for objective in (cs.Objective(), cs.Objective(rho=1e-4), cs.Objective(psi=1e-5), cs.Objective(rho=1e-4, psi=1e-5)):
+    started = time.perf_counter()
+    cs.solve(curves, 12_500.0, objective)
+    cells.append(f"{time.perf_counter() - started:.3f}")
+print(" ".join(cells))
+"""
+
+
+def _python(script, env):
+    output = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return [float(value) for value in output.stdout.split()]
+
+
+def compile_times():
+    """First solves of A, B, C, B+C with an empty numba cache, then with the cache filled."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
+        cold = _python(COMPILE_SCRIPT, env)
+        warm = [_python(COMPILE_SCRIPT, env) for _ in range(3)]
+    return cold, np.median(warm, axis=0).tolist()
+
+
+def import_times(repeats=7):
+    """``import convexsched`` wall time, alternating the parent commit and this tree."""
+    with tempfile.TemporaryDirectory() as before:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_COMMIT, "convexsched"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+        script = "import time; s = time.perf_counter(); import convexsched; print(time.perf_counter() - s)"
+        times = {"before": [], "after": []}
+        for _ in range(repeats):
+            for label, path in (("before", before), ("after", str(ROOT))):
+                times[label].append(_python(script, dict(os.environ, PYTHONPATH=path))[0])
+    return {label: float(np.median(values)) for label, values in times.items()}
+
+
+def report(head, scale, compiled, imports, info, seconds):
+    lines = ["# Fast paths (issue 10)", "",
+             f"`python benchmarks/bench_fast_paths.py` ({seconds / 60:.1f} min). Machine: {info['cpu']}, "
+             f"{info['cores']} cores, load average at the start {info['load_average'][0]:.2f} (shared machine: "
+             "single timings are noisy), Python " + info["python"] + ", "
+             + ", ".join(f"{name} {version}" for name, version in info["versions"].items()) + ".", "",
+             "## N = 390, K = 64, order-book curves, against the best warm cvxpy re-solve", "",
+             f"Medians: fast over {5 * VARIANTS} solves of {VARIANTS} re-quoted books, warm cvxpy over re-solves "
+             "after `problem.update` (DPP compiled once on the base book; only re-solves that certify count). "
+             "End to end includes the KKT certificate, algorithm only is `timings['solve']`.", ""]
+    table = []
+    for row in head:
+        ratio = row["warm_s"] / row["fast_s"]
+        table.append([row["objective"], fmt_time(row["fast_s"]), fmt_time(row["algorithm_s"]),
+                      f"{fmt_time(row['warm_s'])} ({row['warm_by']})", fmt_ratio(ratio),
+                      fmt_ratio(row["warm_s"] / row["algorithm_s"]), f"{TARGETS[row['objective']]}x",
+                      "met" if ratio >= TARGETS[row["objective"]] else "**missed**", "yes" if row["kkt_ok"] else "NO"])
+    lines += [markdown_table(["obj", "fast, end to end", "algorithm only", "best warm cvxpy", "ratio end to end",
+                              "ratio algorithm", "target", "", "certified"], table, "lrrlrrrll"), ""]
+    lines += ["## Scaling in N K", "",
+              "Median end-to-end time (algorithm only in brackets); every answer certified unless marked.", ""]
+    objectives = ("A", "B", "C")
+    table = []
+    for n, k in SCALING_SIZES:
+        cells = [row for row in scale if row["n"] == n and row["k"] == k]
+        cell_text = []
+        for name in objectives:
+            row = next(r for r in cells if r["objective"] == name)
+            text = f"{fmt_time(row['fast_s'])} ({fmt_time(row['algorithm_s'])})"
+            if row["method"] != "fast":
+                text += f" via {row['method']}"
+            if not row["kkt_ok"]:
+                text += " NOT certified"
+            cell_text.append(text)
+        table.append([f"{n} x {k}", f"{cells[0]['segments']:,}"] + cell_text)
+    table.append(["exponent in segments", ""] + [
+        f"{exponent(scale, name, 'fast_s'):.2f} ({exponent(scale, name, 'algorithm_s'):.2f})" for name in objectives])
+    lines += [markdown_table(["N x K", "segments", "A", "B", "C"], table, "lrrrr"), ""]
+    big = next(r for r in scale if r["n"] == 23400 and r["objective"] == "C")
+    lines += [f"C at 23,400 x 64: {fmt_time(big['fast_s'])} end to end ({big['algorithm']}; target: about a second).",
+              ""]
+    cold, warm = compiled
+    lines += ["## numba compilation and start-up", "",
+              "Fresh processes solving a 10 x 3 problem with each objective in turn; each column is the first "
+              "solve of that objective in the process (A's includes the certificate's kernels). Cold: empty "
+              "cache directory (the first run after installing or editing the package). Cached: median of three "
+              "processes reusing it.", ""]
+    labels = ["import convexsched", "first A", "then B", "then C", "then B+C"]
+    lines += [markdown_table(["", *labels, "total"], [
+        ["cold cache"] + [fmt_time(v) for v in cold] + [fmt_time(sum(cold))],
+        ["cached"] + [fmt_time(v) for v in warm] + [fmt_time(sum(warm))]], "lrrrrrr"), ""]
+    lines += [f"`import convexsched`, median of 7 alternating runs: {fmt_time(imports['before'])} before "
+              f"(commit {BEFORE_COMMIT}, imports cvxpy), {fmt_time(imports['after'])} after (cvxpy loads on first "
+              "use of the cvxpy path; numba loads with the package).", ""]
+    write_results(RESULTS / "fast_paths.md", lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm-repeats", type=int, default=5, help="warm cvxpy re-solves per candidate")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    started = time.perf_counter()
+    info = machine_info(("numpy", "numba", "cvxpy", "clarabel", "ecos", "highspy"))
+    compiled = compile_times()
+    print("compile (cold, cached):", compiled, flush=True)
+    imports = import_times()
+    print("import:", imports, flush=True)
+    head = head_to_head(args.warm_repeats)
+    scale = scaling()
+    report(head, scale, compiled, imports, info, time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
