@@ -79,7 +79,7 @@ import numpy as np
 
 from ._jit import njit
 from .kkt import multiplier_interval
-from .waterfill import WaterLevel, centred_fill
+from .waterfill import WaterLevel, centred_fill, ramps
 
 # Real segments up to which the chain solver is measured and tested (23,400 x 64 has 1.5
 # million; peak memory there is about 0.6 GB for the whole process). ``solve`` hands larger
@@ -490,34 +490,6 @@ def _centre_ties(slopes, widths, x, q):
 
 # --------------------------------------------------------------------------------- rho > 0
 @njit
-def _ramps(slopes, widths, rho):
-    """Per bucket, the knots ``a_1 <= c_1 <= a_2 <= ...`` of its response and the fills there.
-
-    Segment ``k`` fills while the price runs from ``a_k = s_k + rho b_{k-1}`` to
-    ``c_k = s_k + rho b_k``; convexity (``s_k <= s_{k+1}``) keeps the knots sorted.
-    """
-    n, k = slopes.shape
-    start = np.zeros(n + 1, np.int64)
-    knots = np.empty(2 * n * k)
-    fills = np.empty(2 * n * k)
-    m = 0
-    for i in range(n):
-        start[i] = m
-        filled = 0.0
-        for j in range(k):
-            width = widths[i, j]
-            if width > 0:
-                knots[m] = slopes[i, j] + rho * filled
-                fills[m] = filled
-                filled += width
-                knots[m + 1] = slopes[i, j] + rho * filled
-                fills[m + 1] = filled
-                m += 2
-    start[n] = m
-    return start, knots[:m], fills[:m]
-
-
-@njit
 def _sweep(start, knots, fills, q, rho, from_level, base, parameter, x, piece):
     """The backward recursion from the terminal state; returns ``R_0``.
 
@@ -619,7 +591,7 @@ def _ramp_chain(curves, total, q, rho, le):
     """
     slopes = np.ascontiguousarray(curves.slopes, dtype=float)
     widths = np.ascontiguousarray(curves.widths, dtype=float)
-    start, knots, fills = _ramps(slopes, widths, rho)
+    start, knots, fills = ramps(slopes, widths, rho)
     n = len(q)
     # Below every knot nothing trades; above every knot every bucket is full.
     margin = 1.0 + float(np.abs(knots).max())

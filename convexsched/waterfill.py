@@ -264,6 +264,34 @@ def _ramp_response(slopes, widths, rho, level):
 
 
 @njit
+def ramps(slopes, widths, rho):
+    """Per bucket, the knots ``a_1 <= c_1 <= a_2 <= ...`` of its response and the fills there.
+
+    Segment ``k`` fills while the price runs from ``a_k = s_k + rho b_{k-1}`` to
+    ``c_k = s_k + rho b_k``; convexity (``s_k <= s_{k+1}``) keeps the knots sorted.
+    """
+    n, k = slopes.shape
+    start = np.zeros(n + 1, np.int64)
+    knots = np.empty(2 * n * k)
+    fills = np.empty(2 * n * k)
+    m = 0
+    for i in range(n):
+        start[i] = m
+        filled = 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                knots[m] = slopes[i, j] + rho * filled
+                fills[m] = filled
+                filled += width
+                knots[m + 1] = slopes[i, j] + rho * filled
+                fills[m + 1] = filled
+                m += 2
+    start[n] = m
+    return start, knots[:m], fills[:m]
+
+
+@njit
 def _smoothed(slopes, widths, rho, total):
     """Breakpoint search for ``0 < total < capacity``: ``(level, lower, upper)``.
 
@@ -271,21 +299,9 @@ def _smoothed(slopes, widths, rho, total):
     outside the bracket are settled (full or empty) and leave the working set, so the rounds
     shrink geometrically and the whole search is O(M).
     """
-    n, k = slopes.shape
-    starts = np.empty(n * k)
-    sizes = np.empty(n * k)
-    m = 0
-    for i in range(n):
-        filled = 0.0
-        for j in range(k):
-            width = widths[i, j]
-            if width > 0:
-                starts[m] = slopes[i, j] + rho * filled
-                sizes[m] = width
-                filled += width
-                m += 1
-    starts, sizes = starts[:m], sizes[:m]
-    ends = starts + rho * sizes
+    _, knots, fills = ramps(slopes, widths, rho)
+    starts, ends, sizes = knots[0::2], knots[1::2], fills[1::2] - fills[0::2]
+    m = len(starts)
     candidates = np.concatenate((starts, ends))
     open_starts, open_sizes = starts.copy(), sizes.copy()
     count, open_count = 2 * m, m

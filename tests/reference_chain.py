@@ -174,23 +174,7 @@ def _clip(curve, lo, hi):
 
 
 def inventory_chain(curves, total, objective, budget="eq"):
-    """Solve the full objective family exactly by dynamic programming on the chain.
-
-    Parameters
-    ----------
-    curves : CostCurves
-    total : float
-        The budget ``S`` (shares).
-    objective : Objective
-        Any ``rho, psi >= 0`` and weights; with ``psi = 0`` it reproduces (A)/(B).
-    budget : "eq" | "le"
-
-    Returns
-    -------
-    WaterLevel
-        ``x``, ``lambda`` (the water level, same sign convention as :mod:`waterfill`) and the
-        interval of levels that certify the schedule.
-    """
+    """The former solver: same arguments and result as :func:`convexsched.chain.inventory_chain`."""
     n = curves.n_buckets
     rho, psi = objective.rho, objective.psi
     shear = psi * objective.weight_vector(n)

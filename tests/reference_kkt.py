@@ -1,33 +1,6 @@
-"""Reference: the first, pure-numpy KKT certificate.
+"""Reference: the first, pure-numpy KKT certificate (the formulas are in :mod:`convexsched.kkt`).
 
 Kept in the tests as an independent check of the compiled passes of :mod:`convexsched.kkt`.
-
-KKT certificates for any schedule, including one computed elsewhere.
-
-For the objective family of :mod:`convexsched.objective`, ``x`` is optimal if and only if there
-is a water level ``lambda`` with, for every bucket (seed (3), (5), with the risk term added),
-
-.. math::
-
-    \\lambda + P_i - \\rho x_i \\in \\partial\\big(g_i + \\iota_{[0, c_i]}\\big)(x_i)
-    = [g_i'(x_i^-), g_i'(x_i^+)], \\qquad P_i = \\psi \\sum_{j \\ge i} w_j R_j ,
-
-(the bound multipliers live in the infinite one-sided slopes at ``0`` and ``c_i``), primal
-feasibility (``sum x = S`` or ``<= S``, ``0 <= x <= c``) and, under ``<=``,
-``lambda <= 0`` with ``lambda (S - sum x) = 0``. Every bucket gives an interval of admissible
-levels; their intersection is the *multiplier interval* (a single point unless ties make the
-level non-unique).
-
-The duality gap closes the argument: with ``nu_i = lambda + P_i``, weak duality gives the lower
-bound
-
-.. math::
-
-    D = \\nu_1 S - \\sum_i \\varphi_i^*(\\nu_i) - \\frac{\\psi}{2}\\sum_{i<N} w_i R_i^2
-        - [\\le] \\frac{\\max(\\nu_N, 0)^2}{2 \\psi w_N},
-    \\qquad \\varphi_i(x) = g_i(x) + \\frac{\\rho}{2} x^2 + \\iota_{[0,c_i]}(x),
-
-exact for every member of the family, so ``F(x) - D`` bounds the suboptimality of ``x``.
 """
 
 from __future__ import annotations
@@ -37,7 +10,7 @@ import numpy as np
 from convexsched.errors import InvalidInputError
 from convexsched.kkt import KKTReport
 from convexsched.validate import share_unit_of, validate
-from reference_waterfill import conjugate
+from convexsched.waterfill import conjugate
 
 
 def _admissible(curves, objective, x, remaining, snap):

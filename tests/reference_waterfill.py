@@ -1,71 +1,16 @@
 """Reference: the first, pure-numpy water-filling for (A) and (B).
 
 Kept in the tests as an independent check of the compiled kernels of
-:mod:`convexsched.waterfill`. It splits a tied level in bucket order, not at the centre.
-
-Exact water-filling for the separable objectives (A) and (B).
-
-Both objectives split per bucket once the budget constraint is priced by a multiplier
-``lambda`` (the water level, seed (3), (5), (8)):
-
-.. math::
-
-    x_i(\\lambda) = \\arg\\min_{0 \\le x \\le c_i} \\; g_i(x) + \\frac{\\rho}{2} x^2 - \\lambda x ,
-    \\qquad S(\\lambda) = \\sum_i x_i(\\lambda) .
-
-With piecewise-linear ``g_i`` the response is explicit: a segment ``k`` (slope ``s_k``, from
-``b_{k-1}`` to ``b_k``) fills as ``clip((lambda - s_k)/rho - b_{k-1}, 0, w_k)`` for ``rho > 0``
-and completely when ``s_k < lambda`` for ``rho = 0``. ``S(lambda)`` is therefore a step function
-(A) or a piecewise-linear one (B) whose breakpoints are known, so the budget ``S(lambda) = S`` is
-solved exactly by sorting the breakpoints, not by bisection. The seed's dual bisection with
-tolerance ``eps_S`` is kept as :func:`bisection` for comparison.
-
-Sign convention (used everywhere in convexsched): ``lambda`` is the water level, the marginal
-cost of the last share, so ``g_i'(x_i) + rho x_i = lambda`` on buckets strictly inside their
-range. Under the ``<=`` budget ``lambda <= 0`` (the budget's shadow price is ``-lambda``) and
-``lambda * (S - sum x) = 0``.
+:mod:`convexsched.waterfill` (weighted quickselect in numpy for (A), median bisection over
+the breakpoints for (B)). It splits a tied level in bucket order, not at the centre. The
+per-bucket response and conjugate were not compiled, so they are the package's own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from convexsched.waterfill import WaterLevel
-
-
-def bucket_response(curves, price, rho=0.0, upper=False):
-    """``x_i(price_i)`` of seed (8): the best size of every bucket at a given marginal price.
-
-    Parameters
-    ----------
-    curves : CostCurves
-    price : float or ndarray of shape (N,)
-        The marginal price offered to each bucket.
-    rho : float
-        The smoothing weight of objective (B).
-    upper : bool
-        For ``rho = 0`` a price equal to a slope leaves that segment's fill free; ``False``
-        returns the smallest optimal size (segment empty), ``True`` the largest.
-    """
-    price = np.broadcast_to(np.asarray(price, dtype=float), (curves.n_buckets,))[:, None]
-    slopes, widths = curves.slopes, curves.widths
-    if rho > 0:
-        starts = curves.breakpoints[:, :-1]
-        fill = np.clip((price - slopes) / rho - starts, 0.0, widths)
-    else:
-        take = slopes <= price if upper else slopes < price
-        fill = np.where(take, widths, 0.0)
-    return fill.sum(axis=1)
-
-
-def conjugate(curves, price, rho=0.0):
-    """``phi_i^*(price_i) = max_{0<=x<=c_i} price_i x - g_i(x) - rho/2 x^2`` (exact)."""
-    price = np.broadcast_to(np.asarray(price, dtype=float), (curves.n_buckets,))
-    if rho == 0:
-        # Every segment cheaper than the price earns its margin on its whole width.
-        return (np.maximum(price[:, None] - curves.slopes, 0.0) * curves.widths).sum(axis=1)
-    x = bucket_response(curves, price, rho)
-    return price * x - curves.evaluate(x) - 0.5 * rho * x * x
+from convexsched.waterfill import WaterLevel, bucket_response
 
 
 def _real_segments(curves):
