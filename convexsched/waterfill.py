@@ -12,10 +12,10 @@ With piecewise-linear ``g_i`` the response is explicit: a segment ``k`` (slope `
 ``b_{k-1}`` to ``b_k``) fills as ``clip((lambda - s_k)/rho - b_{k-1}, 0, w_k)`` for ``rho > 0``
 and completely when ``s_k < lambda`` for ``rho = 0``. ``S(lambda)`` is therefore a step function
 (A) or a piecewise-linear one (B) whose breakpoints are known, so the budget ``S(lambda) = S`` is
-solved exactly by selecting among the breakpoints, not by bisection: weighted quickselect for
-(A), median bisection over the breakpoints for (B), both in expected O(N K) and compiled with
-numba. The seed's dual bisection with tolerance ``eps_S`` is kept as :func:`bisection` for
-comparison.
+solved exactly, not by bisection: weighted quickselect over the slopes for (A) in expected
+O(N K), a safeguarded Newton iteration on the piecewise-linear ``S`` for (B) (O(N log K) per
+step), both compiled with numba. The seed's dual bisection with tolerance ``eps_S`` is kept
+as :func:`bisection` for comparison.
 
 Sign convention (used everywhere in convexsched): ``lambda`` is the water level, the marginal
 cost of the last share, so ``g_i'(x_i) + rho x_i = lambda`` on buckets strictly inside their
@@ -222,33 +222,6 @@ def _finish(x, level, interval, budget):
 
 
 @njit
-def _kth(values, count, k):
-    """The ``k``-th smallest of ``values[:count]`` (quickselect; permutes them)."""
-    lo, hi = 0, count
-    while hi - lo > 1:
-        pivot = _median_of_three(values, lo, hi)
-        less, i, more = lo, lo, hi
-        while i < more:
-            value = values[i]
-            if value < pivot:
-                values[i], values[less] = values[less], value
-                less += 1
-                i += 1
-            elif value > pivot:
-                more -= 1
-                values[i], values[more] = values[more], value
-            else:
-                i += 1
-        if k < less:
-            hi = less
-        elif k < more:
-            return pivot
-        else:
-            lo = more
-    return values[lo]
-
-
-@njit
 def _ramp_response(slopes, widths, rho, level):
     """``x_i(level)`` of seed (8) for ``rho > 0``: every ramp filled up to the level."""
     n, k = slopes.shape
@@ -292,75 +265,73 @@ def ramps(slopes, widths, rho):
 
 
 @njit
-def _smoothed(slopes, widths, rho, total):
-    """Breakpoint search for ``0 < total < capacity``: ``(level, lower, upper)``.
-
-    Bisects over the ramps' end points with median pivots (exact ``S`` at each); ramps wholly
-    outside the bracket are settled (full or empty) and leave the working set, so the rounds
-    shrink geometrically and the whole search is O(M).
-    """
-    _, knots, fills = ramps(slopes, widths, rho)
-    starts, ends, sizes = knots[0::2], knots[1::2], fills[1::2] - fills[0::2]
-    m = len(starts)
-    candidates = np.concatenate((starts, ends))
-    open_starts, open_sizes = starts.copy(), sizes.copy()
-    count, open_count = 2 * m, m
-    low, high = -np.inf, np.inf
-    supply_low, supply_high, settled = 0.0, widths.sum(), 0.0
-    while count > 0:
-        pivot = _kth(candidates, count, count // 2)
-        supply = settled
-        for j in range(open_count):
-            supply += min(max((pivot - open_starts[j]) / rho, 0.0), open_sizes[j])
-        if supply == total:
-            # The budget is met at a breakpoint; S may stay flat on either side of it.
-            lower, upper = -np.inf, np.inf
-            inside_below, inside_above = False, False
-            for j in range(m):
-                if starts[j] < pivot <= ends[j]:
-                    inside_below = True
-                if starts[j] <= pivot < ends[j]:
-                    inside_above = True
-                if ends[j] < pivot:
-                    lower = max(lower, ends[j])
-                if starts[j] > pivot:
-                    upper = min(upper, starts[j])
-            return pivot, pivot if inside_below else lower, pivot if inside_above else upper
-        kept = 0
-        if supply < total:
-            low, supply_low = pivot, supply
-            for j in range(count):
-                if candidates[j] > pivot:
-                    candidates[kept] = candidates[j]
-                    kept += 1
+def _supply(start, knots, fills, rho, level):
+    """``S(level)`` and its slope, one binary search per bucket over its response's knots."""
+    supply, active = 0.0, 0
+    for i in range(len(start) - 1):
+        lo, hi = start[i], start[i + 1]
+        j = lo + np.searchsorted(knots[lo:hi], level, side="right")
+        if j == lo:
+            continue
+        if j == hi:
+            supply += fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            supply += min(fills[j - 1] + (level - knots[j - 1]) / rho, fills[j])
+            active += 1
         else:
-            high, supply_high = pivot, supply
-            for j in range(count):
-                if candidates[j] < pivot:
-                    candidates[kept] = candidates[j]
-                    kept += 1
-        count = kept
-        kept = 0
-        for j in range(open_count):
-            if open_starts[j] + rho * open_sizes[j] <= low:
-                settled += open_sizes[j]
-            elif open_starts[j] < high:
-                open_starts[kept] = open_starts[j]
-                open_sizes[kept] = open_sizes[j]
-                kept += 1
-        open_count = kept
-    level = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
-    return level, level, level
+            supply += fills[j - 1]
+    return supply, active / rho
+
+
+@njit
+def _smoothed(slopes, widths, rho, total):
+    """Safeguarded Newton on ``S(lambda)`` for ``0 < total < capacity``: ``(level, lower, upper)``.
+
+    ``S`` is piecewise linear, so a Newton step from inside the piece that holds the root lands
+    on it; steps that leave the bracket fall back to regula falsi, then bisection. Each
+    evaluation costs O(N log K); a handful of them usually suffice. ``[lower, upper]`` is the
+    flat stretch of ``S`` at the level when there is one (no bucket on a ramp there).
+    """
+    start, knots, fills = ramps(slopes, widths, rho)
+    low, high = knots.min(), knots.max()
+    supply_low, supply_high = 0.0, widths.sum()
+    level = low + (total / supply_high) * (high - low)
+    for _ in range(200):
+        supply, slope = _supply(start, knots, fills, rho, level)
+        if supply == total:
+            break
+        if supply < total:
+            low, supply_low = level, supply
+        else:
+            high, supply_high = level, supply
+        step = level + (total - supply) / slope if slope > 0 else np.nan
+        if not low < step < high:
+            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
+            if not low < step < high:
+                step = 0.5 * (low + high)
+        if step == level or not low < step < high:
+            break
+        level = step
+    supply, slope = _supply(start, knots, fills, rho, level)
+    if slope > 0:
+        return level, level, level
+    lower, upper = -np.inf, np.inf
+    for knot in knots:
+        if knot <= level:
+            lower = max(lower, knot)
+        else:
+            upper = min(upper, knot)
+    return level, lower, upper
 
 
 def smoothed(curves, total, rho, budget="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
-    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)). Bisecting over these
-    ``2M`` breakpoints brackets the budget between two consecutive breakpoints, where ``S`` is
-    affine: ``lambda`` is interpolated there, so ``sum x = S`` holds to rounding. The schedule
-    is unique (the objective is strictly convex), so there is no tie to split.
+    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)), so ``S`` is piecewise
+    linear with known breakpoints and a safeguarded Newton iteration ends on the exact root of
+    its affine piece: ``sum x = S`` holds to rounding. The schedule is unique (the objective is
+    strictly convex), so there is no tie to split.
     """
     slopes, widths = _arrays(curves)
     real = widths > 0
