@@ -16,8 +16,6 @@ from .errors import (
     NonConvexCurveError,
     SolverError,
 )
-from .forecast import StateForecast
-from .oracle import HalfSpreadImpact, ImpactOracle, SquareRootImpact
 from .book import Book, LoadReport
 from .features import book_features, bucket_features
 from .loaders import PRESETS, ColumnMap, read_book, read_books
@@ -30,9 +28,17 @@ from .receding import LiveCurves, RecedingHorizon
 
 __version__ = "0.1.0"
 
-# The cvxpy problem classes load cvxpy (about 0.5 s): they are imported on first use, so that
-# the fast paths start without it.
-_LAZY = {"ScheduleProblem": "problem", "build_problem": "problem"}
+# The cvxpy problem classes and the scikit-learn models (the impact oracle, the state
+# forecast) load their libraries (about 0.4 s each): they are imported on first use, so that
+# the fast paths start without them.
+_LAZY = {
+    "ScheduleProblem": "problem",
+    "build_problem": "problem",
+    "StateForecast": "forecast",
+    "HalfSpreadImpact": "oracle",
+    "ImpactOracle": "oracle",
+    "SquareRootImpact": "oracle",
+}
 
 
 def __getattr__(name):
