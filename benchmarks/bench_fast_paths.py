@@ -181,7 +181,9 @@ print(" ".join(cells))
 
 
 def _python(script, env):
-    output = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    # From a neutral folder: "python -c" puts the working directory ahead of PYTHONPATH.
+    output = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                            cwd=tempfile.gettempdir())
     return [float(value) for value in output.stdout.split()]
 
 

@@ -344,6 +344,48 @@ def _cut_below_zero(tree, root, total, path):
 
 
 @njit
+def _cut_above(tree, root, a, p0, r0, top, path):
+    """Drop the pieces above ``r = top`` and trim the one crossing it; ``(new root, new p0)``.
+
+    Under the ``=`` budget no inventory above the capacity still ahead can be completed, so
+    those states go as the day runs out. The mirror image of :func:`_cut_below_zero`: a piece
+    ending below ``top`` is kept with its right subtree, one ending at or above it is dropped
+    with its left subtree; kept pieces are chained along their left links. The new anchor is
+    the price at ``r = top`` on the first piece kept.
+    """
+    current, start_p, start_r, new_root, last, depth = root, p0, r0, -1, -1, 0
+    first_p, first_r = p0, r0
+    while current >= 0:
+        left_r = tree[current, _LEFT_DR]
+        node_p = start_p + tree[current, _LEFT_E] + a * left_r
+        node_r = start_r + left_r
+        end_r = node_r + tree[current, _DR]
+        if end_r < top:
+            if last < 0:
+                new_root = current
+            else:
+                tree[last, _LEFT] = current
+            last, first_p, first_r = current, node_p, node_r
+            path[depth] = current
+            depth += 1
+            current = int(tree[current, _LEFT])
+        else:
+            start_p, start_r = node_p + tree[current, _E] + a * tree[current, _DR], end_r
+            current = int(tree[current, _RIGHT])
+    if last < 0:
+        return -1, p0
+    tree[last, _LEFT] = -1.0
+    d = tree[last, _DR]
+    cut = min(max((first_r - top) / -d, 0.0), 1.0) if d < 0 else 0.0
+    anchor = first_p + cut * (tree[last, _E] + a * d)
+    tree[last, _E] *= 1.0 - cut
+    tree[last, _DR] = d * (1.0 - cut)
+    for j in range(depth - 1, -1, -1):
+        _pull(tree, path[j])
+    return new_root, anchor
+
+
+@njit
 def _staircase_chain(slopes, widths, q, total, le):
     """Forward pass over the buckets, terminal condition and backward pass (see the module).
 
@@ -357,7 +399,14 @@ def _staircase_chain(slopes, widths, q, total, le):
     path = np.empty(_MAX_DEPTH, np.int64)
     side = np.empty(_MAX_DEPTH, np.int64)
     rtop = np.empty(len(v))
-    root, used, a, p0 = -1, 0, 0.0, 0.0
+    # The polyline starts at (p0, r0): r0 = S, or under "=" the capacity still ahead once that
+    # is smaller (no larger inventory can be completed).
+    root, used, a, p0, r0 = -1, 0, 0.0, 0.0, total
+    future = np.empty(n)
+    ahead = 0.0
+    for i in range(n - 1, -1, -1):
+        future[i] = ahead
+        ahead += widths[i].sum()
     for i in range(n):
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
@@ -365,9 +414,9 @@ def _staircase_chain(slopes, widths, q, total, le):
             vertical = _new(tree, used, a * width, -width)
             used += 1
             if root < 0:
-                p0, root, rtop[level] = price, vertical, total
+                p0, root, rtop[level] = price, vertical, r0
                 continue
-            end_r = total + tree[root, _SUM_DR]
+            end_r = r0 + tree[root, _SUM_DR]
             if end_r <= 0.0 and price >= p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]:
                 # Past the end of a polyline already down to zero inventory: this level only
                 # moves states below zero, which the cut drops.
@@ -390,10 +439,10 @@ def _staircase_chain(slopes, widths, q, total, le):
                     depth += 1
                     current = int(tree[current, _LEFT])
                 root = _attach(tree, priority, root, path, side, depth, 0, sub)
-                p0, rtop[level] = price, total
+                p0, rtop[level] = price, r0
                 continue
             e_vertical = a * width
-            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, price, path, side, e_vertical, -width)
+            node, node_p, node_r, depth = _descend(tree, root, a, p0, r0, price, path, side, e_vertical, -width)
             if node < 0:
                 # Past the last piece: a flat run to the price, then the vertical.
                 sub = vertical
@@ -423,16 +472,19 @@ def _staircase_chain(slopes, widths, q, total, le):
             rest = _new(tree, used, e_rest, d_rest)
             used += 1
             root = _attach(tree, priority, root, path, side, depth, 1, _pair(tree, priority, vertical, rest))
-        if root >= 0 and total + tree[root, _SUM_DR] < 0.0:
-            root = _cut_below_zero(tree, root, total, path)
+        if root >= 0 and r0 + tree[root, _SUM_DR] < 0.0:
+            root = _cut_below_zero(tree, root, r0, path)
+        if not le and future[i] < r0:
+            root, p0 = _cut_above(tree, root, a, p0, r0, future[i], path)
+            r0 = future[i]
         a -= q[i]
-        p0 -= q[i] * total
+        p0 -= q[i] * r0
 
     r_end = 0.0
     if root < 0:
         level_price = 0.0
     else:
-        level_price = _price_at_zero_inventory(tree, root, a, p0, total)
+        level_price = _price_at_zero_inventory(tree, root, a, p0, r0)
     if le and root >= 0:
         # The inventory at price 0 (right limit): positive means slack is cheaper than trading.
         inventory = total
