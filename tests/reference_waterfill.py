@@ -3,14 +3,14 @@
 Kept in the tests as an independent check of the compiled kernels of
 :mod:`convexsched.waterfill` (weighted quickselect in numpy for (A), median bisection over
 the breakpoints for (B)). It splits a tied level in bucket order, not at the centre. The
-per-bucket response and conjugate were not compiled, so they are the package's own.
+per-bucket response and the boundary cases were not compiled, so they are the package's own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from convexsched.waterfill import WaterLevel, bucket_response
+from convexsched.waterfill import WaterLevel, _everything, _finish, _nothing_to_trade, bucket_response
 
 
 def _real_segments(curves):
@@ -76,26 +76,6 @@ def cost_only(curves, total, budget="eq"):
     else:
         upper = level
     return _finish(fill.sum(axis=1), level, (level, upper), budget)
-
-
-def _nothing_to_trade(curves, first_prices, budget):
-    """``S = 0`` (or no capacity at all): x = 0, certified by any level below every price."""
-    upper = float(first_prices.min(initial=np.inf))
-    return _finish(np.zeros(curves.n_buckets), upper if np.isfinite(upper) else 0.0, (-np.inf, upper), budget)
-
-
-def _everything(curves, last_prices, budget):
-    """``S`` = total capacity: every bucket full, certified by any level above every price."""
-    lower = float(last_prices.max())
-    return _finish(curves.capacity.copy(), lower, (lower, np.inf), budget)
-
-
-def _finish(x, level, interval, budget):
-    if budget == "le":
-        # Under "<=" the level is <= 0 (the budget's shadow price -lambda is >= 0).
-        interval = (interval[0], min(interval[1], 0.0))
-        level = min(level, 0.0)
-    return WaterLevel(x, float(level), (float(interval[0]), float(interval[1])))
 
 
 def smoothed(curves, total, rho, budget="eq"):
