@@ -410,17 +410,18 @@ def _staircase_chain(slopes, widths, q, total, le):
     for i in range(n):
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
+            if root >= 0:
+                end_r = r0 + tree[root, _SUM_DR]
+                if end_r <= 0.0 and price >= p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]:
+                    # Past the end of a polyline already down to zero inventory: this level
+                    # only moves states below zero, which the cut drops.
+                    rtop[level] = end_r
+                    continue
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
             vertical = _new(tree, used, a * width, -width)
             used += 1
             if root < 0:
                 p0, root, rtop[level] = price, vertical, r0
-                continue
-            end_r = r0 + tree[root, _SUM_DR]
-            if end_r <= 0.0 and price >= p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]:
-                # Past the end of a polyline already down to zero inventory: this level only
-                # moves states below zero, which the cut drops.
-                rtop[level] = end_r
                 continue
             if price < p0:
                 # Before the first piece: the vertical, then a flat run back to the anchor.
