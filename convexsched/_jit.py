@@ -15,8 +15,10 @@ process.
 from __future__ import annotations
 
 import functools
+import threading
 
 _pending = []
+_lock = threading.Lock()
 
 
 def _dispatcher(function):
@@ -29,9 +31,11 @@ def _dispatcher(function):
 
 
 def _materialize():
-    while _pending:
-        function = _pending.pop()
-        function.__globals__[function.__name__] = _dispatcher(function)
+    # Under a lock: a second thread must not call a stand-in still being swapped.
+    with _lock:
+        while _pending:
+            function = _pending.pop()
+            function.__globals__[function.__name__] = _dispatcher(function)
 
 
 def njit(function):
