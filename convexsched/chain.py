@@ -31,11 +31,18 @@ changes it in two exact steps:
 
 The polyline is stored as pieces ``(E, dr)`` in a treap ordered by position, with subtree sums
 of ``E`` and ``dr``; a piece's price increment is ``dp = E + A dr`` with one global ``A``, so
-the shear is O(1): ``A -= q_i`` and the anchor (the first piece's start, at ``r = S``) moves by
-``-q_i S``. Inserting a level is one descent by price, a split of at most one piece and two
-treap insertions, O(log L). The inventory ``rtop`` at the top of the inserted vertical piece is
-final for the bucket: later levels of the bucket sit at higher prices, after it, and later
-buckets describe ``R_{i+1}``, not ``R_i``.
+the shear is O(1): ``A -= q_i`` and the anchor (the first piece's start, at the top inventory
+``r_0``) moves by ``-q_i r_0``. Inserting a level is one descent by price (which adds the new
+piece's sums on its way down), a split of at most one piece and one insertion of the vertical
+piece (with the split's rest) next to it: O(log L) expected. The inventory ``rtop`` at the top
+of the inserted vertical piece is final for the bucket: later levels of the bucket sit at
+higher prices, after it, and later buckets describe ``R_{i+1}``, not ``R_i``.
+
+States no schedule can reach are cut after each bucket, which keeps the tree as long as the
+inventory, not the capacity seen so far, requires: ``R_i < 0`` (``R_i >= R_N >= 0`` under both
+budgets), and under ``=`` ``R_i`` above the capacity still ahead (``r_0`` becomes that
+capacity). A level priced past the end of a polyline already down to zero inventory only
+moves states below zero: it is recorded (``rtop <= 0``, so it buys nothing) and not inserted.
 
 The terminal condition reads ``lambda`` off the last polyline: its crossing of ``R_N = 0``
 (``=`` budget), or under ``<=`` the inventory at price 0 when it is positive (``lambda = 0``,
@@ -50,7 +57,7 @@ that bucket ``i`` bought, so
 No price is recomputed and compared with a slope, so a rounding error in a price cannot move
 ``x_i`` by a whole level. Buckets joined by zero weights see one price, and the chain leaves
 their split of a tied level arbitrary; they are re-split at the centre of the optimal face
-(every bucket the same fraction of the tied level, as cvxpy's interior point returns).
+(every bucket the same fraction of the tied level).
 
 ``rho > 0`` (B+C, Almgren-Chriss): backward shooting
 ----------------------------------------------------
@@ -67,7 +74,8 @@ with ``kappa N`` in the tens) is far below a rounding step of ``lambda``: prices
 relative to a base next to the knot that matters, and beyond ``kappa N`` of about 700, where
 even that underflows, the chain is cut after the last bucket that still trades a
 representable amount (see :func:`_ramp_chain`). Each sweep costs O(N log K); a search takes at
-most about 130 sweeps (bisection down to adjacent floats, twice), usually far fewer.
+most about 130 sweeps (bisection down to adjacent floats, twice), usually far fewer, and the
+cut, when needed, log2 N searches more.
 
 The forward pass costs O(L log L) for ``L <= N K`` levels, and both keep O(L) memory, so
 ``solve`` needs no fallback up to 2 million segments (:data:`MAX_SEGMENTS`).
@@ -389,7 +397,7 @@ def _cut_above(tree, root, a, p0, r0, top, path):
 def _staircase_chain(slopes, widths, q, total, le):
     """Forward pass over the buckets, terminal condition and backward pass (see the module).
 
-    Returns ``(x, lambda, R_N)``.
+    Returns ``(x, lambda)``.
     """
     n = slopes.shape[0]
     start, v, w = _levels(slopes, widths)
@@ -515,7 +523,7 @@ def _staircase_chain(slopes, widths, q, total, le):
                 bought += min(above, w[level])
         x[i] = bought
         remaining += bought
-    return x, level_price, r_end
+    return x, level_price
 
 
 def _centre_ties(slopes, widths, x, q):
@@ -709,7 +717,7 @@ def inventory_chain(curves, total, objective, budget="eq"):
     else:
         slopes = np.ascontiguousarray(curves.slopes, dtype=float)
         widths = np.ascontiguousarray(curves.widths, dtype=float)
-        x, level, _ = _staircase_chain(slopes, widths, q, float(total), le)
+        x, level = _staircase_chain(slopes, widths, q, float(total), le)
         if (q[:-1] == 0).any():
             x = _centre_ties(slopes, widths, x, q)
     x = np.minimum(x, capacity)
