@@ -33,8 +33,9 @@ The polyline is stored as pieces ``(E, dr)`` in a treap ordered by position, wit
 of ``E`` and ``dr``; a piece's price increment is ``dp = E + A dr`` with one global ``A``, so
 the shear is O(1): ``A -= q_i`` and the anchor (the first piece's start, at the top inventory
 ``r_0``) moves by ``-q_i r_0``. Inserting a level is one descent by price (which adds the new
-piece's sums on its way down), a split of at most one piece and one insertion of the vertical
-piece (with the split's rest) next to it: O(log L) expected. The inventory ``rtop`` at the top
+piece's sums on its way down), a split of at most one piece and one treap insertion: a node
+holds two consecutive pieces, so the split's rest and the vertical share one new node next to
+the split one. O(log L) expected. The inventory ``rtop`` at the top
 of the inserted vertical piece is final for the bucket: later levels of the bucket sit at
 higher prices, after it, and later buckets describe ``R_{i+1}``, not ``R_i``.
 
@@ -90,7 +91,7 @@ from .kkt import multiplier_interval
 from .waterfill import WaterLevel, centred_fill, ramps
 
 # Real segments up to which the chain solver is measured and tested (23,400 x 64 has 1.5
-# million; peak memory there is about 0.6 GB for the whole process). ``solve`` hands larger
+# million; peak memory there is about 0.5 GB for the whole process). ``solve`` hands larger
 # problems to Clarabel.
 MAX_SEGMENTS = 2_000_000
 # Treap height bound for the path buffers: a treap of 2 * 10^6 nodes is about 45 deep.
@@ -142,20 +143,22 @@ def _priorities(count):
     return out
 
 
-# One row of 8 floats (64 bytes, about one cache line) per piece, so that a descent reads one
-# row per level: left and right child (-1: none), E and dr, the sums of E and dr over the
-# piece's subtree and over its left subtree alone.
-_LEFT, _RIGHT, _E, _DR, _SUM_E, _SUM_DR, _LEFT_E, _LEFT_DR = range(8)
+# One row of 10 floats per node, so that a descent reads one row per level: left and right
+# child (-1: none), the node's two pieces in order (E, dr each), the sums of E and dr over the
+# node's subtree and over its left subtree alone. Two pieces per node make every inserted level
+# cost one node: the split of a piece and the new vertical share the node that follows.
+_LEFT, _RIGHT, _E1, _DR1, _E2, _DR2, _SUM_E, _SUM_DR, _LEFT_E, _LEFT_DR = range(10)
 
 
 @njit
 def _pull(tree, node):
-    """Recompute a piece's subtree and left-subtree sums from its children."""
+    """Recompute a node's subtree and left-subtree sums from its children."""
     left, right = int(tree[node, _LEFT]), int(tree[node, _RIGHT])
     left_e, left_d = 0.0, 0.0
     if left >= 0:
         left_e, left_d = tree[left, _SUM_E], tree[left, _SUM_DR]
-    e, d = tree[node, _E] + left_e, tree[node, _DR] + left_d
+    e = tree[node, _E1] + tree[node, _E2] + left_e
+    d = tree[node, _DR1] + tree[node, _DR2] + left_d
     if right >= 0:
         e += tree[right, _SUM_E]
         d += tree[right, _SUM_DR]
@@ -164,43 +167,28 @@ def _pull(tree, node):
 
 
 @njit
-def _new(tree, node, e, d):
+def _new(tree, node, e1, d1, e2, d2):
     tree[node, _LEFT] = -1.0
     tree[node, _RIGHT] = -1.0
-    tree[node, _E] = e
-    tree[node, _DR] = d
-    tree[node, _SUM_E] = e
-    tree[node, _SUM_DR] = d
-    tree[node, _LEFT_E] = 0.0
-    tree[node, _LEFT_DR] = 0.0
+    tree[node, _E1], tree[node, _DR1], tree[node, _E2], tree[node, _DR2] = e1, d1, e2, d2
+    tree[node, _SUM_E], tree[node, _SUM_DR] = e1 + e2, d1 + d2
+    tree[node, _LEFT_E], tree[node, _LEFT_DR] = 0.0, 0.0
     return node
 
 
 @njit
-def _pair(tree, priority, first, second):
-    """The two pieces ``first, second`` (in this order) as one subtree; returns its root."""
-    if priority[first] >= priority[second]:
-        tree[first, _RIGHT] = second
-        _pull(tree, first)
-        return first
-    tree[second, _LEFT] = first
-    _pull(tree, second)
-    return second
-
-
-@njit
 def _descend(tree, root, a, p0, r0, price, path, side, e, d):
-    """Walk to the first piece whose end price exceeds ``price``, adding ``(e, d)`` on the way.
+    """Walk to the first node whose end price exceeds ``price``, adding ``(e, d)`` on the way.
 
-    Returns ``(node, start price, start r, depth)``: ``path[:depth]`` holds the pieces above
-    the one found and that piece itself, ``side[j]`` the turn taken below ``path[j]`` (0 left,
-    1 right). When every piece ends at or before ``price``, ``node = -1``, the start is the
-    polyline's end and the path is the right spine. A piece inserted next to the one found
-    lies in the subtree of every piece on the path, so the walk adds its sums ``(e, d)`` to
-    them as it goes (to their left sums too where it turns left). Subtree sums and a piece's
-    own increment may disagree by a rounding step; the last piece left of which the walk turned
-    is kept, so a walk that falls off a subtree returns that piece (and takes back what it
-    added below it), never a position inside the subtree.
+    Returns ``(node, start price, start r, depth)``: ``path[:depth]`` holds the nodes above
+    the one found and that node itself, ``side[j]`` the turn taken below ``path[j]`` (0 left,
+    1 right). When every node ends at or before ``price``, ``node = -1``, the start is the
+    polyline's end and the path is the right spine. A node inserted next to the one found lies
+    in the subtree of every node on the path, so the walk adds its sums ``(e, d)`` to them as it
+    goes (to their left sums too where it turns left). Subtree sums and a node's own increment
+    may disagree by a rounding step; the last node left of which the walk turned is kept, so a
+    walk that falls off a subtree returns that node (and takes back what it added below it),
+    never a position inside the subtree.
     """
     current, start_p, start_r, depth = root, p0, r0, 0
     found, found_p, found_r, found_depth = -1, 0.0, 0.0, 0
@@ -219,17 +207,18 @@ def _descend(tree, root, a, p0, r0, price, path, side, e, d):
             depth += 1
             current = int(tree[current, _LEFT])
             continue
-        end_p = node_p + tree[current, _E] + a * tree[current, _DR]
+        own_r = tree[current, _DR1] + tree[current, _DR2]
+        end_p = node_p + tree[current, _E1] + tree[current, _E2] + a * own_r
         if end_p > price:
             return current, node_p, node_r, depth + 1
         side[depth] = 1
         depth += 1
-        start_p, start_r = end_p, node_r + tree[current, _DR]
+        start_p, start_r = end_p, node_r + own_r
         current = int(tree[current, _RIGHT])
     if found < 0:
         return -1, start_p, start_r, depth
-    # The pieces below the found one give back what the walk added, and so do the found
-    # piece's left sums: _attach adds those when it hangs the insertion right before it.
+    # The nodes below the found one give back what the walk added, and so do the found node's
+    # left sums: _attach adds those when it hangs the insertion right before it.
     _add_on_path(tree, path[found_depth:], side[found_depth:], depth - found_depth, -e, -d)
     tree[found, _LEFT_E] -= e
     tree[found, _LEFT_DR] -= d
@@ -238,7 +227,7 @@ def _descend(tree, root, a, p0, r0, price, path, side, e, d):
 
 @njit
 def _add_on_path(tree, path, side, depth, e, d):
-    """Add a subtree's sums to the pieces ``path[:depth]`` above it (and to the left sums of
+    """Add a subtree's sums to the nodes ``path[:depth]`` above it (and to the left sums of
     those it lies left of)."""
     for j in range(depth):
         node = path[j]
@@ -250,21 +239,21 @@ def _add_on_path(tree, path, side, depth, e, d):
 
 
 @njit
-def _attach(tree, priority, root, path, side, depth, turn, sub):
-    """Hang subtree ``sub`` next to the piece ``path[depth - 1]`` and rotate it up by priority.
+def _attach(tree, priority, root, path, side, depth, turn, node):
+    """Hang leaf ``node`` next to ``path[depth - 1]`` and rotate it up by priority.
 
-    ``turn = 1`` puts it right after the piece in order (the leftmost slot of its right
+    ``turn = 1`` puts it right after that node in order (the leftmost slot of its right
     subtree), ``turn = 0`` right before it (the rightmost slot of its left subtree). The caller
-    has added the subtree's sums to ``path[:depth]`` (the left sums of the piece excepted);
-    the pieces passed below it gain them here. Returns the new root.
+    has added the leaf's sums to ``path[:depth]`` (the left sums of the last one excepted);
+    the nodes passed below it gain them here. Returns the new root.
     """
-    e, d = tree[sub, _SUM_E], tree[sub, _SUM_DR]
-    node = path[depth - 1]
+    e, d = tree[node, _SUM_E], tree[node, _SUM_DR]
+    above = path[depth - 1]
     side[depth - 1] = turn
     if turn == 0:
-        tree[node, _LEFT_E] += e
-        tree[node, _LEFT_DR] += d
-    current = int(tree[node, turn])
+        tree[above, _LEFT_E] += e
+        tree[above, _LEFT_DR] += d
+    current = int(tree[above, turn])
     while current >= 0:
         path[depth] = current
         side[depth] = 1 - turn
@@ -275,22 +264,22 @@ def _attach(tree, priority, root, path, side, depth, turn, sub):
             tree[current, _LEFT_DR] += d
         depth += 1
         current = int(tree[current, 1 - turn])
-    tree[path[depth - 1], side[depth - 1]] = sub
+    tree[path[depth - 1], side[depth - 1]] = node
     # Rotations keep the in-order sequence and every subtree sum above the rotated pair.
-    while depth > 0 and priority[sub] > priority[path[depth - 1]]:
+    while depth > 0 and priority[node] > priority[path[depth - 1]]:
         parent = path[depth - 1]
         if side[depth - 1] == 0:
-            tree[parent, _LEFT] = tree[sub, _RIGHT]
-            tree[sub, _RIGHT] = parent
+            tree[parent, _LEFT] = tree[node, _RIGHT]
+            tree[node, _RIGHT] = parent
         else:
-            tree[parent, _RIGHT] = tree[sub, _LEFT]
-            tree[sub, _LEFT] = parent
+            tree[parent, _RIGHT] = tree[node, _LEFT]
+            tree[node, _LEFT] = parent
         _pull(tree, parent)
-        _pull(tree, sub)
+        _pull(tree, node)
         depth -= 1
         if depth > 0:
-            tree[path[depth - 1], side[depth - 1]] = sub
-    return sub if depth == 0 else root
+            tree[path[depth - 1], side[depth - 1]] = node
+    return node if depth == 0 else root
 
 
 @njit
@@ -304,26 +293,30 @@ def _price_at_zero_inventory(tree, root, a, p0, r0):
         if tree[current, _LEFT] >= 0 and node_r <= 0.0:
             current = int(tree[current, _LEFT])
             continue
-        d = tree[current, _DR]
-        dp = tree[current, _E] + a * d
-        if node_r + d <= 0.0:
-            return node_p + dp * (node_r / -d)
-        start_p, start_r = node_p + dp, node_r + d
+        for e_col, d_col in ((_E1, _DR1), (_E2, _DR2)):
+            if node_r <= 0.0:
+                return node_p
+            d = tree[current, d_col]
+            dp = tree[current, e_col] + a * d
+            if node_r + d <= 0.0:
+                return node_p + dp * (node_r / -d)
+            node_p, node_r = node_p + dp, node_r + d
+        start_p, start_r = node_p, node_r
         current = int(tree[current, _RIGHT])
     return start_p
 
 
 @njit
-def _cut_below_zero(tree, root, total, path):
+def _cut_below_zero(tree, root, r0, path):
     """Drop the pieces below ``r = 0`` and trim the one crossing it; returns the new root.
 
     ``R_i >= R_N >= 0`` under both budgets, so no optimal state lies below zero: the cut keeps
-    the polyline as long as the inventory, not the capacity seen so far, requires. A piece
-    starting above zero is kept with its left subtree (pieces before it start higher still),
-    one starting at or below zero is dropped with its right subtree; kept pieces are chained
+    the polyline as long as the inventory, not the capacity seen so far, requires. A node
+    starting above zero is kept with its left subtree (nodes before it start higher still),
+    one starting at or below zero is dropped with its right subtree; kept nodes are chained
     along their right links, and their sums recomputed bottom-up.
     """
-    current, start_r, new_root, last, last_r, depth = root, total, -1, -1, 0.0, 0
+    current, start_r, new_root, last, last_r, depth = root, r0, -1, -1, 0.0, 0
     while current >= 0:
         node_r = start_r + tree[current, _LEFT_DR]
         if node_r > 0.0:
@@ -334,18 +327,22 @@ def _cut_below_zero(tree, root, total, path):
             last, last_r = current, node_r
             path[depth] = current
             depth += 1
-            start_r = node_r + tree[current, _DR]
+            start_r = node_r + tree[current, _DR1] + tree[current, _DR2]
             current = int(tree[current, _RIGHT])
         else:
             current = int(tree[current, _LEFT])
     if last < 0:
         return -1
     tree[last, _RIGHT] = -1.0
-    d = tree[last, _DR]
-    if last_r + d < 0.0:
-        scale = last_r / -d
-        tree[last, _E] *= scale
-        tree[last, _DR] = -last_r
+    d1, d2 = tree[last, _DR1], tree[last, _DR2]
+    if last_r + d1 < 0.0:
+        # The first piece crosses zero: it keeps its part above, the second goes.
+        tree[last, _E1] *= last_r / -d1
+        tree[last, _DR1] = -last_r
+        tree[last, _E2], tree[last, _DR2] = 0.0, 0.0
+    elif last_r + d1 + d2 < 0.0:
+        tree[last, _E2] *= (last_r + d1) / -d2
+        tree[last, _DR2] = -(last_r + d1)
     for j in range(depth - 1, -1, -1):
         _pull(tree, path[j])
     return new_root
@@ -356,10 +353,10 @@ def _cut_above(tree, root, a, p0, r0, top, path):
     """Drop the pieces above ``r = top`` and trim the one crossing it; ``(new root, new p0)``.
 
     Under the ``=`` budget no inventory above the capacity still ahead can be completed, so
-    those states go as the day runs out. The mirror image of :func:`_cut_below_zero`: a piece
+    those states go as the day runs out. The mirror image of :func:`_cut_below_zero`: a node
     ending below ``top`` is kept with its right subtree, one ending at or above it is dropped
-    with its left subtree; kept pieces are chained along their left links. The new anchor is
-    the price at ``r = top`` on the first piece kept.
+    with its left subtree; kept nodes are chained along their left links. The new anchor is
+    the price at ``r = top`` on the first node kept.
     """
     current, start_p, start_r, new_root, last, depth = root, p0, r0, -1, -1, 0
     first_p, first_r = p0, r0
@@ -367,8 +364,8 @@ def _cut_above(tree, root, a, p0, r0, top, path):
         left_r = tree[current, _LEFT_DR]
         node_p = start_p + tree[current, _LEFT_E] + a * left_r
         node_r = start_r + left_r
-        end_r = node_r + tree[current, _DR]
-        if end_r < top:
+        own_r = tree[current, _DR1] + tree[current, _DR2]
+        if node_r + own_r < top:
             if last < 0:
                 new_root = current
             else:
@@ -378,16 +375,27 @@ def _cut_above(tree, root, a, p0, r0, top, path):
             depth += 1
             current = int(tree[current, _LEFT])
         else:
-            start_p, start_r = node_p + tree[current, _E] + a * tree[current, _DR], end_r
+            start_p = node_p + tree[current, _E1] + tree[current, _E2] + a * own_r
+            start_r = node_r + own_r
             current = int(tree[current, _RIGHT])
     if last < 0:
         return -1, p0
     tree[last, _LEFT] = -1.0
-    d = tree[last, _DR]
-    cut = min(max((first_r - top) / -d, 0.0), 1.0) if d < 0 else 0.0
-    anchor = first_p + cut * (tree[last, _E] + a * d)
-    tree[last, _E] *= 1.0 - cut
-    tree[last, _DR] = d * (1.0 - cut)
+    d1 = tree[last, _DR1]
+    dp1 = tree[last, _E1] + a * d1
+    if first_r + d1 < top:
+        # The first piece crosses top: its part above goes.
+        cut = min(max((first_r - top) / -d1, 0.0), 1.0)
+        anchor = first_p + cut * dp1
+        tree[last, _E1] *= 1.0 - cut
+        tree[last, _DR1] = d1 * (1.0 - cut)
+    else:
+        d2 = tree[last, _DR2]
+        cut = min(max((first_r + d1 - top) / -d2, 0.0), 1.0)
+        anchor = first_p + dp1 + cut * (tree[last, _E2] + a * d2)
+        tree[last, _E1], tree[last, _DR1] = 0.0, 0.0
+        tree[last, _E2] *= 1.0 - cut
+        tree[last, _DR2] = d2 * (1.0 - cut)
     for j in range(depth - 1, -1, -1):
         _pull(tree, path[j])
     return new_root, anchor
@@ -401,8 +409,8 @@ def _staircase_chain(slopes, widths, q, total, le):
     """
     n = slopes.shape[0]
     start, v, w = _levels(slopes, widths)
-    capacity = 2 * len(v) + 2
-    tree = np.empty((capacity, 8))
+    capacity = len(v) + 1
+    tree = np.empty((capacity, 10))
     priority = _priorities(capacity)
     path = np.empty(_MAX_DEPTH, np.int64)
     side = np.empty(_MAX_DEPTH, np.int64)
@@ -418,69 +426,72 @@ def _staircase_chain(slopes, widths, q, total, le):
     for i in range(n):
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
-            if root >= 0:
-                end_r = r0 + tree[root, _SUM_DR]
-                if end_r <= 0.0 and price >= p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]:
-                    # Past the end of a polyline already down to zero inventory: this level
-                    # only moves states below zero, which the cut drops.
-                    rtop[level] = end_r
-                    continue
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
-            vertical = _new(tree, used, a * width, -width)
-            used += 1
+            e_vertical = a * width
             if root < 0:
-                p0, root, rtop[level] = price, vertical, r0
+                p0, root, rtop[level] = price, _new(tree, used, e_vertical, -width, 0.0, 0.0), r0
+                used += 1
+                continue
+            end_r = r0 + tree[root, _SUM_DR]
+            end_p = p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]
+            if end_r <= 0.0 and price >= end_p:
+                # Past the end of a polyline already down to zero inventory: this level only
+                # moves states below zero, which the cut drops.
+                rtop[level] = end_r
                 continue
             if price < p0:
                 # Before the first piece: the vertical, then a flat run back to the anchor.
-                sub = _pair(tree, priority, vertical, _new(tree, used, p0 - price, 0.0))
+                node = _new(tree, used, e_vertical, -width, p0 - price, 0.0)
                 used += 1
-                e_sub, d_sub = tree[sub, _SUM_E], tree[sub, _SUM_DR]
                 depth, current = 0, root
                 while current >= 0:
                     path[depth] = current
                     side[depth] = 0
-                    tree[current, _SUM_E] += e_sub
-                    tree[current, _SUM_DR] += d_sub
+                    tree[current, _SUM_E] += e_vertical + p0 - price
+                    tree[current, _SUM_DR] -= width
                     if depth > 0:
-                        tree[path[depth - 1], _LEFT_E] += e_sub
-                        tree[path[depth - 1], _LEFT_DR] += d_sub
+                        tree[path[depth - 1], _LEFT_E] += e_vertical + p0 - price
+                        tree[path[depth - 1], _LEFT_DR] -= width
                     depth += 1
                     current = int(tree[current, _LEFT])
-                root = _attach(tree, priority, root, path, side, depth, 0, sub)
+                root = _attach(tree, priority, root, path, side, depth, 0, node)
                 p0, rtop[level] = price, r0
                 continue
-            e_vertical = a * width
-            node, node_p, node_r, depth = _descend(tree, root, a, p0, r0, price, path, side, e_vertical, -width)
-            if node < 0:
+            found, node_p, node_r, depth = _descend(tree, root, a, p0, r0, price, path, side, e_vertical, -width)
+            if found < 0:
                 # Past the last piece: a flat run to the price, then the vertical.
-                sub = vertical
-                if price > node_p:
-                    flat = _new(tree, used, price - node_p, 0.0)
-                    used += 1
-                    _add_on_path(tree, path, side, depth, price - node_p, 0.0)
-                    sub = _pair(tree, priority, flat, vertical)
-                root = _attach(tree, priority, root, path, side, depth, 1, sub)
+                flat = max(price - node_p, 0.0)
+                _add_on_path(tree, path, side, depth, flat, 0.0)
+                root = _attach(tree, priority, root, path, side, depth, 1,
+                               _new(tree, used, flat, 0.0, e_vertical, -width))
+                used += 1
                 rtop[level] = node_r
                 continue
-            e, d = tree[node, _E], tree[node, _DR]
-            dp = e + a * d
-            t = (price - node_p) / dp if dp > 0 else 0.0
-            if t <= 0.0:
-                root = _attach(tree, priority, root, path, side, depth, 0, vertical)
+            e1, d1 = tree[found, _E1], tree[found, _DR1]
+            e2, d2 = tree[found, _E2], tree[found, _DR2]
+            dp1, dp2 = e1 + a * d1, e2 + a * d2
+            if price <= node_p:
+                node = _new(tree, used, e_vertical, -width, 0.0, 0.0)
+                root = _attach(tree, priority, root, path, side, depth, 0, node)
                 rtop[level] = node_r
-                continue
-            # Split the piece at the price: it keeps its first part and the rest follows the
-            # vertical. Its subtree, like every piece above, gains just the vertical (added by
-            # the walk); the pieces the pair passes below it gain the pair.
-            t = min(t, 1.0)
-            e_rest, d_rest = e - t * e, d - t * d
-            tree[node, _E] -= e_rest
-            tree[node, _DR] -= d_rest
-            rtop[level] = node_r + tree[node, _DR]
-            rest = _new(tree, used, e_rest, d_rest)
+            elif price < node_p + dp1 or dp2 <= 0.0:
+                # Inside the first piece: the node keeps its first part and the vertical; the
+                # rest of the first piece and the second follow in a new node.
+                t = min((price - node_p) / dp1, 1.0) if dp1 > 0 else 1.0
+                tree[found, _E1], tree[found, _DR1] = t * e1, t * d1
+                tree[found, _E2], tree[found, _DR2] = e_vertical, -width
+                rtop[level] = node_r + t * d1
+                node = _new(tree, used, e1 - t * e1, d1 - t * d1, e2, d2)
+                root = _attach(tree, priority, root, path, side, depth, 1, node)
+            else:
+                # Inside the second piece: the node keeps its first piece and part of the
+                # second; the vertical and the rest of the second follow in a new node.
+                t = min((price - node_p - dp1) / dp2, 1.0)
+                tree[found, _E2], tree[found, _DR2] = t * e2, t * d2
+                rtop[level] = node_r + d1 + t * d2
+                node = _new(tree, used, e_vertical, -width, e2 - t * e2, d2 - t * d2)
+                root = _attach(tree, priority, root, path, side, depth, 1, node)
             used += 1
-            root = _attach(tree, priority, root, path, side, depth, 1, _pair(tree, priority, vertical, rest))
         if root >= 0 and r0 + tree[root, _SUM_DR] < 0.0:
             root = _cut_below_zero(tree, root, r0, path)
         if not le and future[i] < r0:
@@ -496,15 +507,19 @@ def _staircase_chain(slopes, widths, q, total, le):
         level_price = _price_at_zero_inventory(tree, root, a, p0, r0)
     if le and root >= 0:
         # The inventory at price 0 (right limit): positive means slack is cheaper than trading.
-        inventory = total
+        inventory = r0
         if p0 <= 0.0:
-            node, node_p, node_r, depth = _descend(tree, root, a, p0, total, 0.0, path, side, 0.0, 0.0)
+            node, node_p, node_r, depth = _descend(tree, root, a, p0, r0, 0.0, path, side, 0.0, 0.0)
             inventory = node_r
             if node >= 0:
-                d = tree[node, _DR]
-                dp = tree[node, _E] + a * d
-                if dp > 0:
-                    inventory = node_r + d * min(max(-node_p / dp, 0.0), 1.0)
+                for e_col, d_col in ((_E1, _DR1), (_E2, _DR2)):
+                    d = tree[node, d_col]
+                    dp = tree[node, e_col] + a * d
+                    if node_p + dp > 0.0:
+                        inventory = node_r + (d * min(max(-node_p / dp, 0.0), 1.0) if dp > 0 else 0.0)
+                        break
+                    node_p, node_r = node_p + dp, node_r + d
+                    inventory = node_r
         if inventory > 0.0:
             level_price, r_end = 0.0, inventory
         else:
