@@ -251,7 +251,14 @@ def report(head, scale, compiled, imports, info, seconds):
         table.append([f"{n} x {k}", f"{cells[0]['segments']:,}"] + cell_text)
     table.append(["exponent in segments", ""] + [
         f"{exponent(scale, name, 'fast_s'):.2f} ({exponent(scale, name, 'algorithm_s'):.2f})" for name in objectives])
+    table.append(["end to end in CPU time at 23,400 x 64", ""] + [
+        fmt_time(next(r["fast_cpu_s"] for r in scale if r["n"] == 23400 and r["objective"] == name))
+        for name in objectives])
+    table.append(["exponent in CPU time", ""] + [f"{exponent(scale, name, 'fast_cpu_s'):.2f}" for name in objectives])
     lines += [markdown_table(["N x K", "segments", "A", "B", "C"], table, "lrrrr"), ""]
+    lines += ["Exponents are least-squares slopes of log time on log segments. Wall time at the large sizes "
+              "moves with the other work on the machine (A at 23,400 x 64 took 25 ms in one run and 80 ms in "
+              "the next); the CPU-time rows are the steadier measure.", ""]
     big = next(r for r in scale if r["n"] == 23400 and r["objective"] == "C")
     lines += [f"C at 23,400 x 64: {fmt_time(big['fast_s'])} end to end ({big['algorithm']}; target: about a second).",
               ""]
