@@ -258,7 +258,8 @@ def report(head, scale, compiled, imports, info, seconds):
     lines += [markdown_table(["N x K", "segments", "A", "B", "C"], table, "lrrrr"), ""]
     lines += ["Exponents are least-squares slopes of log time on log segments. Wall time at the large sizes "
               "moves with the other work on the machine (A at 23,400 x 64 took 25 ms in one run and 80 ms in "
-              "the next); the CPU-time rows are the steadier measure.", ""]
+              "the next). CPU time counts every thread of the process, numpy's BLAS threads included, so it "
+              "can exceed wall time.", ""]
     big = next(r for r in scale if r["n"] == 23400 and r["objective"] == "C")
     lines += [f"C at 23,400 x 64: {fmt_time(big['fast_s'])} end to end ({big['algorithm']}; target: about a second).",
               ""]
