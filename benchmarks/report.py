@@ -18,7 +18,8 @@ PARTS = (
     ("data.md", "bench_data.py", "Data layer: features and book-walk labels"),
     ("oracle.md", "oracle_real_data.py", "Impact oracle on real books, out of sample"),
     ("convexify.md", "bench_convexify.py", "Convexifiers"),
-    ("solvers.md", "bench_solvers.py", "Solvers: fast paths vs cvxpy, formulations x solvers x sizes"),
+    ("fast_paths.md", "bench_fast_paths.py", "Fast paths: ratios at 390 x 64, scaling, compilation"),
+    ("solvers.md", "bench_solvers.py", "Solvers: fast paths (before issue 10) vs cvxpy, formulations x solvers x sizes"),
     ("receding.md", "bench_receding.py", "Receding-horizon loop"),
     ("backtest.md", "backtest_real_data.py", "Backtest against real order books"),
 )

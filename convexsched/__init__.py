@@ -7,7 +7,6 @@ from .convexify import ConvexifyReport, convexify
 from .curves import CostCurves
 from .kkt import KKTReport, check_kkt
 from .objective import Objective
-from .problem import ScheduleProblem, build_problem
 from .solve import Schedule, solve
 from .errors import (
     ConvexSchedError,
@@ -17,8 +16,6 @@ from .errors import (
     NonConvexCurveError,
     SolverError,
 )
-from .forecast import StateForecast
-from .oracle import HalfSpreadImpact, ImpactOracle, SquareRootImpact
 from .book import Book, LoadReport, require_rows
 from .features import book_features, bucket_features
 from .loaders import PRESETS, ColumnMap, read_book, read_books
@@ -34,6 +31,28 @@ from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, w
 from .universe import run_universe
 
 __version__ = "0.1.0"
+
+# The cvxpy problem classes and the scikit-learn models (the impact oracle, the state
+# forecast) load their libraries (about 0.4 s each): they are imported on first use, so that
+# the fast paths start without them.
+_LAZY = {
+    "ScheduleProblem": "problem",
+    "build_problem": "problem",
+    "StateForecast": "forecast",
+    "HalfSpreadImpact": "oracle",
+    "ImpactOracle": "oracle",
+    "SquareRootImpact": "oracle",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CostCurves",

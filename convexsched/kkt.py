@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._jit import njit
 from .errors import InvalidInputError
-from .problem import share_unit_of, validate
-from .waterfill import conjugate
+from .validate import share_unit_of, validate
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,64 @@ class KKTReport:
         )
 
 
-def _admissible(curves, objective, x, remaining, snap):
+@njit
+def _bucket_bounds(slopes, widths, x, snap):
+    """One pass over the segments at ``x``: the subdifferential of ``g_i + indicator[0, c_i]``
+    (``[left_i, right_i]``, a breakpoint within ``snap`` shares counts as reached), ``g_i(x_i)``
+    and the largest real slope in absolute value."""
+    n, k = slopes.shape
+    left = np.full(n, -np.inf)
+    right = np.full(n, np.inf)
+    cost = np.zeros(n)
+    steepest = 0.0
+    for i in range(n):
+        start = 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                slope = slopes[i, j]
+                steepest = max(steepest, abs(slope))
+                if start < x[i] - snap:
+                    left[i] = max(left[i], slope)
+                if start + width > x[i] + snap:
+                    right[i] = min(right[i], slope)
+                cost[i] += slope * min(max(x[i] - start, 0.0), width)
+                start += width
+    return left, right, cost, steepest
+
+
+@njit
+def _conjugate_sum(slopes, widths, price, rho):
+    """``sum_i phi_i^*(price_i)``, ``phi_i^*(p) = max_{0<=x<=c_i} p x - g_i(x) - rho/2 x^2`` (exact)."""
+    n, k = slopes.shape
+    total = 0.0
+    for i in range(n):
+        start, bought, cost = 0.0, 0.0, 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                slope = slopes[i, j]
+                if rho > 0:
+                    fill = min(max((price[i] - slope) / rho - start, 0.0), width)
+                else:
+                    fill = width if slope < price[i] else 0.0
+                bought += fill
+                cost += slope * fill
+                start += width
+        total += price[i] * bought - cost - 0.5 * rho * bought * bought
+    return total
+
+
+def _arrays(curves):
+    return (np.ascontiguousarray(curves.slopes, dtype=float), np.ascontiguousarray(curves.widths, dtype=float))
+
+
+def _admissible(slopes, widths, objective, x, remaining, snap):
     """Per-bucket intervals ``[lower_i, upper_i]`` of levels that make ``x_i`` stationary."""
     pressure = objective.psi * np.cumsum((objective.weight_vector(len(x)) * remaining)[::-1])[::-1]
-    left, right = curves.slope_bounds(x, atol=snap)
+    left, right, cost, steepest = _bucket_bounds(slopes, widths, x, float(snap))
     smooth = objective.rho * x - pressure
-    return left + smooth, right + smooth, pressure
+    return left + smooth, right + smooth, pressure, cost, steepest
 
 
 def _intersect(lower, upper, slack, budget, snap):
@@ -111,7 +163,7 @@ def multiplier_interval(curves, total, objective, x, *, budget="eq", snap=1e-9):
     """
     x = np.asarray(x, dtype=float)
     remaining = total - np.cumsum(x)
-    lower, upper, _ = _admissible(curves, objective, x, remaining, snap)
+    lower, upper, _, _, _ = _admissible(*_arrays(curves), objective, x, remaining, snap)
     return _intersect(lower, upper, total - x.sum(), budget, snap)
 
 
@@ -136,21 +188,37 @@ def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=
     Returns
     -------
     KKTReport
+
+    Raises
+    ------
+    InvalidInputError, InfeasibleError
+        A malformed budget or schedule (see :func:`convexsched.validate.validate`).
     """
-    total = validate(curves, total, budget)
+    return certify(curves, validate(curves, total, budget), objective, x, budget=budget,
+                   multiplier=multiplier, tol=tol)
+
+
+def certify(curves, total, objective, x, *, budget="eq", multiplier=None, tol=1e-6):
+    """:func:`check_kkt` for a budget already validated (``solve`` checks its inputs once).
+
+    Two compiled passes over the N x K segments: the subdifferentials and costs at ``x``, then
+    the conjugates at ``nu = lambda + P``.
+    """
     x = np.asarray(getattr(x, "values", x), dtype=float)
     n = curves.n_buckets
     if x.shape != (n,):
         raise InvalidInputError(f"the schedule has shape {x.shape}; the curves have {n} buckets")
     if not np.isfinite(x).all():
         raise InvalidInputError("the schedule contains NaN or inf")
+    slopes, widths = _arrays(curves)
     # Solvers are accurate relative to their share unit: S, or the largest bucket when S = 0.
     scale_shares = max(share_unit_of(curves, total), 1.0)
     capacity = curves.capacity
     x_in = np.clip(x, 0.0, capacity)
     remaining = total - np.cumsum(x_in)
     weights = objective.weight_vector(n)
-    lower, upper, pressure = _admissible(curves, objective, x_in, remaining, tol * scale_shares)
+    lower, upper, pressure, cost, steepest = _admissible(slopes, widths, objective, x_in, remaining,
+                                                         tol * scale_shares)
     lo, hi = _intersect(lower, upper, total - x_in.sum(), budget, tol * scale_shares)
     slack = total - x_in.sum()
     if multiplier is None:
@@ -163,9 +231,8 @@ def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=
     else:
         level = float(multiplier)
 
-    real = curves.widths > 0
     price_scale = max(
-        float(np.abs(curves.slopes[real]).max(initial=0.0)),
+        steepest,
         abs(level) if np.isfinite(level) else 0.0,
         objective.rho * scale_shares,
         float(np.abs(pressure).max(initial=0.0)),
@@ -181,9 +248,10 @@ def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=
     bounds = float(np.maximum(np.maximum(-x, x - capacity), 0.0).max(initial=0.0))
     complementarity = abs(level) * max(slack, 0.0) / (price_scale * scale_shares) if budget == "le" else 0.0
 
-    value = objective.value(curves, total, x_in)
+    value = float(cost.sum() + 0.5 * objective.rho * np.dot(x_in, x_in)
+                  + 0.5 * objective.psi * np.dot(weights, remaining**2))
     nu = level + pressure
-    dual = nu[0] * total - conjugate(curves, nu, objective.rho).sum()
+    dual = nu[0] * total - _conjugate_sum(slopes, widths, nu, float(objective.rho))
     dual -= 0.5 * objective.psi * np.dot(weights[:-1], remaining[:-1] ** 2)
     if budget == "le" and nu[-1] > 0:
         curvature = objective.psi * weights[-1]

@@ -25,45 +25,17 @@ problem is built with constants instead (``dpp="auto"``), and ``update`` rebuild
 
 from __future__ import annotations
 
-
 import cvxpy as cp
 import numpy as np
 
-from .errors import InfeasibleError, InvalidInputError
+from .errors import InvalidInputError
+from .validate import share_unit_of, validate
 
 # N*K above which a parameterized (DPP) build is replaced by a constant one (field note:
 # DPP re-solves of the QPs ran out of memory from N*K of about 100,000).
 DPP_MAX_SIZE = 40_000
 
 FORMULATIONS = ("segment", "epigraph")
-BUDGETS = ("eq", "le")
-
-
-def validate(curves, total, budget):
-    """Check the budget against the curves; return it as a float."""
-    try:
-        total = float(total)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"the budget S must be a number, got {total!r}") from None
-    if not np.isfinite(total):
-        raise InvalidInputError(f"the budget S must be finite, got {total}")
-    if total < 0:
-        raise InvalidInputError(f"the budget S must be >= 0, got {total}")
-    if budget not in BUDGETS:
-        raise InvalidInputError(f"budget must be 'eq' or 'le', got {budget!r}")
-    capacity = float(curves.capacity.sum())
-    if budget == "eq" and total > capacity * (1 + 1e-12):
-        raise InfeasibleError(
-            f"S = {total:.6g} exceeds the total capacity of the {curves.n_buckets} buckets; "
-            f"the maximum executable is {capacity:.6g}",
-            max_executable=capacity,
-        )
-    return total
-
-
-def share_unit_of(curves, total):
-    """The share unit: ``S``, or the largest bucket's capacity when ``S = 0``."""
-    return total if total > 0 else max(float(curves.capacity.max()), 1.0)
 
 
 def units(curves, total):

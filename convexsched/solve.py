@@ -4,9 +4,10 @@ Paths
 -----
 ``method="fast"``
     (A) exact water-filling, (B) exact breakpoint search (:mod:`convexsched.waterfill`),
-    anything with ``psi > 0`` by the exact chain dynamic program (:mod:`convexsched.chain`);
-    past the DP's memory limit (:func:`convexsched.chain.too_large`) the result comes from
-    cvxpy instead, and ``Schedule.method`` says so.
+    anything with ``psi > 0`` by the exact chain solver (:mod:`convexsched.chain`), all
+    compiled with numba and none importing cvxpy. Past 2 million segments
+    (:func:`convexsched.chain.too_large`) a ``psi > 0`` problem is solved by cvxpy instead,
+    and ``Schedule.method`` says so.
 ``method="bisection"``
     The seed's dual bisection for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
     to ``eps_S`` (0.1% of ``S`` by default), which its certificate reports.
@@ -23,15 +24,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cvxpy as cp
 import numpy as np
 import pandas as pd
 
 from . import chain, waterfill
 from .errors import InvalidInputError, SolverError
-from .kkt import check_kkt
+from .kkt import certify
 from .objective import Objective
-from .problem import build_problem, validate
+from .validate import validate
 
 METHODS = ("fast", "bisection", "cvxpy")
 SOLVERS = ("CLARABEL", "HIGHS", "ECOS", "OSQP", "SCS")
@@ -131,7 +131,8 @@ def _fast(curves, total, objective, budget, method):
             raise InvalidInputError("the seed's bisection handles (A) and (B) only; use method='fast' for psi > 0")
         return waterfill.bisection(curves, total, objective.rho, budget), "dual bisection", "approximate"
     if objective.psi > 0:
-        return chain.inventory_chain(curves, total, objective, budget), "chain dynamic program", "optimal"
+        algorithm = "chain backward shooting" if objective.rho > 0 else "chain forward pass"
+        return chain.inventory_chain(curves, total, objective, budget), algorithm, "optimal"
     if objective.rho > 0:
         return waterfill.smoothed(curves, total, objective.rho, budget), "breakpoint search", "optimal"
     return waterfill.cost_only(curves, total, budget), "water-filling", "optimal"
@@ -148,11 +149,15 @@ def _solver_order(objective, solver, fallback):
         if unknown:
             raise InvalidInputError(f"unknown solver(s) {unknown}; choose from {SOLVERS}")
         chosen = requested + ([name for name in defaults if name not in requested] if fallback else [])
+    import cvxpy as cp
+
     installed = set(cp.installed_solvers())
     return [name for name in chosen if name in installed]
 
 
 def _solve_cvxpy(problem, order, warm_start, solver_options):
+    import cvxpy as cp
+
     attempts = []
     for name in order:
         options = dict(SOLVER_OPTIONS.get(name, {}), **solver_options.get(name, {}))
@@ -232,10 +237,13 @@ def solve(
     timings = {}
     attempts, used_solver, used_formulation, built = [], None, None, None
     if method == "fast" and objective.psi > 0 and chain.too_large(curves):
-        # The chain DP's memory grows as N times the number of segments; past its limit the
-        # fast path would exhaust memory, so the same answer comes from Clarabel instead.
+        # The chain solver is measured and tested up to 2 million segments; beyond, the same
+        # answer comes from Clarabel.
         method = "cvxpy"
     if method == "cvxpy":
+        # cvxpy costs about 0.5 s to import: only this path loads it.
+        from .problem import build_problem
+
         built_at = time.perf_counter()
         if problem is None:
             built = build_problem(curves, total, objective, budget=budget, formulation=formulation)
@@ -261,7 +269,7 @@ def solve(
     if tol is None:
         tol = 1e-5 if method == "cvxpy" else 1e-6
     kkt_at = time.perf_counter()
-    report = check_kkt(curves, total, objective, x, budget=budget, multiplier=level, tol=tol)
+    report = certify(curves, total, objective, x, budget=budget, multiplier=level, tol=tol)
     timings["kkt"] = time.perf_counter() - kkt_at
     timings["total"] = time.perf_counter() - started
     index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from .book import clean_book, level_columns
 from .errors import InvalidInputError
@@ -90,6 +89,9 @@ def synthetic_book(
 
     phi = np.exp(-pd.Timedelta(interval) / pd.Timedelta(vol_memory))
     shocks = rng.standard_normal(n) * 0.5 * np.sqrt(1 - phi**2)
+    # scipy.signal takes about 0.4 s to import: only a synthetic book needs it.
+    from scipy.signal import lfilter
+
     h = lfilter([1.0], [1.0, -phi], shocks)
     sigma = daily_vol / np.sqrt(n) * _u_shape(tau, 1.5, 0.6) * np.exp(h)
     mid_ticks = start_price / tick_size * np.exp(np.cumsum(sigma * rng.standard_normal(n)))

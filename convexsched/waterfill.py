@@ -12,8 +12,10 @@ With piecewise-linear ``g_i`` the response is explicit: a segment ``k`` (slope `
 ``b_{k-1}`` to ``b_k``) fills as ``clip((lambda - s_k)/rho - b_{k-1}, 0, w_k)`` for ``rho > 0``
 and completely when ``s_k < lambda`` for ``rho = 0``. ``S(lambda)`` is therefore a step function
 (A) or a piecewise-linear one (B) whose breakpoints are known, so the budget ``S(lambda) = S`` is
-solved exactly by sorting the breakpoints, not by bisection. The seed's dual bisection with
-tolerance ``eps_S`` is kept as :func:`bisection` for comparison.
+solved exactly, not by bisection: weighted quickselect over the slopes for (A) in expected
+O(N K), a safeguarded Newton iteration on the piecewise-linear ``S`` for (B) (O(N log K) per
+step), both compiled with numba. The seed's dual bisection with tolerance ``eps_S`` is kept
+as :func:`bisection` for comparison.
 
 Sign convention (used everywhere in convexsched): ``lambda`` is the water level, the marginal
 cost of the last share, so ``g_i'(x_i) + rho x_i = lambda`` on buckets strictly inside their
@@ -26,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._jit import njit
 
 
 @dataclass(frozen=True)
@@ -73,38 +77,104 @@ def conjugate(curves, price, rho=0.0):
     return price * x - curves.evaluate(x) - 0.5 * rho * x * x
 
 
-def _real_segments(curves):
-    real = curves.widths > 0
-    return curves.slopes[real], curves.widths[real], curves.breakpoints[:, :-1][real], real
+def _arrays(curves):
+    return (np.ascontiguousarray(curves.slopes, dtype=float), np.ascontiguousarray(curves.widths, dtype=float))
 
 
+@njit
+def _median_of_three(values, lo, hi):
+    a, b, c = values[lo], values[(lo + hi) // 2], values[hi - 1]
+    if a > b:
+        a, b = b, a
+    if b > c:
+        b = c
+    return max(a, b)
+
+
+@njit
 def _weighted_select(values, weights, total):
     """Smallest value ``v`` with ``sum(weights[values <= v]) >= total`` (weighted quickselect).
 
-    Returns ``(v, weight strictly below v, weight at v)``. Each round partitions around the
-    median and keeps one side, so the expected cost is O(M) rather than a sort's O(M log M).
+    Returns ``(v, weight strictly below v, weight at v)``. Each round splits the open range
+    three ways around a pivot and keeps one side, so the expected cost is O(M); ``values`` and
+    ``weights`` are permuted in place.
     """
-    below = 0.0
-    while len(values) > 64:
-        middle = len(values) // 2
-        pivot = np.partition(values, middle)[middle]
-        less = values < pivot
-        weight_less = weights[less].sum()
-        if below + weight_less >= total:
-            values, weights = values[less], weights[less]
-            continue
-        equal = values == pivot
-        weight_equal = weights[equal].sum()
-        if below + weight_less + weight_equal >= total:
+    lo, hi, below = 0, len(values), 0.0
+    while True:
+        pivot = _median_of_three(values, lo, hi)
+        less, i, more = lo, lo, hi
+        weight_less, weight_equal = 0.0, 0.0
+        while i < more:
+            value = values[i]
+            if value < pivot:
+                values[i], values[less] = values[less], value
+                weights[i], weights[less] = weights[less], weights[i]
+                weight_less += weights[less]
+                less += 1
+                i += 1
+            elif value > pivot:
+                more -= 1
+                values[i], values[more] = values[more], value
+                weights[i], weights[more] = weights[more], weights[i]
+            else:
+                weight_equal += weights[i]
+                i += 1
+        if less > lo and below + weight_less >= total:
+            hi = less
+        elif below + weight_less + weight_equal >= total or more == hi:
+            # (Nothing above the pivot only when rounding left the total just out of reach.)
             return pivot, below + weight_less, weight_equal
-        below += weight_less + weight_equal
-        more = ~(less | equal)
-        values, weights = values[more], weights[more]
-    distinct, inverse = np.unique(values, return_inverse=True)
-    weight = np.bincount(inverse, weights=weights, minlength=len(distinct))
-    cumulative = np.cumsum(weight)
-    j = min(int(np.searchsorted(cumulative, total - below, side="left")), len(distinct) - 1)
-    return distinct[j], below + (cumulative[j - 1] if j else 0.0), weight[j]
+        else:
+            below += weight_less + weight_equal
+            lo = more
+
+
+@njit
+def _cost_only(slopes, widths, total):
+    """Water-filling for ``0 < total < capacity``: ``(x, level, upper end of its interval)``.
+
+    Every segment cheaper than the level is full; segments tied at the level are all filled to
+    the same fraction (the centre of the optimal face, which cvxpy's interior point returns).
+    """
+    n, k = slopes.shape
+    values = np.empty(n * k)
+    weights = np.empty(n * k)
+    m = 0
+    for i in range(n):
+        for j in range(k):
+            if widths[i, j] > 0:
+                values[m] = slopes[i, j]
+                weights[m] = widths[i, j]
+                m += 1
+    level, below, tied = _weighted_select(values[:m], weights[:m], total)
+    remainder = total - below
+    share = min(remainder / tied, 1.0) if tied > 0 else 0.0
+    upper = np.inf
+    x = np.zeros(n)
+    for i in range(n):
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                slope = slopes[i, j]
+                if slope < level:
+                    x[i] += width
+                elif slope == level:
+                    x[i] += share * width
+                elif slope < upper:
+                    upper = slope
+    if remainder < tied:
+        upper = level
+    return x, level, upper
+
+
+def centred_fill(slopes, widths, total):
+    """Objective (A) with ``sum x = total`` on raw arrays: the centred water-filling's ``x``."""
+    if total <= 0:
+        return np.zeros(slopes.shape[0])
+    capacity = widths.sum(axis=1)
+    if total >= capacity.sum():
+        return capacity
+    return _cost_only(slopes, widths, float(total))[0]
 
 
 def cost_only(curves, total, budget="eq"):
@@ -112,30 +182,23 @@ def cost_only(curves, total, budget="eq"):
 
     The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
     (weights = widths), found by weighted quickselect in expected O(M); every cheaper segment
-    is full. Segments tied at ``lambda`` share the remainder in bucket order; any split of a
-    tie is optimal. The returned interval is every ``lambda`` that certifies the schedule.
+    is full. Segments tied at ``lambda`` share the remainder in proportion to their widths, so
+    a tie is split at the centre of the optimal face (any split is optimal). The returned
+    interval is every ``lambda`` that certifies the schedule.
     """
-    slopes, widths, _, real = _real_segments(curves)
-    if total <= 0 or len(slopes) == 0:
-        return _nothing_to_trade(curves, slopes, budget)
+    slopes, widths = _arrays(curves)
+    real = widths > 0
+    if total <= 0 or not real.any():
+        return _nothing_to_trade(curves, slopes[real], budget)
     if budget == "le":
         # Slack is allowed: trade only what is profitable, unless that exceeds the budget.
         profitable = bucket_response(curves, 0.0)
         if profitable.sum() < total:
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
-        return _everything(curves, slopes, budget)
-    level, below, tied_width = _weighted_select(slopes, widths, total)
-    fill = np.where(curves.slopes < level, curves.widths, 0.0)
-    tied = np.where(real & (curves.slopes == level), curves.widths, 0.0).ravel()
-    remainder = total - below
-    before = np.cumsum(tied) - tied
-    fill += np.clip(remainder - before, 0.0, tied).reshape(fill.shape)
-    if remainder >= tied_width:
-        upper = float(slopes[slopes > level].min(initial=np.inf))
-    else:
-        upper = level
-    return _finish(fill.sum(axis=1), level, (level, upper), budget)
+        return _everything(curves, slopes[real], budget)
+    x, level, upper = _cost_only(slopes, widths, float(total))
+    return _finish(x, level, (level, upper), budget)
 
 
 def _nothing_to_trade(curves, first_prices, budget):
@@ -158,58 +221,131 @@ def _finish(x, level, interval, budget):
     return WaterLevel(x, float(level), (float(interval[0]), float(interval[1])))
 
 
+@njit
+def _ramp_response(slopes, widths, rho, level):
+    """``x_i(level)`` of seed (8) for ``rho > 0``: every ramp filled up to the level."""
+    n, k = slopes.shape
+    x = np.zeros(n)
+    for i in range(n):
+        filled = 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                x[i] += min(max((level - slopes[i, j]) / rho - filled, 0.0), width)
+                filled += width
+    return x
+
+
+@njit
+def ramps(slopes, widths, rho):
+    """Per bucket, the knots ``a_1 <= c_1 <= a_2 <= ...`` of its response and the fills there.
+
+    Segment ``k`` fills while the price runs from ``a_k = s_k + rho b_{k-1}`` to
+    ``c_k = s_k + rho b_k``; convexity (``s_k <= s_{k+1}``) keeps the knots sorted.
+    """
+    n, k = slopes.shape
+    start = np.zeros(n + 1, np.int64)
+    knots = np.empty(2 * n * k)
+    fills = np.empty(2 * n * k)
+    m = 0
+    for i in range(n):
+        start[i] = m
+        filled = 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                knots[m] = slopes[i, j] + rho * filled
+                fills[m] = filled
+                filled += width
+                knots[m + 1] = slopes[i, j] + rho * filled
+                fills[m + 1] = filled
+                m += 2
+    start[n] = m
+    return start, knots[:m], fills[:m]
+
+
+@njit
+def _supply(start, knots, fills, rho, level):
+    """``S(level)`` and its slope, one binary search per bucket over its response's knots."""
+    supply, active = 0.0, 0
+    for i in range(len(start) - 1):
+        lo, hi = start[i], start[i + 1]
+        j = lo + np.searchsorted(knots[lo:hi], level, side="right")
+        if j == lo:
+            continue
+        if j == hi:
+            supply += fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            supply += min(fills[j - 1] + (level - knots[j - 1]) / rho, fills[j])
+            active += 1
+        else:
+            supply += fills[j - 1]
+    return supply, active / rho
+
+
+@njit
+def _smoothed(slopes, widths, rho, total):
+    """Safeguarded Newton on ``S(lambda)`` for ``0 < total < capacity``: ``(level, lower, upper)``.
+
+    ``S`` is piecewise linear, so a Newton step from inside the piece that holds the root lands
+    on it; steps that leave the bracket fall back to regula falsi, then bisection. Each
+    evaluation costs O(N log K); a handful of them usually suffice. ``[lower, upper]`` is the
+    flat stretch of ``S`` at the level when there is one (no bucket on a ramp there).
+    """
+    start, knots, fills = ramps(slopes, widths, rho)
+    low, high = knots.min(), knots.max()
+    supply_low, supply_high = 0.0, widths.sum()
+    level = low + (total / supply_high) * (high - low)
+    for _ in range(200):
+        supply, slope = _supply(start, knots, fills, rho, level)
+        if supply == total:
+            break
+        if supply < total:
+            low, supply_low = level, supply
+        else:
+            high, supply_high = level, supply
+        step = level + (total - supply) / slope if slope > 0 else np.nan
+        if not low < step < high:
+            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
+            if not low < step < high:
+                step = 0.5 * (low + high)
+        if step == level or not low < step < high:
+            break
+        level = step
+    supply, slope = _supply(start, knots, fills, rho, level)
+    if slope > 0:
+        return level, level, level
+    lower, upper = -np.inf, np.inf
+    for knot in knots:
+        if knot <= level:
+            lower = max(lower, knot)
+        else:
+            upper = min(upper, knot)
+    return level, lower, upper
+
+
 def smoothed(curves, total, rho, budget="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
-    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)). Bisecting over these
-    ``2M`` breakpoints (median pivots, exact ``S`` at each) brackets the budget between two
-    consecutive breakpoints, where ``S`` is affine: ``lambda`` is interpolated there, so
-    ``sum x = S`` holds to rounding. About ``log2(2M)`` evaluations of O(M) each.
+    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)), so ``S`` is piecewise
+    linear with known breakpoints and a safeguarded Newton iteration ends on the exact root of
+    its affine piece: ``sum x = S`` holds to rounding. The schedule is unique (the objective is
+    strictly convex), so there is no tie to split.
     """
-    slopes, widths, starts, _ = _real_segments(curves)
-    if total <= 0 or len(slopes) == 0:
-        return _nothing_to_trade(curves, slopes + rho * starts, budget)
+    slopes, widths = _arrays(curves)
+    real = widths > 0
+    starts = curves.breakpoints[:, :-1]
+    if total <= 0 or not real.any():
+        return _nothing_to_trade(curves, (slopes + rho * starts)[real], budget)
     if budget == "le":
-        at_zero = bucket_response(curves, 0.0, rho)
+        at_zero = _ramp_response(slopes, widths, rho, 0.0)
         if at_zero.sum() < total:
             return WaterLevel(at_zero, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
-        return _everything(curves, slopes + rho * (starts + widths), budget)
-    ramp_starts = slopes + rho * starts
-    ramp_ends = slopes + rho * (starts + widths)
-    candidates = np.concatenate([ramp_starts, ramp_ends])
-    low, high = -np.inf, np.inf
-    supply_low, supply_high = 0.0, float(curves.capacity.sum())
-    # Bisect over the breakpoints themselves (median pivots, exact S at each) until none is
-    # left between the bracket's ends, where S is affine. Ramps wholly outside the bracket
-    # are settled (full or empty) and leave the working set, so every round costs O(size of
-    # what is still open) and the rounds shrink geometrically.
-    open_starts, open_widths, settled = ramp_starts, widths, 0.0
-    while len(candidates):
-        middle = len(candidates) // 2
-        pivot = np.partition(candidates, middle)[middle]
-        supply = settled + np.clip((pivot - open_starts) / rho, 0.0, open_widths).sum()
-        if supply == total:
-            # The budget is met at a breakpoint; S may stay flat on both sides of it.
-            lower = pivot if np.any((ramp_starts < pivot) & (pivot <= ramp_ends)) else float(
-                ramp_ends[ramp_ends < pivot].max(initial=-np.inf))
-            upper = pivot if np.any((ramp_starts <= pivot) & (pivot < ramp_ends)) else float(
-                ramp_starts[ramp_starts > pivot].min(initial=np.inf))
-            return _finish(bucket_response(curves, pivot, rho), pivot, (lower, upper), budget)
-        if supply < total:
-            low, supply_low = pivot, supply
-            candidates = candidates[candidates > pivot]
-        else:
-            high, supply_high = pivot, supply
-            candidates = candidates[candidates < pivot]
-        open_ends = open_starts + rho * open_widths
-        full = open_ends <= low
-        settled += open_widths[full].sum()
-        still = ~full & (open_starts < high)
-        open_starts, open_widths = open_starts[still], open_widths[still]
-    level = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
-    return _finish(bucket_response(curves, level, rho), level, (level, level), budget)
+        return _everything(curves, (slopes + rho * (starts + widths))[real], budget)
+    level, lower, upper = _smoothed(slopes, widths, float(rho), float(total))
+    return _finish(_ramp_response(slopes, widths, float(rho), level), level, (lower, upper), budget)
 
 
 def bisection(curves, total, rho=0.0, budget="eq", tol=None, max_iter=200):

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from convexsched import CostCurves, InvalidInputError, Objective, check_kkt, solve
-from strategies import tick_curves
+from convexsched import CostCurves, InvalidInputError, Objective, check_kkt, kkt, solve, waterfill
+from strategies import problems, tick_curves
 
 
 @pytest.mark.parametrize("objective", [Objective(), Objective(rho=1e-4), Objective(psi=1e-5)])
@@ -62,3 +64,23 @@ def test_report_prints():
     curves = CostCurves([[0.01]], 100.0)
     text = str(check_kkt(curves, 50.0, Objective(), [50.0]))
     assert "KKT certificate: OK" in text and "duality gap" in text
+
+
+@given(problem=problems(max_n=30, max_k=6), rho=st.sampled_from([0.0, 1e-4]), noise=st.sampled_from([0.0, 0.01]),
+       snap=st.sampled_from([0.0, 1e-6, 50.0]), seed=st.integers(0, 2**16))
+def test_compiled_passes_match_the_numpy_curve_methods(problem, rho, noise, snap, seed):
+    # The certificate's two compiled passes against the numpy methods they replace on the hot
+    # path: CostCurves.slope_bounds / evaluate and waterfill.conjugate.
+    curves, total = problem
+    rng = np.random.default_rng(seed)
+    x = solve(curves, total, Objective(rho=rho)).x + noise * total * rng.standard_normal(curves.n_buckets)
+    x = np.clip(x, 0.0, curves.capacity)
+    slopes, widths = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.widths)
+    left, right, cost, steepest = kkt._bucket_bounds(slopes, widths, x, snap)
+    expected_left, expected_right = curves.slope_bounds(x, atol=snap)
+    assert np.array_equal(left, expected_left) and np.array_equal(right, expected_right)
+    assert np.allclose(cost, curves.evaluate(x), rtol=1e-12, atol=1e-9)
+    assert steepest == np.abs(curves.slopes[curves.widths > 0]).max(initial=0.0)
+    price = rng.uniform(-0.5, 5.0, curves.n_buckets)
+    expected = waterfill.conjugate(curves, price, rho).sum()
+    assert kkt._conjugate_sum(slopes, widths, price, rho) == pytest.approx(expected, rel=1e-12, abs=1e-9)

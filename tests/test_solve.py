@@ -266,7 +266,7 @@ def test_inventory_risk_beyond_the_dynamic_programs_limit_uses_cvxpy(monkeypatch
     curves = tick_curves(np.random.default_rng(6), 40, 4)
     total = 0.4 * curves.capacity.sum()
     exact = solve(curves, total, OBJECTIVES["C"])
-    monkeypatch.setattr(chain, "MAX_WORK", 10)
+    monkeypatch.setattr(chain, "MAX_SEGMENTS", 10)
     fallback = solve(curves, total, OBJECTIVES["C"])
     assert fallback.method == "cvxpy" and fallback.solver == "CLARABEL" and fallback.kkt.ok
     assert fallback.objective_value == pytest.approx(exact.objective_value, rel=1e-7)
@@ -285,3 +285,30 @@ def test_schedule_x_is_a_series_without_an_index_and_unknown_solvers_fail_everyw
     for method in ("fast", "cvxpy"):
         with pytest.raises(InvalidInputError, match="unknown solver"):
             solve(curves, 150.0, method=method, solver="GUROBI_OR_NOT")
+
+
+# ---------------------------------------------------------------- ties: the centre of the face
+def test_ten_identical_buckets_get_the_same_share_on_every_path():
+    curves = CostCurves(np.tile([0.01, 0.02, 0.05], (10, 1)), 1000.0)
+    for name in ("A", "C"):
+        objective = Objective(psi=1e-4, weights=np.zeros(10)) if name == "C" else OBJECTIVES[name]
+        fast = solve(curves, 12_500.0, objective)
+        reference = solve(curves, 12_500.0, objective, method="cvxpy")
+        assert np.allclose(fast.x, 1250.0, rtol=1e-12)
+        assert np.allclose(reference.x, 1250.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["A", "B"])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), k=st.integers(1, 4),
+       fraction=st.sampled_from([0.1, 0.35, 0.6]))
+def test_schedules_close_to_cvxpy_on_tied_instances(name, seed, n, k, fraction):
+    # Tick slopes from three values and one width everywhere: ties across and within buckets,
+    # and the equal-fraction split is also the interior point's limit (the face is symmetric).
+    # (C) ties only inside runs of zero weights; there Clarabel's QP answer is not the centre
+    # (test_chain.py checks the split itself).
+    rng = np.random.default_rng(seed)
+    curves = CostCurves(np.sort(rng.integers(1, 4, size=(n, k)), axis=1) * 0.01, 100.0)
+    total = fraction * curves.capacity.sum()
+    fast = solve(curves, total, OBJECTIVES[name])
+    reference = solve(curves, total, OBJECTIVES[name], method="cvxpy", solver="CLARABEL")
+    assert np.abs(fast.x - reference.x).max() <= 1e-4 * total

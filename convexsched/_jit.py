@@ -1,0 +1,50 @@
+"""numba compilation for the fast paths' kernels: loaded on first use, cached on disk if possible.
+
+``import numba`` costs about 0.3 s, so ``import convexsched`` does not pay it: :func:`njit`
+returns a stand-in, and the first call of any kernel imports numba and turns every kernel
+registered so far into a real dispatcher, in its module's namespace. Kernels call each other
+through those module globals, which numba resolves when it compiles the caller (after the
+swap), so compiled code never meets a stand-in.
+
+``cache=True`` makes a later process load the machine code instead of compiling it again, but
+numba refuses to decorate a cached function when it finds no writable cache location (a
+read-only install with no writable home): those kernels are compiled in memory, once per
+process.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+_pending = []
+_lock = threading.Lock()
+
+
+def _dispatcher(function):
+    import numba
+
+    try:
+        return numba.njit(cache=True)(function)
+    except RuntimeError:
+        return numba.njit(function)
+
+
+def _materialize():
+    # Under a lock: a second thread must not call a stand-in still being swapped.
+    with _lock:
+        while _pending:
+            function = _pending.pop()
+            function.__globals__[function.__name__] = _dispatcher(function)
+
+
+def njit(function):
+    """Register ``function`` as a kernel; it is compiled (``numba.njit``) on first use."""
+    _pending.append(function)
+
+    @functools.wraps(function)
+    def stand_in(*args):
+        _materialize()
+        return function.__globals__[function.__name__](*args)
+
+    return stand_in
