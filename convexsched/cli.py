@@ -594,7 +594,7 @@ def _print_costs(value, total, states):
     print(line)
 
 
-# Objective C hands problems past the chain DP's limit to Clarabel; past this many segments
+# Objective C hands problems past the chain solver's limit to Clarabel; past this many segments
 # (N x K) Clarabel ran for 20 minutes and 6.8 GB without an answer (N = 200,000, K = 16).
 CVXPY_MAX_SEGMENTS = 2_000_000
 
@@ -606,14 +606,14 @@ def _check_method(args, curves, objective):
     switched = args.method == "fast" and objective.psi > 0 and chain.too_large(curves)
     size = curves.n_buckets * curves.n_segments
     if (switched or args.method == "cvxpy") and size > CVXPY_MAX_SEGMENTS:
-        why = "past the exact chain DP's memory limit and " if switched else ""
+        why = "past the exact chain solver's limit and " if switched else ""
         raise InvalidInputError(
             f"{curves.n_buckets} buckets x {curves.n_segments} segments = {size:,} is {why}past what cvxpy "
             f"solves here ({CVXPY_MAX_SEGMENTS:,}); use wider buckets (--freq) or a coarser --grid"
         )
     if switched:
         print(f"note: objective C on {curves.n_buckets} x {curves.n_segments} segments is past the exact "
-              "chain DP's memory limit: solving with cvxpy (Clarabel) instead", file=sys.stderr)  # fmt: skip
+              "chain solver's limit: solving with cvxpy (Clarabel) instead", file=sys.stderr)  # fmt: skip
 
 
 def _run_plan(args):

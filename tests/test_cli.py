@@ -552,10 +552,10 @@ def test_the_cli_says_when_objective_c_switches_method_and_refuses_what_it_canno
 ):
     from convexsched import chain, cli
 
-    monkeypatch.setattr(chain, "MAX_WORK", 0)  # every problem is past the chain DP's limit
+    monkeypatch.setattr(chain, "MAX_SEGMENTS", 0)  # every problem is past the chain solver's limit
     code, out, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,
                                     "-o", tmp_path / "s.csv")  # fmt: skip
-    assert code == 0 and "past the exact chain DP's memory limit: solving with cvxpy" in err and "CLARABEL" in out
+    assert code == 0 and "past the exact chain solver's limit: solving with cvxpy" in err and "CLARABEL" in out
     monkeypatch.setattr(cli, "CVXPY_MAX_SEGMENTS", 1000)
     code, _, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,
                                   "-o", tmp_path / "t.csv")  # fmt: skip

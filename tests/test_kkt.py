@@ -73,7 +73,7 @@ def test_compiled_passes_match_the_numpy_curve_methods(problem, rho, noise, snap
     # path: CostCurves.slope_bounds / evaluate and waterfill.conjugate.
     curves, total = problem
     rng = np.random.default_rng(seed)
-    x = solve(curves, total, Objective(rho=rho)).x + noise * total * rng.standard_normal(curves.n_buckets)
+    x = solve(curves, total, Objective(rho=rho)).x.to_numpy() + noise * total * rng.standard_normal(curves.n_buckets)
     x = np.clip(x, 0.0, curves.capacity)
     slopes, widths = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.widths)
     left, right, cost, steepest = kkt._bucket_bounds(slopes, widths, x, snap)

@@ -51,7 +51,8 @@ def test_conjugate_by_hand():
 def test_compiled_water_filling_matches_the_numpy_reference(problem, budget, shift):
     curves, total = problem
     if shift:
-        curves = CostCurves(curves.slopes - shift, curves.widths)
+        # Negative slopes on purpose: the "<=" budget's profitable segments.
+        curves = CostCurves(curves.slopes - shift, curves.widths, allow_negative=True)
     if budget == "eq":
         total = min(total, float(curves.capacity.sum()))
     cost = curves.evaluate
