@@ -36,7 +36,12 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from convexsched import BookExecutor, ImpactOracle, LiveCurves, StateForecast, backtest, bucket_features  # noqa: E402
 from convexsched.strategies import (  # noqa: E402
-    TWAP, AlmgrenChriss, DepthProportional, Receding, Scenario, StaticPlan,
+    TWAP,
+    AlmgrenChriss,
+    DepthProportional,
+    Receding,
+    Scenario,
+    StaticPlan,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

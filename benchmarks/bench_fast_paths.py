@@ -32,7 +32,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from _common import machine_info, markdown_table, write_results
 from bench_solvers import CAPACITY_SHARE, PSI_SCALE, RHO_SCALE, book_curves, fmt_ratio, fmt_time, requote
 

@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import TimedWorker, TimeLimitExceeded, WorkerDied, machine_info, markdown_table, peak_memory_gib, reset_peak_memory
 from tqdm import tqdm
-
-from _common import TimedWorker, TimeLimitExceeded, WorkerDied, machine_info, markdown_table, peak_memory_gib
-from _common import reset_peak_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = ((390, 16), (390, 64), (1560, 16), (1560, 64), (23400, 16), (23400, 64))

@@ -3,11 +3,10 @@
 Data flow: book -> features -> oracle -> curves -> problem -> schedule -> backtest.
 """
 
+from .backtest import backtest
+from .book import Book, LoadReport, require_rows
 from .convexify import ConvexifyReport, convexify
 from .curves import CostCurves
-from .kkt import KKTReport, check_kkt
-from .objective import Objective
-from .solve import Schedule, solve
 from .errors import (
     ConvexSchedError,
     DataError,
@@ -16,19 +15,20 @@ from .errors import (
     NonConvexCurveError,
     SolverError,
 )
-from .book import Book, LoadReport, require_rows
-from .features import book_features, bucket_features
-from .loaders import PRESETS, ColumnMap, read_book, read_books
-from .sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
-from .slippage import beyond_depth, read_task1, task1_table, walk_book
-from .synthetic import synthetic_book
-from .backtest import backtest
 from .execution import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
+from .features import book_features, bucket_features
+from .hindsight import Hindsight, capture
+from .kkt import KKTReport, check_kkt
+from .loaders import PRESETS, ColumnMap, read_book, read_books
+from .objective import Objective
 from .receding import LiveCurves, RecedingHorizon
 from .scenario import ScenarioHorizon
-from .hindsight import Hindsight, capture
-from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
+from .sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
+from .slippage import beyond_depth, read_task1, task1_table, walk_book
+from .solve import Schedule, solve
+from .synthetic import synthetic_book
 from .universe import run_universe
+from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
 
 __version__ = "0.1.0"
 

@@ -146,7 +146,7 @@ def _replay(path, state, n_levels, ts, keep_tickers=False):
     number = 0
     try:
         with _open(path) as handle:
-            for number, line in enumerate(handle, 1):
+            for number, line in enumerate(handle, 1):  # noqa: B007 - the error message names the line
                 head, _, payload = line.partition(b" ")
                 if not payload.strip():
                     continue

@@ -67,10 +67,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from .execution import BookExecutor, ModelExecutor, Trace, check_order_size, progress_bar
 from .convexify import convexify as _convexify
 from .curves import CostCurves
 from .errors import InfeasibleError, InvalidInputError
+from .execution import BookExecutor, ModelExecutor, Trace, check_order_size, progress_bar
 from .features import SIDE_FEATURES, book_features, side_features
 from .objective import Objective
 from .solve import solve

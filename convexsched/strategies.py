@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .execution import execute_schedule
 from .errors import InvalidInputError
+from .execution import execute_schedule
 from .objective import Objective
 from .receding import RecedingHorizon
 from .scenario import ScenarioHorizon

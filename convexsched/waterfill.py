@@ -362,7 +362,7 @@ def bisection(curves, total, rho=0.0, budget="eq", tol=None, max_iter=200):
     lo = curves.slopes[real].min(initial=0.0) - 1.0
     hi = (curves.slopes[real] + rho * curves.breakpoints[:, 1:][real]).max(initial=0.0) + 1.0
     level, iterations = hi, 0
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - reported in the result
         level = 0.5 * (lo + hi)
         supplied = bucket_response(curves, level, rho).sum()
         if abs(supplied - total) <= tol:

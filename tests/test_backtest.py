@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from convexsched import (
-    BookExecutor, InvalidInputError, LiveCurves, RecedingHorizon, SquareRootImpact, backtest,
-    execute_schedule, synthetic_book, task1_table,
+    BookExecutor,
+    InvalidInputError,
+    LiveCurves,
+    RecedingHorizon,
+    SquareRootImpact,
+    backtest,
+    execute_schedule,
+    synthetic_book,
+    task1_table,
 )
 from convexsched.strategies import TWAP, AlmgrenChriss, DepthProportional, Receding, StaticPlan
 

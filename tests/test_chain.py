@@ -3,12 +3,12 @@
 
 import numpy as np
 import pytest
+import reference_chain
 from hypothesis import given, reject
 from hypothesis import strategies as st
-
-import reference_chain
-from convexsched import CostCurves, Objective, SolverError, chain, check_kkt, solve, waterfill
 from strategies import problems, tick_curves
+
+from convexsched import CostCurves, Objective, SolverError, chain, check_kkt, solve, waterfill
 
 MIXES = {
     "C": dict(rho=0.0, psi=1e-5, weights="linear"),

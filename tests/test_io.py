@@ -151,7 +151,7 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
     with pytest.raises(ZeroDivisionError):
         with atomic_path(path) as temporary:
             temporary.write_text("half a fi")
-            1 / 0
+            raise ZeroDivisionError("an error half way through a write")
     with pytest.raises(ValueError):
         write_table(pd.DataFrame({"a": [object()]}), tmp_path / "table.parquet")  # pyarrow refuses
     assert path.read_bytes() == before

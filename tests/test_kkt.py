@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import problems, tick_curves
 
 from convexsched import CostCurves, InvalidInputError, Objective, check_kkt, kkt, solve, waterfill
-from strategies import problems, tick_curves
 
 
 @pytest.mark.parametrize("objective", [Objective(), Objective(rho=1e-4), Objective(psi=1e-5)])

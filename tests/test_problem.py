@@ -1,10 +1,10 @@
 import cvxpy as cp
 import numpy as np
 import pytest
+from strategies import tick_curves
 
 from convexsched import CostCurves, InvalidInputError, Objective, build_problem, solve
 from convexsched import problem as problem_module
-from strategies import tick_curves
 
 
 @pytest.mark.parametrize("formulation", ["segment", "epigraph"])

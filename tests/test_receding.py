@@ -4,8 +4,20 @@ import numpy as np
 import pytest
 
 from convexsched import (
-    BookExecutor, CostCurves, ImpactOracle, InfeasibleError, InvalidInputError, LiveCurves, Objective, RecedingHorizon,
-    StateForecast, backtest, bucket_features, solve, synthetic_book, task1_table,
+    BookExecutor,
+    CostCurves,
+    ImpactOracle,
+    InfeasibleError,
+    InvalidInputError,
+    LiveCurves,
+    Objective,
+    RecedingHorizon,
+    StateForecast,
+    backtest,
+    bucket_features,
+    solve,
+    synthetic_book,
+    task1_table,
 )
 from convexsched.strategies import TWAP, Receding
 

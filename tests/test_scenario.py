@@ -7,12 +7,19 @@ import pandas as pd
 import pytest
 
 from convexsched import (
-    BookExecutor, Hindsight, InvalidInputError, Objective, ScenarioHorizon, backtest, bucket_features, read_books,
+    BookExecutor,
+    Hindsight,
+    InvalidInputError,
+    Objective,
+    ScenarioHorizon,
+    backtest,
+    bucket_features,
+    read_books,
     synthetic_book,
 )
 from convexsched.execution import execute_schedule
-from convexsched.weighted import WeightedBuckets, solve_weighted, weighted_kkt
 from convexsched.strategies import TWAP, AlmgrenChriss, Scenario
+from convexsched.weighted import WeightedBuckets, solve_weighted, weighted_kkt
 
 FREQ = "10min"
 
@@ -122,7 +129,7 @@ def tick_books(shared_data):
 def test_on_real_books_scenario_beats_twap_and_the_bound_holds(tick_books):
     """The issue's 15 cases: five SZSE stocks, buys of 1%, 5% and 10% of volume, no look-ahead."""
     rows = []
-    for symbol, book in sorted(tick_books.items()):
+    for _, book in sorted(tick_books.items()):
         executor = BookExecutor(book, "buy")
         volume = float(bucket_features(book)["volume"].sum())
         for fraction in (0.01, 0.05, 0.10):

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import problems, tick_curves
 
 import convexsched as cs
 from convexsched import CostCurves, InfeasibleError, InvalidInputError, Objective, solve
-from strategies import problems, tick_curves
 
 OBJECTIVES = {
     "A": Objective.cost_only(),

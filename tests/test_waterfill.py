@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
+import reference_waterfill
 from hypothesis import given
 from hypothesis import strategies as st
-
-import reference_waterfill
-from convexsched import CostCurves, waterfill
 from strategies import problems
+
+from convexsched import CostCurves, waterfill
 
 
 def brute_force_response(curves, price, rho):
