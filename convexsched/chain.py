@@ -384,8 +384,9 @@ def _cut_above(tree, root, a, p0, r0, top, path):
     d1 = tree[last, _DR1]
     dp1 = tree[last, _E1] + a * d1
     if first_r + d1 < top:
-        # The first piece crosses top: its part above goes.
-        cut = min(max((first_r - top) / -d1, 0.0), 1.0)
+        # The first piece crosses top: its part above goes. A flat first piece (dr = 0) lies
+        # wholly below top here, so nothing of it is cut.
+        cut = min(max((first_r - top) / -d1, 0.0), 1.0) if d1 < 0.0 else 0.0
         anchor = first_p + cut * dp1
         tree[last, _E1] *= 1.0 - cut
         tree[last, _DR1] = d1 * (1.0 - cut)

@@ -141,3 +141,18 @@ def test_zero_weights_inside_the_day_split_ties_at_the_centre():
     assert np.abs(fast.x - reference.x).max() <= 5e-3 * 900.0
     former = reference_chain.inventory_chain(curves, 900.0, objective).x
     assert not np.array_equal(former[0::2], former[1::2])
+
+
+def test_cutting_above_the_capacity_ahead_keeps_a_flat_first_piece_whole():
+    """A flat run (dr = 0) first, below the cap: nothing of it is cut (it once divided by zero).
+
+    Met on a real book: a receding (C) window whose first piece was a flat run at r0 < top.
+    """
+    from convexsched import chain
+
+    tree = np.zeros((1, 10))
+    chain._new(tree, 0, 0.5, 0.0, 1.0, -40.0)  # flat: dp = 0.5 at r = 100, then down 40 shares
+    path = np.empty(8, np.int64)
+    root, anchor = chain._cut_above(tree, 0, 0.0, 2.0, 100.0, 150.0, path)
+    assert root == 0 and anchor == 2.0
+    assert tree[0, chain._E1] == 0.5 and tree[0, chain._DR1] == 0.0 and tree[0, chain._DR2] == -40.0
