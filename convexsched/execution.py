@@ -13,8 +13,10 @@ of :mod:`convexsched.slippage` and flagged (``beyond_depth``).
 A snapshot is usable when both sides have a best level, ``ask_00 > bid_00`` and the traded side
 shows some size. A bucket with no usable snapshot (a data gap, or only crossed/locked books)
 executes nothing: its slice is **rolled forward** to the next bucket and reported in
-``rolled``; a slice that cannot roll past the last bucket is reported as ``unfilled``, never
-dropped silently.
+``rolled`` (each deferred share counted once, in the bucket that could not take it); a slice
+that cannot roll past the last bucket is reported as ``unfilled``, never dropped silently, and
+it is **charged**: the headline cost includes walking the unfilled shares through the last
+usable book of the day (``unfilled_cost``), so a strategy that did not finish cannot look cheap.
 
 Cost
 ----
@@ -285,6 +287,8 @@ class ExecutionRecord:
     arrival_mid : float
     unfilled : float
         Shares left when the last bucket could not execute.
+    unfilled_cost : float
+        The charge for them: their walk through the last usable book of the day (currency).
     plans : list of pandas.Series
         Every plan made (one for a static strategy, one per step for a receding horizon).
     steps : pandas.DataFrame or None
@@ -302,13 +306,14 @@ class ExecutionRecord:
     drift: pd.Series
     arrival_mid: float
     unfilled: float = 0.0
+    unfilled_cost: float = 0.0
     plans: list = field(default_factory=list)
     steps: pd.DataFrame | None = None
 
     @property
     def cost(self):
-        """Total realized cost (currency)."""
-        return float(self.costs.sum())
+        """Total realized cost (currency), with the charge for unfilled shares."""
+        return float(self.costs.sum()) + self.unfilled_cost
 
     @property
     def cost_bps(self):
@@ -345,6 +350,8 @@ class ExecutionRecord:
             "beyond_depth": int(self.beyond_depth.sum()),
             "rolled": float(self.rolled.sum()),
             "unfilled": self.unfilled,
+            "unfilled_cost_bps": 1e4 * self.unfilled_cost / notional,
+            "complete": self.unfilled == 0,
         }
 
     def plot(self, axes=None):
@@ -393,6 +400,8 @@ def execute_schedule(executor, schedule, name, curves=None):
     for i in range(n):
         filled = trace.fill(i, target[i] + carry)
         carry = target[i] + carry - filled
+        # Count a deferred share once: in the bucket whose own slice it was.
+        trace.rolled[i] = target[i] - min(filled, target[i])
     trace.unfilled = carry
     if curves is not None:
         inside = trace.x <= curves.capacity * (1 + 1e-9)
@@ -434,6 +443,10 @@ class Trace:
 
     def record(self, name, total, plans, steps=None):
         index = self.executor.index
+        charge = 0.0
+        if self.unfilled > 0:
+            last = max(i for i in range(len(self.executor)) if self.executor.usable(i))
+            charge = self.executor.fill(last, self.unfilled)[1]
         return ExecutionRecord(
             name=name,
             total=total,
@@ -445,6 +458,7 @@ class Trace:
             drift=pd.Series(self.drift, index=index, name="drift"),
             arrival_mid=self.executor.arrival_mid,
             unfilled=self.unfilled,
+            unfilled_cost=charge,
             plans=plans,
             steps=steps,
         )

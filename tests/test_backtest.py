@@ -92,6 +92,22 @@ def test_slice_that_cannot_roll_is_reported_unfilled(book):
     record = execute_schedule(broken, np.full(n, 100.0), "TWAP")
     assert record.unfilled == pytest.approx(100.0)
     assert record.x.sum() + record.unfilled == pytest.approx(100.0 * n)
+    # The unfilled shares are charged: walked through the last usable book of the day.
+    last = max(i for i in range(n) if broken.usable(i))
+    assert record.unfilled_cost == pytest.approx(BookExecutor(broken.book, freq=FREQ).fill(last, 100.0)[1])
+    assert record.cost == pytest.approx(record.costs.sum() + record.unfilled_cost) and record.unfilled_cost > 0
+    row = record.summary()
+    assert not row["complete"] and row["unfilled_cost_bps"] > 0
+
+
+def test_a_share_rolled_across_several_empty_buckets_counts_once(book):
+    executor = BookExecutor(book, freq=FREQ)
+    broken = _break_bucket(book, executor, 5, crossed=False)
+    broken = BookExecutor(_break_bucket(broken, executor, 6, crossed=False), freq=FREQ)
+    n = len(broken)
+    record = execute_schedule(broken, np.full(n, 100.0), "TWAP")
+    assert record.rolled.iloc[5] == 100.0 and record.rolled.iloc[6] == 100.0 and record.rolled.sum() == 200.0
+    assert record.x.iloc[7] == pytest.approx(300.0) and record.unfilled == 0
 
 
 def test_receding_horizon_replans_around_an_empty_bucket(book, model):
