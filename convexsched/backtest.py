@@ -61,7 +61,9 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
         bound), ``capture`` ((H1): 1 at the bound, 0 at TWAP), ``lookahead`` (True for the
         hindsight rows), ``predicted`` and ``predicted_bps`` (the model's cost of the executed
         slices), ``drift_bps``, ``shortfall_bps``, ``max_slice``, ``beyond_depth`` (slices
-        beyond displayed depth), ``rolled``, ``unfilled``.
+        beyond displayed depth), ``rolled`` (shares whose own bucket had no usable book, each
+        counted once), ``unfilled``, ``unfilled_cost_bps`` (the charge for unfilled shares, already
+        in ``cost``) and ``complete`` (False when shares were left: :mod:`convexsched.execution`).
     """
     executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq, half_life=half_life)
     curves = oracle
