@@ -1,4 +1,6 @@
-"""Hypothesis strategies and small builders shared by the solver tests."""
+"""Hypothesis strategies and small builders shared by the tests."""
+
+import dataclasses
 
 import numpy as np
 from hypothesis import strategies as st
@@ -30,3 +32,15 @@ def problems(draw, max_n=60, max_k=12, min_n=1, min_k=1):
     capacity = curves.capacity.sum()
     fraction = draw(st.sampled_from([0.0, 0.05, 0.3, 0.77, 1.0]))
     return curves, float(np.round(fraction * capacity, 2))
+
+
+def alter_after(book, row, seed):
+    """A copy of ``book`` whose snapshots after position ``row`` are all different (still valid)."""
+    frame = book.frame.copy()
+    rng = np.random.default_rng(seed)
+    later = np.arange(len(frame)) > row
+    sizes = [c for c in frame.columns if "_sz_" in c]
+    prices = [c for c in frame.columns if "_px_" in c]
+    frame.loc[later, sizes] = frame.loc[later, sizes].to_numpy() * rng.uniform(0.1, 3.0, (later.sum(), len(sizes)))
+    frame.loc[later, prices] = frame.loc[later, prices].to_numpy() + book.tick_size * rng.integers(-3, 4, (later.sum(), 1))
+    return dataclasses.replace(book, frame=frame)

@@ -5,6 +5,7 @@ import dataclasses
 import matplotlib
 import numpy as np
 import pytest
+from strategies import alter_after
 
 from convexsched import (
     BookExecutor,
@@ -159,3 +160,14 @@ def test_model_free_backtest_runs_the_scenario_horizons_and_adds_twap(book):
     assert {"cost_bps", "vs_twap_bps", "hindsight_bps", "capture"} <= set(table.columns)
     only = backtest(book, 20_000, [AlmgrenChriss()], freq=FREQ, hindsight=False)
     assert list(only.index) == ["TWAP", "Almgren-Chriss (kT=2)"] and "capture" not in only.columns
+
+
+def test_the_receding_horizon_does_not_look_ahead(book, model):
+    """Alter every snapshot after the one bucket i walks: the decisions up to i do not move."""
+    executor = BookExecutor(book, freq=FREQ)
+    base = RecedingHorizon(8).run(executor, 20_000, LiveCurves(executor, model.oracle))
+    for bucket in (2, 9):
+        altered = BookExecutor(alter_after(book, executor.rows[bucket], bucket), freq=FREQ)
+        run = RecedingHorizon(8).run(altered, 20_000, LiveCurves(altered, model.oracle))
+        np.testing.assert_array_equal(run.x.to_numpy()[: bucket + 1], base.x.to_numpy()[: bucket + 1])
+        assert not np.array_equal(run.x.to_numpy(), base.x.to_numpy())

@@ -1,10 +1,10 @@
 """Scenario receding horizon: completion, no look-ahead, guardrails, certified steps, real books."""
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
+from strategies import alter_after
 
 from convexsched import (
     BookExecutor,
@@ -42,25 +42,13 @@ def test_the_whole_order_executes_and_every_step_certifies(book, objective, half
     assert decided.sum() > len(record.x) // 2
 
 
-def _alter_after(book, row, seed):
-    """A copy of ``book`` whose snapshots after position ``row`` are all different (still valid)."""
-    frame = book.frame.copy()
-    rng = np.random.default_rng(seed)
-    later = np.arange(len(frame)) > row
-    sizes = [c for c in frame.columns if "_sz_" in c]
-    prices = [c for c in frame.columns if "_px_" in c]
-    frame.loc[later, sizes] = frame.loc[later, sizes].to_numpy() * rng.uniform(0.1, 3.0, (later.sum(), len(sizes)))
-    frame.loc[later, prices] = frame.loc[later, prices].to_numpy() + book.tick_size * rng.integers(-3, 4, (later.sum(), 1))
-    return dataclasses.replace(book, frame=frame)
-
-
 @pytest.mark.parametrize("objective", [Objective(), Objective(psi=1e-9)], ids=["A", "C"])
 def test_no_look_ahead_the_decision_ignores_every_later_snapshot(book, objective):
     policy = ScenarioHorizon(objective, pool=6, warmup=2)
     executor = BookExecutor(book, freq=FREQ, half_life=30.0)
     base = policy.run(executor, 30_000)
     for bucket in (3, 11, 25):
-        altered = BookExecutor(_alter_after(book, executor.rows[bucket], bucket), freq=FREQ, half_life=30.0)
+        altered = BookExecutor(alter_after(book, executor.rows[bucket], bucket), freq=FREQ, half_life=30.0)
         assert (altered.rows[: bucket + 1] == executor.rows[: bucket + 1]).all()
         run = policy.run(altered, 30_000)
         np.testing.assert_array_equal(run.x.to_numpy()[: bucket + 1], base.x.to_numpy()[: bucket + 1])
