@@ -57,7 +57,7 @@ SENSITIVITY = [dict(), dict(pool=10), dict(pool=60), dict(warmup=0), dict(warmup
                dict(pace_cap=None), dict(participation=None), dict(participation=0.5)]
 
 
-def strategies():
+def strategies(forecast):
     return [
         TWAP(), AlmgrenChriss(), DepthProportional(),
         StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
@@ -65,6 +65,7 @@ def strategies():
         Receding("A", horizon=30, cost_to_go=None),
         Receding("B", horizon=30), Receding("C", horizon=30),
         Scenario("A"), Scenario("B"), Scenario("C"),
+        Scenario("A", name="scenario A + profile", profile=forecast),
     ]
 
 
@@ -98,7 +99,7 @@ def main():
             for half_life in HALF_LIVES:
                 clock = time.perf_counter()
                 executor = BookExecutor(book, "buy", half_life=half_life)
-                result, records = backtest(executor, total, strategies(), oracle=curves, return_records=True)
+                result, records = backtest(executor, total, strategies(forecast), oracle=curves, return_records=True)
                 spent[half_life] += time.perf_counter() - clock
                 result = result.assign(stock=held_out, fraction=fraction, S=total, half_life=half_life)
                 rows.append(result.reset_index())
@@ -170,7 +171,8 @@ def write_report(frame, sensitivity, seconds, spent):
         "certainty-equivalent receding horizons `RH` (H = 30 with the exact cost-to-go, the shrinking horizon, "
         "the lambda tail, the seed's literal window (9), B and C); the scenario receding horizons with their "
         "defaults (pool of the last 30 minutes' books, 5 warm-up minutes at the even pace, at most 4x the even pace "
-        "and 1x the displayed depth per minute); the hindsight bounds A and B (B with the arrival book's curvature).",
+        "and 1x the displayed depth per minute), and scenario A with its pool re-weighted by the depth profile of the "
+        "other four stocks (`profile=`); the hindsight bounds A and B (B with the arrival book's curvature).",
         "",
         "## Mean over the 15 cases, fresh books (half-life 0)",
         "",

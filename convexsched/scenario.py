@@ -29,6 +29,15 @@ slot ``i + k`` gets pool curve ``P - 1 - ((k - 1) mod P)`` (the recent past repl
 from the newest book), and the chain problem (7) with the day's risk weights
 ``w_i .. w_N`` is solved exactly on ``[g_i, slots]`` (:func:`convexsched.solve`).
 
+Intraday profile (optional)
+---------------------------
+``profile`` re-weights the pool by a depth profile learned elsewhere (other days or symbols):
+pool curve ``p`` (seen at bucket ``j_p``) has its widths scaled by ``d_future / d_{j_p}``, with
+``d`` the profile's relative depth and ``d_future`` its mean over the remaining buckets (for
+(C), the depth of the slot it is laid on). A book seen in the thin opening minutes then stands
+for a deeper midday, and the other way round. The curve keeps its prices: only how much trades
+at each price scales (``s g(x / s)``).
+
 Guardrails
 ----------
 ``warmup``
@@ -81,6 +90,10 @@ class ScenarioHorizon:
         The cvxpy formulation.
     solver : str
         cvxpy solver for ``method="cvxpy"``.
+    profile : StateForecast or array_like of shape (N,), optional
+        Intraday depth profile that re-weights the pool (module docstring): a fitted
+        :class:`convexsched.StateForecast` (its ``depth`` profile at the day's buckets) or one
+        positive relative depth per bucket. Default: none.
     progress : bool
         A tqdm bar over the buckets.
     name : str, optional
@@ -90,7 +103,7 @@ class ScenarioHorizon:
     lookahead = False
 
     def __init__(self, objective=None, *, pool=30, warmup=5, pace_cap=4.0, participation=1.0, method="fast",
-                 formulation="segment", solver="CLARABEL", progress=False, name=None):
+                 formulation="segment", solver="CLARABEL", profile=None, progress=False, name=None):
         self.objective = Objective() if objective is None else objective
         if not isinstance(self.objective, Objective):
             raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
@@ -110,6 +123,7 @@ class ScenarioHorizon:
             raise InvalidInputError(f"formulation must be 'segment' or 'epigraph', got {formulation!r}")
         self.pool, self.warmup, self.pace_cap, self.participation = int(pool), int(warmup), pace_cap, participation
         self.method, self.formulation, self.solver, self.progress = method, formulation, solver, progress
+        self.profile = profile
         suffix = "" if method == "fast" else f" ({method})"
         self.name = name or f"scenario {self.objective.kind}{suffix}"
 
@@ -148,17 +162,32 @@ class ScenarioHorizon:
         fresh = executor.realized_curves()
         trace = Trace(executor)
         weights = self.objective.weight_vector(n) if self.objective.psi > 0 else None
+        depth = self._depth_profile(executor)
         remaining, steps = total, []
         for i in progress_bar(range(n), self.progress, self.name):
-            target, row = self.decide(executor, fresh, i, remaining, total, weights)
+            target, row = self.decide(executor, fresh, i, remaining, total, weights, depth)
             filled = trace.fill(i, target)
             remaining = remaining - filled if i < n - 1 else 0.0
             row.update(target=target, filled=filled)
             steps.append(row)
         return trace.finish(self.name, total, [], pd.DataFrame(steps).set_index("bucket"))
 
-    def decide(self, executor, fresh, i, remaining, total, weights=None):
+    def _depth_profile(self, executor):
+        """Relative depth per bucket from ``profile`` (None without one)."""
+        if self.profile is None:
+            return None
+        if hasattr(self.profile, "profile_at"):
+            depth = self.profile.profile_at(executor.index)["depth"].to_numpy(dtype=float)
+        else:
+            depth = np.asarray(self.profile, dtype=float).reshape(-1)
+        if depth.shape != (len(executor),) or not (np.isfinite(depth).all() and (depth > 0).all()):
+            raise InvalidInputError(f"profile must give {len(executor)} finite relative depths > 0, one per bucket")
+        return depth
+
+    def decide(self, executor, fresh, i, remaining, total, weights=None, depth=None):
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
+
+        ``depth`` is the relative depth profile (from other days: no look-ahead) or None.
 
         Returns
         -------
@@ -185,7 +214,8 @@ class ScenarioHorizon:
             row["warmup"] = True
             target = min(remaining / (n - i), cap)
         else:
-            target = self._solve_step(row, (slopes, widths, gamma), fresh, pool, pace, remaining, later, i, weights)
+            target = self._solve_step(row, (slopes, widths, gamma), fresh, pool, pace, remaining, later, i, weights,
+                                      depth)
         # Completion: later buckets take at most `pace` each, so the excess must go now.
         must = remaining - later * pace
         if must > target:
@@ -199,16 +229,20 @@ class ScenarioHorizon:
             cap = min(cap, self.participation * depth)
         return cap
 
-    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights):
+    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth):
         slopes = np.vstack([current[0], fresh[0][pool]])
         widths = np.vstack([current[1], fresh[1][pool]])
         gamma = np.concatenate([[current[2]], fresh[2][pool]])
-        caps = np.array([self._cap(pace, w.sum()) for w in widths])
         omega = np.concatenate([[1.0], np.full(len(pool), later / len(pool))])
         started = time.perf_counter()
         if self.objective.psi > 0:
-            target = self._solve_chain(row, slopes, widths, caps, remaining, later, i, weights)
+            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth)
         else:
+            if depth is not None:
+                # s g(x / s): widths scale by s, the tail's gradient by 1 / s.
+                scale = np.concatenate([[1.0], depth[i + 1:].mean() / depth[pool]])
+                widths, gamma = widths * scale[:, None], gamma / scale
+            caps = np.array([self._cap(pace, w.sum()) for w in widths])
             buckets = WeightedBuckets.build(slopes, widths, omega, rho=self.objective.rho, gamma=gamma, cap=caps)
             target = self._solve_weighted(row, buckets, remaining)
         row["solve_s"] = time.perf_counter() - started
@@ -231,13 +265,18 @@ class ScenarioHorizon:
         row.update({"lambda": level, "kkt_ok": report.ok, "kkt_violation": report.max_violation})
         return float(y_value[0])
 
-    def _solve_chain(self, row, slopes, widths, caps, remaining, later, i, weights):
-        truncated = WeightedBuckets.build(slopes, widths, cap=caps)
+    def _solve_chain(self, row, slopes, widths, pace, remaining, later, i, weights, pool, depth):
         n_pool = len(slopes) - 1
         # Slot i + k replays the pool backwards from its newest book.
         order = n_pool - (np.arange(later) % n_pool)
         rows = np.concatenate([[0], order])
-        curves = CostCurves(truncated.slopes[rows], truncated.widths[rows])
+        slopes, widths = slopes[rows], widths[rows]
+        if depth is not None:
+            seen = np.asarray(pool)[order - 1]
+            widths = widths * np.concatenate([[1.0], depth[i + 1:] / depth[seen]])[:, None]
+        caps = np.array([self._cap(pace, w.sum()) for w in widths])
+        truncated = WeightedBuckets.build(slopes, widths, cap=caps)
+        curves = CostCurves(truncated.slopes, truncated.widths)
         objective = Objective(rho=self.objective.rho, psi=self.objective.psi, weights=weights[i:])
         try:
             schedule = solve(curves, remaining, objective)

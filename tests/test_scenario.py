@@ -145,3 +145,20 @@ def test_hindsight_schedule_matches_its_execution(tick_books):
     assert solve_weighted(buckets, 4 * 100_000).objective_value >= 4 * record.cost * (1 - 1e-12)
     with pytest.raises(InvalidInputError, match="psi"):
         Hindsight(Objective(psi=1.0))
+
+
+@pytest.mark.parametrize("objective", [Objective(), Objective(psi=1e-9)], ids=["A", "C"])
+def test_a_flat_profile_changes_nothing_and_a_deep_future_defers(book, objective):
+    executor = BookExecutor(book, freq=FREQ)
+    n = len(executor)
+    plain = ScenarioHorizon(objective, pool=6, warmup=2).run(executor, 30_000)
+    flat = ScenarioHorizon(objective, pool=6, warmup=2, profile=np.full(n, 3.0)).run(executor, 30_000)
+    np.testing.assert_allclose(flat.x.to_numpy(), plain.x.to_numpy(), rtol=1e-12, atol=1e-9)
+    # A profile that says the afternoon is four times as deep as the morning: buy less early.
+    deep_later = np.where(np.arange(n) < n // 2, 1.0, 4.0)
+    later = ScenarioHorizon(objective, pool=6, warmup=2, profile=deep_later).run(executor, 30_000)
+    half = n // 2
+    assert later.x.iloc[:half].sum() < plain.x.iloc[:half].sum()
+    assert later.x.sum() == pytest.approx(30_000, rel=1e-12) and later.steps["kkt_ok"].all()
+    with pytest.raises(InvalidInputError, match="relative depths"):
+        ScenarioHorizon(profile=np.zeros(n)).run(executor, 30_000)
