@@ -12,6 +12,7 @@ from .errors import (
     DataError,
     InfeasibleError,
     InvalidInputError,
+    MissingDependencyError,
     NonConvexCurveError,
     SolverError,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "DataError",
     "InfeasibleError",
     "InvalidInputError",
+    "MissingDependencyError",
     "NonConvexCurveError",
     "SolverError",
     "ConvexifyReport",

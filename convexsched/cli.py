@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._optional import require
 from .errors import ConvexSchedError, DataError, InvalidInputError, SolverError
 from .io import (
     atomic_path,
@@ -628,8 +629,7 @@ def _run_plan(args):
     outputs = {"--output": args.output, "--certificate": certificate, "--plot": args.plot, "--curves-out": args.curves_out}
     check_outputs(outputs, _inputs(args, "curves", "oracle", "states", "book"), args.force)
     if args.plot is not None:
-        from matplotlib.backend_bases import FigureCanvasBase
-
+        FigureCanvasBase = require("matplotlib.backend_bases", "plot", "--plot").FigureCanvasBase
         formats = FigureCanvasBase.get_supported_filetypes()
         if args.plot.suffix.lstrip(".").lower() not in formats:
             raise InvalidInputError(f"--plot {args.plot}: the suffix must name an image format: {', '.join(formats)}")
@@ -664,9 +664,7 @@ def _run_plan(args):
 
 
 def _schedule_figure(schedule):
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib", "plot", "--plot").use("Agg")
     ax = schedule.plot()
     ax.figure.tight_layout()
     return ax.figure

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._optional import pyplot, require
 from .features import bucket_features
 from .io import (
     atomic_path,
@@ -147,10 +148,8 @@ def _backtest(book, total, oracle, objectives, seed):
 
 
 def _plots(folder, curves, schedules, record):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot", "the demo's plots (or run it with --no-plots)").use("Agg")
+    plt = pyplot()
 
     written = []
     ax = curves.plot(marginal=True)
