@@ -553,6 +553,9 @@ class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
     ``c`` is fitted by least squares on the residual after the half-spread,
     ``c = <z, y - spread x / 2> / <z, z>`` with ``z = sigma P x sqrt(x / depth)``.
 
+    ``X`` is a DataFrame with the columns ``size, spread, depth, volatility`` and ``price`` (when
+    not ``None``), or an array of these columns in this order.
+
     Parameters
     ----------
     price : str or None
@@ -560,9 +563,6 @@ class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
         volatility of log returns into currency; ``None`` sets ``P = 1`` (the literal
         ``c * sigma * x * sqrt(x/depth)``), so that ``c`` absorbs the price level of the one
         stock it was fitted on.
-
-    ``X`` is a DataFrame with the columns ``size, spread, depth, volatility`` and ``price`` (when
-    not ``None``), or an array of these columns in this order.
 
     Attributes
     ----------
