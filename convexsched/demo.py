@@ -148,7 +148,6 @@ def _backtest(book, total, oracle, objectives, seed):
 
 
 def _plots(folder, curves, schedules, record):
-    require("matplotlib", "plot", "the demo's plots (or run it with --no-plots)").use("Agg")
     plt = pyplot()
 
     written = []
@@ -199,6 +198,9 @@ def run_demo(folder="convexsched-demo", total=100_000.0, seed=0, plots=True, ech
     """
     from .strategies import default_objectives
 
+    if plots:
+        # Checked before the half minute of work that precedes the plots.
+        require("matplotlib", "plot", "the demo's plots (--no-plots skips them)").use("Agg")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = []

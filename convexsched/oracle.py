@@ -109,9 +109,12 @@ def _check_input(estimator, X, columns, reset):
         except ValueError as error:
             raise InvalidInputError(f"X: {error}") from None
         width = array.shape[1]
-        expected = estimator.n_features_in_ if not reset and getattr(estimator, "feature_names_in_", None) is None else None
-        if expected is not None and width != expected:
-            raise InvalidInputError(f"X has {width} features, but {type(estimator).__name__} is expecting {expected} features as input")
+        # Fitted on an array, an array must have the fitted width (scikit-learn's rule).
+        if not reset and not hasattr(estimator, "feature_names_in_") and width != estimator.n_features_in_:
+            raise InvalidInputError(
+                f"X has {width} features, but {type(estimator).__name__} is expecting "
+                f"{estimator.n_features_in_} features as input"
+            )
         if width < len(columns):
             raise InvalidInputError(
                 f"X has {width} feature(s), but {type(estimator).__name__} needs at least {len(columns)}: "

@@ -37,6 +37,15 @@ def test_plots_name_the_plot_extra(monkeypatch):
         schedule.plot()
 
 
+def test_the_demo_asks_for_the_plot_extra_before_any_work(monkeypatch, tmp_path):
+    from convexsched.demo import run_demo
+
+    block(monkeypatch, "matplotlib")
+    with pytest.raises(MissingDependencyError, match=r"--no-plots skips them.*convexsched\[plot\]"):
+        run_demo(tmp_path / "demo")
+    assert not (tmp_path / "demo").exists()
+
+
 def test_dbn_files_name_the_databento_extra(monkeypatch, tmp_path):
     block(monkeypatch, "databento")
     path = tmp_path / "book.dbn"
