@@ -11,10 +11,10 @@ scikit-learn regressors on the same input:
     returns over 60 s), ``hour_of_day`` and, for fitting the oracle with a validation split,
     ``timestamp``; with ``target="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as
     ``size / depth`` so that training and curve evaluation (:meth:`ImpactOracle.cost_curves`) use
-    one definition. Extra columns are ignored. A plain array (anything
-    :func:`sklearn.utils.check_array` takes) is read as these columns in this order, without
-    ``timestamp``; it must have exactly as many columns as the estimator reads
-    (``feature_names_in_`` after fitting).
+    one definition. Extra columns are ignored. Any other array-like (anything
+    :func:`sklearn.utils.check_array` takes, a DataFrame with unnamed columns included) is read
+    by position: its first columns are those the estimator reads, in this order and without
+    ``timestamp``; further columns are ignored, and prediction needs the width seen in fitting.
 ``y``
     The target: the total cost ``g_t(x)`` in currency of trading ``size`` shares against the
     book, relative to the mid (the Task-1 ``slippage`` column). Predictions are in the same unit;
