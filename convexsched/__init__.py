@@ -12,6 +12,7 @@ from .errors import (
     DataError,
     InfeasibleError,
     InvalidInputError,
+    MissingDependencyError,
     NonConvexCurveError,
     SolverError,
 )
@@ -30,7 +31,7 @@ from .synthetic import synthetic_book
 from .universe import run_universe
 from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The cvxpy problem classes and the scikit-learn models (the impact oracle, the state
 # forecast) load their libraries (about 0.4 s each): they are imported on first use, so that
@@ -67,6 +68,7 @@ __all__ = [
     "DataError",
     "InfeasibleError",
     "InvalidInputError",
+    "MissingDependencyError",
     "NonConvexCurveError",
     "SolverError",
     "ConvexifyReport",

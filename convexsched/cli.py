@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._optional import require
 from .errors import ConvexSchedError, DataError, InvalidInputError, SolverError
 from .io import (
     atomic_path,
@@ -441,8 +442,12 @@ def _run_fit(args):
     table = table.dropna(subset=[c for c in ("volatility", "spread", "depth") if c in table])
     if table.empty:
         raise DataError("no training rows left after dropping rows with missing features")
+    if args.transform is not None:
+        print("convexsched fit: --transform is deprecated since 0.2.0 and will be removed in 0.3.0; use --target",
+              file=sys.stderr)  # fmt: skip
+        args.target = args.transform
     oracle = ImpactOracle(
-        transform=args.transform,
+        target=args.target,
         validation_fraction=args.validation_fraction or None,
         max_iter=args.max_iter,
         learning_rate=args.learning_rate,
@@ -624,8 +629,7 @@ def _run_plan(args):
     outputs = {"--output": args.output, "--certificate": certificate, "--plot": args.plot, "--curves-out": args.curves_out}
     check_outputs(outputs, _inputs(args, "curves", "oracle", "states", "book"), args.force)
     if args.plot is not None:
-        from matplotlib.backend_bases import FigureCanvasBase
-
+        FigureCanvasBase = require("matplotlib.backend_bases", "plot", "--plot").FigureCanvasBase
         formats = FigureCanvasBase.get_supported_filetypes()
         if args.plot.suffix.lstrip(".").lower() not in formats:
             raise InvalidInputError(f"--plot {args.plot}: the suffix must name an image format: {', '.join(formats)}")
@@ -660,9 +664,7 @@ def _run_plan(args):
 
 
 def _schedule_figure(schedule):
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib", "plot", "--plot").use("Agg")
     ax = schedule.plot()
     ax.figure.tight_layout()
     return ax.figure
@@ -881,8 +883,10 @@ def build_parser():
                         help="unit of the --table slippage column (default currency)")  # fmt: skip
     source.add_argument("--thin", type=int, default=1, metavar="K", help="keep every K-th snapshot (faster fits)")
     model = fit.add_argument_group("model")
-    model.add_argument("--transform", choices=("bps", "per_share", "log"), default="bps",
+    model.add_argument("--target", choices=("bps", "per_share", "log"), default="bps",
                        help="what the trees learn (default bps: cost per share in bps of the mid)")  # fmt: skip
+    model.add_argument("--transform", choices=("bps", "per_share", "log"), default=None,
+                       help="deprecated alias of --target (until 0.3.0)")  # fmt: skip
     model.add_argument("--max-iter", type=int, default=300, help="boosting iterations (default 300)")
     model.add_argument("--learning-rate", type=_positive_float, default=0.05)
     model.add_argument("--validation-fraction", type=_nonnegative_float, default=0.2,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._optional import pyplot
 from .errors import InvalidInputError, NonConvexCurveError
 
 # Tolerance, relative to a curve's largest slope, under which a slope decrease (or a negative
@@ -305,7 +306,7 @@ class CostCurves:
 
     def plot(self, buckets=None, ax=None, marginal=False):
         """Plot ``g_i`` (or its marginal cost with ``marginal=True``) for some buckets."""
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))

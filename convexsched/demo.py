@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._optional import pyplot, require
 from .features import bucket_features
 from .io import (
     atomic_path,
@@ -148,10 +149,7 @@ def _backtest(book, total, oracle, objectives, seed):
 
 
 def _plots(folder, curves, schedules, record):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written = []
     ax = curves.plot(marginal=True)
@@ -201,6 +199,9 @@ def run_demo(folder="convexsched-demo", total=100_000.0, seed=0, plots=True, ech
     """
     from .strategies import default_objectives
 
+    if plots:
+        # Checked before the half minute of work that precedes the plots.
+        require("matplotlib", "plot", "the demo's plots (--no-plots skips them)").use("Agg")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = []

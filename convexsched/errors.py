@@ -39,3 +39,7 @@ class DataError(ConvexSchedError, ValueError):
 class OutputError(InvalidInputError):
     """An output path cannot be used: it is an input, repeated, an existing file without
     ``force``, a directory, or in a folder that cannot be written."""
+
+
+class MissingDependencyError(ConvexSchedError, ImportError):
+    """An optional package is not installed; the message names the extra that installs it."""

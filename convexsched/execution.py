@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._optional import pyplot
 from .errors import InvalidInputError
 from .sessions import session_buckets
 from .slippage import _book_side, walk_distances
@@ -356,7 +357,7 @@ class ExecutionRecord:
 
     def plot(self, axes=None):
         """Schedule, inventory and (receding horizon) water level over the day."""
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         if axes is None:
             _, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)

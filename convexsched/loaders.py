@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._optional import require
 from .binance import looks_binance, read_binance
 from .book import book_columns, clean_book, level_columns
 from .errors import DataError, InvalidInputError
@@ -178,7 +179,7 @@ def _definition_ticks(definition):
 
 def _dbn_frame(path, price_type):
     # Imported here: databento pulls in an HTTP stack (~0.5 s) that only DBN reading needs.
-    import databento
+    databento = require("databento", "databento", "reading DBN files")
 
     try:
         store = databento.DBNStore.from_file(path)

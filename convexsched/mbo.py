@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._optional import require
 from .book import LoadReport, clean_book
 from .errors import DataError
 from .levels import PriceLevels, sampled_frame
@@ -41,7 +42,8 @@ _DATASET_TZ = {"GLBX": "America/Chicago", "XNAS": "America/New_York", "DBEQ": "A
 
 
 def _store(path):
-    import databento  # imported here: it pulls in an HTTP stack only DBN reading needs
+    # Imported here: it pulls in an HTTP stack only DBN reading needs.
+    databento = require("databento", "databento", "reading DBN files")
 
     try:
         return databento.DBNStore.from_file(path)

@@ -9,8 +9,12 @@ scikit-learn regressors on the same input:
     A DataFrame with the Task-1 columns ``size`` (shares), ``spread`` (currency), ``depth``
     (shares on ten levels, both sides), ``imbalance``, ``volatility`` (std of 3-s log mid
     returns over 60 s), ``hour_of_day`` and, for fitting the oracle with a validation split,
-    ``timestamp``; with ``transform="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as ``size / depth`` so that training and curve
-    evaluation (:meth:`ImpactOracle.cost_curves`) use one definition. Extra columns are ignored.
+    ``timestamp``; with ``target="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as
+    ``size / depth`` so that training and curve evaluation (:meth:`ImpactOracle.cost_curves`) use
+    one definition. Extra columns are ignored. Any other array-like (anything
+    :func:`sklearn.utils.check_array` takes, a DataFrame with unnamed columns included) is read
+    by position: its first columns are those the estimator reads, in this order and without
+    ``timestamp``; further columns are ignored, and prediction needs the width seen in fitting.
 ``y``
     The target: the total cost ``g_t(x)`` in currency of trading ``size`` shares against the
     book, relative to the mid (the Task-1 ``slippage`` column). Predictions are in the same unit;
@@ -22,12 +26,15 @@ convexifies (:func:`convexsched.convexify`) into :class:`CostCurves`.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 from threadpoolctl import ThreadpoolController
 
 from .convexify import convexify as _convexify
@@ -36,13 +43,16 @@ from .features import SIDE_FEATURES
 
 STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "hour_of_day")
 SIZE_FEATURES = ("size", "vol_ratio")
-TRANSFORMS = ("bps", "per_share", "log", None)
+TARGETS = ("bps", "per_share", "log", None)
 FEATURE_SETS = ("seed", "book")
 _FORMAT = "convexsched.ImpactOracle"
-_FORMAT_VERSION = 1
+# Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0).
+_FORMAT_VERSION = 2
 
 
 _CONTROLLER = []
+# Tells "transform= not given" apart from transform=None (a valid target).
+_UNSET = object()
 
 
 def _openmp():
@@ -68,32 +78,96 @@ def _check_frame(X, columns, what):
         row, col = np.argwhere(bad)[0]
         raise InvalidInputError(f"{what} has NaN or inf in column {columns[col]!r} (row {X.index[row]!r})")
     if "size" in values and (values["size"] < 0).any():
-        raise InvalidInputError(f"{what} has negative sizes")
+        # scikit-learn's wording for data outside a positive domain.
+        raise InvalidInputError(f"Negative values in data passed to {what}: negative sizes")
     for column in ("depth", "mid"):
         if column in values and (values[column] <= 0).any():
             raise InvalidInputError(f"{what} has {column} <= 0; an empty book has no cost curve")
     return values
 
 
-def _check_target(y, n):
-    y = np.asarray(y, dtype=float)
-    if y.ndim != 1 or y.shape[0] != n:
+def _named(X):
+    """Whether ``X`` is read by column name: a DataFrame whose column names are all strings."""
+    return isinstance(X, pd.DataFrame) and all(isinstance(name, str) for name in X.columns)
+
+
+def _check_input(estimator, X, columns, reset):
+    """The checked float ``columns`` of ``X`` as a DataFrame, and on ``reset`` the input schema.
+
+    A DataFrame with string column names is read by name; any other array-like (as
+    scikit-learn takes it, which includes a DataFrame with unnamed columns) by position, its
+    first columns being ``columns`` in that order. Further columns are ignored
+    in both, so that one table feeds the oracle and the baselines; an array must keep the
+    width it was fitted with, as scikit-learn requires.
+    """
+    if _named(X):
+        frame = _check_frame(X, columns, "X")
+        names, width = np.asarray(columns, dtype=object), len(columns)
+    else:
+        try:
+            array = check_array(X, dtype=float, ensure_all_finite=False)
+        except ValueError as error:
+            raise InvalidInputError(f"X: {error}") from None
+        width = array.shape[1]
+        # Fitted on an array, an array must have the fitted width (scikit-learn's rule).
+        if not reset and not hasattr(estimator, "feature_names_in_") and width != estimator.n_features_in_:
+            raise InvalidInputError(
+                f"X has {width} features, but {type(estimator).__name__} is expecting "
+                f"{estimator.n_features_in_} features as input"
+            )
+        if width < len(columns):
+            raise InvalidInputError(
+                f"X has {width} feature(s), but {type(estimator).__name__} needs at least {len(columns)}: "
+                f"{list(columns)} in this order (or pass a DataFrame with these columns)"
+            )
+        frame = _check_frame(pd.DataFrame(array[:, : len(columns)], columns=list(columns)), columns, "X")
+        names = None
+    if reset:
+        estimator.n_features_in_ = width
+        # scikit-learn's convention: names only when fitted on named columns.
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    return frame
+
+
+def _check_target(y, n, name):
+    if y is None:
+        raise InvalidInputError(f"{name} requires y to be passed, but the target y is None")
+    try:
+        # A column vector is taken with scikit-learn's DataConversionWarning.
+        y = column_or_1d(y, dtype=float, warn=True)
+    except ValueError:
+        raise InvalidInputError(f"y must be 1-D with one value per row of X ({n}), got shape {np.shape(y)}") from None
+    if y.shape[0] != n:
         raise InvalidInputError(f"y must be 1-D with one value per row of X ({n}), got shape {y.shape}")
     if not np.isfinite(y).all():
         raise InvalidInputError("y has NaN or inf")
     return y
 
 
+class _BookInputMixin:
+    """Declares to scikit-learn that ``X`` holds book quantities, not arbitrary reals."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Sizes, depths and prices are positive and rejected otherwise; the tag makes
+        # scikit-learn's checks shift their random matrices to the valid side.
+        tags.input_tags.positive_only = True
+        return tags
+
+
 # Below this many rows prediction runs on one thread.
 _THREADED_ROWS = 20_000
 
 
-class ImpactOracle(RegressorMixin, BaseEstimator):
+class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
     """Gradient-boosting impact oracle ``g_hat(x | state)``, nondecreasing in size.
 
     A :class:`~sklearn.ensemble.HistGradientBoostingRegressor` on the features
     ``[size_feature, spread, depth, imbalance, volatility, hour_of_day]`` (``spread_bps =
-    1e4 spread / mid`` in place of ``spread`` with ``transform="bps"``) with
+    1e4 spread / mid`` in place of ``spread`` with ``target="bps"``) with
     ``monotonic_cst = +1`` on the size feature. ``vol_ratio = size / depth`` grows with ``size``
     at a fixed state, so either choice makes ``g_hat`` nondecreasing in ``x`` for every state.
 
@@ -102,15 +176,17 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
     size_feature : {"vol_ratio", "size"}
         How the trade size enters: relative to the book depth (transfers across stocks and
         times) or in shares.
-    transform : {"bps", "per_share", "log", None}
-        What the boosted trees learn. ``"per_share"`` learns the average cost per share
+    target : {"bps", "per_share", "log", None}
+        What the boosted trees learn (named ``transform`` before 0.2.0; that keyword still
+        works, with a :class:`FutureWarning`, until 0.3.0). ``"per_share"`` learns the average cost per share
         ``c(x) = g(x) / x`` (close to the half-spread for small ``x``; far more homogeneous
         than ``g``) and predicts ``g_hat = x * max(c_hat, 0)``: with ``c_hat`` nondecreasing
         and nonnegative, ``g_hat`` is nondecreasing. ``"bps"`` (default) learns the same cost
         per share in basis points of the mid, ``1e4 g(x) / (x mid)``, from the spread in bps,
         and predicts ``g_hat = x mid max(c_hat, 0) / 1e4``: every quantity is then relative to
         the price level, so one model serves stocks of different prices (on the real-data
-        benchmark it is what lets the oracle transfer to a held-out stock); it needs ``mid``. ``"log"`` learns ``log g`` (needs
+        benchmark it is what lets the oracle transfer to a held-out stock); it needs ``mid``.
+        ``"log"`` learns ``log g`` (needs
         ``y > 0``) and predicts ``exp``: the geometric, not arithmetic, conditional mean, so
         biased low by the residual spread. ``None`` learns ``g`` itself.
     validation_fraction : float in (0, 1) or None
@@ -119,7 +195,9 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         iterations minimising the squared error on the later rows is kept, and the model is
         refitted on all rows with that many iterations. Rows sharing a timestamp (one book,
         several sizes) never straddle the cut, so the choice never looks ahead. ``None`` fits
-        ``max_iter`` iterations on everything and does not need ``timestamp``.
+        ``max_iter`` iterations on everything and does not need ``timestamp``. A plain array
+        (or a DataFrame with unnamed columns) has no timestamps and is fitted as with ``None``: there is no time order to split on,
+        and a random split would let the iteration count look ahead.
     features : {"seed", "book"}
         ``"seed"``: the seed's state features above (the Task-1 table). ``"book"`` adds what sets
         the cost on the traded side (:func:`convexsched.features.side_features`): the queue at
@@ -131,8 +209,13 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
+    feature_names_in_ : numpy.ndarray of str
+        The columns read from ``X``, in the order a plain array must hold them.
+    n_features_in_ : int
+        Their number.
     features_ : tuple of str
-        The model's input columns, in order; the persisted schema.
+        The trees' input columns (derived from ``feature_names_in_``), in order; the persisted
+        schema.
     model_ : HistGradientBoostingRegressor
         The fitted trees.
     n_iter_ : int
@@ -152,7 +235,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         size_feature="vol_ratio",
-        transform="bps",
+        target="bps",
         validation_fraction=0.2,
         max_iter=300,
         learning_rate=0.05,
@@ -161,9 +244,21 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         l2_regularization=0.0,
         random_state=None,
         features="seed",
+        **deprecated,
     ):
+        transform = deprecated.pop("transform", _UNSET)
+        if deprecated:
+            raise TypeError(f"ImpactOracle() got unexpected keyword argument(s) {sorted(deprecated)}")
+        if transform is not _UNSET:
+            # Stored as ``transform``, scikit-learn took the oracle for a transformer.
+            warnings.warn(
+                "ImpactOracle(transform=...) is deprecated since 0.2.0 and will be removed in 0.3.0; use target=...",
+                FutureWarning,
+                stacklevel=2,
+            )
+            target = transform
         self.size_feature = size_feature
-        self.transform = transform
+        self.target = target
         self.validation_fraction = validation_fraction
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -178,29 +273,31 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         """Fit the oracle on a Task-1 table ``X`` and total costs ``y``; returns ``self``."""
         if self.size_feature not in SIZE_FEATURES:
             raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
-        if self.transform not in TRANSFORMS:
-            raise InvalidInputError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        if self.target not in TARGETS:
+            raise InvalidInputError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.features not in FEATURE_SETS:
             raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
-        frame = _check_frame(X, self._columns(), "X")
-        y = _check_target(y, len(frame))
+        if y is None:
+            _check_target(y, 0, type(self).__name__)
+        frame = _check_input(self, X, self._columns(), reset=True)
+        y = _check_target(y, len(frame), type(self).__name__)
         size = frame["size"].to_numpy()
-        if self.transform is not None and (size <= 0).any():
+        if self.target is not None and (size <= 0).any():
             raise InvalidInputError(
-                f"transform={self.transform!r} needs sizes > 0; drop the size-0 rows (g(0) = 0 is known)"
+                f"target={self.target!r} needs sizes > 0; drop the size-0 rows (g(0) = 0 is known)"
             )
-        if self.transform == "log" and (y <= 0).any():
-            raise InvalidInputError("transform='log' needs costs y > 0; use transform='per_share' or None")
+        if self.target == "log" and (y <= 0).any():
+            raise InvalidInputError("target='log' needs costs y > 0; use target='per_share' or None")
         features = self._design(frame)
         matrix = features.to_numpy()
-        target = self._forward(y, frame)
+        learned = self._forward(y, frame)
 
         self.validation_curve_ = None
         self.validation_start_ = None
         n_iter = self.max_iter
-        if self.validation_fraction is not None:
-            if not 0 < self.validation_fraction < 1:
-                raise InvalidInputError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
+            raise InvalidInputError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.validation_fraction is not None and _named(X):
             if "timestamp" not in X.columns:
                 raise InvalidInputError("time-ordered validation needs a 'timestamp' column in X")
             times = pd.DatetimeIndex(pd.to_datetime(X["timestamp"]))
@@ -209,14 +306,14 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             early = np.asarray(times < cut)
             if not early.any() or early.all():
                 raise InvalidInputError("too few distinct timestamps for a time-ordered validation split")
-            probe = self._booster(self.max_iter).fit(matrix[early], target[early])
+            probe = self._booster(self.max_iter).fit(matrix[early], learned[early])
             curve = np.array(
-                [np.mean((p - target[~early]) ** 2) for p in probe.staged_predict(matrix[~early])]
+                [np.mean((p - learned[~early]) ** 2) for p in probe.staged_predict(matrix[~early])]
             )
             n_iter = int(np.argmin(curve)) + 1
             self.validation_curve_ = curve
             self.validation_start_ = cut
-        self.model_ = self._booster(n_iter).fit(matrix, target)
+        self.model_ = self._booster(n_iter).fit(matrix, learned)
         self.n_iter_ = n_iter
         self.features_ = tuple(features.columns)
         return self
@@ -242,7 +339,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
 
     def _columns(self):
         side = SIDE_FEATURES if self.features == "book" else ()
-        return ("size",) + STATE_COLUMNS + side + (("mid",) if self.transform == "bps" else ())
+        return ("size",) + STATE_COLUMNS + side + (("mid",) if self.target == "bps" else ())
 
     def _design(self, frame):
         names, matrix = self._design_matrix({name: frame[name].to_numpy(dtype=float) for name in self._columns()})
@@ -252,10 +349,10 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         """The trees' inputs from named 1-D arrays: (column names, matrix of shape (n, F))."""
         spread = columns["spread"]
         names = [self.size_feature] + [
-            "spread_bps" if (name == "spread" and self.transform == "bps") else name for name in STATE_COLUMNS
+            "spread_bps" if (name == "spread" and self.target == "bps") else name for name in STATE_COLUMNS
         ]
         size = columns["size"] / columns["depth"] if self.size_feature == "vol_ratio" else columns["size"]
-        values = [size] + [1e4 * spread / columns["mid"] if (name == "spread" and self.transform == "bps")
+        values = [size] + [1e4 * spread / columns["mid"] if (name == "spread" and self.target == "bps")
                            else columns[name] for name in STATE_COLUMNS]
         if self.features == "book":
             names += list(SIDE_FEATURES) + ["side_fill"]
@@ -264,11 +361,11 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         return names, np.column_stack([np.asarray(v, dtype=float) for v in values])
 
     def _forward(self, y, frame):
-        if self.transform == "bps":
+        if self.target == "bps":
             return 1e4 * y / (frame["size"].to_numpy() * frame["mid"].to_numpy())
-        if self.transform == "per_share":
+        if self.target == "per_share":
             return y / frame["size"].to_numpy()
-        if self.transform == "log":
+        if self.target == "log":
             return np.log(y)
         return y
 
@@ -276,7 +373,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
     def predict(self, X):
         """Predicted total cost ``g_hat(size | state)`` (currency) for every row of ``X``."""
         check_is_fitted(self, "model_")
-        frame = _check_frame(X, self._columns(), "X")
+        frame = _check_input(self, X, self._columns(), reset=False)
         return self.predict_columns({name: frame[name].to_numpy() for name in self._columns()})
 
     def predict_columns(self, columns):
@@ -295,11 +392,11 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
                 raw = self.model_.predict(design)
         else:
             raw = self.model_.predict(design)
-        if self.transform == "bps":
+        if self.target == "bps":
             cost = size * np.asarray(columns["mid"], dtype=float) * np.maximum(raw, 0.0) / 1e4
-        elif self.transform == "per_share":
+        elif self.target == "per_share":
             cost = size * np.maximum(raw, 0.0)
-        elif self.transform == "log":
+        elif self.target == "log":
             cost = np.exp(raw)
         else:
             cost = raw
@@ -312,7 +409,7 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         ----------
         states : pandas.DataFrame
             One row per bucket with the columns ``spread, depth, imbalance, volatility,
-            hour_of_day`` and, for ``transform="bps"``, ``mid`` (e.g. :meth:`convexsched.StateForecast.predict`).
+            hour_of_day`` and, for ``target="bps"``, ``mid`` (e.g. :meth:`convexsched.StateForecast.predict`).
         sizes : array_like, shape (G,)
             Size grid ``{0, dx, ..., x_max}`` in shares.
 
@@ -359,9 +456,9 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence
     @property
     def schema_(self):
-        """What a saved oracle promises: input columns, size feature, transform."""
+        """What a saved oracle promises: input columns, size feature, target."""
         check_is_fitted(self, "model_")
-        return {"features": self.features_, "size_feature": self.size_feature, "transform": self.transform}
+        return {"features": self.features_, "size_feature": self.size_feature, "target": self.target}
 
     def save(self, path):
         """Write the fitted oracle with its schema to ``path`` (joblib).
@@ -399,6 +496,11 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
             raise DataError(f"cannot read an oracle from {path}: {type(error).__name__}: {error}") from None
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise DataError(f"{path} is not a saved convexsched ImpactOracle")
+        if payload.get("format_version") == 1:
+            raise DataError(
+                f"{path} was saved by convexsched 0.1 (oracle format 1, before the hyperparameter "
+                "transform became target); refit it with this version"
+            )
         if payload.get("format_version") != _FORMAT_VERSION:
             raise DataError(f"{path} has oracle format {payload.get('format_version')}, expected {_FORMAT_VERSION}")
         if payload.get("sklearn_version") != sklearn.__version__:
@@ -418,27 +520,44 @@ class ImpactOracle(RegressorMixin, BaseEstimator):
         return oracle
 
 
+class HalfSpreadImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
+    """Baseline ``g(x) = spread / 2 * x``: cross the spread, no depth effect, nothing to learn.
 
-class HalfSpreadImpact(RegressorMixin, BaseEstimator):
-    """Baseline ``g(x) = spread / 2 * x``: cross the spread, no depth effect, nothing to learn."""
+    ``X`` is a DataFrame with the columns ``size, spread`` or an array of these two columns.
+
+    Attributes
+    ----------
+    feature_names_in_ : numpy.ndarray of str
+        ``["size", "spread"]``.
+    n_features_in_ : int
+        2.
+    features_ : tuple of str
+        The same names, as a tuple.
+    """
 
     def fit(self, X, y=None):
-        """Check ``X`` (columns ``size, spread``); returns ``self``."""
-        _check_frame(X, ("size", "spread"), "X")
+        """Check ``X`` (and ``y``, when given); returns ``self``."""
+        frame = _check_input(self, X, ("size", "spread"), reset=True)
+        if y is not None:
+            _check_target(y, len(frame), type(self).__name__)
         self.features_ = ("size", "spread")
         return self
 
     def predict(self, X):
+        """Half the spread times the size, for every row of ``X``."""
         check_is_fitted(self, "features_")
-        frame = _check_frame(X, self.features_, "X")
+        frame = _check_input(self, X, self.features_, reset=False)
         return 0.5 * frame["spread"].to_numpy() * frame["size"].to_numpy()
 
 
-class SquareRootImpact(RegressorMixin, BaseEstimator):
+class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
     """Square-root-law baseline ``g(x) = spread/2 * x + c * sigma * P * x * sqrt(x / depth)``.
 
     ``c`` is fitted by least squares on the residual after the half-spread,
     ``c = <z, y - spread x / 2> / <z, z>`` with ``z = sigma P x sqrt(x / depth)``.
+
+    ``X`` is a DataFrame with the columns ``size, spread, depth, volatility`` and ``price`` (when
+    not ``None``), or an array of these columns in this order.
 
     Parameters
     ----------
@@ -452,14 +571,18 @@ class SquareRootImpact(RegressorMixin, BaseEstimator):
     ----------
     coef_ : float
         The fitted ``c``.
+    feature_names_in_ : numpy.ndarray of str
+        The columns read from ``X``, in the order a plain array must hold them.
+    n_features_in_ : int
+        Their number.
     """
 
     def __init__(self, price="mid"):
         self.price = price
 
-    def _terms(self, X):
+    def _terms(self, X, reset):
         columns = ("size", "spread", "depth", "volatility") + ((self.price,) if self.price else ())
-        frame = _check_frame(X, columns, "X")
+        frame = _check_input(self, X, columns, reset)
         size = frame["size"].to_numpy()
         level = frame[self.price].to_numpy() if self.price else 1.0
         impact = frame["volatility"].to_numpy() * level * size * np.sqrt(size / frame["depth"].to_numpy())
@@ -467,8 +590,10 @@ class SquareRootImpact(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit ``c`` by least squares; returns ``self``."""
-        crossing, impact = self._terms(X)
-        y = _check_target(y, len(crossing))
+        if y is None:
+            _check_target(y, 0, type(self).__name__)
+        crossing, impact = self._terms(X, reset=True)
+        y = _check_target(y, len(crossing), type(self).__name__)
         norm = float(impact @ impact)
         if norm == 0:
             raise InvalidInputError("the square-root term is 0 on every row (zero volatility or sizes)")
@@ -477,5 +602,5 @@ class SquareRootImpact(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         check_is_fitted(self, "coef_")
-        crossing, impact = self._terms(X)
+        crossing, impact = self._terms(X, reset=False)
         return crossing + self.coef_ * impact

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import chain, waterfill
+from ._optional import pyplot
 from .errors import InvalidInputError, SolverError
 from .kkt import certify
 from .objective import Objective
@@ -109,7 +110,7 @@ class Schedule:
 
     def plot(self, ax=None):
         """Bar chart of the schedule with the remaining inventory on a twin axis."""
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         if ax is None:
             _, ax = plt.subplots(figsize=(8, 3.5))
@@ -152,6 +153,13 @@ def _solver_order(objective, solver, fallback):
     import cvxpy as cp
 
     installed = set(cp.installed_solvers())
+    if solver is not None:
+        absent = [name for name in requested if name not in installed]
+        if absent:
+            raise SolverError(
+                f"solver(s) {absent} requested but not installed; Clarabel comes with convexsched, "
+                'the others with pip install "convexsched[solvers]"'
+            )
     return [name for name in chosen if name in installed]
 
 

@@ -167,6 +167,16 @@ def test_fit_on_a_task1_table_saves_an_oracle_that_loads(task1_file, tmp_path):
     assert np.all(np.diff(costs, axis=1) >= 0)
 
 
+@pytest.mark.parametrize("option", ["--target", "--transform"])
+def test_fit_target_option_and_its_deprecated_alias(capsys, task1_file, tmp_path, option):
+    path = tmp_path / "o.joblib"
+    code, _, err = run_in_process(capsys, "fit", "--table", task1_file[0], "--max-iter", 3, option, "per_share",
+                                  "--validation-fraction", 0, "-o", path)  # fmt: skip
+    assert code == 0
+    assert ImpactOracle.load(path).target == "per_share"
+    assert ("--transform is deprecated" in err) == (option == "--transform")
+
+
 # ------------------------------------------------------------------------------- plan and check
 
 

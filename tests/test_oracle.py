@@ -94,17 +94,17 @@ def test_clone_and_params_round_trip(oracle):
 
 def test_init_only_stores_parameters():
     # sklearn's contract: even invalid values are accepted until fit.
-    oracle = ImpactOracle(transform="cubic", size_feature="notional")
-    assert oracle.transform == "cubic"
+    oracle = ImpactOracle(target="cubic", size_feature="notional")
+    assert oracle.target == "cubic"
     with pytest.raises(InvalidInputError, match="size_feature"):
         oracle.fit(task1_table(n_times=5), np.ones(25))
 
 
 # ---------------------------------------------------------------- monotone predictions
 @pytest.mark.parametrize("size_feature", ["vol_ratio", "size"])
-@pytest.mark.parametrize("transform", ["bps", "per_share", "log", None])
-def test_predictions_are_monotone_in_size(table, size_feature, transform):
-    oracle = ImpactOracle(size_feature=size_feature, transform=transform, **FAST)
+@pytest.mark.parametrize("target", ["bps", "per_share", "log", None])
+def test_predictions_are_monotone_in_size(table, size_feature, target):
+    oracle = ImpactOracle(size_feature=size_feature, target=target, **FAST)
     oracle.fit(table, table["slippage"])
     grid = np.linspace(0, 20000, 41)
     values = oracle.predict_grid(states_of(table).iloc[::7], grid)
@@ -208,6 +208,10 @@ def test_load_checks_schema_and_format(oracle, tmp_path):
     with pytest.raises(DataError, match="scikit-learn 0.1"):
         ImpactOracle.load(path)
 
+    joblib.dump(dict(payload, format_version=1), path)
+    with pytest.raises(DataError, match="transform became target"):
+        ImpactOracle.load(path)
+
     joblib.dump({"weights": [1, 2]}, path)
     with pytest.raises(DataError, match="not a saved"):
         ImpactOracle.load(path)
@@ -228,15 +232,17 @@ def test_bad_training_input_is_rejected(table):
     with pytest.raises(InvalidInputError, match="one value per row"):
         ImpactOracle(**FAST).fit(table, y[:-1])
     with pytest.raises(InvalidInputError, match="y > 0"):
-        ImpactOracle(transform="log", **FAST).fit(table, -y)
+        ImpactOracle(target="log", **FAST).fit(table, -y)
     with pytest.raises(InvalidInputError, match="sizes > 0"):
         ImpactOracle(**FAST).fit(table.assign(size=0.0), y)
     with pytest.raises(InvalidInputError, match="'timestamp' column"):
         ImpactOracle(**FAST).fit(table.drop(columns="timestamp"), y)
-    with pytest.raises(InvalidInputError, match="transform"):
-        ImpactOracle(transform="sqrt", **FAST).fit(table, y)
-    with pytest.raises(InvalidInputError, match="DataFrame"):
-        ImpactOracle(**FAST).fit(table.to_numpy(), y)
+    with pytest.raises(InvalidInputError, match="target must be"):
+        ImpactOracle(target="sqrt", **FAST).fit(table, y)
+    with pytest.raises(InvalidInputError, match="requires y"):
+        ImpactOracle(**FAST).fit(table, None)
+    with pytest.raises(InvalidInputError, match="Negative values"):
+        ImpactOracle(**FAST).fit(table.assign(size=-table["size"]), y)
 
 
 # ---------------------------------------------------------------- state forecast
