@@ -207,13 +207,13 @@ def write_report(frame, sensitivity, seconds, spent):
 def plot(records):
     names = ["TWAP", "RH A H=30 (fast)", "scenario A", "hindsight A"]
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-    for name in names:
+    for name, color in zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         record = records[name]
         positions = np.arange(len(record.x))
-        axes[0].plot(positions, record.x.to_numpy(), lw=1, label=f"{name}: {record.cost_bps:.2f} bps")
-        axes[1].plot(positions, record.remaining.to_numpy() / record.total, lw=1, label=name)
+        axes[0].plot(positions, record.x.to_numpy(), lw=1, color=color, label=f"{name}: {record.cost_bps:.2f} bps")
+        axes[1].plot(positions, record.remaining.to_numpy() / record.total, lw=1, color=color, label=name)
         if record.steps is not None:
-            axes[2].plot(positions, record.steps["lambda"].to_numpy(), lw=1, label=name)
+            axes[2].plot(positions, record.steps["lambda"].to_numpy(), lw=1, color=color, label=name)
     axes[0].set_ylabel("shares per bucket")
     axes[0].set_yscale("symlog", linthresh=1000)
     axes[0].legend(fontsize="small")
