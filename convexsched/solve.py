@@ -75,6 +75,8 @@ class Schedule:
         Every solver tried, with its status and time (cvxpy path).
     problem : ScheduleProblem or None
         The cvxpy problem (cvxpy path), ready for ``update`` and re-solve.
+    success : bool
+        scipy's convention: the status is "optimal" and the KKT certificate holds.
     """
 
     x: object
@@ -94,6 +96,11 @@ class Schedule:
     objective: Objective
     attempts: list = field(default_factory=list)
     problem: object = None
+
+    @property
+    def success(self):
+        """Whether the answer can be trusted: optimal status and a KKT certificate that holds."""
+        return self.status == "optimal" and bool(self.kkt.ok)
 
     def __str__(self):
         head = (

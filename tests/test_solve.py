@@ -312,3 +312,11 @@ def test_schedules_close_to_cvxpy_on_tied_instances(name, seed, n, k, fraction):
     fast = solve(curves, total, OBJECTIVES[name])
     reference = solve(curves, total, OBJECTIVES[name], method="cvxpy", solver="CLARABEL")
     assert np.abs(fast.x - reference.x).max() <= 1e-4 * total
+
+
+def test_success_follows_the_status_and_the_certificate():
+    curves = CostCurves([[0.01, 0.02], [0.015, 0.03]], 100.0)
+    assert solve(curves, 150.0).success
+    # The seed's bisection cannot split a tied step: it stops short of S and says so.
+    seed_bisection = solve(CostCurves([[0.01], [0.01]], 100.0), 150.0, method="bisection")
+    assert seed_bisection.status == "approximate" and not seed_bisection.success
