@@ -75,8 +75,6 @@ class Schedule:
         Every solver tried, with its status and time (cvxpy path).
     problem : ScheduleProblem or None
         The cvxpy problem (cvxpy path), ready for ``update`` and re-solve.
-    success : bool
-        scipy's convention: the status is "optimal" and the KKT certificate holds.
     """
 
     x: object
@@ -99,7 +97,7 @@ class Schedule:
 
     @property
     def success(self):
-        """Whether the answer can be trusted: optimal status and a KKT certificate that holds."""
+        """scipy's convention: the status is "optimal" and the KKT certificate holds."""
         return self.status == "optimal" and bool(self.kkt.ok)
 
     def __str__(self):
