@@ -245,6 +245,9 @@ class ModelExecutor:
     def __len__(self):
         return self.curves.n_buckets
 
+    def reset(self):
+        """Nothing to forget: the model's curves do not deplete."""
+
     def usable(self, i):
         return True
 
@@ -418,8 +421,7 @@ class Trace:
     def __init__(self, executor):
         n = len(executor)
         self.executor = executor
-        if hasattr(executor, "reset"):
-            executor.reset()
+        executor.reset()
         self.x, self.costs, self.drift = np.zeros(n), np.zeros(n), np.zeros(n)
         self.predicted, self.rolled = np.full(n, np.nan), np.zeros(n)
         self.beyond = np.zeros(n, bool)

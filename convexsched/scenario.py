@@ -202,7 +202,7 @@ class ScenarioHorizon:
             return 0.0, row
         slopes, widths, gamma = executor.walk_curve(i)
         pace = np.inf if self.pace_cap is None else self.pace_cap * total / n
-        cap = self._cap(pace, widths.sum())
+        cap = float(self._cap(pace, widths.sum()))
         row["cap"] = cap
         later = n - i - 1
         if later == 0:
@@ -224,10 +224,10 @@ class ScenarioHorizon:
         return float(min(max(target, 0.0), remaining)), row
 
     def _cap(self, pace, depth):
-        cap = pace
-        if self.participation is not None:
-            cap = min(cap, self.participation * depth)
-        return cap
+        """Per-bucket cap: ``pace`` and ``participation`` times the depth (vectorized over depth)."""
+        if self.participation is None:
+            return np.full_like(np.asarray(depth, dtype=float), pace)
+        return np.minimum(pace, self.participation * np.asarray(depth, dtype=float))
 
     def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth):
         slopes = np.vstack([current[0], fresh[0][pool]])
@@ -242,7 +242,7 @@ class ScenarioHorizon:
                 # s g(x / s): widths scale by s, the tail's gradient by 1 / s.
                 scale = np.concatenate([[1.0], depth[i + 1:].mean() / depth[pool]])
                 widths, gamma = widths * scale[:, None], gamma / scale
-            caps = np.array([self._cap(pace, w.sum()) for w in widths])
+            caps = self._cap(pace, widths.sum(axis=1))
             buckets = WeightedBuckets.build(slopes, widths, omega, rho=self.objective.rho, gamma=gamma, cap=caps)
             target = self._solve_weighted(row, buckets, remaining)
         row["solve_s"] = time.perf_counter() - started
@@ -274,7 +274,7 @@ class ScenarioHorizon:
         if depth is not None:
             seen = np.asarray(pool)[order - 1]
             widths = widths * np.concatenate([[1.0], depth[i + 1:] / depth[seen]])[:, None]
-        caps = np.array([self._cap(pace, w.sum()) for w in widths])
+        caps = self._cap(pace, widths.sum(axis=1))
         truncated = WeightedBuckets.build(slopes, widths, cap=caps)
         curves = CostCurves(truncated.slopes, truncated.widths)
         objective = Objective(rho=self.objective.rho, psi=self.objective.psi, weights=weights[i:])
