@@ -10,7 +10,7 @@ and executed through the same executor) and each strategy's capture
 ``(TWAP - strategy) / (TWAP - hindsight)``.
 
 No look-ahead: the scenario horizons read the snapshot each slice walks and the books of earlier
-minutes only (tested in ``tests/test_scenario.py``). For the model-based strategies the impact
+minutes only (tested in ``tests/execution/test_scenario.py``). For the model-based strategies the impact
 oracle is fitted on the other four stocks' Task-1 tables and the seasonal state profile on the
 other four stocks' bucket features (leave-one-stock-out).
 
@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from convexsched import BookExecutor, ImpactOracle, LiveCurves, StateForecast, backtest, bucket_features  # noqa: E402
-from convexsched.strategies import (  # noqa: E402
+from convexsched.execution.strategies import (  # noqa: E402
     TWAP,
     AlmgrenChriss,
     DepthProportional,

@@ -1,7 +1,7 @@
 """Benchmark the convexifiers at a full-session size: 390 buckets x 128 grid points.
 
 Every method of :func:`convexsched.convexify` is timed (median of ``--repeats`` runs) against the
-per-bucket cvxpy loop :func:`convexsched.convexify.convex_regression_cvxpy` measured in the same
+per-bucket cvxpy loop :func:`convexsched.model.convexify.convex_regression_cvxpy` measured in the same
 run; the table goes to ``benchmarks/results/convexify.md``. Run::
 
     python benchmarks/bench_convexify.py [--repeats 7] [--loop-repeats 1]
@@ -17,7 +17,7 @@ import numpy as np
 from _common import median_seconds, write_results
 
 from convexsched import convexify
-from convexsched.convexify import CONVEXIFY_METHODS, convex_regression_cvxpy
+from convexsched.model.convexify import CONVEXIFY_METHODS, convex_regression_cvxpy
 
 N_BUCKETS, N_GRID = 390, 128
 TARGET_MS = 50.0

@@ -32,7 +32,7 @@ from convexsched import (
     synthetic_book,
     task1_table,
 )
-from convexsched.strategies import arrival_objectives, default_objectives
+from convexsched.execution.strategies import arrival_objectives, default_objectives
 
 RESULTS = Path(__file__).resolve().parent / "results" / "receding.md"
 
@@ -153,7 +153,7 @@ def write(rows, curve_seconds, live_rows):
         "which with the gradient-boosting oracle dominates a real run (cached per bucket and shared across "
         "strategies in `LiveCurves`).",
         "",
-        "The (C) loops use the exact chain solver of `chain.py` (a treap forward pass, near-linear in the "
+        "The (C) loops use the exact chain solver of `optimize/chain.py` (a treap forward pass, near-linear in the "
         "number of segments; numba-compiled, first-call compilation excluded by a warm-up solve).",
         "",
         "## A live day on a book (synthetic_book(0), 390 buckets, 5% of the day's volume)",

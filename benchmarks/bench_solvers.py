@@ -237,7 +237,7 @@ def work(task, state):
 # ---------------------------------------------------------------------------------------------
 def plan(sizes, repeats_override=None):
     """Every cell in run order: per size the fast paths, then cvxpy cold/warm per solver."""
-    from convexsched.problem import DPP_MAX_SIZE
+    from convexsched.optimize.problem import DPP_MAX_SIZE
 
     cells = []
     for n, k in sizes:
@@ -575,7 +575,7 @@ def plot(summary, path):
 
 
 def report(df, path_md, path_png, info, args):
-    from convexsched.solve import SOLVER_OPTIONS
+    from convexsched.optimize.solve import SOLVER_OPTIONS
 
     summary = summarize(df)
     plot(summary, path_png)
@@ -633,7 +633,7 @@ def report(df, path_md, path_png, info, args):
         "on, when iteration-capped OSQP/HiGHS failures of about a minute each made the run too long; cells already "
         "measured were kept). A warm cell is skipped when its cold twin hit the limit or failed at the same size "
         "(the first warm solve compiles and hands the same problem to the same solver).",
-        "* **Solver tolerances** (`convexsched.solve.SOLVER_OPTIONS`, tighter than the defaults so the answers "
+        "* **Solver tolerances** (`convexsched.optimize.solve.SOLVER_OPTIONS`, tighter than the defaults so the answers "
         "certify at 1e-5): " + "; ".join(f"{name}: {options}" for name, options in SOLVER_OPTIONS.items())
         + "; ECOS and HiGHS at their defaults. A cvxpy answer whose KKT certificate fails at 1e-5 is marked ‡.",
         "* Untimed warm-up solve on 8 buckets per (worker, path, solver, formulation), so imports and "

@@ -3,7 +3,7 @@
 The universe is every symbol of the real Chinese books in ``../shared/data``: the 5 SZSE stocks
 (full day, 237 one-minute buckets) and the 30 SSE stocks (09:30-10:30, their own 60 buckets),
 each buying 5% of its day's traded volume, all model-free strategies plus the hindsight bound
-(:func:`convexsched.universe.backtest_task`). The same keys run serially and on a
+(:func:`convexsched.execution.universe.backtest_task`). The same keys run serially and on a
 ``LocalCluster(processes=True, threads_per_worker=1)`` and the two tables must be equal. With
 2 cores the point is correctness and overhead, not speed. From the per-task times and peak
 memory it gives a paper estimate for 3,000 symbols x 250 days. Writes
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from _common import machine_info, markdown_table, write_results
 
-from convexsched.universe import backtest_task, make_manifest, run_universe
+from convexsched.execution.universe import backtest_task, make_manifest, run_universe
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cn-equity-l2-dolphindb"
 FILES = ("tick.zip", "20211201snapshot_30stocks.zip")

@@ -1,12 +1,24 @@
 """convexsched: provably optimal execution schedules from limit-order-book data.
 
-Data flow: book -> features -> oracle -> curves -> problem -> schedule -> backtest.
+Data flow, one subpackage per stage:
+
+- ``convexsched.data``: books, loaders, sessions, features and book walks;
+- ``convexsched.model``: the impact oracle, the state forecast and convexification;
+- ``convexsched.optimize``: ``CostCurves``, the objectives, the cvxpy problems, the exact fast
+  paths, the KKT certificate and ``solve``;
+- ``convexsched.execution``: executors, receding and scenario horizons, strategies, backtests
+  and universes.
+
+The public API is re-exported here; ``cli``, ``demo`` and ``timing`` sit outside the core.
 """
 
-from .backtest import backtest
-from .book import Book, LoadReport, require_rows
-from .convexify import ConvexifyReport, convexify
-from .curves import CostCurves
+from ._moved import install as _install_moved_modules
+from .data.book import Book, LoadReport, require_rows
+from .data.features import book_features, bucket_features
+from .data.loaders import PRESETS, ColumnMap, read_book, read_books
+from .data.sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
+from .data.slippage import beyond_depth, read_task1, task1_table, walk_book
+from .data.synthetic import synthetic_book
 from .errors import (
     ConvexSchedError,
     DataError,
@@ -16,20 +28,18 @@ from .errors import (
     NonConvexCurveError,
     SolverError,
 )
-from .execution import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
-from .features import book_features, bucket_features
-from .hindsight import Hindsight, capture
-from .kkt import KKTReport, check_kkt
-from .loaders import PRESETS, ColumnMap, read_book, read_books
-from .objective import Objective
-from .receding import LiveCurves, RecedingHorizon
-from .scenario import ScenarioHorizon
-from .sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
-from .slippage import beyond_depth, read_task1, task1_table, walk_book
-from .solve import Schedule, solve
-from .synthetic import synthetic_book
-from .universe import run_universe
-from .weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
+from .execution.backtest import backtest
+from .execution.executors import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
+from .execution.hindsight import Hindsight, capture
+from .execution.receding import LiveCurves, RecedingHorizon
+from .execution.scenario import ScenarioHorizon
+from .execution.universe import run_universe
+from .model.convexify import ConvexifyReport, convexify
+from .optimize.curves import CostCurves
+from .optimize.kkt import KKTReport, check_kkt
+from .optimize.objective import Objective
+from .optimize.solve import Schedule, solve
+from .optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
 
 __version__ = "0.2.0"
 
@@ -37,12 +47,12 @@ __version__ = "0.2.0"
 # forecast) load their libraries (about 0.4 s each): they are imported on first use, so that
 # the fast paths start without them.
 _LAZY = {
-    "ScheduleProblem": "problem",
-    "build_problem": "problem",
-    "StateForecast": "forecast",
-    "HalfSpreadImpact": "oracle",
-    "ImpactOracle": "oracle",
-    "SquareRootImpact": "oracle",
+    "ScheduleProblem": "optimize.problem",
+    "build_problem": "optimize.problem",
+    "StateForecast": "model.forecast",
+    "HalfSpreadImpact": "model.oracle",
+    "ImpactOracle": "model.oracle",
+    "SquareRootImpact": "model.oracle",
 }
 
 
@@ -54,6 +64,9 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_install_moved_modules(__name__)
 
 __all__ = [
     "CostCurves",

@@ -163,7 +163,7 @@ def _freq(text):
 
 
 def _tz(text):
-    from .loaders import check_tz
+    from .data.loaders import check_tz
 
     try:
         return check_tz(text, "time zone")
@@ -172,7 +172,7 @@ def _tz(text):
 
 
 def _solver(text):
-    from .solve import SOLVERS
+    from .optimize.solve import SOLVERS
 
     if text.upper() not in SOLVERS:
         raise argparse.ArgumentTypeError(f"unknown solver {text!r}; choose from {', '.join(SOLVERS)}")
@@ -269,7 +269,7 @@ def _add_objective_arguments(parser):
 
 
 def _objective(args):
-    from .objective import Objective
+    from .optimize.objective import Objective
 
     return Objective(rho=args.rho, psi=args.psi, weights=args.weights)
 
@@ -283,9 +283,9 @@ def _read_books(args, one=False):
     the reader's assumptions). Books that kept no row are left out with a warning; when none is
     left, or any row was dropped under ``--strict``, the error names the reasons.
     """
-    from .book import require_rows
-    from .loaders import read_book, read_books
-    from .synthetic import synthetic_book
+    from .data.book import require_rows
+    from .data.loaders import read_book, read_books
+    from .data.synthetic import synthetic_book
 
     if args.synthetic is not None:
         book = synthetic_book(args.synthetic)
@@ -330,7 +330,7 @@ def _read_books(args, one=False):
 
 def _coverage(book, freq):
     """How much of its trading sessions a book covers, e.g. a one-hour file of a four-hour day."""
-    from .sessions import session_buckets
+    from .data.sessions import session_buckets
 
     buckets = session_buckets(book, freq)
     filled = int((buckets.counts > 0).sum())
@@ -351,7 +351,7 @@ def _read_one_book(args):
 def _inputs(args, *names):
     """``{"--name": path}`` of the input options given on the command line (a LOBSTER book's
     message file included: it is read too)."""
-    from .loaders import source_files
+    from .data.loaders import source_files
 
     inputs = {f"--{name.replace('_', '-')}": getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "--book" in inputs and inputs["--book"].is_file():
@@ -395,8 +395,8 @@ def _run_demo(args):
 
 
 def _run_features(args):
-    from .features import book_features, bucket_features
-    from .slippage import task1_table
+    from .data.features import book_features, bucket_features
+    from .data.slippage import task1_table
 
     check_outputs({"--output": args.output}, _inputs(args, "book"), args.force)
     books = _read_books(args)
@@ -418,7 +418,7 @@ def _run_features(args):
 
 
 def _training_table(args):
-    from .slippage import read_task1, task1_table
+    from .data.slippage import read_task1, task1_table
 
     if args.table is not None:
         return read_task1(args.table, unit=args.unit, tz=args.tz)
@@ -435,7 +435,7 @@ def _training_table(args):
 
 
 def _run_fit(args):
-    from .oracle import ImpactOracle
+    from .model.oracle import ImpactOracle
 
     check_outputs({"--output": args.output}, _inputs(args, "book", "table"), args.force)
     table = _training_table(args)
@@ -472,7 +472,7 @@ def _run_fit(args):
 
 def _load_oracle(path):
     """``ImpactOracle.load`` with any unpickling failure reported as bad input."""
-    from .oracle import ImpactOracle
+    from .model.oracle import ImpactOracle
 
     path = Path(path)
     if not path.is_file():
@@ -499,7 +499,7 @@ def _read_states(path):
 
 def _complete_states(states, name):
     """The rows of ``states`` without a missing value (buckets without data are left out)."""
-    from .oracle import STATE_COLUMNS
+    from .model.oracle import STATE_COLUMNS
 
     present = [c for c in STATE_COLUMNS + ("mid",) if c in states.columns]
     gaps = states[present].isna().any(axis=1)
@@ -528,7 +528,7 @@ def _plan_inputs(args):
     those bucket states. A book alone: each bucket's cost is the mean book walk of its
     snapshots (hindsight: the day's own books).
     """
-    from .convexify import convexify
+    from .model.convexify import convexify
 
     has_book = args.book is not None or args.synthetic is not None
     if args.curves is not None:
@@ -542,7 +542,7 @@ def _plan_inputs(args):
         if args.states is not None:
             states, name = _read_states(args.states), args.states.name
         else:
-            from .features import bucket_features
+            from .data.features import bucket_features
 
             book = _read_one_book(args)
             states, name = _complete_states(bucket_features(book, freq=args.freq), book.symbol), book.symbol
@@ -553,9 +553,9 @@ def _plan_inputs(args):
         return curves, states
     if not has_book:
         raise InvalidInputError("plan needs a cost model: --curves, --oracle with --states or --book, or --book alone")
-    from .features import bucket_features
-    from .sessions import session_buckets
-    from .slippage import walk_book
+    from .data.features import bucket_features
+    from .data.sessions import session_buckets
+    from .data.slippage import walk_book
 
     book = _read_one_book(args)
     states = _complete_states(bucket_features(book, freq=args.freq), book.symbol)
@@ -606,7 +606,7 @@ CVXPY_MAX_SEGMENTS = 2_000_000
 
 def _check_method(args, curves, objective):
     """Refuse a size cvxpy cannot solve here, and say on stderr when ``solve`` will switch to it."""
-    from . import chain
+    from .optimize import chain
 
     switched = args.method == "fast" and objective.psi > 0 and chain.too_large(curves)
     size = curves.n_buckets * curves.n_segments
@@ -622,8 +622,8 @@ def _check_method(args, curves, objective):
 
 
 def _run_plan(args):
-    from .lots import round_to_lots
-    from .solve import solve
+    from .optimize.lots import round_to_lots
+    from .optimize.solve import solve
 
     certificate = args.certificate or Path(args.output).with_suffix(".kkt.json")
     outputs = {"--output": args.output, "--certificate": certificate, "--plot": args.plot, "--curves-out": args.curves_out}
@@ -671,7 +671,7 @@ def _schedule_figure(schedule):
 
 
 def _run_check(args):
-    from .kkt import check_kkt
+    from .optimize.kkt import check_kkt
 
     check_outputs({"--json": args.json}, _inputs(args, "curves", "schedule"), args.force)
     curves = read_curves(args.curves)
@@ -690,7 +690,7 @@ def _run_check(args):
 
 def _state_profile(args):
     """A :class:`StateForecast` fitted on the ``--profile`` states (other days or symbols)."""
-    from .forecast import StateForecast
+    from .model.forecast import StateForecast
 
     if args.profile is None:
         return None
@@ -703,12 +703,12 @@ def _state_profile(args):
 
 
 def _run_backtest(args):
-    from .backtest import backtest
-    from .strategies import default_strategies
+    from .execution.backtest import backtest
+    from .execution.strategies import default_strategies
 
     check_outputs({"--output": args.output}, _inputs(args, "book", "oracle", "profile", "universe"), args.force)
     if args.universe is not None:
-        from .universe import run_manifest_backtest
+        from .execution.universe import run_manifest_backtest
 
         return run_manifest_backtest(args)
     if args.total is None and args.pct_volume is None:
@@ -725,7 +725,7 @@ def _run_backtest(args):
         strategies = [available[name] for name in args.strategies]
     total = args.total
     if total is None:
-        from .sessions import session_buckets
+        from .data.sessions import session_buckets
 
         # The volume of the sessions the order trades in, as plan counts it (not the pre-market).
         volume = book.traded_volume

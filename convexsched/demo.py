@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ._optional import pyplot, require
-from .features import bucket_features
+from .data.features import bucket_features
+from .data.slippage import task1_table
+from .data.synthetic import synthetic_book
 from .io import (
     atomic_path,
     certificate_record,
@@ -30,11 +32,9 @@ from .io import (
     write_schedule,
     write_table,
 )
-from .oracle import ImpactOracle
-from .problem import build_problem
-from .slippage import task1_table
-from .solve import solve
-from .synthetic import synthetic_book
+from .model.oracle import ImpactOracle
+from .optimize.problem import build_problem
+from .optimize.solve import solve
 
 ORDER_SIZES = np.array([100, 200, 500, 1000, 2000, 5000, 10000], dtype=float)
 # Every 4th snapshot (12 s apart) keeps the training table near 13,000 rows: a few seconds to fit.
@@ -133,10 +133,10 @@ def _compare(curves, total, objectives, echo):
 
 
 def _backtest(book, total, oracle, objectives, seed):
-    from .backtest import BookExecutor, backtest
-    from .forecast import StateForecast
-    from .receding import LiveCurves
-    from .strategies import TWAP, AlmgrenChriss, DepthProportional, Receding, Scenario, StaticPlan
+    from .execution.backtest import BookExecutor, backtest
+    from .execution.receding import LiveCurves
+    from .execution.strategies import TWAP, AlmgrenChriss, DepthProportional, Receding, Scenario, StaticPlan
+    from .model.forecast import StateForecast
 
     strategies = [TWAP(), AlmgrenChriss(), DepthProportional()]
     strategies += [StaticPlan(kind) for kind in objectives]
@@ -197,7 +197,7 @@ def run_demo(folder="convexsched-demo", total=100_000.0, seed=0, plots=True, ech
     -------
     DemoResult
     """
-    from .strategies import default_objectives
+    from .execution.strategies import default_objectives
 
     if plots:
         # Checked before the half minute of work that precedes the plots.

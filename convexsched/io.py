@@ -63,9 +63,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .convexify import convexify as _convexify
-from .curves import CostCurves
 from .errors import DataError, OutputError
+from .model.convexify import convexify as _convexify
+from .optimize.curves import CostCurves
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SEGMENT_COLUMNS = ("bucket", "slope", "width")
@@ -368,7 +368,7 @@ def schedule_frame(x, remaining=None, lots=None):
 
 def write_schedule(schedule, path, lots=None):
     """Write a :class:`~convexsched.Schedule` as ``bucket, x, remaining`` (and ``x_lots`` when
-    ``lots``, e.g. :attr:`convexsched.lots.LotRounding.x`, is given)."""
+    ``lots``, e.g. :attr:`convexsched.optimize.lots.LotRounding.x`, is given)."""
     return write_table(schedule_frame(schedule.x, schedule.remaining, lots), path)
 
 

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from .curves import CostCurves
-from .objective import Objective
-from .solve import solve
+from .optimize.curves import CostCurves
+from .optimize.objective import Objective
+from .optimize.solve import solve
 
 QUICK_SIZES = ((390, 20),)
 FULL_SIZES = ((78, 20), (390, 40), (1560, 40))

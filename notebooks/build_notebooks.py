@@ -264,9 +264,8 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from threadpoolctl import threadpool_limits
 import convexsched as cs
-from convexsched.backtest import BookExecutor, backtest
-from convexsched.receding import LiveCurves
-from convexsched import strategies
+from convexsched import BookExecutor, LiveCurves, backtest
+from convexsched.execution import strategies
 
 root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "pyproject.toml").is_file())
 DATA = root.parent / "shared" / "data" / "cn-equity-l2-dolphindb" / "tick.zip"

@@ -1,6 +1,6 @@
 """Reference: the first exact chain solver (an O(N^2 K) dynamic program on merged curves).
 
-Kept in the tests as an independent check of :mod:`convexsched.chain`, which replaced it.
+Kept in the tests as an independent check of :mod:`convexsched.optimize.chain`, which replaced it.
 
 Exact dynamic programming on the inventory chain: objective (C) and every mix with psi > 0.
 
@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from convexsched.kkt import multiplier_interval
-from convexsched.waterfill import WaterLevel
+from convexsched.optimize.kkt import multiplier_interval
+from convexsched.optimize.waterfill import WaterLevel
 
 
 class _Curve:
@@ -174,7 +174,7 @@ def _clip(curve, lo, hi):
 
 
 def inventory_chain(curves, total, objective, budget="eq"):
-    """The former solver: same arguments and result as :func:`convexsched.chain.inventory_chain`."""
+    """The former solver: same arguments and result as :func:`convexsched.optimize.chain.inventory_chain`."""
     n = curves.n_buckets
     rho, psi = objective.rho, objective.psi
     shear = psi * objective.weight_vector(n)

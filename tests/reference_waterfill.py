@@ -1,7 +1,7 @@
 """Reference: the first, pure-numpy water-filling for (A) and (B).
 
 Kept in the tests as an independent check of the compiled kernels of
-:mod:`convexsched.waterfill` (weighted quickselect in numpy for (A), median bisection over
+:mod:`convexsched.optimize.waterfill` (weighted quickselect in numpy for (A), median bisection over
 the breakpoints for (B)). It splits a tied level in bucket order, not at the centre. The
 per-bucket response and the boundary cases were not compiled, so they are the package's own.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convexsched.waterfill import WaterLevel, _everything, _finish, _nothing_to_trade, bucket_response
+from convexsched.optimize.waterfill import WaterLevel, _everything, _finish, _nothing_to_trade, bucket_response
 
 
 def _real_segments(curves):

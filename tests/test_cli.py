@@ -560,7 +560,8 @@ def test_a_failed_bisection_plan_is_not_written(capsys, planned, tmp_path):
 def test_the_cli_says_when_objective_c_switches_method_and_refuses_what_it_cannot_solve(
     capsys, monkeypatch, planned, tmp_path
 ):
-    from convexsched import chain, cli
+    from convexsched import cli
+    from convexsched.optimize import chain
 
     monkeypatch.setattr(chain, "MAX_SEGMENTS", 0)  # every problem is past the chain solver's limit
     code, out, err = run_in_process(capsys, "plan", "--curves", planned[0], "-S", 50_000, "--psi", PSI,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import convexsched as cs
+from convexsched.data.loaders import read_databento
 from convexsched.errors import MissingDependencyError
-from convexsched.loaders import read_databento
 
 OPTIONAL = ("databento", "matplotlib", "ecos", "highspy", "dask", "distributed")
 

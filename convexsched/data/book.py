@@ -1,0 +1,382 @@
+"""The normalized order book: one frame layout for every source, and the cleaning that builds it.
+
+A book frame has a sorted, strictly increasing, tz-aware DatetimeIndex and float columns in the
+Databento naming, level ``00`` being the best::
+
+    bid_px_00 .. bid_px_{L-1}, ask_px_00 .. ask_px_{L-1}, bid_sz_00 .., ask_sz_00 ..
+
+plus an optional ``volume`` column (shares traded since the previous row of the source file).
+An empty level has price NaN and size 0; a source with fewer than 10 levels keeps its ``L``
+(nothing is invented). Every loader funnels its rows through :func:`clean_book`, which sorts the
+rows by timestamp (stably: rows with equal timestamps keep their file order; merged or parallel
+exports arrive out of order), then drops bad rows and counts each drop under exactly one reason,
+checked in this order:
+
+1. ``non_trading_phase`` - the source flags the row as auction, break, halt or after-hours;
+2. ``nan`` - a missing timestamp or size, or a missing price that carries a size;
+3. ``non_finite`` - an infinite size, or an infinite price that carries a size;
+4. ``undefined_price`` - a sentinel price (Databento ``INT64_MAX``, LOBSTER ``+-9999999999``,
+   a zero price in Chinese Level-2 files) that carries a size;
+5. ``empty_side`` - no best bid or no best ask;
+6. ``unordered_levels`` - bid prices not strictly decreasing or ask prices not strictly
+   increasing over the filled levels, or a filled level below an empty one;
+7. ``crossed_or_locked`` - ``ask_px_00 <= bid_px_00``;
+8. ``out_of_order`` - only with ``sort=False``: the row is older than a kept row before it;
+9. ``duplicate_timestamp`` - the row shares its timestamp with the next kept row: of rows with
+   equal timestamps the last in file order survives, being the book after all events of that
+   instant, and takes over their traded volume.
+
+so that ``rows_read == rows_kept + sum(dropped.values())`` always holds. The report also counts
+the rows that sorting moved (:attr:`LoadReport.out_of_order`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .sessions import Sessions
+
+DROP_REASONS = (
+    "non_trading_phase",
+    "nan",
+    "non_finite",
+    "undefined_price",
+    "empty_side",
+    "unordered_levels",
+    "crossed_or_locked",
+    "out_of_order",
+    "duplicate_timestamp",
+)
+
+# Prices are kept at nanounit resolution when looking for their common grid (Databento's scale).
+_PRICE_RESOLUTION = 1e-9
+
+
+def level_columns(n_levels):
+    """Column names of an ``n_levels`` book: dict with keys bid_px, ask_px, bid_sz, ask_sz."""
+    return {
+        kind: [f"{kind}_{i:02d}" for i in range(n_levels)]
+        for kind in ("bid_px", "ask_px", "bid_sz", "ask_sz")
+    }
+
+
+def book_columns(n_levels):
+    """All price and size columns of an ``n_levels`` book, in frame order."""
+    cols = level_columns(n_levels)
+    return cols["bid_px"] + cols["ask_px"] + cols["bid_sz"] + cols["ask_sz"]
+
+
+@dataclass
+class LoadReport:
+    """What a loader read, kept and dropped, with one count per drop reason.
+
+    Attributes
+    ----------
+    rows_read, rows_kept : int
+    dropped : dict[str, int]
+        Count per reason of :data:`DROP_REASONS` (zeros included).
+    source, symbol : str
+    notes : list of str
+        Observations that dropped nothing (empty deep levels, inferred tick size, ...).
+    warnings : list of str
+        Assumptions the reader had to make that may be wrong for this file (a time zone taken
+        for naive timestamps): a caller should confirm them.
+    out_of_order : int
+        Rows older than a row before them in the file; sorted into place (or dropped as
+        ``out_of_order`` when sorting was turned off).
+    """
+
+    rows_read: int
+    rows_kept: int
+    dropped: dict = field(default_factory=dict)
+    source: str = ""
+    symbol: str = ""
+    notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    out_of_order: int = 0
+
+    def __post_init__(self):
+        if self.rows_read != self.rows_kept + sum(self.dropped.values()):
+            raise DataError(
+                f"load report does not add up: read {self.rows_read}, kept {self.rows_kept}, "
+                f"dropped {sum(self.dropped.values())}"
+            )
+
+    @property
+    def rows_dropped(self):
+        return sum(self.dropped.values())
+
+    def drops(self):
+        """The nonzero drop counts as ``"12 crossed_or_locked, 3 nan"`` (``"none"`` if none)."""
+        return ", ".join(f"{n} {reason}" for reason, n in self.dropped.items() if n) or "none"
+
+    def summary(self):
+        """One line: what was read, kept, dropped per reason, and reordered."""
+        moved = f"; {self.out_of_order} out-of-order rows sorted into place" if self.out_of_order else ""
+        return (
+            f"{self.symbol or '?'} from {self.source or '?'}: read {self.rows_read}, kept "
+            f"{self.rows_kept}, dropped {self.drops()}{moved}"
+        )
+
+    def __str__(self):
+        head = f"{self.symbol or '?'} from {self.source or '?'}: read {self.rows_read}, kept {self.rows_kept}"
+        drops = [f"  dropped {n:>8} {reason}" for reason, n in self.dropped.items() if n]
+        moved = [f"  sorted  {self.out_of_order:>8} out-of-order rows into place"] if self.out_of_order else []
+        notes = [f"  note: {note}" for note in self.notes]
+        warnings = [f"  warning: {warning}" for warning in self.warnings]
+        return "\n".join([head] + (drops or ["  dropped        0"]) + moved + notes + warnings)
+
+
+def require_rows(book):
+    """Raise :class:`DataError` naming the drop reasons when ``book`` kept no row.
+
+    Loaders return such books (the report is the answer to "what is in this file?"), but no
+    feature, curve or backtest can be computed from them.
+    """
+    report = book.report
+    if len(book.frame) == 0:
+        raise DataError(
+            f"{report.source or '?'}: no usable rows for {report.symbol or '?'}: read {report.rows_read}, "
+            f"dropped {report.drops()}"
+        )
+    return book
+
+
+@dataclass
+class Book:
+    """A cleaned order book of one instrument.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The normalized frame (see module docstring).
+    report : LoadReport
+    symbol : str
+    tick_size : float
+        Price grid step; given by the source/preset/caller or inferred (``meta["tick_size_source"]``).
+    sessions : Sessions or None
+        Continuous-trading intervals used for bucketing.
+    synthetic : bool
+        True for generated books (never mistake them for market data).
+    meta : dict
+        Source-specific extras (dataset, date, file names, ...).
+    """
+
+    frame: pd.DataFrame
+    report: LoadReport
+    symbol: str
+    tick_size: float
+    sessions: Sessions | None = None
+    synthetic: bool = False
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_levels(self):
+        """Number of level columns per side (the source's depth, filled or not)."""
+        return sum(c.startswith("bid_px_") for c in self.frame.columns)
+
+    @property
+    def traded_volume(self):
+        """Shares traded since the previous source row (Series), or None if the source has none."""
+        return self.frame["volume"] if "volume" in self.frame else None
+
+    @property
+    def tz(self):
+        return self.frame.index.tz
+
+    def __len__(self):
+        return len(self.frame)
+
+    def __repr__(self):
+        span = f"{self.frame.index[0]} .. {self.frame.index[-1]}" if len(self.frame) else "empty"
+        tag = ", SYNTHETIC" if self.synthetic else ""
+        return (
+            f"Book({self.symbol!r}{tag}, {len(self.frame)} rows, {self.n_levels} levels, "
+            f"tick {self.tick_size:g}, {span})"
+        )
+
+
+def _decimals(tick):
+    return max(0, -Decimal(repr(float(tick))).normalize().as_tuple().exponent)
+
+
+def infer_tick_size(prices):
+    """Coarsest grid all finite ``prices`` lie on: their gcd at 1e-9 resolution.
+
+    With few distinct prices this is an upper bound of the true tick (a book quoted only at
+    whole dollars looks like a 1.00 tick); pass ``tick_size`` when it is known.
+    """
+    values = np.unique(np.rint(np.abs(prices[np.isfinite(prices)]) / _PRICE_RESOLUTION).astype(np.int64))
+    values = values[values > 0]
+    if len(values) == 0:
+        return float("nan")
+    return float(np.gcd.reduce(values)) * _PRICE_RESOLUTION
+
+
+def _strictly_monotone_filled(px, filled, sign):
+    """Rows whose filled levels move strictly away from the touch with no hole before them."""
+    hole = (~filled[:, :-1] & filled[:, 1:]).any(axis=1)
+    step = sign * np.diff(px, axis=1)
+    bad_step = (filled[:, 1:] & filled[:, :-1] & ~(step > 0)).any(axis=1)
+    return hole | bad_step
+
+
+def clean_book(
+    frame,
+    *,
+    symbol,
+    source,
+    tick_size=None,
+    sessions=None,
+    undefined=None,
+    trading=None,
+    sort=True,
+    meta=None,
+    warnings=(),
+):
+    """Drop bad rows of a raw book frame and return the normalized :class:`Book`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Index: tz-aware timestamps (NaT allowed, counted as ``nan``). Columns: the
+        :func:`book_columns` of some ``L`` (any numeric dtype), optionally ``volume``.
+    symbol, source : str
+    tick_size : float, optional
+        Known grid step; prices are rounded to its decimals (float artefacts like
+        19.379999999999998) and off-grid prices are counted in the notes. Inferred when omitted.
+    sessions : Sessions, optional
+    undefined : array_like of bool, shape (n, 2L), optional
+        Price cells (bid then ask block) holding the source's undefined-price sentinel.
+    trading : array_like of bool, shape (n,), optional
+        False where the source flags the row as outside continuous trading.
+    sort : bool
+        Stable-sort by timestamp first (default); ``False`` drops out-of-order rows instead.
+    meta : dict, optional
+    warnings : sequence of str
+        The loader's assumptions to pass on to :attr:`LoadReport.warnings`.
+
+    Returns
+    -------
+    Book
+    """
+    n_levels = sum(c.startswith("bid_px_") for c in frame.columns)
+    cols = level_columns(n_levels)
+    missing = [c for c in book_columns(n_levels) if c not in frame.columns]
+    if n_levels == 0 or missing:
+        raise DataError(f"{source}: book frame lacks columns {missing or ['bid_px_00', '...']}")
+    n = len(frame)
+    index = pd.DatetimeIndex(frame.index).as_unit("ns")
+    if n and index.tz is None:
+        raise DataError(f"{source}: timestamps must be tz-aware")
+    undefined = np.zeros((n, 2 * n_levels), bool) if undefined is None else np.asarray(undefined, bool)
+    trading = np.ones(n, bool) if trading is None else np.asarray(trading, bool)
+    stamps = index.asi8
+    # Rows older than one before them in the file (NaT rows are counted as nan, not here).
+    out_of_order = int((~index.isna() & (stamps < np.maximum.accumulate(stamps))).sum()) if n else 0
+    if sort:
+        order = np.argsort(stamps, kind="stable")
+        frame, index, undefined, trading = frame.iloc[order], index[order], undefined[order], trading[order]
+
+    px = frame[cols["bid_px"] + cols["ask_px"]].to_numpy(dtype=float, copy=True)
+    sz = frame[cols["bid_sz"] + cols["ask_sz"]].to_numpy(dtype=float, copy=True)
+    sized = sz > 0
+    is_nan = index.isna() | np.isnan(sz).any(axis=1) | (np.isnan(px) & ~undefined & sized).any(axis=1)
+    non_finite = np.isinf(sz).any(axis=1) | (np.isinf(px) & ~undefined & sized).any(axis=1)
+    is_undefined = (undefined & sized).any(axis=1)
+
+    filled = sized & ~undefined & np.isfinite(px)
+    px[~filled] = np.nan
+    sz[~filled] = 0.0
+    bid_filled, ask_filled = filled[:, :n_levels], filled[:, n_levels:]
+    bid_px, ask_px = px[:, :n_levels], px[:, n_levels:]
+    empty_side = ~bid_filled[:, 0] | ~ask_filled[:, 0]
+    unordered = _strictly_monotone_filled(bid_px, bid_filled, -1) | _strictly_monotone_filled(
+        ask_px, ask_filled, +1
+    )
+    with np.errstate(invalid="ignore"):
+        crossed = ask_px[:, 0] <= bid_px[:, 0]
+
+    masks = {
+        "non_trading_phase": ~trading,
+        "nan": is_nan,
+        "non_finite": non_finite,
+        "undefined_price": is_undefined,
+        "empty_side": empty_side,
+        "unordered_levels": unordered,
+        "crossed_or_locked": crossed,
+    }
+    dropped = {}
+    alive = np.ones(n, bool)
+    for reason, mask in masks.items():
+        hit = alive & mask
+        dropped[reason] = int(hit.sum())
+        alive &= ~hit
+    # Out-of-order rows never raise the running maximum, so it equals that of the kept rows.
+    t = np.where(alive, index.asi8, np.iinfo(np.int64).min)
+    running = np.maximum.accumulate(t)
+    older = alive & (t < np.concatenate(([np.iinfo(np.int64).min], running[:-1])))
+    alive_t = np.flatnonzero(alive & ~older)
+    tie = np.zeros(n, bool)
+    tie[alive_t[:-1]] = t[alive_t[:-1]] == t[alive_t[1:]]
+    dropped["out_of_order"] = int(older.sum())
+    dropped["duplicate_timestamp"] = int(tie.sum())
+    volume = frame["volume"].to_numpy(dtype=float, copy=True) if "volume" in frame else None
+    if volume is not None and len(alive_t):
+        # Trades stamped at one instant all belong to the surviving (last) row of that instant.
+        run_starts = np.flatnonzero(np.concatenate(([True], ~tie[alive_t][:-1])))
+        survivors = alive_t[np.concatenate((run_starts[1:] - 1, [len(alive_t) - 1]))]
+        volume[survivors] = np.add.reduceat(volume[alive_t], run_starts)
+    alive &= ~(older | tie)
+
+    notes = []
+    px, sz = px[alive], sz[alive]
+    if tick_size is None:
+        tick_size = infer_tick_size(px)
+        notes.append(
+            f"tick size {tick_size:g} inferred from the prices (coarsest common grid)"
+            if np.isfinite(tick_size)
+            else "tick size unknown: no prices kept to infer it from"
+        )
+    else:
+        tick_size = float(tick_size)
+    if np.isfinite(tick_size):
+        px = np.round(px, _decimals(tick_size))
+        with np.errstate(invalid="ignore"):
+            off = np.abs(px / tick_size - np.rint(px / tick_size)) > 1e-6
+        if off.any():
+            notes.append(f"{int(off.sum())} prices off the {tick_size:g} tick grid")
+    if len(px):
+        kept = filled[alive]
+        min_bid, min_ask = kept[:, :n_levels].sum(1).min(), kept[:, n_levels:].sum(1).min()
+        if min(min_bid, min_ask) < n_levels:
+            notes.append(
+                f"some rows have fewer than {n_levels} filled levels (min {min_bid} bid, {min_ask} ask); "
+                "empty levels are NaN/0, not invented"
+            )
+
+    out = pd.DataFrame(
+        np.hstack([px, sz]),
+        index=index[alive],
+        columns=cols["bid_px"] + cols["ask_px"] + cols["bid_sz"] + cols["ask_sz"],
+    )
+    if volume is not None:
+        out["volume"] = volume[alive]
+    out.index.name = "ts"
+    if dropped["duplicate_timestamp"]:
+        notes.append(
+            f"{dropped['duplicate_timestamp']} rows share their timestamp with a later row: the last "
+            "in file order is kept (the book after that instant's events) with their traded volume"
+        )
+    report = LoadReport(
+        rows_read=n, rows_kept=int(alive.sum()), dropped=dropped, source=source, symbol=symbol,
+        notes=notes, warnings=list(warnings), out_of_order=out_of_order,
+    )  # fmt: skip
+    return Book(
+        frame=out, report=report, symbol=symbol, tick_size=tick_size, sessions=sessions, meta=meta or {}
+    )

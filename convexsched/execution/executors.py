@@ -1,0 +1,487 @@
+"""Executing a schedule against a real book (or the model) and recording what it cost.
+
+Execution policy
+----------------
+Bucket ``i``'s slice ``x_i`` is sent as one marketable order against the **first usable
+snapshot** of the bucket (ask side for a buy, bid side for a sell) and walks its displayed
+levels, best first (:func:`convexsched.data.slippage.walk_distances`). This is the model the oracle
+learned: ``g_t(x)`` is the cost of walking ``x`` through one book (seed, "Setup"), so realized
+and predicted costs measure the same thing. It is conservative: the book does not replenish
+within the bucket. A slice beyond the displayed depth is priced with the linear extrapolation
+of :mod:`convexsched.data.slippage` and flagged (``beyond_depth``).
+
+A snapshot is usable when both sides have a best level, ``ask_00 > bid_00`` and the traded side
+shows some size. A bucket with no usable snapshot (a data gap, or only crossed/locked books)
+executes nothing: its slice is **rolled forward** to the next bucket and reported in
+``rolled`` (each deferred share counted once, in the bucket that could not take it); a slice
+that cannot roll past the last bucket is reported as ``unfilled``, never dropped silently, and
+it is **charged**: the headline cost includes walking the unfilled shares through the last
+usable book of the day (``unfilled_cost``), so a strategy that did not finish cannot look cheap.
+
+Cost
+----
+The realized cost of a fill of ``q`` shares at snapshot ``t`` is the book-walk cost against that
+snapshot's mid, ``g_t(q) = sum_l p_l n_l - q m_t`` for a buy (the seed's temporary impact, the
+quantity every objective minimizes), in currency and in basis points of the arrival notional
+``S m_0`` (``m_0`` the mid of the first usable snapshot of the day). The drift
+``sum_i q_i (m_{t_i} - m_0)`` (sign-adjusted for sells) is reported separately; cost plus drift
+is the implementation shortfall against the arrival mid. Drift is the market's move, the same
+for every strategy up to timing, and no schedule here forecasts it.
+
+Depletion and resilience (``half_life``)
+----------------------------------------
+With ``half_life = 0`` (the default) every bucket's snapshot is fresh: what a slice took is back
+by the next minute. With ``half_life = h > 0`` seconds, what a slice removes from a price level
+comes back exponentially: at a later snapshot ``t'`` the level at that price shows
+
+.. math::
+
+    q'(p) = \\max\\big(q_{t'}(p) - \\textstyle\\sum_{\\text{fills } f \\text{ at } p} n_f\\, 2^{-(t' - t_f)/h},\\; 0\\big),
+
+so a strategy that hits the same thin book minute after minute pays for it. The strategy sees
+the depleted book too (it knows its own fills): :meth:`BookExecutor.walk_curve` returns the
+curve the next slice will actually walk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .._optional import pyplot
+from ..data.sessions import session_buckets
+from ..data.slippage import book_side, walk_distances
+from ..errors import InvalidInputError
+
+
+class BookExecutor:
+    """Fills slices against the first usable snapshot of every bucket of a real book.
+
+    Parameters
+    ----------
+    book : Book
+    side : {"buy", "sell"}
+    freq : str
+        Bucket width (:func:`convexsched.session_buckets`).
+    sessions : Sessions or str, optional
+        Overrides ``book.sessions``.
+    half_life : float
+        Resilience of the levels a slice consumed, in seconds (module docstring); 0: none.
+
+    Attributes
+    ----------
+    index : pandas.DatetimeIndex
+        The buckets (continuous session only).
+    rows : numpy.ndarray of int
+        Position in ``book.frame`` of each bucket's execution snapshot, -1 when it has none.
+    depth : pandas.Series
+        Displayed shares on the traded side of that snapshot (0 where there is none).
+    arrival_mid : float
+        Mid of the first usable snapshot of the day, ``m_0``.
+    """
+
+    def __init__(self, book, side="buy", freq="1min", sessions=None, half_life=0.0):
+        if side not in ("buy", "sell"):
+            raise InvalidInputError(f"side must be 'buy' or 'sell', got {side!r}")
+        try:
+            half_life = float(half_life)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"half_life must be a number of seconds, got {half_life!r}") from None
+        if not (np.isfinite(half_life) and half_life >= 0):
+            raise InvalidInputError(f"half_life must be finite and >= 0 seconds, got {half_life}")
+        self.book, self.side, self.half_life = book, side, half_life
+        buckets = session_buckets(book, freq, sessions)
+        self._dist, self._qty, self._mid = book_side(book, side)
+        sign = 1.0 if side == "buy" else -1.0
+        # Level prices recovered from the distances (empty levels repeat the last price).
+        self._price = self._mid[:, None] + sign * self._dist
+        self._seconds = (book.frame.index.asi8 - book.frame.index.asi8[0]) / 1e9
+        bid0 = book.frame["bid_px_00"].to_numpy(float)
+        ask0 = book.frame["ask_px_00"].to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            usable = (ask0 > bid0) & (self._qty.sum(axis=1) > 0) & np.isfinite(self._mid)
+        usable &= buckets.labels.notna().to_numpy()
+        positions = np.flatnonzero(usable)
+        first = pd.Series(positions).groupby(buckets.labels.to_numpy()[positions]).min()
+        self.index = buckets.index
+        self.rows = first.reindex(self.index).fillna(-1).astype(int).to_numpy()
+        if (self.rows < 0).all():
+            raise InvalidInputError(f"book {book.symbol!r} has no usable snapshot in its continuous sessions")
+        depth = np.where(self.rows >= 0, self._qty[np.maximum(self.rows, 0)].sum(axis=1), 0.0)
+        self.depth = pd.Series(depth, index=self.index, name="depth")
+        self.arrival_mid = float(self._mid[self.rows[self.rows >= 0][0]])
+        self.reset()
+
+    def reset(self):
+        """Forget every fill: the book is as recorded (start of a new execution)."""
+        self._taken = {}
+
+    def __len__(self):
+        return len(self.index)
+
+    def usable(self, i):
+        """Whether bucket ``i`` has a snapshot to trade against."""
+        return self.rows[i] >= 0
+
+    def mid(self, i):
+        """Mid of bucket ``i``'s execution snapshot (NaN when it has none)."""
+        return float(self._mid[self.rows[i]]) if self.rows[i] >= 0 else float("nan")
+
+    def _available(self, r):
+        """Quantities of snapshot ``r`` net of what earlier fills still hold (resilience)."""
+        qty = self._qty[r]
+        if not self._taken:
+            return qty
+        now = self._seconds[r]
+        keys = self._keys(r)
+        held = np.array([self._held(key, now) for key in keys])
+        return np.maximum(qty - held, 0.0)
+
+    def _keys(self, r):
+        return np.rint(self._price[r] / self.book.tick_size).astype(np.int64).tolist()
+
+    def _held(self, key, now):
+        amount, since = self._taken.get(key, (0.0, now))
+        return amount * 2.0 ** (-(now - since) / self.half_life)
+
+    def walk_curve(self, i):
+        """The cost curve bucket ``i``'s slice walks now: the exact book walk of its snapshot.
+
+        ``g_i(x) = sum_l d_l n_l(x)`` on the displayed (and, with resilience, depleted) levels:
+        slopes are the level distances to mid ``d_l`` and widths the quantities; beyond the
+        displayed depth ``D`` the executor's linear extrapolation adds ``gamma (x - D)^2 / 2``
+        at the last slope (:mod:`convexsched.data.slippage`).
+
+        Returns
+        -------
+        slopes, widths : numpy.ndarray, shape (L,)
+        gamma : float
+            The tail gradient (0 when the bucket has no usable snapshot: nothing can trade).
+        """
+        if self.rows[i] < 0:
+            return np.zeros(self._dist.shape[1]), np.zeros(self._dist.shape[1]), 0.0
+        r = self.rows[i]
+        qty = self._available(r)
+        return self._dist[r].copy(), qty, _tail_gradient(self._dist[r], qty, self.book.tick_size)
+
+    def realized_curves(self):
+        """Every bucket's fresh (undepleted) book-walk curve: what the day offered.
+
+        Returns
+        -------
+        slopes, widths : numpy.ndarray, shape (N, L)
+            Zero widths where a bucket has no usable snapshot.
+        gamma : numpy.ndarray, shape (N,)
+        """
+        usable = self.rows >= 0
+        rows = np.maximum(self.rows, 0)
+        slopes, widths = self._dist[rows].copy(), np.where(usable[:, None], self._qty[rows], 0.0)
+        gamma = np.array([_tail_gradient(s, w, self.book.tick_size) for s, w in zip(slopes, widths)])
+        return slopes, widths, gamma
+
+    def fill(self, i, shares):
+        """Walk ``shares`` through bucket ``i``'s snapshot.
+
+        Returns
+        -------
+        filled : float
+            ``shares``, or 0 when the bucket has no usable snapshot.
+        cost : float
+            Book-walk cost against the snapshot's mid (currency).
+        beyond : bool
+            The slice exceeded the displayed depth (its tail is extrapolated).
+        """
+        shares = float(shares)
+        if shares <= 0 or self.rows[i] < 0:
+            return 0.0, 0.0, False
+        r = self.rows[i]
+        qty = self._available(r)
+        if qty.sum() <= 0:
+            # Every displayed level is still depleted by earlier fills: nothing to walk.
+            return 0.0, 0.0, False
+        cost, beyond = walk_distances(self._dist[r : r + 1], qty[None, :], np.array([shares]), self.book.tick_size)
+        if self.half_life > 0:
+            self._deplete(r, qty, shares)
+        return shares, float(cost[0, 0]), bool(beyond[0, 0])
+
+    def _deplete(self, r, qty, shares):
+        now = self._seconds[r]
+        taken = np.diff(np.minimum(np.cumsum(qty), shares), prepend=0.0)
+        for key, amount in zip(self._keys(r), taken):
+            if amount > 0:
+                self._taken[key] = (self._held(key, now) + amount, now)
+
+
+def _tail_gradient(dist, qty, tick):
+    """Gradient of the linear extrapolation beyond the displayed depth (``walk_distances``)."""
+    depth = float(qty.sum())
+    if depth <= 0:
+        return 0.0
+    return max(float(dist[-1] - dist[0]), tick) / depth
+
+
+class ModelExecutor:
+    """Fills every slice in full at the model's own cost: a backtest inside the model.
+
+    Used to study a planner without a book (benchmarks, tests): bucket ``i`` costs
+    ``g_i(x)``; beyond the capacity the last slope continues, and the slice is flagged.
+
+    Parameters
+    ----------
+    curves : CostCurves
+        The true cost of every bucket; needs an index (the buckets' labels) or gets a RangeIndex.
+    side : {"buy", "sell"}
+    arrival_mid : float
+        Price used for the bps figures.
+    """
+
+    def __init__(self, curves, side="buy", arrival_mid=1.0):
+        self.curves, self.side, self.arrival_mid = curves, side, float(arrival_mid)
+        self.index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
+        self.depth = pd.Series(curves.capacity, index=self.index, name="depth")
+
+    def __len__(self):
+        return self.curves.n_buckets
+
+    def reset(self):
+        """Nothing to forget: the model's curves do not deplete."""
+
+    def usable(self, i):
+        return True
+
+    def mid(self, i):
+        return self.arrival_mid
+
+    def fill(self, i, shares):
+        shares = float(shares)
+        if shares <= 0:
+            return 0.0, 0.0, False
+        capacity = self.curves.capacity[i]
+        inside = min(shares, capacity)
+        fills = np.clip(inside - self.curves.breakpoints[i, :-1], 0.0, self.curves.widths[i])
+        cost = float(self.curves.slopes[i] @ fills)
+        last = self.curves.slopes[i, -1]
+        return shares, cost + max(shares - capacity, 0.0) * last, shares > capacity * (1 + 1e-9)
+
+
+@dataclass
+class ExecutionRecord:
+    """What a strategy executed, bucket by bucket, and what it cost.
+
+    Attributes
+    ----------
+    name : str
+    total : float
+        The parent order ``S``.
+    x : pandas.Series
+        Shares executed per bucket; sums to ``total - unfilled``.
+    costs : pandas.Series
+        Realized cost per bucket (currency).
+    predicted : pandas.Series
+        The model's predicted cost of each executed slice (NaN where there is no model or the
+        slice lies outside the model's curve).
+    rolled : pandas.Series
+        Shares that bucket ``i`` could not execute (no usable book) and passed on.
+    beyond_depth : pandas.Series of bool
+        Slices larger than the displayed depth.
+    drift : pandas.Series
+        ``q_i (m_i - m_0)`` (sign-adjusted): the market move paid on each slice.
+    arrival_mid : float
+    unfilled : float
+        Shares left when the last bucket could not execute.
+    unfilled_cost : float
+        The charge for them: their walk through the last usable book of the day (currency).
+    plans : list of pandas.Series
+        Every plan made (one for a static strategy, one per step for a receding horizon).
+    steps : pandas.DataFrame or None
+        Receding horizon: per step the inventory before it, the water level ``lambda``, the KKT
+        verdict and residual, the solve time and flags.
+    """
+
+    name: str
+    total: float
+    x: pd.Series
+    costs: pd.Series
+    predicted: pd.Series
+    rolled: pd.Series
+    beyond_depth: pd.Series
+    drift: pd.Series
+    arrival_mid: float
+    unfilled: float = 0.0
+    unfilled_cost: float = 0.0
+    plans: list = field(default_factory=list)
+    steps: pd.DataFrame | None = None
+
+    @property
+    def cost(self):
+        """Total realized cost (currency), with the charge for unfilled shares."""
+        return float(self.costs.sum()) + self.unfilled_cost
+
+    @property
+    def cost_bps(self):
+        """Total realized cost in basis points of the arrival notional ``S m_0``."""
+        return 1e4 * self.cost / (self.total * self.arrival_mid)
+
+    @property
+    def costs_bps(self):
+        """Per-bucket realized cost in bps of the arrival notional."""
+        return 1e4 * self.costs / (self.total * self.arrival_mid)
+
+    @property
+    def predicted_cost(self):
+        """The model's cost of what was executed (NaN if any slice has no prediction)."""
+        return float(self.predicted.sum(skipna=False))
+
+    @property
+    def remaining(self):
+        """Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``."""
+        return (self.total - self.x.cumsum()).rename("remaining")
+
+    def summary(self):
+        """One row of the backtest table."""
+        notional = self.total * self.arrival_mid
+        return {
+            "strategy": self.name,
+            "cost": self.cost,
+            "cost_bps": self.cost_bps,
+            "predicted": self.predicted_cost,
+            "predicted_bps": 1e4 * self.predicted_cost / notional,
+            "drift_bps": 1e4 * float(self.drift.sum()) / notional,
+            "shortfall_bps": 1e4 * (self.cost + float(self.drift.sum())) / notional,
+            "max_slice": float(self.x.max()),
+            "beyond_depth": int(self.beyond_depth.sum()),
+            "rolled": float(self.rolled.sum()),
+            "unfilled": self.unfilled,
+            "unfilled_cost_bps": 1e4 * self.unfilled_cost / notional,
+            "complete": self.unfilled == 0,
+        }
+
+    def plot(self, axes=None):
+        """Schedule, inventory and (receding horizon) water level over the day."""
+        plt = pyplot()
+
+        if axes is None:
+            _, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
+        positions = np.arange(len(self.x))
+        axes[0].bar(positions, self.x.to_numpy(), width=1.0, alpha=0.7)
+        axes[0].set_ylabel("shares")
+        axes[0].set_title(f"{self.name}: {self.cost_bps:.2f} bps realized")
+        axes[1].plot(positions, self.remaining.to_numpy())
+        axes[1].set_ylabel("inventory")
+        if self.steps is not None:
+            axes[2].plot(positions[: len(self.steps)], self.steps["lambda"].to_numpy())
+        axes[2].set_ylabel("lambda")
+        axes[2].set_xlabel("bucket")
+        return axes
+
+
+def execute_schedule(executor, schedule, name, curves=None):
+    """Execute a fixed schedule bucket by bucket, rolling slices of unusable buckets forward.
+
+    Parameters
+    ----------
+    executor : BookExecutor
+    schedule : array_like or pandas.Series, length N
+        Shares per bucket; must sum to the order size.
+    name : str
+    curves : CostCurves, optional
+        The model the schedule was planned on; its ``g_i(x_i)`` is the predicted cost.
+
+    Returns
+    -------
+    ExecutionRecord
+    """
+    target = np.asarray(schedule, dtype=float)
+    n = len(executor)
+    if target.shape != (n,):
+        raise InvalidInputError(f"the schedule has {target.size} buckets, the book has {n}")
+    if (target < 0).any() or not np.isfinite(target).all():
+        raise InvalidInputError("a schedule must be finite and >= 0")
+    trace = Trace(executor)
+    carry = 0.0
+    for i in range(n):
+        filled = trace.fill(i, target[i] + carry)
+        carry = target[i] + carry - filled
+        # Count a deferred share once: in the bucket whose own slice it was.
+        trace.rolled[i] = target[i] - min(filled, target[i])
+    trace.unfilled = carry
+    if curves is not None:
+        inside = trace.x <= curves.capacity * (1 + 1e-9)
+        trace.predicted = np.where(inside, curves.evaluate(np.minimum(trace.x, curves.capacity)), np.nan)
+    index = executor.index
+    plans = [pd.Series(target, index=index, name=name)]
+    return trace.record(name, float(target.sum()), plans)
+
+
+class Trace:
+    """Per-bucket accumulators shared by static and receding execution (package-internal)."""
+
+    def __init__(self, executor):
+        n = len(executor)
+        self.executor = executor
+        executor.reset()
+        self.x, self.costs, self.drift = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.predicted, self.rolled = np.full(n, np.nan), np.zeros(n)
+        self.beyond = np.zeros(n, bool)
+        self.unfilled = 0.0
+
+    def fill(self, i, shares):
+        executor = self.executor
+        filled, cost, beyond = executor.fill(i, shares)
+        sign = 1.0 if executor.side == "buy" else -1.0
+        self.x[i], self.costs[i], self.beyond[i] = filled, cost, beyond
+        self.rolled[i] = max(shares - filled, 0.0)
+        if filled > 0:
+            self.drift[i] = sign * filled * (executor.mid(i) - executor.arrival_mid)
+        return filled
+
+    def finish(self, name, total, plans, steps):
+        """The record of a policy that decided bucket by bucket: unfilled is what it never sent."""
+        self.unfilled = total - float(self.x.sum())
+        if abs(self.unfilled) <= 1e-9 * total:
+            self.unfilled = 0.0
+        return self.record(name, total, plans, steps)
+
+    def record(self, name, total, plans, steps=None):
+        index = self.executor.index
+        charge = 0.0
+        if self.unfilled > 0:
+            last = max(i for i in range(len(self.executor)) if self.executor.usable(i))
+            charge = self.executor.fill(last, self.unfilled)[1]
+        return ExecutionRecord(
+            name=name,
+            total=total,
+            x=pd.Series(self.x, index=index, name="x"),
+            costs=pd.Series(self.costs, index=index, name="cost"),
+            predicted=pd.Series(self.predicted, index=index, name="predicted"),
+            rolled=pd.Series(self.rolled, index=index, name="rolled"),
+            beyond_depth=pd.Series(self.beyond, index=index, name="beyond_depth"),
+            drift=pd.Series(self.drift, index=index, name="drift"),
+            arrival_mid=self.executor.arrival_mid,
+            unfilled=self.unfilled,
+            unfilled_cost=charge,
+            plans=plans,
+            steps=steps,
+        )
+
+
+def check_order_size(total):
+    """``S`` as a float; a clear error unless it is finite and > 0."""
+    try:
+        total = float(total)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"the order size S must be a number, got {total!r}") from None
+    if not np.isfinite(total) or total <= 0:
+        raise InvalidInputError(f"the order size S must be finite and > 0, got {total}")
+    return total
+
+
+def progress_bar(iterable, enabled, description):
+    """``iterable`` wrapped in a tqdm bar when ``enabled``."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, leave=False)

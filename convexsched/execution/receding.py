@@ -1,0 +1,507 @@
+"""Receding-horizon execution (seed, section 2, problem (9)) that cannot defer the order to the end.
+
+At bucket ``i`` with ``S_rem`` shares left, the seed re-plans a window ``j = i .. i+H-1`` from
+the live state and executes only ``x_i``:
+
+.. math::
+
+    \\min_{x} \\sum_{j=i}^{i+H-1} \\Big[\\hat g_j(x_j) + \\frac{\\rho}{2} x_j^2\\Big]
+    \\quad \\text{s.t.} \\quad \\sum_{j=i}^{i+H-1} x_j \\le S_{\\mathrm{rem}}, \\; x_j \\ge 0, \\qquad (9)
+
+with ``x_N := S_rem`` at the last bucket. Taken literally this defers everything: trading now
+costs something, waiting costs nothing, so every window's optimum is ``x = 0`` and the whole
+order lands in the last bucket (``cost_to_go=None`` keeps this variant so the trap can be shown).
+The window has to price what it leaves behind. With ``r`` the inventory left after the window,
+
+.. math::
+
+    V_i(r) = \\min \\Big\\{ \\sum_{j \\ge i+H} \\hat g_j(x_j) : \\sum_{j \\ge i+H} x_j = r,
+    \\; 0 \\le x_j \\le c_j \\Big\\}
+
+is the exact cost-to-go of objective (A): the inf-convolution of the later curves, i.e. all
+their segments sorted by slope, a convex piecewise-linear curve whose capacity is the later
+buckets' total capacity. Appending ``V_i`` as one pseudo-bucket and solving the window with
+``sum x = S_rem`` (``budget="eq"``) prices the future exactly *and* bounds the inventory left
+by what the later buckets can absorb (feasibility), so the existing solvers run unchanged.
+
+Variants (``cost_to_go``)
+-------------------------
+``"exact"``
+    The pseudo-bucket ``V_i`` above, from the forecast curves of the later buckets. Its
+    segments are merged into at most ``tail_segments`` chords between its own breakpoints
+    (half spread evenly over capacity, half over the slope range): an upper bound exact at
+    those points, which keeps the window's size fixed (and the cvxpy path's DPP shape).
+``"lambda"``
+    A linear pseudo-bucket at the static morning plan's water level ``lambda`` with the later
+    buckets' total capacity: the seed's first suggestion, cheaper, not adaptive.
+``None``
+    The seed's literal window (9), ``sum x <= S_rem``: demonstrates the trap.
+``horizon="all"``
+    Shrinking horizon: re-plan the whole rest of the day every bucket with the exact
+    objective. No cost-to-go approximation, no myopia.
+
+Objectives (B) and (C) in a window. ``rho/2 x^2`` cannot sit on the pseudo-bucket (that would
+charge the whole leftover as one slice), so with a tail the smoothing term is folded into the
+curves: on every grid segment ``[b_{k-1}, b_k]`` the chord of ``rho/2 x^2`` adds
+``rho (b_{k-1} + b_k) / 2`` to the slope. That is exact at the breakpoints (error at most
+``rho w_k^2 / 8`` inside a segment of width ``w_k``) and makes ``V_i`` the exact cost-to-go of
+the chorded (B) too. The inventory term ``psi/2 w_j R_j^2`` of (C) is kept on the window's
+buckets (day weights ``w_j``, so it still pushes trading forward) but the pseudo-bucket prices
+only the tail's impact, not its inventory risk: the window under-weights risk relative to the
+full (C) and trades somewhat later. The shrinking horizon is exact for every objective.
+
+Default: ``horizon=30`` with ``cost_to_go="exact"``. With (A) and a tail forecast from the same
+live state, it has the same optimum as the shrinking horizon at a fixed problem size, which
+matters for the cvxpy path (31 rows instead of up to N); see ``benchmarks/results/backtest.md``
+for the comparison on real books.
+
+The cvxpy path compiles one DPP problem per run and updates its parameters: windows that run
+past the session end are **padded** with zero-capacity buckets (and zero risk weights) so ``N``
+and ``K`` never change.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..data.features import SIDE_FEATURES, book_features, side_features
+from ..errors import InfeasibleError, InvalidInputError
+from ..model.convexify import convexify as _convexify
+from ..optimize.curves import CostCurves
+from ..optimize.objective import Objective
+from ..optimize.solve import solve
+from .executors import BookExecutor, ModelExecutor, Trace, check_order_size, progress_bar
+
+COST_TO_GO = ("exact", "lambda", None)
+STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "mid")
+# Columns a relative forecast scales by the seasonal profile; imbalance and mid persist.
+_SCALED = ("spread", "depth", "volatility")
+# Traded-side depths scale with the depth profile, the spread in ticks with the spread's.
+_SIDE_DEPTHS = ("side_depth", "touch", "side_depth_3", "side_depth_5")
+
+
+class LiveCurves:
+    """Oracle cost curves of the buckets still ahead, from the book state seen so far.
+
+    The live state of bucket ``i`` is the seed feature vector of the snapshot the bucket trades
+    against (the first usable one, :class:`convexsched.execution.backtest.BookExecutor`): known when the
+    slice is sent, so nothing looks ahead. Later buckets get a forecast of that state:
+
+    * no ``forecast``: persistence, every later bucket looks like the live one;
+    * ``relative=True`` (default): ``z_j = z_i p(tau_j) / p(tau_i)`` for spread, depth and
+      volatility (imbalance and mid persist), with ``p`` the :class:`StateForecast` profile.
+      Only the profile's *shape* is used, so it may be fitted on other stocks (normalized);
+    * ``relative=False``: :meth:`StateForecast.predict` with the live state (profile plus a
+      decaying anomaly, absolute levels: fit it on the same instrument).
+
+    Bucket ``j``'s capacity is ``capacity`` times its forecast displayed depth on the traded
+    side (the live snapshot's side depth, scaled like the total depth). The oracle is evaluated
+    on the grid ``u c_j`` for ``u`` in ``linspace(0, 1, grid)``: a shared relative grid keeps
+    ``convexify``'s shared-grid contract and rescaling the axis keeps convexity.
+
+    Parameters
+    ----------
+    executor : BookExecutor
+    oracle : regressor
+        ``predict(X)`` of total costs from columns ``size, spread, depth, imbalance, volatility,
+        hour_of_day, mid`` (an :class:`ImpactOracle`, or a baseline).
+    forecast : StateForecast, optional
+    relative : bool
+    capacity : float
+        Fraction of the displayed side depth a bucket may take (> 0).
+    grid : int
+        Points of the size grid (>= 2).
+    convexify : str
+        Convexifier (:func:`convexsched.convexify`).
+    """
+
+    def __init__(self, executor, oracle, forecast=None, *, relative=True, capacity=1.0, grid=33,
+                 convexify="slopes-isotonic"):
+        if not capacity > 0:
+            raise InvalidInputError(f"capacity must be > 0, got {capacity}")
+        if int(grid) < 2:
+            raise InvalidInputError(f"grid needs at least 2 points, got {grid}")
+        self.executor, self.oracle, self.forecast = executor, oracle, forecast
+        self.relative, self.capacity, self.grid, self.convexify = relative, float(capacity), int(grid), convexify
+        self.index = executor.index
+        features = book_features(executor.book)
+        rows = np.maximum(executor.rows, 0)
+        states = features.iloc[rows][list(STATE_COLUMNS)].set_axis(self.index)
+        states["side_depth"] = executor.depth.to_numpy()
+        sides = side_features(executor.book, executor.side).iloc[rows].set_axis(self.index)
+        states[list(SIDE_FEATURES)] = sides.to_numpy()
+        # A bucket without a usable snapshot keeps the last state seen (the first volatility
+        # of the day is undefined: 0, a quiet minute).
+        states[executor.rows < 0] = np.nan
+        self.states = states.ffill().bfill().fillna({"volatility": 0.0})
+        self._values = self.states.to_numpy(dtype=float)
+        self._columns = {name: k for k, name in enumerate(self.states.columns)}
+        self._profile = None
+        self._cache = {}
+
+    def __len__(self):
+        return len(self.index)
+
+    def __call__(self, i):
+        """Curves of buckets ``i .. N-1`` as seen at the start of bucket ``i`` (cached)."""
+        if i not in self._cache:
+            self._cache[i] = self._curves(i)
+        return self._cache[i]
+
+    def _forecast_states(self, i):
+        """States of buckets ``i .. N-1`` as seen at ``i``: an array with ``self.states``' columns."""
+        columns = self._columns
+        live = self._values[i]
+        frame = np.repeat(live[None, :], len(self.index) - i, axis=0)
+        if self.forecast is None:
+            return frame
+        if self.relative:
+            if self._profile is None:
+                self._profile = self.forecast.profile_at(self.index)[list(_SCALED)].to_numpy()
+            profile = self._profile[i:]
+            base = profile[0]
+            ratio = np.divide(profile, base, out=np.ones_like(profile), where=base > 0)
+            frame[:, [columns[c] for c in _SCALED]] *= ratio
+            frame[:, [columns[c] for c in _SIDE_DEPTHS]] *= ratio[:, 1:2]
+            frame[:, columns["spread_ticks"]] *= ratio[:, 0]
+            return frame
+        ahead = self.index[i:]
+        if len(ahead) > 1:
+            predicted = self.forecast.predict(ahead[1:], self.states.iloc[i].rename(self.index[i]))
+            frame[1:, [columns[c] for c in STATE_COLUMNS]] = predicted[list(STATE_COLUMNS)].to_numpy()
+            scale = frame[:, columns["depth"]] / live[columns["depth"]]
+            frame[:, [columns[c] for c in _SIDE_DEPTHS]] = live[[columns[c] for c in _SIDE_DEPTHS]] * scale[:, None]
+            frame[:, columns["spread_ticks"]] = live[columns["spread_ticks"]] * frame[:, columns["spread"]] / live[columns["spread"]]
+        return frame
+
+    def _curves(self, i):
+        states = self._forecast_states(i)
+        index = self.index[i:]
+        cap = self.capacity * states[:, self._columns["side_depth"]]
+        u = np.linspace(0.0, 1.0, self.grid)
+        n = len(states)
+        # One design frame per step, built from arrays: the oracle's columns by name.
+        rows = {"size": (cap[:, None] * u).ravel()}
+        rows.update({name: np.repeat(states[:, k], self.grid) for name, k in self._columns.items()})
+        rows["hour_of_day"] = np.repeat(index.hour, self.grid)
+        # Trusted arrays go straight to an oracle that takes them; others get a DataFrame.
+        predict = getattr(self.oracle, "predict_columns", None)
+        values = (predict(rows) if predict is not None else self.oracle.predict(pd.DataFrame(rows))).reshape(n, self.grid)
+        values[:, 0] = 0.0
+        unit, _ = _convexify(u, values, method=self.convexify)
+        # Back from the unit grid to shares: x = u c_j.
+        return CostCurves(unit.slopes / cap[:, None], unit.widths * cap[:, None], index=index)
+
+    def static(self):
+        """The morning view: curves of the whole day from the arrival state."""
+        return self(0)
+
+
+class _StaticCurves:
+    """A fixed forecast: bucket ``i`` sees the same curves as the morning (static state)."""
+
+    def __init__(self, curves):
+        self.index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
+        self.curves = curves.with_index(self.index)
+
+    def __len__(self):
+        return self.curves.n_buckets
+
+    def __call__(self, i):
+        # A view, not ``curves[i:]``: the rows are validated already and the loop is hot.
+        return _View(self.curves.slopes[i:], self.curves.widths[i:], self.index[i:])
+
+    def static(self):
+        return self.curves
+
+
+class _View:
+    """Rows of validated curves, with the attributes the planning loop reads."""
+
+    def __init__(self, slopes, widths, index):
+        self.slopes, self.widths, self.index = slopes, widths, index
+        self.capacity = widths.sum(axis=1)
+        self.n_buckets, self.n_segments = slopes.shape
+
+
+def _first_cost(curves, x):
+    """``g_i(x)`` of the first bucket of ``curves`` (``x`` within its capacity)."""
+    fills = np.clip(x - np.cumsum(curves.widths[0]) + curves.widths[0], 0.0, curves.widths[0])
+    return float(curves.slopes[0] @ fills)
+
+
+def _chord_smoothing(slopes, widths, rho):
+    """Slopes of ``g + rho/2 x^2`` with the quadratic replaced by its chords on the grid."""
+    ends = np.cumsum(widths, axis=1)
+    return slopes + 0.5 * rho * (2 * ends - widths)
+
+
+def _tail_curve(slopes, widths, segments):
+    """Cost-to-go ``V(r)`` of a set of buckets: their segments sorted by slope, as (s, w).
+
+    Merged into at most ``segments`` chords between breakpoints of ``V`` when longer (see the
+    module docstring), so the result is convex, exact at its breakpoints and above ``V``.
+    """
+    real = widths > 0
+    s, w = slopes[real], widths[real]
+    order = np.argsort(s, kind="stable")
+    s, w = s[order], w[order]
+    if segments is None or len(s) <= segments:
+        return s, w
+    filled = np.cumsum(w)
+    cost = np.cumsum(s * w)
+    half = segments // 2
+    by_capacity = np.searchsorted(filled, np.linspace(0.0, filled[-1], segments - half + 1)[1:], side="left")
+    by_slope = np.searchsorted(s, np.linspace(s[0], s[-1], half + 1)[1:-1], side="left") - 1
+    ends = np.unique(np.concatenate([by_capacity, by_slope[by_slope >= 0], [len(s) - 1]]))
+    at = np.concatenate([[0.0], filled[ends]])
+    value = np.concatenate([[0.0], cost[ends]])
+    chord_w = np.diff(at)
+    keep = chord_w > 0
+    return (np.diff(value)[keep] / chord_w[keep]), chord_w[keep]
+
+
+class RecedingHorizon:
+    """Re-plan at every bucket from the live state, execute the first slice (seed, problem (9)).
+
+    Parameters
+    ----------
+    horizon : int or "all"
+        Window length ``H`` in buckets, or ``"all"`` for the shrinking horizon (the whole rest
+        of the day every time).
+    objective : Objective, optional
+        Any mix of (A), (B), (C); default (A). Risk weights ``w_j`` are those of the full day
+        (``objective.weight_vector(N)``), sliced to each window.
+    method : {"fast", "cvxpy"}
+        Exact fast paths (no compilation) or a cvxpy problem compiled once (DPP) and updated.
+    cost_to_go : {"exact", "lambda", None}
+        How the window prices the inventory it leaves (module docstring). ``None`` is the seed's
+        literal window, which defers the order to the last bucket.
+    tail_segments : int or None
+        Chords of the ``"exact"`` pseudo-bucket (``None``: every segment, fast path only).
+    warm : bool
+        cvxpy: reuse the compiled problem (DPP update) instead of rebuilding every step.
+    current : {"book", "model"}
+        How the bucket about to trade is priced. ``"book"`` (default): by the exact walk of the
+        snapshot its slice walks (:meth:`BookExecutor.walk_curve`, capped at the displayed
+        depth), since that book is visible when the slice is sent; the model prices only the
+        buckets not yet seen. ``"model"``: by the model too (the previous behaviour).
+    solver : str, optional
+        cvxpy solver (see :func:`convexsched.solve`).
+    progress : bool
+        A tqdm bar over the steps.
+
+    Examples
+    --------
+    >>> rh = RecedingHorizon(horizon=30, objective=Objective.cost_only())   # doctest: +SKIP
+    >>> record = rh.run(book, 50_000, oracle)                               # doctest: +SKIP
+    >>> record.x.sum(), record.cost, record.steps["lambda"]                 # doctest: +SKIP
+    """
+
+    def __init__(self, horizon=30, objective=None, method="fast", *, cost_to_go="exact", tail_segments=64,
+                 warm=True, solver=None, current="book", progress=False):
+        if not (horizon == "all" or (isinstance(horizon, (int, np.integer)) and horizon >= 1)):
+            raise InvalidInputError(f"horizon must be a positive number of buckets or 'all', got {horizon!r}")
+        if method not in ("fast", "cvxpy"):
+            raise InvalidInputError(f"method must be 'fast' or 'cvxpy', got {method!r}")
+        if cost_to_go not in COST_TO_GO:
+            raise InvalidInputError(f"cost_to_go must be one of {COST_TO_GO}, got {cost_to_go!r}")
+        if tail_segments is None and method == "cvxpy" and cost_to_go == "exact" and horizon != "all":
+            raise InvalidInputError("the cvxpy path needs a fixed window shape: give tail_segments an int")
+        if tail_segments is not None and int(tail_segments) < 2:
+            raise InvalidInputError(f"tail_segments must be >= 2, got {tail_segments}")
+        self.horizon = horizon
+        self.objective = Objective() if objective is None else objective
+        if not isinstance(self.objective, Objective):
+            raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
+        self.method, self.cost_to_go, self.tail_segments = method, cost_to_go, tail_segments
+        if current not in ("book", "model"):
+            raise InvalidInputError(f"current must be 'book' or 'model', got {current!r}")
+        self.warm, self.solver, self.current, self.progress = warm, solver, current, progress
+
+    def __repr__(self):
+        return (f"RecedingHorizon(horizon={self.horizon!r}, objective={self.objective.kind}, "
+                f"method={self.method!r}, cost_to_go={self.cost_to_go!r})")
+
+    @property
+    def name(self):
+        window = "shrinking" if self.horizon == "all" else f"H={self.horizon}"
+        tail = {"exact": "", "lambda": ", lambda tail", None: ", literal (9)"}[self.cost_to_go]
+        return f"RH {self.objective.kind} {window}{tail} ({self.method})"
+
+    # ------------------------------------------------------------------ entry points
+    def run(self, book, total, oracle, side="buy", *, forecast=None, freq="1min"):
+        """Execute ``total`` shares on a real book, re-planning at every bucket.
+
+        Parameters
+        ----------
+        book : Book or BookExecutor
+        total : float
+            Order size ``S`` (> 0).
+        oracle : ImpactOracle, LiveCurves or CostCurves
+            The cost model: an oracle (wrapped in :class:`LiveCurves` with ``forecast``), live
+            curves already built (shared between runs: they are cached per bucket), or fixed
+            curves (a static state: every step sees the morning's curves).
+        side : {"buy", "sell"}
+        forecast : StateForecast, optional
+
+        Returns
+        -------
+        ExecutionRecord
+            ``x`` sums to ``total`` (minus ``unfilled`` if the last bucket has no book),
+            ``cost`` is the realized cost; ``plans`` and ``steps`` hold every step's plan,
+            ``lambda`` and KKT verdict.
+
+        Raises
+        ------
+        InvalidInputError
+            ``S <= 0`` or a model on other buckets than the book's.
+        InfeasibleError
+            ``S`` above what the day can absorb; the message names the maximum.
+        """
+        executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq)
+        if isinstance(oracle, CostCurves):
+            curves = _StaticCurves(oracle.with_index(executor.index) if len(oracle) == len(executor) else oracle)
+        elif isinstance(oracle, LiveCurves):
+            curves = oracle
+        else:
+            curves = LiveCurves(executor, oracle, forecast)
+        return self._execute(curves, executor, total)
+
+    def simulate(self, curves, total):
+        """Run the loop inside the model: fixed ``curves``, every slice filled at ``g_i(x_i)``."""
+        fixed = _StaticCurves(curves)
+        return self._execute(fixed, ModelExecutor(fixed.curves), total)
+
+    # ------------------------------------------------------------------ the loop
+    def _execute(self, curves, executor, total):
+        if len(curves) != len(executor):
+            raise InvalidInputError(f"the model has {len(curves)} buckets, the book has {len(executor)}")
+        total = check_order_size(total)
+        morning = curves.static()
+        n = morning.n_buckets
+        capacity = float(morning.capacity.sum())
+        if total > capacity * (1 + 1e-12):
+            raise InfeasibleError(
+                f"S = {total:.6g} exceeds what the {n} buckets can absorb; the maximum executable is {capacity:.6g}",
+                max_executable=capacity,
+            )
+        objective = self.objective
+        self._weights = objective.weight_vector(n) if objective.psi > 0 else np.zeros(n)
+        self._problem = None
+        self._n = n
+        # The whole day fits the window at the open: that is the shrinking horizon.
+        self._shrinking = self.horizon == "all" or self.horizon >= n
+        self._with_tail = self.cost_to_go is not None and not self._shrinking
+        self._level = None
+        if self.cost_to_go == "lambda":
+            self._level = solve(morning, total, objective).multiplier
+        trace = Trace(executor)
+        remaining, steps, plans = total, [], []
+        priced_by_book = self.current == "book" and hasattr(executor, "walk_curve")
+        for i in progress_bar(range(n), self.progress, self.name):
+            live = curves(i)
+            if priced_by_book and executor.usable(i):
+                live = _with_current(live, *executor.walk_curve(i)[:2])
+            row = {"bucket": executor.index[i], "remaining": remaining, "lambda": np.nan, "plan_value": np.nan, "kkt_ok": True,
+                   "kkt_violation": 0.0, "solve_s": 0.0, "tail": 0.0, "feasible": True, "over_capacity": False}
+            if i == n - 1 or remaining <= 0:
+                # Terminal enforcement: the last bucket takes the remainder exactly.
+                target = max(remaining, 0.0)
+                row["over_capacity"] = target > live.capacity[0] * (1 + 1e-9)
+            else:
+                plan, row_update = self._plan(live, remaining, i)
+                row.update(row_update)
+                plans.append(plan)
+                target = float(np.clip(plan.iloc[0], 0.0, remaining))
+            filled = trace.fill(i, target)
+            if filled <= live.capacity[0] * (1 + 1e-9):
+                trace.predicted[i] = _first_cost(live, filled)
+            remaining = remaining - filled if i < n - 1 else 0.0
+            row.update(target=target, filled=filled)
+            steps.append(row)
+        return trace.finish(self.name, total, plans, pd.DataFrame(steps).set_index("bucket"))
+
+    def _plan(self, live, remaining, i):
+        """Solve step ``i``'s window; returns the plan on its real buckets and the step record."""
+        window = live.n_buckets if self._shrinking else min(self.horizon, live.n_buckets)
+        curves, objective, budget = self._window(live, i, window)
+        capacity = float(curves.capacity.sum())
+        feasible = budget == "le" or remaining <= capacity * (1 + 1e-12)
+        # Live capacities below the inventory: trade all the window can take now.
+        total = remaining if feasible else capacity
+        started = time.perf_counter()
+        if self.method == "cvxpy":
+            schedule = solve(curves, total, objective, budget=budget, method="cvxpy", solver=self.solver,
+                             problem=self._problem if self.warm else None)
+            self._problem = schedule.problem
+        else:
+            schedule = solve(curves, total, objective, budget=budget)
+        seconds = time.perf_counter() - started
+        x = np.asarray(schedule.x, dtype=float)
+        plan = pd.Series(x[:window], index=live.index[:window], name=f"plan {i}")
+        tail = float(x[-1]) if self._with_tail else 0.0
+        report = schedule.kkt
+        return plan, {"lambda": schedule.multiplier, "plan_value": schedule.objective_value, "kkt_ok": report.ok, "kkt_violation": report.max_violation,
+                      "solve_s": seconds, "tail": tail, "feasible": feasible}
+
+    def _window(self, live, i, window):
+        """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, budget."""
+        pad = self.method == "cvxpy"
+        weights = self._weights[i:i + window]
+        if not self._with_tail:
+            # Shrinking horizon (exact objective) or the seed's literal window (9).
+            size = (self._n if self._shrinking else self.horizon) if pad else window
+            blocks = [(live.slopes[:window], live.widths[:window]), _empty(size - window)]
+            objective = self._objective(self.objective.rho, np.concatenate([weights, np.zeros(size - window)]))
+            return _stack(blocks, live.n_segments), objective, "eq" if self._shrinking else "le"
+        slopes, widths = live.slopes, live.widths
+        if self.objective.rho > 0:
+            slopes = _chord_smoothing(slopes, widths, self.objective.rho)
+        if window == live.n_buckets:
+            tail = _empty(1)
+        elif self.cost_to_go == "lambda":
+            tail = (np.array([[self._level]]), np.array([[widths[window:].sum()]]))
+        else:
+            s, w = _tail_curve(slopes[window:], widths[window:], self.tail_segments)
+            tail = (s[None, :], w[None, :])
+        size = self.horizon if pad else window
+        k = live.n_segments
+        if pad and self.cost_to_go == "exact":
+            k = max(k, self.tail_segments)
+        k = max(k, tail[0].shape[1])
+        blocks = [(slopes[:window], widths[:window]), _empty(size - window), tail]
+        objective = self._objective(0.0, np.concatenate([weights, np.zeros(size - window + 1)]))
+        return _stack(blocks, k), objective, "eq"
+
+    def _objective(self, rho, weights):
+        if self.objective.psi > 0:
+            return Objective(rho=rho, psi=self.objective.psi, weights=weights)
+        return Objective(rho=rho)
+
+
+def _with_current(live, slopes, widths):
+    """``live`` with its first bucket replaced by the visible book's walk (rows padded to one K)."""
+    k = max(live.n_segments, len(slopes))
+    stacked = _stack([(slopes[None, :], widths[None, :]), (live.slopes[1:], live.widths[1:])], k)
+    return _View(stacked.slopes, stacked.widths, live.index)
+
+
+def _empty(rows):
+    """``rows`` zero-capacity buckets (padding)."""
+    return np.zeros((rows, 1)), np.zeros((rows, 1))
+
+
+def _stack(blocks, k):
+    """One CostCurves from (slopes, widths) blocks, rows padded to ``k`` zero-width segments."""
+    slopes, widths = [], []
+    for s, w in blocks:
+        if len(s) == 0:
+            continue
+        pad = k - s.shape[1]
+        slopes.append(np.hstack([s, np.repeat(s[:, -1:], pad, axis=1)]))
+        widths.append(np.hstack([w, np.zeros((len(w), pad))]))
+    return CostCurves(np.vstack(slopes), np.vstack(widths))

@@ -1,0 +1,217 @@
+"""The strategies a backtest compares: model-free baselines, static plans, receding horizons.
+
+Every strategy has a ``name`` and ``execute(context) -> ExecutionRecord``; static ones plan once
+at the open and then execute through :func:`convexsched.execution.backtest.execute_schedule`. Nothing
+looks ahead: the model's morning view is :meth:`LiveCurves.static` (the arrival state plus its
+forecast).
+
+* :class:`TWAP`: ``x_i = S / N``.
+* :class:`DepthProportional` (VWAP-like): ``x_i`` proportional to the forecast displayed depth
+  (the curves' capacities ``c_i``) from the morning view.
+* :class:`AlmgrenChriss`: the closed-form trajectory ``R(t) = S sinh(kappa (T - t)) /
+  sinh(kappa T)``, ``x_i = R_{i-1} - R_i``, with urgency ``kappa T = T sqrt(lambda_AC sigma^2
+  / eta_tilde)``; ``kappa T -> 0`` is TWAP.
+* :class:`StaticPlan`: the morning solve of seed (2), (4) or (7).
+* :class:`Receding`: a :class:`convexsched.RecedingHorizon` on the model's curves
+  (certainty-equivalent: one forecast path).
+* :class:`Scenario`: a :class:`convexsched.ScenarioHorizon`: the visible book priced exactly
+  and the future as a pool of recent books. Needs no model.
+* :class:`convexsched.Hindsight`: the bound every backtest reports (it sees the whole day).
+
+Objective scales for the defaults (:func:`default_objectives`): ``rho`` is the curves' median
+curvature ``(s_last - s_first) / c_i``, so the smoothing is as strong as the impact's own
+convexity; ``psi = 2 lambda_A / (S N)``, which makes the marginal inventory risk at the open,
+``psi sum_i w_i R_i``, about the water level ``lambda_A`` of plan (A). Model-free strategies
+take the same scales from the arrival book (:func:`arrival_objectives`), the only book seen at
+the open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..optimize.objective import Objective
+from ..optimize.solve import solve
+from .executors import execute_schedule
+from .receding import RecedingHorizon
+from .scenario import ScenarioHorizon
+
+
+@dataclass
+class Context:
+    """What every strategy sees: the book executor, the order, the cost model."""
+
+    executor: object
+    total: float
+    curves: object = None
+    progress: bool = False
+
+    def morning(self, strategy):
+        if self.curves is None:
+            raise InvalidInputError(f"strategy {strategy!r} needs a cost model: pass oracle= to backtest")
+        return self.curves.static()
+
+
+def default_objectives(curves, total):
+    """Objectives (A), (B), (C) scaled to the curves (module docstring)."""
+    real = curves.widths > 0
+    first = np.where(real, curves.slopes, np.inf).min(axis=1)
+    last = np.where(real, curves.slopes, -np.inf).max(axis=1)
+    used = curves.capacity > 0
+    rho = float(np.median((last[used] - first[used]) / curves.capacity[used]))
+    level = solve(curves, total).multiplier
+    psi = 2.0 * max(level, 0.0) / (total * curves.n_buckets)
+    return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
+
+
+def arrival_objectives(executor, total):
+    """Objectives (A), (B), (C) scaled to the arrival book, as :func:`default_objectives` does.
+
+    The curve is the book walk of the first usable snapshot, ``rho`` its curvature
+    ``(d_last - d_0) / D`` and ``lambda_A`` its marginal cost at the even pace ``S / N``.
+    """
+    first = int(np.flatnonzero(executor.rows >= 0)[0])
+    slopes, widths, _ = (array[first] for array in executor.realized_curves())
+    depth = float(widths.sum())
+    rho = float((slopes[-1] - slopes[0]) / depth)
+    reached = np.cumsum(widths) >= total / len(executor)
+    level = float(slopes[int(np.argmax(reached))] if reached.any() else slopes[-1])
+    psi = 2.0 * max(level, 0.0) / (total * len(executor))
+    return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
+
+
+class TWAP:
+    """Equal slices, ``x_i = S / N``."""
+
+    name = "TWAP"
+
+    def execute(self, context):
+        n = len(context.executor)
+        curves = context.curves.static() if context.curves is not None else None
+        return execute_schedule(context.executor, np.full(n, context.total / n), self.name, curves)
+
+
+class DepthProportional:
+    """VWAP-like: slices proportional to the morning forecast of each bucket's depth."""
+
+    name = "depth-proportional"
+
+    def execute(self, context):
+        curves = context.morning(self.name)
+        share = curves.capacity / curves.capacity.sum()
+        return execute_schedule(context.executor, context.total * share, self.name, curves)
+
+
+class AlmgrenChriss:
+    """Closed-form Almgren-Chriss trajectory with urgency ``kappa T`` (default 2)."""
+
+    def __init__(self, urgency=2.0):
+        if not urgency > 0:
+            raise InvalidInputError(f"urgency kappa*T must be > 0, got {urgency}")
+        self.urgency = float(urgency)
+        self.name = f"Almgren-Chriss (kT={self.urgency:g})"
+
+    def execute(self, context):
+        n = len(context.executor)
+        t = np.arange(n + 1) / n
+        inventory = context.total * np.sinh(self.urgency * (1 - t)) / np.sinh(self.urgency)
+        curves = context.curves.static() if context.curves is not None else None
+        return execute_schedule(context.executor, -np.diff(inventory), self.name, curves)
+
+
+class StaticPlan:
+    """The morning plan of one objective, executed as planned.
+
+    Parameters
+    ----------
+    kind : {"A", "B", "C"} or Objective
+        A default-scaled objective (:func:`default_objectives`) or an explicit one.
+    """
+
+    def __init__(self, kind="A"):
+        self.kind = kind
+        label = kind if isinstance(kind, str) else kind.kind
+        self.name = f"static {label}"
+
+    def execute(self, context):
+        curves = context.morning(self.name)
+        objective = _objective(self.kind, curves, context.total)
+        schedule = solve(curves, context.total, objective)
+        return execute_schedule(context.executor, np.asarray(schedule.x, float), self.name, curves)
+
+
+class Receding:
+    """A :class:`RecedingHorizon` run on the context's book and live curves.
+
+    Parameters
+    ----------
+    kind : {"A", "B", "C"} or Objective
+    **settings
+        Passed to :class:`RecedingHorizon` (``horizon``, ``method``, ``cost_to_go``, ...).
+    """
+
+    def __init__(self, kind="A", name=None, **settings):
+        self.kind, self.settings = kind, settings
+        probe = RecedingHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
+        label = kind if isinstance(kind, str) else kind.kind
+        self.name = name or probe.name.replace(f"RH {probe.objective.kind}", f"RH {label}", 1)
+
+    def execute(self, context):
+        curves = context.morning(self.name)
+        objective = _objective(self.kind, curves, context.total)
+        planner = RecedingHorizon(objective=objective, progress=context.progress, **self.settings)
+        record = planner.run(context.executor, context.total, context.curves)
+        record.name = self.name
+        return record
+
+
+class Scenario:
+    """A :class:`ScenarioHorizon` with (A), (B) or (C) scaled to the arrival book.
+
+    Parameters
+    ----------
+    kind : {"A", "B", "C"} or Objective
+    name : str, optional
+    **settings
+        Passed to :class:`ScenarioHorizon` (``pool``, ``warmup``, ``pace_cap``, ...).
+    """
+
+    lookahead = False
+
+    def __init__(self, kind="A", name=None, **settings):
+        self.kind, self.settings = kind, settings
+        probe = ScenarioHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
+        label = kind if isinstance(kind, str) else kind.kind
+        self.name = name or probe.name.replace(f"scenario {probe.objective.kind}", f"scenario {label}", 1)
+
+    def execute(self, context):
+        objective = _objective(self.kind, None, context.total, context.executor)
+        record = ScenarioHorizon(objective, progress=context.progress, **self.settings).run(context.executor, context.total)
+        record.name = self.name
+        return record
+
+
+def _objective(kind, curves, total, executor=None):
+    if isinstance(kind, Objective):
+        return kind
+    objectives = default_objectives(curves, total) if curves is not None else arrival_objectives(executor, total)
+    if kind not in objectives:
+        raise InvalidInputError(f"kind must be 'A', 'B', 'C' or an Objective, got {kind!r}")
+    return objectives[kind]
+
+
+def default_strategies(with_model=True):
+    """The comparison of the backtest: baselines, scenario horizons, static plans and receding horizons."""
+    baselines = [TWAP(), AlmgrenChriss(), Scenario("A"), Scenario("B"), Scenario("C")]
+    if not with_model:
+        return baselines
+    return baselines + [
+        DepthProportional(),
+        StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
+        Receding("A", horizon=30), Receding("A", horizon="all"),
+        Receding("B", horizon=30), Receding("C", horizon=30),
+        Receding("A", horizon=30, method="cvxpy"),
+    ]

@@ -1,0 +1,609 @@
+"""A universe of (symbol, day) keys: one task mapped over many books, serially or on Dask.
+
+An execution desk calibrates on many days, plans thousands of symbols each morning and
+backtests a universe before trusting a change. :func:`run_universe` maps a task over keys and
+collects one table:
+
+* ``client=None`` runs the keys one after the other in this process;
+* a :class:`dask.distributed.Client` (a ``LocalCluster`` or a remote scheduler) runs them on its
+  workers through ``client.map`` and ``as_completed``. Dask is an optional extra
+  (``pip install convexsched[dask]``); nothing here imports it unless a client is given.
+
+Only keys and small result tables travel: the task loads its book inside the worker
+(:func:`load_key_book`, so the key's ``file`` must be readable where the workers run). Inner
+BLAS/OpenMP pools are pinned to ``threads`` (default 1) around each task with ``threadpoolctl``,
+so ``n`` single-threaded workers do not oversubscribe ``n`` cores. A task that raises is
+reported in its key's row (``status="error"``, ``error`` holds the exception type and
+message) while the other keys complete; a worker that dies is reported the same way
+(``status="lost"``). Rows come back in key order, so a serial run and a cluster run of the same
+keys give identical tables.
+
+Ready-made tasks take a key with ``symbol``, ``file`` and optionally ``day`` (a local date;
+omitted or empty = every day in the file), ``size`` (shares) and ``format``:
+
+* :func:`backtest_task` - :func:`convexsched.backtest` on the key's book (model-free strategies
+  unless an oracle is given), one row per strategy;
+* :func:`plan_task` - tomorrow's schedule for the key: the key's day's book-walk curves as the
+  forecast of the same minutes tomorrow, solved exactly with its KKT certificate;
+* :func:`calibrate_task` - an :class:`~convexsched.ImpactOracle` per symbol fitted on the
+  pooled book walks of the key's ``files`` (several past days), one summary row;
+* :func:`walk_forward_task` - fit on the symbol's days before the key's ``day`` (its
+  ``history`` files), backtest ``day`` with the model strategies too.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, InvalidInputError
+
+STATUS_OK, STATUS_ERROR, STATUS_LOST = "ok", "error", "lost"
+MANIFEST_COLUMNS = ("symbol", "day", "file", "size")
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _is_missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT or value == ""
+
+
+def as_keys(keys):
+    """Normalize keys to a list of plain dicts.
+
+    Parameters
+    ----------
+    keys : pandas.DataFrame or iterable of mappings
+        One row (or mapping) per key, e.g. columns ``symbol, day, file, size``.
+
+    Returns
+    -------
+    list of dict
+    """
+    if isinstance(keys, pd.DataFrame):
+        records = keys.to_dict("records")
+    else:
+        try:
+            records = [dict(k) for k in keys]
+        except (TypeError, ValueError):
+            raise InvalidInputError("keys must be a DataFrame or an iterable of mappings (dicts)") from None
+    if not records:
+        raise InvalidInputError("run_universe needs at least one key")
+    # numpy scalars -> Python ones, so keys pickle small and compare equal everywhere.
+    return [{name: (v.item() if isinstance(v, np.generic) else v) for name, v in r.items()} for r in records]
+
+
+def read_manifest(path):
+    """A universe manifest: a CSV with the columns ``symbol, day, file, size``.
+
+    Relative ``file`` paths are resolved against the manifest's folder; ``day`` may be empty
+    (every day in the file). Raises :class:`DataError` when the file or a column is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such manifest: {path}")
+    try:
+        table = pd.read_csv(path, dtype={"symbol": str, "day": str, "file": str})
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read manifest {path}: {exc}") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path.name}: manifest lacks columns {missing} (needs {list(MANIFEST_COLUMNS)})")
+    table["file"] = [str(f if Path(f).is_absolute() else (path.parent / f).resolve()) for f in table["file"]]
+    table["day"] = table["day"].fillna("")
+    return table
+
+
+# ---------------------------------------------------------------- running
+
+
+def _run_one(key, task, kwargs, threads):
+    """Run ``task(key, **kwargs)`` with pinned inner thread pools; never raises.
+
+    Returns ``(status, table or None, error message, seconds)``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    started = time.perf_counter()
+    try:
+        with threadpool_limits(limits=threads):
+            out = task(key, **kwargs)
+        if not isinstance(out, pd.DataFrame):
+            raise InvalidInputError(f"task must return a DataFrame, got {type(out).__name__}")
+        return STATUS_OK, out, "", time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in its key's row
+        return STATUS_ERROR, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - started
+
+
+def _progress(total, enabled, description):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, leave=False)
+
+
+def run_universe(keys, task, *, client=None, threads=1, progress=None, window=None, **kwargs):
+    """Map ``task`` over ``keys`` and return one table with the keys and a status column.
+
+    Parameters
+    ----------
+    keys : pandas.DataFrame or iterable of mappings
+        One key per task, e.g. the rows of a manifest (:func:`read_manifest`).
+    task : callable
+        ``task(key, **kwargs) -> pandas.DataFrame`` with ``key`` a dict. It must be importable
+        by the workers (a module-level function) when a client is given.
+    client : dask.distributed.Client, optional
+        ``None`` runs serially in this process; a client runs the keys on its cluster.
+    threads : int
+        BLAS/OpenMP threads allowed inside each task (``threadpoolctl``); 1 avoids
+        oversubscription when each worker has one core.
+    progress : bool, optional
+        A tqdm bar over completed keys; default when stderr is a terminal.
+    window : int, optional
+        With a client: at most this many keys in flight, the next submitted as one completes
+        (bounds the scheduler's memory for very large universes); default all at once.
+    **kwargs
+        Passed to every ``task`` call (small: they travel to every worker).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The key columns, ``status`` (``"ok"``, ``"error"``: the task raised, ``"lost"``: the
+        worker died) and ``error`` (``"ExceptionType: message"``, empty when ok), then the
+        task's columns (a task column named like a key column, ``status`` or ``error`` gives
+        way to the key's); a key contributes one row per row of its table (one row of NaN
+        results on failure). Rows are in key order. ``attrs["seconds"]`` holds each key's run time
+        and ``attrs["failed"]`` the failed keys.
+    """
+    keys = as_keys(keys)
+    if int(threads) < 1:
+        raise InvalidInputError(f"threads must be >= 1, got {threads}")
+    if window is not None and int(window) < 1:
+        raise InvalidInputError(f"window must be >= 1, got {window}")
+    run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads))
+    results = [None] * len(keys)
+    bar = _progress(len(keys), progress, getattr(task, "__name__", "tasks"))
+    if client is None:
+        for i, key in enumerate(keys):
+            results[i] = run(key)
+            if bar is not None:
+                bar.update()
+    else:
+        from distributed import as_completed
+
+        # pure=False: a re-run of the same key is a new computation (files may have changed).
+        first = len(keys) if window is None else int(window)
+        futures = client.map(run, keys[:first], pure=False)
+        position = {future.key: i for i, future in enumerate(futures)}
+        pending = as_completed(futures)
+        following = iter(range(first, len(keys)))
+        for future in pending:
+            for i in itertools.islice(following, 1):  # keep ``window`` keys in flight
+                extra = client.submit(run, keys[i], pure=False)
+                position[extra.key] = i
+                pending.add(extra)
+            i = position[future.key]
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died or the result did not arrive
+                results[i] = (STATUS_LOST, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", np.nan)
+            future.release()
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    return _collect(keys, results)
+
+
+def _collect(keys, results):
+    key_columns = list(dict.fromkeys(name for key in keys for name in key))
+    frames = []
+    for key, (status, table, error, _) in zip(keys, results, strict=True):
+        if table is None or table.empty:
+            table = pd.DataFrame(index=[0])
+        else:
+            table = table.reset_index(drop=True)
+        clash = [c for c in key_columns + ["status", "error"] if c in table.columns]
+        if clash:
+            table = table.drop(columns=clash)
+        head = pd.DataFrame({name: [key.get(name)] * len(table) for name in key_columns})
+        head["status"] = status
+        head["error"] = error
+        frames.append(pd.concat([head, table], axis=1))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["seconds"] = [r[3] for r in results]
+    out.attrs["failed"] = [key for key, r in zip(keys, results, strict=True) if r[0] != STATUS_OK]
+    return out
+
+
+# ---------------------------------------------------------------- loading inside the task
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_books(path, format, sessions, mtime_ns, size):
+    # A worker often gets several symbols of the same multi-symbol file: read it once.
+    from ..data.loaders import read_books
+
+    return read_books(path, format, **({} if sessions is None else {"sessions": sessions}))
+
+
+def load_key_book(key):
+    """The book of a key: ``file`` (and ``format``, ``sessions``), its ``symbol``, cut to its ``day``.
+
+    A worker reads each file once for all its keys (a small per-process cache keyed on the
+    path, its size and modification time).
+
+    Raises
+    ------
+    DataError
+        Missing file, unknown symbol, or no rows on ``day``.
+    """
+    path = key.get("file")
+    if _is_missing(path):
+        raise InvalidInputError(f"key {key} has no 'file'")
+    stat = Path(path).stat() if Path(path).is_file() else None
+    if stat is None:
+        raise DataError(f"no such file: {path}")
+    fmt, sessions = key.get("format"), key.get("sessions")
+    books = _cached_books(str(path), None if _is_missing(fmt) else fmt, None if _is_missing(sessions) else sessions,
+                          stat.st_mtime_ns, stat.st_size)  # fmt: skip
+    symbol = key.get("symbol")
+    if _is_missing(symbol):
+        if len(books) != 1:
+            raise InvalidInputError(f"{Path(path).name} holds {len(books)} symbols; the key needs a 'symbol'")
+        book = next(iter(books.values()))
+    elif str(symbol) not in books:
+        raise DataError(f"symbol {symbol!r} not in {Path(path).name}; available: {list(books)[:10]}")
+    else:
+        book = books[str(symbol)]
+    day = key.get("day")
+    if _is_missing(day):
+        return book
+    tz = book.sessions.tz if book.sessions is not None else book.tz
+    dates = book.frame.index.tz_convert(tz).date
+    wanted = pd.Timestamp(str(day)).date()
+    keep = dates == wanted
+    if not keep.any():
+        raise DataError(f"{book.symbol} has no rows on {wanted} in {Path(path).name}")
+    if keep.all():
+        return book
+    return replace(book, frame=book.frame[keep], meta=dict(book.meta, day=str(wanted)))
+
+
+def _key_size(key, size=None):
+    value = key.get("size") if size is None else size
+    if _is_missing(value):
+        raise InvalidInputError(f"key {key} has no 'size' (shares) and none was passed")
+    return float(value)
+
+
+# ---------------------------------------------------------------- ready-made tasks
+
+
+def backtest_task(key, *, strategies=None, oracle=None, side="buy", freq="1min", half_life=0.0, size=None):
+    """Backtest one key: :func:`convexsched.backtest` on its book, one row per strategy.
+
+    Parameters
+    ----------
+    key : dict
+        ``symbol``, ``file``, optional ``day`` and ``format``; ``size`` in shares unless
+        ``size=`` is given.
+    strategies : list of str, optional
+        Names among :func:`convexsched.execution.strategies.default_strategies` (names travel, objects
+        are rebuilt in the worker); default all that apply.
+    oracle : ImpactOracle or path, optional
+        A fitted oracle (or its ``.joblib`` file, loaded in the worker).
+    side, freq, half_life
+        As in :func:`convexsched.backtest`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy`` then the backtest columns (``cost_bps, vs_twap_bps, hindsight_bps,
+        capture, ..., unfilled``), plus ``n_buckets``.
+    """
+    from .backtest import backtest
+    from .strategies import default_strategies
+
+    book = load_key_book(key)
+    if isinstance(oracle, (str, Path)):
+        from ..model.oracle import ImpactOracle
+
+        oracle = ImpactOracle.load(oracle)
+    chosen = None
+    if strategies is not None:
+        available = {s.name: s for s in default_strategies(with_model=oracle is not None)}
+        unknown = [name for name in strategies if name not in available]
+        if unknown:
+            raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
+        chosen = [available[name] for name in strategies]
+    table, records = backtest(
+        book, _key_size(key, size), strategies=chosen, oracle=oracle, side=side, freq=freq,
+        half_life=half_life, return_records=True,
+    )  # fmt: skip
+    table = table.reset_index()
+    table["n_buckets"] = len(next(iter(records.values())).x)
+    return table
+
+
+def plan_task(key, *, objective=None, side="buy", freq="1min", size=None):
+    """Tomorrow's schedule for one key, from the key's day as the forecast of tomorrow.
+
+    Each bucket of the next business day gets the book-walk curve of the same minute of the
+    key's day (the fresh, undepleted curve of :meth:`BookExecutor.realized_curves`); the
+    schedule is solved exactly (:func:`convexsched.solve`) and carries its KKT certificate.
+    Buckets without a usable snapshot get no capacity.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``bucket`` (tomorrow's start times), ``x`` (shares), ``multiplier`` (the water level),
+        ``kkt_ok``.
+    """
+    from ..optimize.curves import CostCurves
+    from ..optimize.solve import solve
+    from .executors import BookExecutor
+
+    book = load_key_book(key)
+    executor = BookExecutor(book, side, freq)
+    slopes, widths, _ = executor.realized_curves()
+    index = executor.index
+    days = pd.DatetimeIndex(index.normalize().unique())
+    if len(days) != 1:
+        raise InvalidInputError(f"plan_task needs a key of one day; {book.symbol} has {len(days)} (set 'day')")
+    tomorrow = index + pd.offsets.BDay(1)
+    curves = CostCurves(slopes, widths, index=tomorrow)
+    schedule = solve(curves, _key_size(key, size), objective)
+    return pd.DataFrame({
+        "bucket": tomorrow, "x": np.asarray(schedule.x, float), "multiplier": schedule.multiplier,
+        "kkt_ok": bool(schedule.kkt.ok),
+    })  # fmt: skip
+
+
+def _split_files(value):
+    if isinstance(value, str):
+        return [f for f in value.split(";") if f]
+    return [] if _is_missing(value) else list(value)
+
+
+def _fit_oracle(key, files, *, before=None, sizes=None, side="buy", max_iter=100, random_state=0, thin=1):
+    """An ImpactOracle fitted on the book walks of ``files`` (rows before the date ``before``).
+
+    Returns ``(oracle, n_days, n_rows, in-sample MAE)``.
+    """
+    from ..data.slippage import task1_table
+    from ..model.oracle import ImpactOracle
+
+    if not files:
+        raise InvalidInputError(f"key {key} has no files to calibrate on")
+    tables, days = [], set()
+    for file in files:
+        book = load_key_book({**key, "file": file, "day": None})
+        tz = book.sessions.tz if book.sessions is not None else book.tz
+        dates = book.frame.index.tz_convert(tz).date
+        keep = np.ones(len(dates), bool) if before is None else dates < before
+        if int(thin) > 1:
+            keep &= np.arange(len(keep)) % int(thin) == 0
+        if not keep.any():
+            continue
+        book = replace(book, frame=book.frame[keep])
+        days.update(dates[keep])
+        grid = sizes
+        if grid is None:
+            depth = float(np.median(book.frame.filter(like="ask_sz_" if side == "buy" else "bid_sz_").sum(axis=1)))
+            grid = np.linspace(depth / 20, depth, 20)
+        table = task1_table(book, grid, side=side)
+        tables.append(table[~table["beyond_depth"]])
+    if not tables:
+        raise DataError(f"{key.get('symbol')}: no history{f' before {before}' if before else ''} in {len(files)} file(s)")
+    table = pd.concat(tables, ignore_index=True).dropna(subset=["volatility", "spread", "depth"])
+    if table.empty:
+        raise DataError(f"{key.get('symbol')}: no training rows after dropping missing features")
+    oracle = ImpactOracle(max_iter=max_iter, random_state=random_state, validation_fraction=None)
+    oracle.fit(table, table["slippage"])
+    mae = float(np.abs(oracle.predict(table) - table["slippage"].to_numpy()).mean())
+    return oracle, len(days), len(table), mae
+
+
+def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100, random_state=0, thin=1):
+    """Fit an :class:`~convexsched.ImpactOracle` for one symbol on its pooled past days.
+
+    Parameters
+    ----------
+    key : dict
+        ``symbol`` and ``files`` (a list, or a ``;``-separated string, of book files: the past
+        days); a single ``file`` works too. Every day in the files is used.
+    sizes : array_like, optional
+        Order-size grid of the book walks; default 20 sizes up to the median one-sided depth.
+    output_dir : path-like, optional
+        Save the oracle there as ``<symbol>.joblib`` (a path travels back, not the model).
+    max_iter, random_state : int
+        Boosting settings (:class:`~convexsched.ImpactOracle`).
+    thin : int
+        Keep every ``thin``-th snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_days, n_rows, n_iter, mae`` (in-sample, currency), ``oracle`` (the saved
+        file or empty).
+    """
+    files = _split_files(key.get("files", key.get("file")))
+    oracle, n_days, n_rows, mae = _fit_oracle(
+        key, files, sizes=sizes, side=side, max_iter=max_iter, random_state=random_state, thin=thin
+    )
+    saved = ""
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        saved = str(Path(output_dir) / f"{key.get('symbol')}.joblib")
+        oracle.save(saved)
+    return pd.DataFrame([{"n_days": n_days, "n_rows": n_rows, "n_iter": int(oracle.n_iter_),
+                          "mae": mae, "oracle": saved}])  # fmt: skip
+
+
+def walk_forward_task(key, *, strategies=None, side="buy", freq="1min", half_life=0.0, size=None, max_iter=100,
+                      thin=1):  # fmt: skip
+    """Walk forward: fit an oracle on the symbol's days before the key's ``day``, backtest ``day``.
+
+    Parameters
+    ----------
+    key : dict
+        ``symbol``, ``file`` and ``day`` (the test day), ``size``, and ``history``: the files
+        (a list or ``;``-separated) holding the past days; only their rows dated before ``day``
+        are used, so the test day's own file may be listed too.
+    strategies, side, freq, half_life, size
+        As in :func:`backtest_task` (the model strategies run since there is an oracle).
+    max_iter, thin
+        As in :func:`calibrate_task`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`backtest_task`'s table plus ``train_days`` and ``train_rows``.
+    """
+    day = key.get("day")
+    if _is_missing(day):
+        raise InvalidInputError(f"walk_forward_task needs the key's test 'day', got {key}")
+    history = _split_files(key.get("history", key.get("file")))
+    oracle, n_days, n_rows, _ = _fit_oracle(
+        key, history, before=pd.Timestamp(str(day)).date(), side=side, max_iter=max_iter, thin=thin
+    )
+    table = backtest_task(key, strategies=strategies, oracle=oracle, side=side, freq=freq, half_life=half_life,
+                          size=size)  # fmt: skip
+    table["train_days"], table["train_rows"] = n_days, n_rows
+    return table
+
+
+# ---------------------------------------------------------------- manifests and the command line
+
+
+def make_manifest(paths, participation=0.05, lot=100):
+    """A manifest of every symbol and day in ``paths``, sized at a share of the day's volume.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Book files (any format :func:`convexsched.read_books` reads).
+    participation : float
+        Order size as a fraction of the volume traded in the book's sessions that day.
+    lot : float
+        Sizes are rounded to whole lots (at least one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``symbol, day, file, size`` (plus ``volume``, the day's traded volume);
+        books without traded volume are left out.
+    """
+    from ..data.loaders import read_books
+    from ..data.sessions import session_buckets
+
+    if not 0 < participation <= 1:
+        raise InvalidInputError(f"participation must be in (0, 1], got {participation}")
+    rows = []
+    for path in paths:
+        for symbol, book in read_books(path).items():
+            if book.traded_volume is None or book.sessions is None:
+                continue
+            labels = session_buckets(book).labels
+            inside = labels.notna().to_numpy()
+            per_day = book.traded_volume[inside].groupby(labels[inside].dt.date.to_numpy()).sum()
+            for day, volume in per_day.items():
+                size = max(lot, round(participation * volume / lot) * lot)
+                rows.append({"symbol": symbol, "day": str(day), "file": str(Path(path).resolve()),
+                             "size": float(size), "volume": float(volume)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["symbol", "day", "file", "size", "volume"])
+
+
+class _Cluster:
+    """``scheduler`` as a context manager yielding a Dask client (or None for a serial run)."""
+
+    def __init__(self, scheduler, n_workers=None):
+        self.scheduler, self.n_workers = scheduler, n_workers
+        self._stack = []
+
+    def __enter__(self):
+        if self.scheduler in (None, "", "serial"):
+            return None
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise InvalidInputError(
+                "--scheduler needs Dask: pip install 'convexsched[dask]'"
+            ) from None
+        if self.scheduler == "local":
+            cluster = LocalCluster(
+                processes=True, n_workers=self.n_workers or os.cpu_count(), threads_per_worker=1,
+                dashboard_address=None,
+            )  # fmt: skip
+            self._stack.append(cluster)
+            client = Client(cluster)
+        else:
+            client = Client(self.scheduler)
+        self._stack.append(client)
+        return client
+
+    def __exit__(self, *exc):
+        for item in reversed(self._stack):
+            item.close()
+        return False
+
+
+def cluster(scheduler=None, n_workers=None):
+    """A client for ``scheduler``: ``None``/``"serial"`` (no client), ``"local"`` (a process
+    ``LocalCluster``, one thread per worker) or a scheduler address (``"tcp://host:8786"``).
+
+    Use as ``with cluster("local") as client: run_universe(keys, task, client=client)``.
+    """
+    return _Cluster(scheduler, n_workers)
+
+
+def run_manifest_backtest(args):
+    """``convexsched backtest --universe MANIFEST``: prints a summary, writes ``--output``.
+
+    Returns the exit code: 0 when every key ran, 1 when some failed (they are listed).
+    """
+    keys = read_manifest(args.universe)
+    options = {"side": args.side, "freq": args.freq, "half_life": args.half_life}
+    if args.strategies is not None:
+        options["strategies"] = list(args.strategies)
+    if args.oracle is not None:
+        options["oracle"] = str(Path(args.oracle).resolve())
+    if args.total is not None:
+        options["size"] = args.total
+    started = time.perf_counter()
+    with cluster(args.scheduler) as client:
+        where = "serially" if client is None else f"on {args.scheduler} ({len(client.scheduler_info()['workers'])} workers)"
+        table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(), **options)
+    seconds = time.perf_counter() - started
+    if args.output is not None:
+        from ..io import write_table
+
+        write_table(table, args.output)
+    ok = table[table["status"] == STATUS_OK]
+    failed = table.attrs["failed"]
+    print(f"universe {Path(args.universe).name}: {len(keys)} keys {where} in {seconds:.1f} s, "
+          f"{len(keys) - len(failed)} ok, {len(failed)} failed")  # fmt: skip
+    if len(ok):
+        summary = ok.pivot_table(index="strategy", values=["cost_bps", "vs_twap_bps", "capture"], aggfunc="mean")
+        # Shares left unfilled make a cost look low: count the keys where that happened.
+        summary["keys_unfilled"] = ok.assign(short=ok["unfilled"] > 0).groupby("strategy")["short"].sum()
+        with pd.option_context("display.width", 160):
+            print("mean over keys (bps of arrival notional; capture 1 = hindsight bound, 0 = TWAP; "
+                  "keys_unfilled: keys where the strategy left shares unfilled):")  # fmt: skip
+            print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    for key, (_, row) in zip(failed, table[table["status"] != STATUS_OK].iterrows(), strict=True):
+        print(f"failed: {key.get('symbol')} {key.get('day') or ''}: {row['error']}", file=sys.stderr)
+    return 0 if not failed else 1

@@ -1,0 +1,606 @@
+"""The impact oracle ``g_hat(x | state)`` and the two baselines it must beat.
+
+The seed estimates the temporary impact ``g_t(x)`` of trading ``x`` shares in bucket ``t`` with a
+gradient-boosting oracle ``g_hat_t(x | state_t)`` trained on the Task-1 table (seed, "Setup,
+data, and notation"). This module holds that oracle and the baselines reported beside it, all
+scikit-learn regressors on the same input:
+
+``X``
+    A DataFrame with the Task-1 columns ``size`` (shares), ``spread`` (currency), ``depth``
+    (shares on ten levels, both sides), ``imbalance``, ``volatility`` (std of 3-s log mid
+    returns over 60 s), ``hour_of_day`` and, for fitting the oracle with a validation split,
+    ``timestamp``; with ``target="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as
+    ``size / depth`` so that training and curve evaluation (:meth:`ImpactOracle.cost_curves`) use
+    one definition. Extra columns are ignored. Any other array-like (anything
+    :func:`sklearn.utils.check_array` takes, a DataFrame with unnamed columns included) is read
+    by position: its first columns are those the estimator reads, in this order and without
+    ``timestamp``; further columns are ignored, and prediction needs the width seen in fitting.
+``y``
+    The target: the total cost ``g_t(x)`` in currency of trading ``size`` shares against the
+    book, relative to the mid (the Task-1 ``slippage`` column). Predictions are in the same unit;
+    they are 0 at size 0, since trading nothing costs nothing.
+
+:meth:`ImpactOracle.cost_curves` evaluates the oracle on a size grid for every bucket and
+convexifies (:func:`convexsched.convexify`) into :class:`CostCurves`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+from threadpoolctl import ThreadpoolController
+
+from ..data.features import SIDE_FEATURES
+from ..errors import DataError, InvalidInputError
+from .convexify import convexify as _convexify
+
+STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "hour_of_day")
+SIZE_FEATURES = ("size", "vol_ratio")
+TARGETS = ("bps", "per_share", "log", None)
+FEATURE_SETS = ("seed", "book")
+_FORMAT = "convexsched.ImpactOracle"
+# Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0).
+_FORMAT_VERSION = 2
+
+
+_CONTROLLER = []
+# Tells "transform= not given" apart from transform=None (a valid target).
+_UNSET = object()
+
+
+def _openmp():
+    """The process's threadpool controller, created on first use."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+def _check_frame(X, columns, what):
+    if not isinstance(X, pd.DataFrame):
+        raise InvalidInputError(f"{what} must be a pandas DataFrame with columns {list(columns)}")
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise InvalidInputError(f"{what} is missing column(s) {missing}; it has {list(X.columns)}")
+    values = X.loc[:, list(columns)]
+    try:
+        values = values.astype(float)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} columns {list(columns)} must be numeric") from None
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInputError(f"{what} has NaN or inf in column {columns[col]!r} (row {X.index[row]!r})")
+    if "size" in values and (values["size"] < 0).any():
+        # scikit-learn's wording for data outside a positive domain.
+        raise InvalidInputError(f"Negative values in data passed to {what}: negative sizes")
+    for column in ("depth", "mid"):
+        if column in values and (values[column] <= 0).any():
+            raise InvalidInputError(f"{what} has {column} <= 0; an empty book has no cost curve")
+    return values
+
+
+def _named(X):
+    """Whether ``X`` is read by column name: a DataFrame whose column names are all strings."""
+    return isinstance(X, pd.DataFrame) and all(isinstance(name, str) for name in X.columns)
+
+
+def _check_input(estimator, X, columns, reset):
+    """The checked float ``columns`` of ``X`` as a DataFrame, and on ``reset`` the input schema.
+
+    A DataFrame with string column names is read by name; any other array-like (as
+    scikit-learn takes it, which includes a DataFrame with unnamed columns) by position, its
+    first columns being ``columns`` in that order. Further columns are ignored
+    in both, so that one table feeds the oracle and the baselines; an array must keep the
+    width it was fitted with, as scikit-learn requires.
+    """
+    if _named(X):
+        frame = _check_frame(X, columns, "X")
+        names, width = np.asarray(columns, dtype=object), len(columns)
+    else:
+        try:
+            array = check_array(X, dtype=float, ensure_all_finite=False)
+        except ValueError as error:
+            raise InvalidInputError(f"X: {error}") from None
+        width = array.shape[1]
+        # Fitted on an array, an array must have the fitted width (scikit-learn's rule).
+        if not reset and not hasattr(estimator, "feature_names_in_") and width != estimator.n_features_in_:
+            raise InvalidInputError(
+                f"X has {width} features, but {type(estimator).__name__} is expecting "
+                f"{estimator.n_features_in_} features as input"
+            )
+        if width < len(columns):
+            raise InvalidInputError(
+                f"X has {width} feature(s), but {type(estimator).__name__} needs at least {len(columns)}: "
+                f"{list(columns)} in this order (or pass a DataFrame with these columns)"
+            )
+        frame = _check_frame(pd.DataFrame(array[:, : len(columns)], columns=list(columns)), columns, "X")
+        names = None
+    if reset:
+        estimator.n_features_in_ = width
+        # scikit-learn's convention: names only when fitted on named columns.
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    return frame
+
+
+def _check_target(y, n, name):
+    if y is None:
+        raise InvalidInputError(f"{name} requires y to be passed, but the target y is None")
+    try:
+        # A column vector is taken with scikit-learn's DataConversionWarning.
+        y = column_or_1d(y, dtype=float, warn=True)
+    except ValueError:
+        raise InvalidInputError(f"y must be 1-D with one value per row of X ({n}), got shape {np.shape(y)}") from None
+    if y.shape[0] != n:
+        raise InvalidInputError(f"y must be 1-D with one value per row of X ({n}), got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise InvalidInputError("y has NaN or inf")
+    return y
+
+
+class _BookInputMixin:
+    """Declares to scikit-learn that ``X`` holds book quantities, not arbitrary reals."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Sizes, depths and prices are positive and rejected otherwise; the tag makes
+        # scikit-learn's checks shift their random matrices to the valid side.
+        tags.input_tags.positive_only = True
+        return tags
+
+
+# Below this many rows prediction runs on one thread.
+_THREADED_ROWS = 20_000
+
+
+class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
+    """Gradient-boosting impact oracle ``g_hat(x | state)``, nondecreasing in size.
+
+    A :class:`~sklearn.ensemble.HistGradientBoostingRegressor` on the features
+    ``[size_feature, spread, depth, imbalance, volatility, hour_of_day]`` (``spread_bps =
+    1e4 spread / mid`` in place of ``spread`` with ``target="bps"``) with
+    ``monotonic_cst = +1`` on the size feature. ``vol_ratio = size / depth`` grows with ``size``
+    at a fixed state, so either choice makes ``g_hat`` nondecreasing in ``x`` for every state.
+
+    Parameters
+    ----------
+    size_feature : {"vol_ratio", "size"}
+        How the trade size enters: relative to the book depth (transfers across stocks and
+        times) or in shares.
+    target : {"bps", "per_share", "log", None}
+        What the boosted trees learn (named ``transform`` before 0.2.0; that keyword still
+        works, with a :class:`FutureWarning`, until 0.3.0). ``"per_share"`` learns the average cost per share
+        ``c(x) = g(x) / x`` (close to the half-spread for small ``x``; far more homogeneous
+        than ``g``) and predicts ``g_hat = x * max(c_hat, 0)``: with ``c_hat`` nondecreasing
+        and nonnegative, ``g_hat`` is nondecreasing. ``"bps"`` (default) learns the same cost
+        per share in basis points of the mid, ``1e4 g(x) / (x mid)``, from the spread in bps,
+        and predicts ``g_hat = x mid max(c_hat, 0) / 1e4``: every quantity is then relative to
+        the price level, so one model serves stocks of different prices (on the real-data
+        benchmark it is what lets the oracle transfer to a held-out stock); it needs ``mid``.
+        ``"log"`` learns ``log g`` (needs
+        ``y > 0``) and predicts ``exp``: the geometric, not arithmetic, conditional mean, so
+        biased low by the residual spread. ``None`` learns ``g`` itself.
+    validation_fraction : float in (0, 1) or None
+        Time-ordered early stopping: the trees are grown on the rows before the
+        ``1 - validation_fraction`` quantile of the distinct timestamps, the number of
+        iterations minimising the squared error on the later rows is kept, and the model is
+        refitted on all rows with that many iterations. Rows sharing a timestamp (one book,
+        several sizes) never straddle the cut, so the choice never looks ahead. ``None`` fits
+        ``max_iter`` iterations on everything and does not need ``timestamp``. A plain array
+        (or a DataFrame with unnamed columns) has no timestamps and is fitted as with ``None``: there is no time order to split on,
+        and a random split would let the iteration count look ahead.
+    features : {"seed", "book"}
+        ``"seed"``: the seed's state features above (the Task-1 table). ``"book"`` adds what sets
+        the cost on the traded side (:func:`convexsched.data.features.side_features`): the queue at
+        the touch, the side depth over 3 and 5 levels, the spread in ticks, and the order's
+        share of the 5-level side depth ``size / side_depth_5`` (monotone like the size
+        feature). The table then needs those columns (:func:`convexsched.task1_table` has them).
+    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, random_state
+        Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
+
+    Attributes
+    ----------
+    feature_names_in_ : numpy.ndarray of str
+        The columns read from ``X``, in the order a plain array must hold them.
+    n_features_in_ : int
+        Their number.
+    features_ : tuple of str
+        The trees' input columns (derived from ``feature_names_in_``), in order; the persisted
+        schema.
+    model_ : HistGradientBoostingRegressor
+        The fitted trees.
+    n_iter_ : int
+        Boosting iterations kept.
+    validation_curve_ : numpy.ndarray or None
+        Validation squared error (in the transformed target) after each iteration.
+    validation_start_ : pandas.Timestamp or None
+        First timestamp of the validation rows.
+
+    Examples
+    --------
+    >>> oracle = ImpactOracle().fit(table, table["slippage"])          # doctest: +SKIP
+    >>> curves, report = oracle.cost_curves(states, np.arange(0, 10_001, 100),
+    ...                                     return_report=True)          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        size_feature="vol_ratio",
+        target="bps",
+        validation_fraction=0.2,
+        max_iter=300,
+        learning_rate=0.05,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=0.0,
+        random_state=None,
+        features="seed",
+        **deprecated,
+    ):
+        transform = deprecated.pop("transform", _UNSET)
+        if deprecated:
+            raise TypeError(f"ImpactOracle() got unexpected keyword argument(s) {sorted(deprecated)}")
+        if transform is not _UNSET:
+            # Stored as ``transform``, scikit-learn took the oracle for a transformer.
+            warnings.warn(
+                "ImpactOracle(transform=...) is deprecated since 0.2.0 and will be removed in 0.3.0; use target=...",
+                FutureWarning,
+                stacklevel=2,
+            )
+            target = transform
+        self.size_feature = size_feature
+        self.target = target
+        self.validation_fraction = validation_fraction
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.random_state = random_state
+        self.features = features
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        """Fit the oracle on a Task-1 table ``X`` and total costs ``y``; returns ``self``."""
+        if self.size_feature not in SIZE_FEATURES:
+            raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
+        if self.target not in TARGETS:
+            raise InvalidInputError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.features not in FEATURE_SETS:
+            raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
+        if y is None:
+            _check_target(y, 0, type(self).__name__)
+        frame = _check_input(self, X, self._columns(), reset=True)
+        y = _check_target(y, len(frame), type(self).__name__)
+        size = frame["size"].to_numpy()
+        if self.target is not None and (size <= 0).any():
+            raise InvalidInputError(
+                f"target={self.target!r} needs sizes > 0; drop the size-0 rows (g(0) = 0 is known)"
+            )
+        if self.target == "log" and (y <= 0).any():
+            raise InvalidInputError("target='log' needs costs y > 0; use target='per_share' or None")
+        features = self._design(frame)
+        matrix = features.to_numpy()
+        learned = self._forward(y, frame)
+
+        self.validation_curve_ = None
+        self.validation_start_ = None
+        n_iter = self.max_iter
+        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
+            raise InvalidInputError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.validation_fraction is not None and _named(X):
+            if "timestamp" not in X.columns:
+                raise InvalidInputError("time-ordered validation needs a 'timestamp' column in X")
+            times = pd.DatetimeIndex(pd.to_datetime(X["timestamp"]))
+            distinct = times.unique().sort_values()
+            cut = distinct[min(int(len(distinct) * (1 - self.validation_fraction)), len(distinct) - 1)]
+            early = np.asarray(times < cut)
+            if not early.any() or early.all():
+                raise InvalidInputError("too few distinct timestamps for a time-ordered validation split")
+            probe = self._booster(self.max_iter).fit(matrix[early], learned[early])
+            curve = np.array(
+                [np.mean((p - learned[~early]) ** 2) for p in probe.staged_predict(matrix[~early])]
+            )
+            n_iter = int(np.argmin(curve)) + 1
+            self.validation_curve_ = curve
+            self.validation_start_ = cut
+        self.model_ = self._booster(n_iter).fit(matrix, learned)
+        self.n_iter_ = n_iter
+        self.features_ = tuple(features.columns)
+        return self
+
+    def _booster(self, max_iter):
+        # early_stopping=False: the built-in early stopping holds out a *random* subset, which
+        # would let the iteration count peek at the future; ours is time-ordered (see fit).
+        return HistGradientBoostingRegressor(
+            max_iter=max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            monotonic_cst=self._monotone(),
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+
+    def _monotone(self):
+        # Positional: the trees are fitted on arrays (the receding loop predicts from arrays).
+        names, _ = self._design_matrix({name: np.ones(1) for name in self._columns()})
+        return [1 if name in (self.size_feature, "side_fill") else 0 for name in names]
+
+    def _columns(self):
+        side = SIDE_FEATURES if self.features == "book" else ()
+        return ("size",) + STATE_COLUMNS + side + (("mid",) if self.target == "bps" else ())
+
+    def _design(self, frame):
+        names, matrix = self._design_matrix({name: frame[name].to_numpy(dtype=float) for name in self._columns()})
+        return pd.DataFrame(matrix, columns=names)
+
+    def _design_matrix(self, columns):
+        """The trees' inputs from named 1-D arrays: (column names, matrix of shape (n, F))."""
+        spread = columns["spread"]
+        names = [self.size_feature] + [
+            "spread_bps" if (name == "spread" and self.target == "bps") else name for name in STATE_COLUMNS
+        ]
+        size = columns["size"] / columns["depth"] if self.size_feature == "vol_ratio" else columns["size"]
+        values = [size] + [1e4 * spread / columns["mid"] if (name == "spread" and self.target == "bps")
+                           else columns[name] for name in STATE_COLUMNS]
+        if self.features == "book":
+            names += list(SIDE_FEATURES) + ["side_fill"]
+            values += [columns[name] for name in SIDE_FEATURES]
+            values.append(columns["size"] / np.maximum(columns["side_depth_5"], 1.0))
+        return names, np.column_stack([np.asarray(v, dtype=float) for v in values])
+
+    def _forward(self, y, frame):
+        if self.target == "bps":
+            return 1e4 * y / (frame["size"].to_numpy() * frame["mid"].to_numpy())
+        if self.target == "per_share":
+            return y / frame["size"].to_numpy()
+        if self.target == "log":
+            return np.log(y)
+        return y
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, X):
+        """Predicted total cost ``g_hat(size | state)`` (currency) for every row of ``X``."""
+        check_is_fitted(self, "model_")
+        frame = _check_input(self, X, self._columns(), reset=False)
+        return self.predict_columns({name: frame[name].to_numpy() for name in self._columns()})
+
+    def predict_columns(self, columns):
+        """:meth:`predict` for trusted arrays: ``columns`` maps every input column to a 1-D array.
+
+        The receding loop's path: no DataFrame and no checks (its states were checked once).
+        """
+        check_is_fitted(self, "model_")
+        _, design = self._design_matrix(columns)
+        size = np.asarray(columns["size"], dtype=float)
+        if len(design) < _THREADED_ROWS:
+            # OpenMP start-up costs more than a small batch's trees: the receding horizon asks
+            # for one bucket's grid at a time, which ran 5x faster on one thread. The controller
+            # is built once: scanning the loaded libraries took longer than the prediction.
+            with _openmp().limit(limits=1, user_api="openmp"):
+                raw = self.model_.predict(design)
+        else:
+            raw = self.model_.predict(design)
+        if self.target == "bps":
+            cost = size * np.asarray(columns["mid"], dtype=float) * np.maximum(raw, 0.0) / 1e4
+        elif self.target == "per_share":
+            cost = size * np.maximum(raw, 0.0)
+        elif self.target == "log":
+            cost = np.exp(raw)
+        else:
+            cost = raw
+        return np.where(size > 0, cost, 0.0)
+
+    def predict_grid(self, states, sizes):
+        """Raw predictions ``g_hat_i(x_u)`` for every bucket ``i`` and grid size ``x_u``.
+
+        Parameters
+        ----------
+        states : pandas.DataFrame
+            One row per bucket with the columns ``spread, depth, imbalance, volatility,
+            hour_of_day`` and, for ``target="bps"``, ``mid`` (e.g. :meth:`convexsched.StateForecast.predict`).
+        sizes : array_like, shape (G,)
+            Size grid ``{0, dx, ..., x_max}`` in shares.
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, G)
+            Predicted costs, nondecreasing along each row, 0 in the size-0 column.
+        """
+        check_is_fitted(self, "model_")
+        sizes = np.asarray(sizes, dtype=float)
+        if sizes.ndim != 1 or len(sizes) < 2:
+            raise InvalidInputError(f"sizes must be a 1-D grid of at least 2 sizes, got shape {sizes.shape}")
+        state = _check_frame(states, self._columns()[1:], "states")
+        n, g = len(state), len(sizes)
+        rows = state.loc[state.index.repeat(g)].reset_index(drop=True)
+        rows.insert(0, "size", np.tile(sizes, n))
+        return self.predict(rows).reshape(n, g)
+
+    def cost_curves(self, states, sizes, convexify="slopes-isotonic", return_report=False):
+        """Convex cost curves of the oracle for every bucket (seed, "Computing the schedule").
+
+        Evaluates :meth:`predict_grid` and passes it through :func:`convexsched.convexify`.
+
+        Parameters
+        ----------
+        states : pandas.DataFrame
+            One row per bucket, indexed by bucket timestamp (the curves keep that index).
+        sizes : array_like, shape (G,)
+            Size grid ``{0, dx, ..., x_max}`` starting at 0; ``dx`` the execution granularity.
+        convexify : str
+            Convexifier, see :func:`convexsched.convexify`.
+        return_report : bool
+            Also return the :class:`~convexsched.ConvexifyReport` (how far the curves moved
+            from the predictions).
+
+        Returns
+        -------
+        CostCurves or (CostCurves, ConvexifyReport)
+        """
+        values = self.predict_grid(states, sizes)
+        curves, report = _convexify(sizes, values, method=convexify, index=states.index)
+        return (curves, report) if return_report else curves
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def schema_(self):
+        """What a saved oracle promises: input columns, size feature, target."""
+        check_is_fitted(self, "model_")
+        return {"features": self.features_, "size_feature": self.size_feature, "target": self.target}
+
+    def save(self, path):
+        """Write the fitted oracle with its schema to ``path`` (joblib).
+
+        Like every pickle, the file runs code when loaded: load only files you wrote.
+        """
+        import joblib
+
+        payload = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "sklearn_version": sklearn.__version__,
+            "schema": self.schema_,
+            "estimator": self,
+        }
+        joblib.dump(payload, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an oracle written by :meth:`save` and check its feature schema.
+
+        Raises
+        ------
+        DataError
+            When the file is not a saved oracle, was written by another scikit-learn version,
+            or its schema does not match the features this version of the code builds.
+        """
+        import joblib
+
+        try:
+            payload = joblib.load(path)
+        except FileNotFoundError:
+            raise DataError(f"no such oracle file: {path}") from None
+        except Exception as error:  # noqa: BLE001 -- unpickling a foreign file can raise anything
+            raise DataError(f"cannot read an oracle from {path}: {type(error).__name__}: {error}") from None
+        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+            raise DataError(f"{path} is not a saved convexsched ImpactOracle")
+        if payload.get("format_version") == 1:
+            raise DataError(
+                f"{path} was saved by convexsched 0.1 (oracle format 1, before the hyperparameter "
+                "transform became target); refit it with this version"
+            )
+        if payload.get("format_version") != _FORMAT_VERSION:
+            raise DataError(f"{path} has oracle format {payload.get('format_version')}, expected {_FORMAT_VERSION}")
+        if payload.get("sklearn_version") != sklearn.__version__:
+            raise DataError(
+                f"{path} was saved with scikit-learn {payload.get('sklearn_version')}, this is "
+                f"{sklearn.__version__}; tree models do not survive version changes: refit"
+            )
+        oracle = payload.get("estimator")
+        if not isinstance(oracle, cls):
+            raise DataError(f"{path} holds a {type(oracle).__name__}, not an ImpactOracle")
+        expected = tuple(oracle._design(pd.DataFrame(columns=oracle._columns(), dtype=float)).columns)
+        schema = payload.get("schema")
+        if schema != oracle.schema_ or tuple(schema["features"]) != expected:
+            raise DataError(
+                f"{path} has feature schema {schema}, but this code builds features {list(expected)}; refit"
+            )
+        return oracle
+
+
+class HalfSpreadImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
+    """Baseline ``g(x) = spread / 2 * x``: cross the spread, no depth effect, nothing to learn.
+
+    ``X`` is a DataFrame with the columns ``size, spread`` or an array of these two columns.
+
+    Attributes
+    ----------
+    feature_names_in_ : numpy.ndarray of str
+        ``["size", "spread"]``.
+    n_features_in_ : int
+        2.
+    features_ : tuple of str
+        The same names, as a tuple.
+    """
+
+    def fit(self, X, y=None):
+        """Check ``X`` (and ``y``, when given); returns ``self``."""
+        frame = _check_input(self, X, ("size", "spread"), reset=True)
+        if y is not None:
+            _check_target(y, len(frame), type(self).__name__)
+        self.features_ = ("size", "spread")
+        return self
+
+    def predict(self, X):
+        """Half the spread times the size, for every row of ``X``."""
+        check_is_fitted(self, "features_")
+        frame = _check_input(self, X, self.features_, reset=False)
+        return 0.5 * frame["spread"].to_numpy() * frame["size"].to_numpy()
+
+
+class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
+    """Square-root-law baseline ``g(x) = spread/2 * x + c * sigma * P * x * sqrt(x / depth)``.
+
+    ``c`` is fitted by least squares on the residual after the half-spread,
+    ``c = <z, y - spread x / 2> / <z, z>`` with ``z = sigma P x sqrt(x / depth)``.
+
+    ``X`` is a DataFrame with the columns ``size, spread, depth, volatility`` and ``price`` (when
+    not ``None``), or an array of these columns in this order.
+
+    Parameters
+    ----------
+    price : str or None
+        Column with the price level ``P`` (e.g. the mid) that turns the dimensionless
+        volatility of log returns into currency; ``None`` sets ``P = 1`` (the literal
+        ``c * sigma * x * sqrt(x/depth)``), so that ``c`` absorbs the price level of the one
+        stock it was fitted on.
+
+    Attributes
+    ----------
+    coef_ : float
+        The fitted ``c``.
+    feature_names_in_ : numpy.ndarray of str
+        The columns read from ``X``, in the order a plain array must hold them.
+    n_features_in_ : int
+        Their number.
+    """
+
+    def __init__(self, price="mid"):
+        self.price = price
+
+    def _terms(self, X, reset):
+        columns = ("size", "spread", "depth", "volatility") + ((self.price,) if self.price else ())
+        frame = _check_input(self, X, columns, reset)
+        size = frame["size"].to_numpy()
+        level = frame[self.price].to_numpy() if self.price else 1.0
+        impact = frame["volatility"].to_numpy() * level * size * np.sqrt(size / frame["depth"].to_numpy())
+        return 0.5 * frame["spread"].to_numpy() * size, impact
+
+    def fit(self, X, y):
+        """Fit ``c`` by least squares; returns ``self``."""
+        if y is None:
+            _check_target(y, 0, type(self).__name__)
+        crossing, impact = self._terms(X, reset=True)
+        y = _check_target(y, len(crossing), type(self).__name__)
+        norm = float(impact @ impact)
+        if norm == 0:
+            raise InvalidInputError("the square-root term is 0 on every row (zero volatility or sizes)")
+        self.coef_ = float(impact @ (y - crossing)) / norm
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "coef_")
+        crossing, impact = self._terms(X, reset=False)
+        return crossing + self.coef_ * impact

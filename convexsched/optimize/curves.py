@@ -1,0 +1,325 @@
+"""Piecewise-linear convex cost curves: the one type between learning and optimization.
+
+Bucket ``i`` has a temporary-impact cost ``g_i(x)`` (seed, "Setup") for trading ``x`` shares.
+Here every ``g_i`` is convex, piecewise linear, with ``g_i(0) = 0``:
+
+.. math::
+
+    g_i(x) = \\sum_{k=1}^{K} s_{ik} \\, \\min\\big(\\max(x - b_{i,k-1}, 0), w_{ik}\\big),
+    \\qquad b_{ik} = \\sum_{l \\le k} w_{il}, \\qquad 0 \\le x \\le c_i = b_{iK},
+
+with segment widths ``w_ik >= 0`` and slopes ``s_i1 <= s_i2 <= ... <= s_iK`` (convexity).
+A bucket may have fewer real segments (zero widths pad the row) or no capacity at all.
+Everything upstream (book walk, oracle, convexifiers) produces a :class:`CostCurves`; every
+solver consumes one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._optional import pyplot
+from ..errors import InvalidInputError, NonConvexCurveError
+
+# Tolerance, relative to a curve's largest slope, under which a slope decrease (or a negative
+# slope) counts as rounding. Relative to the curve's own scale: an absolute floor accepted any
+# non-convexity at prices far below 1, e.g. slopes 3e-10 then 1e-10 of a penny token.
+_CONVEXITY_RTOL = 1e-9
+
+
+def _as_2d_float(name, value):
+    array = np.asarray(value, dtype=float)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise InvalidInputError(f"{name} must be a 1-D or 2-D array, got shape {array.shape}")
+    return array
+
+
+def _label(index, i):
+    return f"bucket {i}" if index is None else f"bucket {i} ({index[i]})"
+
+
+class CostCurves:
+    """N convex piecewise-linear cost curves given by segment slopes and widths.
+
+    Parameters
+    ----------
+    slopes : array_like, shape (N, K) or (N,)
+        Marginal cost of each segment (currency per share), >= 0 and nondecreasing along each
+        row over the segments of positive width.
+    widths : float or array_like, shape (N,) or (N, K)
+        Segment widths in shares (>= 0). A scalar or an (N,) array applies to every segment of
+        the row. Zero widths pad rows with fewer real segments.
+    index : pandas.Index, optional
+        Labels of the buckets (e.g. their timestamps); schedules are returned as Series on it.
+    allow_negative : bool
+        Accept negative slopes (segments that pay for taking shares, e.g. a rebate), which only
+        a ``budget="le"`` problem can price sensibly. Off by default: from a book or an oracle a
+        negative slope is a data error.
+
+    Raises
+    ------
+    InvalidInputError
+        On NaN/inf, negative widths, negative slopes (a cost curve never falls: trading more
+        cannot cost less) or mismatched shapes.
+    NonConvexCurveError
+        When a bucket's slopes decrease; the message names the bucket. Convexify first
+        (:func:`convexsched.convexify`).
+
+    Notes
+    -----
+    Slopes of zero-width segments carry no cost; they are canonicalized to the neighbouring real
+    slope so that every stored row is nondecreasing. A zero-capacity bucket stores slopes of 0.
+    Both checks are relative to each bucket's largest slope (``1e-9`` of it), so they hold at
+    any price scale; deviations within that tolerance are rounded away.
+    """
+
+    def __init__(self, slopes, widths, index=None, allow_negative=False):
+        slopes = _as_2d_float("slopes", slopes)
+        n, k = slopes.shape
+        widths = np.asarray(widths, dtype=float)
+        if widths.ndim == 1:
+            if widths.shape[0] != n:
+                raise InvalidInputError(f"widths has {widths.shape[0]} rows but slopes has {n}")
+            widths = widths[:, None]
+        try:
+            widths = np.broadcast_to(widths, (n, k)).copy()
+        except ValueError:
+            raise InvalidInputError(
+                f"widths of shape {np.shape(widths)} do not match slopes of shape {(n, k)}"
+            ) from None
+        if n == 0:
+            raise InvalidInputError("cost curves need at least one bucket")
+        if index is not None:
+            index = pd.Index(index)
+            if len(index) != n:
+                raise InvalidInputError(f"index has {len(index)} labels for {n} buckets")
+        for name, array in (("slopes", slopes), ("widths", widths)):
+            bad = ~np.isfinite(array)
+            if bad.any():
+                i = int(np.argwhere(bad)[0, 0])
+                raise InvalidInputError(f"{name} has NaN or inf in {_label(index, i)}")
+        if (widths < 0).any():
+            i = int(np.argwhere(widths < 0)[0, 0])
+            raise InvalidInputError(f"widths must be >= 0; {_label(index, i)} has a negative one")
+
+        real = widths > 0
+        # Zero-width segments take the slope of the last real one before them (or the first
+        # real one after, for leading ones): a forward fill along each row.
+        columns = np.arange(k)[None, :]
+        last_real = np.maximum.accumulate(np.where(real, columns, -1), axis=1)
+        first_real = np.argmax(real, axis=1)[:, None]
+        source = np.where(last_real >= 0, last_real, first_real)
+        canonical = np.where(real.any(axis=1)[:, None], np.take_along_axis(slopes, source, axis=1), 0.0)
+        tolerance = _CONVEXITY_RTOL * np.abs(canonical).max(axis=1, keepdims=True)
+        negative = canonical < -tolerance
+        if negative.any() and not allow_negative:
+            i, j = (int(v) for v in np.argwhere(negative)[0])
+            raise InvalidInputError(
+                f"{_label(index, i)} has a negative slope {canonical[i, j]:.6g}: cost curves must be "
+                "increasing (trading more never costs less); clip the slopes at 0 if it is noise"
+            )
+        bad = np.diff(canonical, axis=1) < -tolerance
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise NonConvexCurveError(
+                f"{_label(index, i)} is not convex: slope {canonical[i, j]:.6g} is followed by "
+                f"{canonical[i, j + 1]:.6g}. Run the values through convexsched.convexify() "
+                "(isotonic slopes, convex regression or hull) before building CostCurves."
+            )
+        if not allow_negative:
+            canonical = np.maximum(canonical, 0.0)
+        self._set(np.maximum.accumulate(canonical, axis=1), widths, index)
+
+    def _set(self, slopes, widths, index):
+        n = slopes.shape[0]
+        self._slopes, self._widths = slopes, widths
+        # The curves are immutable, so cumulative quantities are computed once.
+        self._breakpoints = np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)])
+        self._breakpoint_values = np.hstack(
+            [np.zeros((n, 1)), np.cumsum(self._slopes * widths, axis=1)]
+        )
+        for array in (self._slopes, self._widths, self._breakpoints, self._breakpoint_values):
+            array.setflags(write=False)
+        self.index = index
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def _trusted(cls, slopes, widths, index):
+        """Curves from arrays already canonical (a slice or rescaling of valid curves)."""
+        curves = cls.__new__(cls)
+        curves._set(np.array(slopes, dtype=float), np.array(widths, dtype=float), index)
+        return curves
+
+    @classmethod
+    def from_grid(cls, sizes, values, index=None):
+        """Curves through the points ``(sizes[u], values[i, u])`` of a size grid.
+
+        Parameters
+        ----------
+        sizes : array_like, shape (G,) or (N, G)
+            Strictly increasing sizes starting at 0 (shares), shared or per bucket.
+        values : array_like, shape (N, G)
+            ``g_i`` at those sizes, with ``g_i(0) = 0``; slopes are the forward differences
+            ``(values[u+1] - values[u]) / (sizes[u+1] - sizes[u])`` (seed, section 1).
+
+        Raises
+        ------
+        NonConvexCurveError
+            When the forward differences decrease (noisy oracle output): convexify first.
+        """
+        values = _as_2d_float("values", values)
+        if values.shape[1] < 2:
+            raise InvalidInputError("a size grid needs at least two points, 0 and one size")
+        sizes = np.asarray(sizes, dtype=float)
+        if sizes.ndim == 1:
+            sizes = np.broadcast_to(sizes, values.shape)
+        if sizes.shape != values.shape:
+            raise InvalidInputError(f"sizes of shape {sizes.shape} do not match values {values.shape}")
+        if not np.isfinite(sizes).all() or not np.isfinite(values).all():
+            raise InvalidInputError("sizes and values must be finite (NaN or inf found)")
+        if np.any(sizes[:, 0] != 0):
+            raise InvalidInputError("the size grid must start at 0")
+        if np.any(np.diff(sizes, axis=1) <= 0):
+            raise InvalidInputError("the size grid must be strictly increasing")
+        offset = np.abs(values[:, 0])
+        if np.any(offset > 1e-12 * np.abs(values).max(axis=1)):
+            i = int(np.argmax(offset))
+            raise InvalidInputError(
+                f"g_i(0) must be 0, but {_label(index, i)} has g(0) = {values[i, 0]:.6g}; "
+                "subtract values[:, :1] (a constant does not move the optimum)"
+            )
+        widths = np.diff(sizes, axis=1)
+        return cls(np.diff(values, axis=1) / widths, widths, index=index)
+
+    # ------------------------------------------------------------------ shape and data
+    @property
+    def slopes(self):
+        """(N, K) segment slopes, nondecreasing along each row (read-only)."""
+        return self._slopes
+
+    @property
+    def widths(self):
+        """(N, K) segment widths in shares (read-only)."""
+        return self._widths
+
+    @property
+    def n_buckets(self):
+        return self._slopes.shape[0]
+
+    @property
+    def n_segments(self):
+        return self._slopes.shape[1]
+
+    def __len__(self):
+        return self.n_buckets
+
+    @property
+    def capacity(self):
+        """(N,) largest executable size per bucket, ``c_i = sum_k w_ik``."""
+        return self._breakpoints[:, -1]
+
+    @property
+    def breakpoints(self):
+        """(N, K+1) cumulative widths ``b_i0 = 0, ..., b_iK = c_i``."""
+        return self._breakpoints
+
+    @property
+    def breakpoint_values(self):
+        """(N, K+1) ``g_i`` at the breakpoints."""
+        return self._breakpoint_values
+
+    def __repr__(self):
+        return (
+            f"CostCurves(n_buckets={self.n_buckets}, n_segments={self.n_segments}, "
+            f"total_capacity={self.capacity.sum():.6g})"
+        )
+
+    def __getitem__(self, key):
+        """Buckets ``key`` (a slice or an index array) as new curves, e.g. a planning window."""
+        if isinstance(key, (int, np.integer)):
+            key = slice(int(key), int(key) + 1 if key != -1 else None)
+        index = None if self.index is None else self.index[key]
+        slopes = self._slopes[key]
+        if slopes.shape[0] == 0:
+            raise InvalidInputError(f"the selection {key!r} holds no bucket")
+        return CostCurves._trusted(slopes, self._widths[key], index)
+
+    def with_index(self, index):
+        """The same curves labelled by ``index``."""
+        if index is not None and len(index) != self.n_buckets:
+            raise InvalidInputError(f"index has {len(index)} labels for {self.n_buckets} buckets")
+        return CostCurves._trusted(self._slopes, self._widths, None if index is None else pd.Index(index))
+
+    def scaled(self, share_unit=1.0, cost_unit=1.0):
+        """The curves in other units: shares in ``share_unit``, cost in ``cost_unit``.
+
+        ``g~_i(u) = g_i(u * share_unit) / cost_unit``; solvers use this to keep numbers near 1.
+        """
+        return CostCurves._trusted(self._slopes * (share_unit / cost_unit), self._widths / share_unit, self.index)
+
+    # ------------------------------------------------------------------ evaluation
+    def _fills(self, x):
+        x = np.asarray(x, dtype=float)
+        if x.shape != (self.n_buckets,):
+            raise InvalidInputError(f"x must have shape ({self.n_buckets},), got {x.shape}")
+        starts = self.breakpoints[:, :-1]
+        return np.clip(x[:, None] - starts, 0.0, self._widths)
+
+    def evaluate(self, x):
+        """``g_i(x_i)`` for every bucket; ``inf`` outside ``[0, c_i]`` (extended-value convention).
+
+        A relative slack of 1e-9 of the capacity counts as rounding, not as a violation.
+        """
+        x = np.asarray(x, dtype=float)
+        values = (self._slopes * self._fills(x)).sum(axis=1)
+        slack = 1e-9 * np.maximum(self.capacity, 1.0)
+        outside = (x < -slack) | (x > self.capacity + slack)
+        return np.where(outside, np.inf, values)
+
+    def __call__(self, x):
+        return self.evaluate(x)
+
+    def slope_bounds(self, x, tol=1e-9, atol=None):
+        """Left and right derivatives of ``g_i + indicator[0, c_i]`` at ``x_i``.
+
+        The subdifferential is ``[left, right]``: in the interior of segment k both equal
+        ``s_ik``; at an interior breakpoint they are the two adjacent slopes; at ``x = 0`` the
+        left one is ``-inf`` and at ``x = c_i`` the right one is ``+inf`` (the bound
+        constraints' multipliers live there). ``x`` within ``tol * max(c_i, 1)`` of a breakpoint
+        counts as on it; ``atol`` (shares) replaces that distance when given.
+        """
+        x = np.asarray(x, dtype=float)
+        if x.shape != (self.n_buckets,):
+            raise InvalidInputError(f"x must have shape ({self.n_buckets},), got {x.shape}")
+        bp = self.breakpoints
+        eps = tol * np.maximum(self.capacity, 1.0) if atol is None else np.broadcast_to(atol, x.shape)
+        eps = np.asarray(eps, dtype=float)[:, None]
+        real = self._widths > 0
+        started = real & (bp[:, :-1] < x[:, None] - eps)
+        unfinished = real & (bp[:, 1:] > x[:, None] + eps)
+        left = np.where(started, self._slopes, -np.inf).max(axis=1)
+        right = np.where(unfinished, self._slopes, np.inf).min(axis=1)
+        return left, right
+
+    def plot(self, buckets=None, ax=None, marginal=False):
+        """Plot ``g_i`` (or its marginal cost with ``marginal=True``) for some buckets."""
+        plt = pyplot()
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        if buckets is None:
+            buckets = np.unique(np.linspace(0, self.n_buckets - 1, min(5, self.n_buckets)).astype(int))
+        bp, values = self.breakpoints, self.breakpoint_values
+        for i in buckets:
+            label = _label(self.index, int(i))
+            if marginal:
+                ax.step(bp[i, 1:], self._slopes[i], where="pre", label=label)
+            else:
+                ax.plot(bp[i], values[i], marker=".", label=label)
+        ax.set_xlabel("shares")
+        ax.set_ylabel("marginal cost per share" if marginal else "cost g_i(x)")
+        ax.legend(fontsize="small")
+        return ax

@@ -1,0 +1,272 @@
+"""The objectives as explicit cvxpy problems that users can extend and re-solve.
+
+Variables are scaled: ``u = x / share_unit`` (``share_unit = S`` unless ``S = 0``) and cost is
+measured in ``cost_unit = share_unit * price_unit``, so a 1e6-share budget gives numbers near 1
+and the conic solvers stay accurate. ``problem.x`` is the schedule in shares (an affine
+expression of ``u``): write your own constraints on it directly.
+
+Two formulations of ``sum_i g_i(x_i)`` (module :mod:`convexsched.optimize.curves`):
+
+* ``"segment"``: ``x_i = sum_k y_ik``, ``0 <= y_ik <= w_ik``, cost ``sum_ik s_ik y_ik``. Exact
+  because slopes are nondecreasing, so the cheapest fill order is the natural one.
+* ``"epigraph"``: ``t_i >= g_i(b_{k-1}) + s_ik (x_i - b_{k-1})`` for every piece k, cost
+  ``sum t_i``, with ``0 <= x_i <= c_i``.
+
+The inventory term uses ``R`` as a variable linked by the chain ``R_i = R_{i-1} - x_i``
+(``R_0 = S``), which keeps the problem sparse (a dense ``cumsum`` would make the QP's matrix
+N x N). The budget is one constraint, ``sum x == S`` or ``sum x <= S``; cvxpy's dual value of
+it is ``-lambda`` (scaled), in both orientations.
+
+DPP: slopes, widths, the budget, rho and psi*w are ``cvxpy.Parameter`` objects, so
+:meth:`ScheduleProblem.update` followed by a solve skips canonicalization. Compiling a
+parameterized problem costs memory that grows quickly with N*K, so above ``DPP_MAX_SIZE`` the
+problem is built with constants instead (``dpp="auto"``), and ``update`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+
+from ..errors import InvalidInputError
+from .validate import share_unit_of, validate
+
+# N*K above which a parameterized (DPP) build is replaced by a constant one (field note:
+# DPP re-solves of the QPs ran out of memory from N*K of about 100,000).
+DPP_MAX_SIZE = 40_000
+
+FORMULATIONS = ("segment", "epigraph")
+
+
+def units(curves, total):
+    """``(share_unit, price_unit)`` that bring shares and prices near 1."""
+    share_unit = share_unit_of(curves, total)
+    real = curves.widths > 0
+    magnitude = np.abs(curves.slopes[real])
+    price_unit = float(np.median(magnitude)) if magnitude.size else 1.0
+    if not price_unit > 0:
+        price_unit = float(magnitude.max(initial=0.0)) or 1.0
+    return share_unit, price_unit
+
+
+class ScheduleProblem(cp.Problem):
+    """A :class:`cvxpy.Problem` for the schedule, with handles on its pieces.
+
+    Attributes
+    ----------
+    x : cvxpy.Expression
+        The schedule in shares, ``share_unit * u``. Add constraints on it.
+    remaining : cvxpy.Expression
+        ``R`` in shares.
+    budget_constraint : cvxpy.Constraint
+        ``sum u == S/share_unit`` (or ``<=``); its dual value is ``-lambda`` in scaled units.
+    data_parameters : dict
+        The DPP parameters (empty for a constant build).
+    share_unit, cost_unit : float
+        The scaling; ``lambda = -dual * cost_unit / share_unit``.
+    """
+
+    def __init__(self, objective, constraints, *, spec, handles):
+        super().__init__(objective, constraints)
+        self.spec = spec
+        self.x = handles["x"]
+        self.remaining = handles["remaining"]
+        self.variable = handles["u"]
+        self.budget_constraint = handles["budget"]
+        self.data_parameters = handles["parameters"]
+        self.share_unit = handles["share_unit"]
+        self.cost_unit = handles["cost_unit"]
+        self._handles = handles
+
+    @property
+    def parameterized(self):
+        return bool(self.data_parameters)
+
+    def with_constraints(self, constraints):
+        """A new problem with the user's extra constraints (on ``self.x`` etc.) appended."""
+        constraints = list(constraints)
+        spec = dict(self.spec, user_constraints=self.spec["user_constraints"] + len(constraints))
+        return ScheduleProblem(self.objective, list(self.constraints) + constraints, spec=spec, handles=self._handles)
+
+    def multiplier(self):
+        """``lambda`` in currency per share from the budget's dual value (after a solve)."""
+        dual = self.budget_constraint.dual_value
+        if dual is None:
+            return float("nan")
+        return float(-np.asarray(dual).ravel()[0] * self.cost_unit / self.share_unit)
+
+    def schedule(self):
+        """The solved ``x`` in shares, clipped to ``[0, c_i]`` against solver round-off."""
+        u = self.variable.value
+        if u is None:
+            return None
+        return np.clip(np.asarray(u, dtype=float) * self.share_unit, 0.0, self.spec["capacity"])
+
+    def update(self, curves, total, objective):
+        """Load new data into a parameterized problem (same N, K, formulation, budget).
+
+        Returns the problem to solve: ``self`` when parameterized or when the data is the one it
+        was built with, a fresh build otherwise (which cannot carry constraints you added, since
+        they refer to the old variables: that case raises).
+        """
+        spec = self.spec
+        if curves is spec["curves"] and total == spec["total"] and objective == spec["objective"]:
+            return self
+        if curves.n_buckets != spec["n"] or curves.n_segments != spec["k"]:
+            raise InvalidInputError(
+                f"update needs curves of shape ({spec['n']}, {spec['k']}), got "
+                f"({curves.n_buckets}, {curves.n_segments})"
+            )
+        built = spec["objective"]
+        if (objective.rho > 0) != (built.rho > 0) or (objective.psi > 0) != (built.psi > 0):
+            raise InvalidInputError(
+                f"the problem was built for objective {built.kind}; rebuild it for {objective.kind}"
+            )
+        if not self.parameterized:
+            if spec["user_constraints"]:
+                raise InvalidInputError(
+                    "this problem is not parameterized (N*K above DPP_MAX_SIZE) and carries your own "
+                    "constraints: build it again for the new data and add them to the new problem.x"
+                )
+            return build_problem(
+                curves, total, objective, budget=spec["budget"], formulation=spec["formulation"], dpp=False,
+                share_unit=self.share_unit, cost_unit=self.cost_unit,
+            )
+        total = validate(curves, total, spec["budget"])
+        _assign(self.data_parameters, _scaled_data(curves, total, objective, self.share_unit, self.cost_unit))
+        self.spec = dict(spec, capacity=curves.capacity, objective=objective, curves=curves, total=total)
+        return self
+
+
+def _scaled_data(curves, total, objective, share_unit, cost_unit):
+    n = curves.n_buckets
+    slopes = curves.slopes * (share_unit / cost_unit)
+    widths = curves.widths / share_unit
+    starts = curves.breakpoints[:, :-1] / share_unit
+    start_values = curves.breakpoint_values[:, :-1] / cost_unit
+    return {
+        "slopes": slopes,
+        "widths": widths,
+        "capacity": widths.sum(axis=1),
+        "intercepts": start_values - slopes * starts,
+        "budget": total / share_unit,
+        "rho": objective.rho * share_unit**2 / cost_unit,
+        "risk": objective.psi * objective.weight_vector(n) * share_unit**2 / cost_unit,
+    }
+
+
+def _assign(parameters, data):
+    for name, parameter in parameters.items():
+        if name.startswith("slope_"):
+            parameter.value = data["slopes"][:, int(name[6:])]
+        elif name.startswith("intercept_"):
+            parameter.value = data["intercepts"][:, int(name[10:])]
+        elif name == "slopes":
+            parameter.value = data["slopes"].ravel(order="F")
+        else:
+            parameter.value = data[name]
+
+
+def build_problem(
+    curves,
+    total,
+    objective,
+    *,
+    budget="eq",
+    formulation="segment",
+    dpp="auto",
+    share_unit=None,
+    cost_unit=None,
+):
+    """Build the schedule problem of :mod:`convexsched.optimize.objective` as a cvxpy problem.
+
+    Parameters
+    ----------
+    curves : CostCurves
+    total : float
+        The budget ``S`` in shares.
+    objective : Objective
+    budget : "eq" | "le"
+        ``sum x = S`` (seed (1)) or ``sum x <= S`` (seed (9)).
+    formulation : "segment" | "epigraph"
+    dpp : "auto" | bool
+        Parameterize (DPP) for fast re-solves. "auto" does so while ``N*K <= DPP_MAX_SIZE``.
+    share_unit, cost_unit : float, optional
+        Override the automatic scaling.
+
+    Returns
+    -------
+    ScheduleProblem
+        A :class:`cvxpy.Problem`; ``problem.x`` is the schedule in shares.
+    """
+    if formulation not in FORMULATIONS:
+        raise InvalidInputError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    total = validate(curves, total, budget)
+    n, k = curves.n_buckets, curves.n_segments
+    if dpp == "auto":
+        dpp = n * k <= DPP_MAX_SIZE
+    if share_unit is None or cost_unit is None:
+        share_unit, price_unit = units(curves, total)
+        cost_unit = share_unit * price_unit
+    data = _scaled_data(curves, total, objective, share_unit, cost_unit)
+    parameters = {}
+
+    def value(name, shape, **kwargs):
+        if not dpp:
+            return data[name]
+        parameters[name] = cp.Parameter(shape, name=name, **kwargs)
+        return parameters[name]
+
+    u = cp.Variable(n, name="u")
+    constraints = []
+    if formulation == "segment":
+        y = cp.Variable((n, k), name="fill")
+        widths = value("widths", (n, k), nonneg=True)
+        constraints += [y >= 0, y <= widths, u == cp.sum(y, axis=1)]
+        if dpp:
+            # vec(P) @ vec(y) compiles in linear time; multiply(P, y) does not.
+            slopes = cp.Parameter(n * k, name="slopes")
+            parameters["slopes"] = slopes
+            cost = slopes @ cp.vec(y, order="F")
+        else:
+            cost = cp.sum(cp.multiply(data["slopes"], y))
+    else:
+        t = cp.Variable(n, name="cost")
+        capacity = value("capacity", n, nonneg=True)
+        constraints += [u >= 0, u <= capacity]
+        for j in range(k):
+            if dpp:
+                slope = parameters[f"slope_{j}"] = cp.Parameter(n, name=f"slope_{j}")
+                intercept = parameters[f"intercept_{j}"] = cp.Parameter(n, name=f"intercept_{j}")
+            else:
+                slope, intercept = data["slopes"][:, j], data["intercepts"][:, j]
+            constraints.append(t >= cp.multiply(slope, u) + intercept)
+        cost = cp.sum(t)
+
+    budget_value = value("budget", (), nonneg=True)
+    budget_constraint = cp.sum(u) == budget_value if budget == "eq" else cp.sum(u) <= budget_value
+    constraints.append(budget_constraint)
+    terms = [cost]
+    if objective.rho > 0:
+        terms.append(0.5 * value("rho", (), nonneg=True) * cp.sum_squares(u))
+    remaining = None
+    if objective.psi > 0:
+        remaining = cp.Variable(n, name="remaining")
+        constraints += [remaining[0] == budget_value - u[0]]
+        if n > 1:
+            constraints += [remaining[1:] == remaining[:-1] - u[1:]]
+        terms.append(0.5 * cp.sum(cp.multiply(value("risk", n, nonneg=True), cp.square(remaining))))
+    if dpp:
+        _assign(parameters, data)
+    handles = {
+        "x": share_unit * u,
+        "remaining": share_unit * (remaining if remaining is not None else budget_value - cp.cumsum(u)),
+        "u": u,
+        "budget": budget_constraint,
+        "parameters": parameters,
+        "share_unit": share_unit,
+        "cost_unit": cost_unit,
+    }
+    spec = {"n": n, "k": k, "budget": budget, "formulation": formulation, "capacity": curves.capacity,
+            "objective": objective, "curves": curves, "total": total, "user_constraints": 0}
+    return ScheduleProblem(cp.Minimize(cp.sum(terms)), constraints, spec=spec, handles=handles)

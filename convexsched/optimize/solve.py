@@ -1,0 +1,318 @@
+"""``solve``: one entry point for every path, returning a self-certifying :class:`Schedule`.
+
+Paths
+-----
+``method="fast"``
+    (A) exact water-filling, (B) exact breakpoint search (:mod:`convexsched.optimize.waterfill`),
+    anything with ``psi > 0`` by the exact chain solver (:mod:`convexsched.optimize.chain`), all
+    compiled with numba and none importing cvxpy. Past 2 million segments
+    (:func:`convexsched.optimize.chain.too_large`) a ``psi > 0`` problem is solved by cvxpy instead,
+    and ``Schedule.method`` says so.
+``method="bisection"``
+    The seed's dual bisection for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
+    to ``eps_S`` (0.1% of ``S`` by default), which its certificate reports.
+``method="cvxpy"``
+    :func:`convexsched.build_problem` solved by a conic/QP solver, falling back to the next
+    solver on failure or an inaccurate status; the solver that succeeded is recorded.
+
+Every result carries its KKT report (:func:`convexsched.check_kkt`), so no answer leaves
+uncertified.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .._optional import pyplot
+from ..errors import InvalidInputError, SolverError
+from . import chain, waterfill
+from .kkt import certify
+from .objective import Objective
+from .validate import validate
+
+METHODS = ("fast", "bisection", "cvxpy")
+SOLVERS = ("CLARABEL", "HIGHS", "ECOS", "OSQP", "SCS")
+# Clarabel and HiGHS are exact on the LP (A); OSQP stalls near 1e-4 on it, so it comes last.
+LP_ORDER = ("CLARABEL", "HIGHS", "ECOS", "SCS", "OSQP")
+# HiGHS's QP path took minutes where Clarabel took milliseconds.
+QP_ORDER = ("CLARABEL", "ECOS", "OSQP", "SCS", "HIGHS")
+SOLVER_OPTIONS = {
+    # Tighter than the defaults (1e-8): breakpoints and levels then certify at 1e-5 of S.
+    "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000},
+    "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 100_000},
+}
+# Clarabel can stall just short of 1e-10 and report "optimal_inaccurate" (seen on a 39 x 4 (C)
+# problem); one more try at 1e-9 then reaches "optimal", and the certificate still passes.
+RETRY_OPTIONS = {"CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}}
+
+
+@dataclass
+class Schedule:
+    """A solved schedule and its certificate (like scipy's ``OptimizeResult``).
+
+    Attributes
+    ----------
+    x : pandas.Series
+        Shares per bucket, on the curves' index (a RangeIndex when they have none).
+    remaining : pandas.Series
+        Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``, on the same index.
+    objective_value : float
+        ``F(x)`` of :mod:`convexsched.optimize.objective`.
+    multiplier : float
+        The water level ``lambda`` (marginal cost of the budget; ``<= 0`` under ``<=``).
+    multiplier_interval : tuple
+        The levels that certify ``x`` according to the path that produced it.
+    status : str
+        "optimal", or "approximate" for the seed's bisection.
+    method, algorithm, solver, formulation : str
+        How it was computed (``solver`` is the one that succeeded).
+    timings : dict
+        Seconds: "build", "solve", "kkt", "total".
+    kkt : KKTReport
+    attempts : list of dict
+        Every solver tried, with its status and time (cvxpy path).
+    problem : ScheduleProblem or None
+        The cvxpy problem (cvxpy path), ready for ``update`` and re-solve.
+    """
+
+    x: object
+    remaining: object
+    objective_value: float
+    multiplier: float
+    multiplier_interval: tuple
+    status: str
+    method: str
+    algorithm: str
+    solver: str | None
+    formulation: str | None
+    timings: dict
+    kkt: object
+    total: float
+    budget: str
+    objective: Objective
+    attempts: list = field(default_factory=list)
+    problem: object = None
+
+    @property
+    def success(self):
+        """scipy's convention: the status is "optimal" and the KKT certificate holds."""
+        return self.status == "optimal" and bool(self.kkt.ok)
+
+    def __str__(self):
+        head = (
+            f"Schedule of S = {self.total:.6g} over {len(self.x)} buckets, objective {self.objective.kind} "
+            f"({self.method}: {self.algorithm}{' / ' + self.solver if self.solver else ''})\n"
+            f"  status {self.status}, F(x) = {self.objective_value:.10g}, lambda = {self.multiplier:.8g}, "
+            f"{self.timings['total'] * 1e3:.2f} ms"
+        )
+        return head + "\n" + str(self.kkt)
+
+    def to_frame(self):
+        """x, remaining inventory and per-bucket cost as a DataFrame."""
+        return pd.DataFrame({"x": self.x, "remaining": self.remaining})
+
+    def plot(self, ax=None):
+        """Bar chart of the schedule with the remaining inventory on a twin axis."""
+        plt = pyplot()
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 3.5))
+        x = np.asarray(self.x, dtype=float)
+        positions = np.arange(len(x))
+        ax.bar(positions, x, width=1.0, color="tab:blue", alpha=0.7, label="x_i (shares)")
+        ax.set_xlabel("bucket")
+        ax.set_ylabel("shares traded")
+        twin = ax.twinx()
+        twin.plot(positions, np.asarray(self.remaining, dtype=float), color="tab:red", label="R_i")
+        twin.set_ylabel("remaining inventory")
+        ax.set_title(f"objective {self.objective.kind}, lambda = {self.multiplier:.4g}")
+        return ax
+
+
+def _fast(curves, total, objective, budget, method):
+    if method == "bisection":
+        if not objective.separable:
+            raise InvalidInputError("the seed's bisection handles (A) and (B) only; use method='fast' for psi > 0")
+        return waterfill.bisection(curves, total, objective.rho, budget), "dual bisection", "approximate"
+    if objective.psi > 0:
+        algorithm = "chain backward shooting" if objective.rho > 0 else "chain forward pass"
+        return chain.inventory_chain(curves, total, objective, budget), algorithm, "optimal"
+    if objective.rho > 0:
+        return waterfill.smoothed(curves, total, objective.rho, budget), "breakpoint search", "optimal"
+    return waterfill.cost_only(curves, total, budget), "water-filling", "optimal"
+
+
+def _solver_order(objective, solver, fallback):
+    defaults = LP_ORDER if objective.rho == 0 and objective.psi == 0 else QP_ORDER
+    if solver is None:
+        chosen = list(defaults)
+    else:
+        requested = [solver] if isinstance(solver, str) else list(solver)
+        requested = [name.upper() for name in requested]
+        unknown = [name for name in requested if name not in SOLVERS]
+        if unknown:
+            raise InvalidInputError(f"unknown solver(s) {unknown}; choose from {SOLVERS}")
+        chosen = requested + ([name for name in defaults if name not in requested] if fallback else [])
+    import cvxpy as cp
+
+    installed = set(cp.installed_solvers())
+    if solver is not None:
+        absent = [name for name in requested if name not in installed]
+        if absent:
+            raise SolverError(
+                f"solver(s) {absent} requested but not installed; Clarabel comes with convexsched, "
+                'the others with pip install "convexsched[solvers]"'
+            )
+    return [name for name in chosen if name in installed]
+
+
+def _solve_cvxpy(problem, order, warm_start, solver_options):
+    import cvxpy as cp
+
+    attempts = []
+    for name in order:
+        tries = [SOLVER_OPTIONS.get(name, {})]
+        if name in RETRY_OPTIONS and name not in solver_options:
+            tries.append(RETRY_OPTIONS[name])
+        for defaults in tries:
+            options = dict(defaults, **solver_options.get(name, {}))
+            started = time.perf_counter()
+            try:
+                problem.solve(solver=name, warm_start=warm_start, **options)
+                status = problem.status
+            except (cp.error.SolverError, ValueError, ArithmeticError) as error:
+                status = f"error: {error}"
+            attempts.append({"solver": name, "status": status, "seconds": time.perf_counter() - started})
+            if status == cp.OPTIMAL:
+                return name, attempts
+            if status != cp.OPTIMAL_INACCURATE:
+                break
+    raise SolverError(
+        "no solver reached an optimal status: "
+        + "; ".join(f"{a['solver']} -> {a['status']}" for a in attempts)
+    )
+
+
+def solve(
+    curves,
+    total,
+    objective=None,
+    *,
+    budget="eq",
+    method="fast",
+    solver=None,
+    formulation="segment",
+    problem=None,
+    fallback=True,
+    warm_start=True,
+    tol=None,
+    solver_options=None,
+):
+    """Optimal schedule of ``S = total`` shares over the buckets of ``curves``.
+
+    Parameters
+    ----------
+    curves : CostCurves
+    total : float
+        Shares to execute, ``S >= 0``.
+    objective : Objective, optional
+        Default: (A) cost only.
+    budget : "eq" | "le"
+        ``sum x = S`` or ``sum x <= S`` (a receding-horizon window).
+    method : "fast" | "bisection" | "cvxpy"
+    solver : str or list of str, optional
+        cvxpy solver(s) to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS. Default per class: the
+        LP (A) Clarabel then HiGHS; QPs Clarabel.
+    formulation : "segment" | "epigraph"
+    problem : ScheduleProblem, optional
+        A problem from :func:`build_problem` to reuse (it is updated with the data given).
+    fallback : bool
+        Try the remaining solvers when one fails or is inaccurate.
+    tol : float, optional
+        Tolerance of the KKT report: 1e-6 for the exact paths, 1e-5 for cvxpy (interior-point
+        solvers place breakpoints and multipliers to about 1e-6 of the budget).
+    solver_options : dict, optional
+        Per-solver keyword overrides, e.g. ``{"OSQP": {"max_iter": 10**6}}``.
+
+    Returns
+    -------
+    Schedule
+
+    Raises
+    ------
+    InvalidInputError, InfeasibleError (names the maximum executable), SolverError
+    """
+    started = time.perf_counter()
+    objective = Objective() if objective is None else objective
+    if not isinstance(objective, Objective):
+        raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
+    if method not in METHODS:
+        raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    if solver is not None:
+        _solver_order(objective, solver, fallback)  # an unknown name is an error on every path
+    total = validate(curves, total, budget)
+    timings = {}
+    attempts, used_solver, used_formulation, built = [], None, None, None
+    if method == "fast" and objective.psi > 0 and chain.too_large(curves):
+        # The chain solver is measured and tested up to 2 million segments; beyond, the same
+        # answer comes from Clarabel.
+        method = "cvxpy"
+    if method == "cvxpy":
+        # cvxpy costs about 0.5 s to import: only this path loads it.
+        from .problem import build_problem
+
+        built_at = time.perf_counter()
+        if problem is None:
+            built = build_problem(curves, total, objective, budget=budget, formulation=formulation)
+        else:
+            built = problem.update(curves, total, objective)
+        timings["build"] = time.perf_counter() - built_at
+        solve_at = time.perf_counter()
+        used_solver, attempts = _solve_cvxpy(
+            built, _solver_order(objective, solver, fallback), warm_start, solver_options or {}
+        )
+        timings["solve"] = time.perf_counter() - solve_at
+        x = built.schedule()
+        level = built.multiplier()
+        interval, algorithm, status = (level, level), "cvxpy", "optimal"
+        used_formulation = built.spec["formulation"]
+    else:
+        solve_at = time.perf_counter()
+        result, algorithm, status = _fast(curves, total, objective, budget, method)
+        timings["build"] = 0.0
+        timings["solve"] = time.perf_counter() - solve_at
+        x, level, interval = result.x, result.multiplier, result.multiplier_interval
+
+    if tol is None:
+        tol = 1e-5 if method == "cvxpy" else 1e-6
+    kkt_at = time.perf_counter()
+    report = certify(curves, total, objective, x, budget=budget, multiplier=level, tol=tol)
+    timings["kkt"] = time.perf_counter() - kkt_at
+    timings["total"] = time.perf_counter() - started
+    index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
+    x = pd.Series(np.asarray(x, dtype=float), index=index, name="x")
+    remaining = pd.Series(total - np.cumsum(x.to_numpy()), index=index, name="remaining")
+    return Schedule(
+        x=x,
+        remaining=remaining,
+        objective_value=report.objective_value,
+        multiplier=float(level),
+        multiplier_interval=tuple(float(v) for v in interval),
+        status=status,
+        method=method,
+        algorithm=algorithm,
+        solver=used_solver,
+        formulation=used_formulation,
+        timings=timings,
+        kkt=report,
+        total=total,
+        budget=budget,
+        objective=objective,
+        attempts=attempts,
+        problem=built,
+    )

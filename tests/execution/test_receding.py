@@ -1,0 +1,135 @@
+"""RecedingHorizon: budget, terminal enforcement, the deferral trap, agreement with static plans."""
+
+import numpy as np
+import pytest
+
+from convexsched import (
+    BookExecutor,
+    CostCurves,
+    ImpactOracle,
+    InfeasibleError,
+    InvalidInputError,
+    LiveCurves,
+    Objective,
+    RecedingHorizon,
+    StateForecast,
+    backtest,
+    bucket_features,
+    solve,
+    synthetic_book,
+    task1_table,
+)
+from convexsched.execution.strategies import TWAP, Receding
+
+
+def curves_for(n, k=6, seed=0):
+    """Distinct slopes (no ties, so optimal schedules are unique) and a U-shaped liquidity."""
+    rng = np.random.default_rng(seed)
+    slopes = np.sort(rng.uniform(0.01, 1.0, size=(n, k)), axis=1)
+    depth = 1000 * (1.5 + np.cos(np.linspace(0, 2 * np.pi, n)))
+    return CostCurves(slopes, np.repeat(depth[:, None] / k, k, axis=1))
+
+
+OBJECTIVES = {"A": Objective(), "B": Objective(rho=2e-4), "C": Objective(psi=1e-7)}
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "C"])
+@pytest.mark.parametrize("horizon", [5, 30, "all"])
+@pytest.mark.parametrize("cost_to_go", ["exact", "lambda", None])
+def test_budget_is_met_exactly(kind, horizon, cost_to_go):
+    curves = curves_for(40)
+    total = 0.3 * curves.capacity.sum()
+    record = RecedingHorizon(horizon, OBJECTIVES[kind], cost_to_go=cost_to_go).simulate(curves, total)
+    assert record.x.sum() == pytest.approx(total, rel=1e-12)
+    assert (record.x >= 0).all()
+    assert record.steps["kkt_ok"].all()
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "C"])
+@pytest.mark.parametrize("horizon", [40, 100, "all"])
+def test_full_horizon_with_static_state_reproduces_static_plan(kind, horizon):
+    curves = curves_for(40)
+    total = 0.4 * curves.capacity.sum()
+    static = solve(curves, total, OBJECTIVES[kind])
+    record = RecedingHorizon(horizon, OBJECTIVES[kind]).simulate(curves, total)
+    np.testing.assert_allclose(record.x.to_numpy(), np.asarray(static.x), atol=1e-6 * total)
+
+
+@pytest.mark.parametrize("kind", ["A", "B"])
+@pytest.mark.parametrize("horizon", [8, "all"])
+def test_fast_and_cvxpy_paths_agree(kind, horizon):
+    curves = curves_for(20, k=4, seed=3)
+    total = 0.35 * curves.capacity.sum()
+    fast = RecedingHorizon(horizon, OBJECTIVES[kind], tail_segments=16).simulate(curves, total)
+    slow = RecedingHorizon(horizon, OBJECTIVES[kind], method="cvxpy", tail_segments=16).simulate(curves, total)
+    assert slow.steps["kkt_ok"].all()
+    np.testing.assert_allclose(slow.steps["plan_value"], fast.steps["plan_value"], rtol=1e-5, atol=1e-6 * total)
+    assert slow.cost == pytest.approx(fast.cost, rel=1e-4)
+
+
+def test_terminal_bucket_takes_remainder_within_capacity():
+    curves = curves_for(60)
+    total = 0.8 * curves.capacity.sum()
+    record = RecedingHorizon(10).simulate(curves, total)
+    x = record.x.to_numpy()
+    assert x[-1] == pytest.approx(total - x[:-1].sum(), abs=1e-9 * total)
+    assert (x <= curves.capacity * (1 + 1e-9)).all()
+    assert not record.steps["over_capacity"].any()
+    assert not record.beyond_depth.any()
+
+
+def test_cost_only_window_does_not_defer_to_the_end():
+    curves = curves_for(120)
+    total = 0.2 * curves.capacity.sum()
+    record = RecedingHorizon(10, Objective.cost_only()).simulate(curves, total)
+    x = record.x.to_numpy()
+    assert x[-1] < 0.05 * total
+    assert x[:60].sum() > 0.25 * total
+
+
+def test_literal_seed_window_defers_everything_to_the_last_bucket():
+    """The trap of problem (9) as written: the check above would fail on this variant."""
+    curves = curves_for(120)
+    total = 0.2 * curves.capacity.sum()
+    record = RecedingHorizon(10, Objective.cost_only(), cost_to_go=None).simulate(curves, total)
+    assert record.x.iloc[-1] == pytest.approx(total)
+    assert record.steps["over_capacity"].iloc[-1]
+    assert record.beyond_depth.iloc[-1]
+
+
+@pytest.mark.parametrize("total", [0.0, -5.0, float("nan")])
+def test_nonpositive_order_is_rejected(total):
+    with pytest.raises(InvalidInputError, match="S must be"):
+        RecedingHorizon(5).simulate(curves_for(10), total)
+
+
+def test_order_above_capacity_names_the_maximum():
+    curves = curves_for(10)
+    maximum = curves.capacity.sum()
+    with pytest.raises(InfeasibleError, match=f"maximum executable is {maximum:.6g}") as error:
+        RecedingHorizon(5).simulate(curves, 1.01 * maximum)
+    assert error.value.max_executable == pytest.approx(maximum)
+
+
+@pytest.mark.parametrize("settings", [{"horizon": 0}, {"horizon": "some"}, {"method": "bisection"},
+                                      {"cost_to_go": "maybe"}, {"tail_segments": 1}])
+def test_bad_settings_are_rejected(settings):
+    with pytest.raises(InvalidInputError):
+        RecedingHorizon(**settings)
+
+
+def test_with_a_model_from_other_days_the_receding_horizon_beats_twap():
+    """Oracle fitted on one synthetic day, state profile from a second, executed on a third."""
+    train, profile_day, test_day = synthetic_book(10), synthetic_book(11), synthetic_book(12)
+    table = task1_table(train, [100, 500, 1000, 2000, 5000, 10000]).dropna(subset=["volatility"])
+    table = table[~table["beyond_depth"]]
+    oracle = ImpactOracle(max_iter=100, learning_rate=0.1, random_state=0).fit(table, table["slippage"])
+    forecast = StateForecast(freq="5min").fit(bucket_features(profile_day, freq="5min").dropna())
+    executor = BookExecutor(test_day, freq="5min")
+    live = LiveCurves(executor, oracle, forecast, relative=True, grid=17)
+    for total in (20_000, 100_000):
+        result = backtest(executor, total, [TWAP(), Receding("A", horizon=12),
+                                            Receding("A", name="RH A priced by the model", horizon=12, current="model")],
+                          oracle=live)
+        assert result.loc["RH A H=12 (fast)", "vs_twap_bps"] < 0
+        assert result.loc["RH A H=12 (fast)", "capture"] > result.loc["RH A priced by the model", "capture"]

@@ -1,0 +1,215 @@
+"""run_universe: the same keys serially and on a LocalCluster, failures reported per key."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import convexsched as cs
+from convexsched.errors import InvalidInputError
+from convexsched.execution.universe import (
+    as_keys,
+    backtest_task,
+    calibrate_task,
+    load_key_book,
+    plan_task,
+    read_manifest,
+    run_universe,
+)
+
+SSE = "cn-equity-l2-dolphindb/20211201snapshot_30stocks.zip"
+SZSE = "cn-equity-l2-dolphindb/tick.zip"
+FAST = ["TWAP", "scenario A"]
+
+
+def _plain(table):
+    table = table.copy()
+    table.attrs = {}
+    return table
+
+
+@pytest.fixture(scope="module")
+def small_universe(shared_data):
+    """Two SSE stocks (a partial session), one SZSE stock (full day) and a key that must fail."""
+    return pd.DataFrame(
+        [
+            ("600311", "2021-12-01", str(shared_data / SSE), 5_000),
+            ("601689", "", str(shared_data / SSE), 5_000),
+            ("300288.SZ", "2022-06-01", str(shared_data / SZSE), 20_000),
+            ("NOSUCH", "", str(shared_data / SSE), 5_000),
+        ],
+        columns=["symbol", "day", "file", "size"],
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def serial_table(small_universe):
+    return run_universe(small_universe, backtest_task, strategies=FAST, progress=False)
+
+
+def test_serial_backtest_reports_the_failing_key_and_completes_the_rest(serial_table, small_universe):
+    table = serial_table
+    assert list(table.columns[:6]) == ["symbol", "day", "file", "size", "status", "error"]
+    assert list(pd.unique(table["symbol"])) == list(small_universe["symbol"])  # key order
+    bad = table[table["symbol"] == "NOSUCH"]
+    assert len(bad) == 1 and bad["status"].item() == "error"
+    assert bad["error"].item().startswith("DataError: symbol 'NOSUCH' not in")
+    good = table[table["symbol"] != "NOSUCH"]
+    assert (good["status"] == "ok").all() and (good["error"] == "").all()
+    # TWAP, scenario A and the two hindsight rows per key, each with the headline columns.
+    assert good.groupby("symbol")["strategy"].apply(list).map(len).eq(4).all()
+    assert np.isfinite(good[["cost_bps", "vs_twap_bps", "hindsight_bps"]]).all().all()
+    # Capture is 0/0 only where TWAP already sits at the bound (600311: one tick for every slice).
+    at_bound = good.groupby("symbol")["cost_bps"].transform(lambda c: np.ptp(c) < 1e-9)
+    assert (np.isfinite(good["capture"]) | at_bound).all() and not at_bound.all()
+    twap = good[good["strategy"] == "TWAP"]
+    assert (twap["vs_twap_bps"] == 0).all()
+    # The hindsight bound is a lower bound of every finished strategy's cost.
+    finished = good[good["unfilled"] == 0]
+    assert (finished["cost_bps"] >= finished["hindsight_bps"] - 1e-9).all()
+    assert table.attrs["failed"] == [small_universe.iloc[3].to_dict()]
+    assert len(table.attrs["seconds"]) == len(small_universe)
+
+
+def test_localcluster_gives_the_serial_table(serial_table, small_universe, client):
+    table = run_universe(small_universe, backtest_task, client=client, strategies=FAST, progress=False)
+    pd.testing.assert_frame_equal(_plain(table), _plain(serial_table))
+
+
+def test_a_raising_task_is_reported_on_the_cluster_too(client):
+    def task(key, *, fail_on):
+        if key["n"] == fail_on:
+            raise ZeroDivisionError("boom")
+        return pd.DataFrame({"square": [key["n"] ** 2]})
+
+    keys = [{"n": n} for n in range(5)]
+    serial = run_universe(keys, task, fail_on=3, progress=False)
+    table = run_universe(keys, task, client=client, fail_on=3, progress=False)
+    pd.testing.assert_frame_equal(_plain(table), _plain(serial))
+    windowed = run_universe(keys, task, client=client, fail_on=3, progress=False, window=2)
+    pd.testing.assert_frame_equal(_plain(windowed), _plain(serial))
+    assert table["status"].tolist() == ["ok", "ok", "ok", "error", "ok"]
+    assert table.loc[3, "error"] == "ZeroDivisionError: boom"
+    assert np.isnan(table.loc[3, "square"]) and table["square"].drop(3).tolist() == [0, 1, 4, 16]
+
+
+def test_inner_thread_pools_are_pinned():
+    from threadpoolctl import threadpool_info
+
+    def task(key):
+        return pd.DataFrame({"threads": [max((p["num_threads"] for p in threadpool_info()), default=1)]})
+
+    assert run_universe([{"k": 1}], task, progress=False)["threads"].item() == 1
+
+
+def test_a_task_that_returns_no_frame_is_an_error():
+    table = run_universe([{"k": 1}], lambda key: 42, progress=False)
+    assert table["status"].item() == "error" and "must return a DataFrame" in table["error"].item()
+
+
+def test_bad_keys_are_rejected():
+    with pytest.raises(InvalidInputError):
+        run_universe([], backtest_task)
+    with pytest.raises(InvalidInputError):
+        as_keys([1, 2])
+    with pytest.raises(InvalidInputError):
+        run_universe([{"k": 1}], backtest_task, threads=0)
+    with pytest.raises(InvalidInputError):
+        run_universe([{"k": 1}], backtest_task, window=0)
+
+
+def test_plan_and_calibrate_tasks(shared_data, small_universe):
+    keys = small_universe.iloc[:1]
+    plan = run_universe(keys, plan_task, progress=False)
+    assert (plan["status"] == "ok").all() and plan["kkt_ok"].all()
+    assert plan["x"].sum() == pytest.approx(5_000)
+    assert plan["bucket"].iloc[0].date() == pd.Timestamp("2021-12-02").date()  # the next business day
+    fit = run_universe([{"symbol": "600311", "files": str(shared_data / SSE)}], calibrate_task, max_iter=20,
+                       progress=False)  # fmt: skip
+    assert fit["status"].item() == "ok", fit["error"].item()
+    assert fit["n_days"].item() == 1 and fit["n_rows"].item() > 100 and np.isfinite(fit["mae"].item())
+
+
+def test_key_book_is_cut_to_its_day(shared_data):
+    book = load_key_book({"symbol": "300288.SZ", "file": str(shared_data / SZSE), "day": "2022-06-01"})
+    assert set(book.frame.index.tz_convert("Asia/Shanghai").date) == {pd.Timestamp("2022-06-01").date()}
+    with pytest.raises(cs.DataError, match="no rows on"):
+        load_key_book({"symbol": "300288.SZ", "file": str(shared_data / SZSE), "day": "2022-06-02"})
+
+
+def test_manifest_resolves_relative_files(tmp_path, shared_data):
+    (tmp_path / "m.csv").write_text(f"symbol,day,file,size\n600311,,{shared_data / SSE},100\n")
+    table = read_manifest(tmp_path / "m.csv")
+    assert table["file"].item() == str(shared_data / SSE) and table["day"].item() == ""
+    (tmp_path / "bad.csv").write_text("symbol,file\nA,x\n")
+    with pytest.raises(cs.DataError, match="lacks columns"):
+        read_manifest(tmp_path / "bad.csv")
+
+
+def test_cli_universe_serial_and_on_a_cluster_write_equal_tables(tmp_path, small_universe, client, capsys):
+    from convexsched.cli import main
+
+    manifest = tmp_path / "universe.csv"
+    small_universe.to_csv(manifest, index=False)
+    common = ["backtest", "--universe", str(manifest), "--strategies", "TWAP,scenario A"]
+    assert main([*common, "-o", str(tmp_path / "serial.csv")]) == 1  # NOSUCH failed
+    out, err = capsys.readouterr()
+    assert "4 keys serially" in out and "3 ok, 1 failed" in out and "NOSUCH" in err
+    # An existing cluster by its address (the "local" branch starts its own the same way).
+    assert main([*common, "--scheduler", client.scheduler.address, "-o", str(tmp_path / "dask.csv")]) == 1
+    out, _ = capsys.readouterr()
+    assert "(2 workers)" in out
+    assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+    assert main(["backtest", "--synthetic"]) == 2  # without --universe, --total is required
+
+
+def test_walk_forward_fits_on_earlier_days_only(tmp_path):
+    from convexsched.execution.universe import walk_forward_task
+
+    days = ["2024-03-04", "2024-03-05", "2024-03-06"]
+    frames = [cs.synthetic_book(seed=k, date=day, interval="30s").frame for k, day in enumerate(days)]
+    path = tmp_path / "three_days.csv"
+    pd.concat(frames).reset_index().assign(symbol="SYNTH").to_csv(path, index=False)
+    key = {"symbol": "SYNTH", "file": str(path), "day": days[2], "size": 20_000, "sessions": "us_equity",
+           "history": str(path)}  # fmt: skip
+    table = run_universe([key, {**key, "day": days[0]}], walk_forward_task, strategies=["TWAP", "static A"],
+                         max_iter=20, progress=False)  # fmt: skip
+    good = table[table["day"] == days[2]]
+    assert (good["status"] == "ok").all() and (good["train_days"] == 2).all()
+    assert set(good["strategy"]) == {"TWAP", "static A", "hindsight A", "hindsight B"}
+    assert good["n_buckets"].eq(390).all() and np.isfinite(good["cost_bps"]).all()
+    first = table[table["day"] == days[0]]  # nothing before the first day: reported, not faked
+    assert first["status"].item() == "error" and "no history before 2024-03-04" in first["error"].item()
+
+
+def test_make_manifest_sizes_at_a_share_of_volume(shared_data):
+    from convexsched.execution.universe import make_manifest
+
+    manifest = make_manifest([shared_data / SSE], participation=0.05)
+    assert len(manifest) == 30 and set(manifest["day"]) == {"2021-12-01"}
+    assert (manifest["size"] % 100 == 0).all() and (manifest["size"] >= 100).all()
+    ratio = manifest["size"] / manifest["volume"]
+    assert ratio[manifest["volume"] > 20_000].between(0.04, 0.06).all()
+
+
+def _exit_on_one(key):
+    import os
+
+    if key["n"] == 1:
+        os._exit(3)  # the worker process dies mid-task
+    return pd.DataFrame({"v": [key["n"]]})
+
+
+def test_a_dead_worker_is_reported_as_lost(client):
+    # Last in the file: the nanny restarts the killed workers, the cluster stays usable.
+    table = run_universe([{"n": 0}, {"n": 1}, {"n": 2}], _exit_on_one, client=client, progress=False)
+    assert table["status"].tolist() == ["ok", "lost", "ok"]
+    assert table.loc[1, "error"].startswith("KilledWorker") and table["v"].drop(1).tolist() == [0, 2]

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import problems, tick_curves
+
+from convexsched import CostCurves, InvalidInputError, Objective, check_kkt, solve
+from convexsched.optimize import kkt, waterfill
+
+
+@pytest.mark.parametrize("objective", [Objective(), Objective(rho=1e-4), Objective(psi=1e-5)])
+def test_optimal_passes_and_perturbation_fails(objective):
+    curves = tick_curves(np.random.default_rng(5), 40, 5)
+    total = 0.35 * curves.capacity.sum()
+    result = solve(curves, total, objective)
+    report = check_kkt(curves, total, objective, result.x)
+    assert report.ok and report.duality_gap < 1e-9
+    # Move 1% of S from the cheapest used bucket to the dearest free slot: still feasible,
+    # but no longer optimal, and the certificate must say so.
+    x = np.asarray(result.x, dtype=float).copy()
+    left, right = curves.slope_bounds(x)
+    room = curves.capacity - x
+    give = int(np.argmin(np.where(x > 0.01 * total, left, np.inf)))
+    right[give] = -np.inf
+    take = int(np.argmax(np.where(room > 0.01 * total, right, -np.inf)))
+    x[give] -= 0.01 * total
+    x[take] += 0.01 * total
+    bad = check_kkt(curves, total, objective, x)
+    assert not bad.ok and bad.duality_gap > 1e-6 and bad.primal_residual < 1e-12
+
+
+def test_infeasible_schedules_are_caught():
+    curves = CostCurves([[0.01], [0.02]], 100.0)
+    assert check_kkt(curves, 150.0, Objective(), [100.0, 60.0]).primal_residual == pytest.approx(10 / 150)
+    over = check_kkt(curves, 150.0, Objective(), [120.0, 30.0])
+    assert not over.ok and over.bound_violation == pytest.approx(20 / 150)
+    negative = check_kkt(curves, 150.0, Objective(), [160.0, -10.0])
+    assert not negative.ok and negative.bound_violation > 0
+
+
+def test_claimed_multiplier_is_checked():
+    curves = CostCurves([[0.01, 0.03], [0.02, 0.04]], 100.0)
+    result = solve(curves, 250.0)
+    assert check_kkt(curves, 250.0, Objective(), result.x, multiplier=0.03).ok
+    assert not check_kkt(curves, 250.0, Objective(), result.x, multiplier=0.02).ok
+
+
+def test_le_budget_complementarity():
+    curves = CostCurves([[-0.01, 0.02]], 100.0, allow_negative=True)
+    ok = check_kkt(curves, 1000.0, Objective(), [100.0], budget="le")
+    assert ok.ok and ok.multiplier == 0.0
+    # Trading the unprofitable segment too is not optimal.
+    assert not check_kkt(curves, 1000.0, Objective(), [150.0], budget="le").ok
+
+
+def test_bad_schedule_input():
+    curves = CostCurves([[0.01]], 100.0)
+    with pytest.raises(InvalidInputError, match="shape"):
+        check_kkt(curves, 50.0, Objective(), [1.0, 2.0])
+    with pytest.raises(InvalidInputError, match="NaN"):
+        check_kkt(curves, 50.0, Objective(), [np.nan])
+
+
+def test_report_prints():
+    curves = CostCurves([[0.01]], 100.0)
+    text = str(check_kkt(curves, 50.0, Objective(), [50.0]))
+    assert "KKT certificate: OK" in text and "duality gap" in text
+
+
+@given(problem=problems(max_n=30, max_k=6), rho=st.sampled_from([0.0, 1e-4]), noise=st.sampled_from([0.0, 0.01]),
+       snap=st.sampled_from([0.0, 1e-6, 50.0]), seed=st.integers(0, 2**16))
+def test_compiled_passes_match_the_numpy_curve_methods(problem, rho, noise, snap, seed):
+    # The certificate's two compiled passes against the numpy methods they replace on the hot
+    # path: CostCurves.slope_bounds / evaluate and waterfill.conjugate.
+    curves, total = problem
+    rng = np.random.default_rng(seed)
+    x = solve(curves, total, Objective(rho=rho)).x.to_numpy() + noise * total * rng.standard_normal(curves.n_buckets)
+    x = np.clip(x, 0.0, curves.capacity)
+    slopes, widths = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.widths)
+    left, right, cost, steepest = kkt._bucket_bounds(slopes, widths, x, snap)
+    expected_left, expected_right = curves.slope_bounds(x, atol=snap)
+    assert np.array_equal(left, expected_left) and np.array_equal(right, expected_right)
+    assert np.allclose(cost, curves.evaluate(x), rtol=1e-12, atol=1e-9)
+    assert steepest == np.abs(curves.slopes[curves.widths > 0]).max(initial=0.0)
+    price = rng.uniform(-0.5, 5.0, curves.n_buckets)
+    expected = waterfill.conjugate(curves, price, rho).sum()
+    assert kkt._conjugate_sum(slopes, widths, price, rho) == pytest.approx(expected, rel=1e-12, abs=1e-9)

@@ -1,0 +1,114 @@
+"""Weighted water-filling (W): exact fast path against its cvxpy problem, certificate, ties."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from convexsched import InfeasibleError, InvalidInputError
+from convexsched.optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
+
+
+def _cvxpy(buckets, total, formulation, solver="CLARABEL"):
+    problem, y, budget, (share_unit, cost_unit) = build_weighted_problem(buckets, total, formulation)
+    problem.solve(solver=solver)
+    assert problem.status == "optimal", problem.status
+    return problem.value * cost_unit, -float(budget.dual_value) * cost_unit / share_unit, np.asarray(y.value)
+
+
+@st.composite
+def weighted_problems(draw):
+    """Tick-grid curves (ties common), pool-like weights, optional tails, caps and smoothing."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n, k = draw(st.integers(1, 12)), draw(st.integers(1, 6))
+    slopes = np.sort(rng.integers(1, draw(st.sampled_from([3, 40])), size=(n, k)), axis=1) * 0.01
+    widths = rng.integers(0, 20, size=(n, k)).astype(float) * 100
+    widths[rng.random(n) < 0.15] = 0.0
+    weights = np.concatenate([[1.0], np.full(n - 1, draw(st.sampled_from([0.5, 1.0, 7.3])))])
+    rho = draw(st.sampled_from([0.0, 0.0, 1e-5]))
+    gamma = np.where(rng.random(n) < draw(st.sampled_from([0.0, 0.5])), 1e-4, 0.0)
+    cap = np.where(rng.random(n) < draw(st.sampled_from([0.0, 0.4])), rng.integers(0, 30, n) * 100.0, np.inf)
+    buckets = WeightedBuckets.build(slopes, widths, weights, rho=rho, gamma=gamma, cap=cap)
+    room = float(buckets.weights @ buckets.capacity)
+    fraction = draw(st.sampled_from([0.0, 0.1, 0.5, 0.93, 1.0]))
+    total = fraction * min(room, 20_000.0) if np.isfinite(room) else fraction * 20_000.0
+    return buckets, float(total)
+
+
+@given(weighted_problems(), st.sampled_from(["segment", "epigraph"]))
+def test_fast_path_equals_cvxpy_objective_and_level(case, formulation):
+    buckets, total = case
+    solution = solve_weighted(buckets, total)
+    report = weighted_kkt(buckets, total, solution.y, solution.multiplier)
+    assert report.ok, report
+    assert float(buckets.weights @ solution.y) == pytest.approx(total, rel=1e-9, abs=1e-6)
+    if total == 0:
+        return
+    value, level, _ = _cvxpy(buckets, total, formulation)
+    scale = max(abs(solution.objective_value), 1e-6)
+    assert abs(value - solution.objective_value) <= 1e-6 * scale
+    # The level is unique unless the budget ends exactly on a breakpoint of S(lambda).
+    lo, hi = report.multiplier_interval
+    assert lo - 1e-6 <= level <= hi + 1e-6
+
+
+@given(weighted_problems())
+def test_second_solver_agrees(case):
+    buckets, total = case
+    if total == 0:
+        return
+    solution = solve_weighted(buckets, total)
+    value, _, _ = _cvxpy(buckets, total, "epigraph", solver="ECOS")
+    assert value == pytest.approx(solution.objective_value, rel=1e-5, abs=1e-6)
+
+
+def test_the_certificate_rejects_a_perturbed_optimum():
+    buckets = WeightedBuckets.build([[0.01, 0.02], [0.01, 0.03]], [[100, 100], [100, 100]], [1.0, 3.0])
+    solution = solve_weighted(buckets, 500.0)
+    assert weighted_kkt(buckets, 500.0, solution.y, solution.multiplier).ok
+    moved = solution.y + np.array([30.0, -10.0])
+    assert not weighted_kkt(buckets, 500.0, moved, solution.multiplier).ok
+
+
+def test_ties_split_every_tied_bucket_at_the_same_fraction():
+    # Ten identical books: the tied level is shared evenly (cvxpy's centre of the face).
+    buckets = WeightedBuckets.build(np.full((10, 2), [0.01, 0.02]), np.full((10, 2), [1000.0, 1000.0]))
+    solution = solve_weighted(buckets, 12_500.0)
+    np.testing.assert_allclose(solution.y, 1250.0)
+    assert solution.multiplier == 0.02 and solution.tie_fraction == pytest.approx(0.25)
+    # With weights, the current book (weight 1) and the pool (weight 4) still fill at one pace.
+    pool = WeightedBuckets.build([[0.01], [0.01]], [[100.0], [100.0]], [1.0, 4.0])
+    np.testing.assert_allclose(solve_weighted(pool, 250.0).y, [50.0, 50.0])
+
+
+def test_the_tail_continues_the_book_like_the_executor():
+    # Beyond depth D the marginal cost rises at gamma per share from the last slope.
+    buckets = WeightedBuckets.build([[0.01, 0.02]], [[100.0, 100.0]], gamma=[1e-4])
+    solution = solve_weighted(buckets, 300.0)
+    assert solution.y[0] == pytest.approx(300.0)
+    assert solution.objective_value == pytest.approx(100 * 0.01 + 100 * 0.02 + 100 * 0.02 + 1e-4 * 100**2 / 2)
+    assert solution.multiplier == pytest.approx(0.02 + 1e-4 * 100)
+
+
+def test_degenerate_budgets():
+    buckets = WeightedBuckets.build([[0.01, 0.02], [0.0, 0.0]], [[100.0, 50.0], [0.0, 0.0]], [1.0, 2.0])
+    zero = solve_weighted(buckets, 0.0)
+    assert (zero.y == 0).all() and zero.objective_value == 0
+    full = solve_weighted(buckets, 150.0)
+    np.testing.assert_allclose(full.y, [150.0, 0.0])
+    assert weighted_kkt(buckets, 150.0, full.y, full.multiplier).ok
+    with pytest.raises(InfeasibleError, match="maximum executable is 150") as error:
+        solve_weighted(buckets, 151.0)
+    assert error.value.max_executable == pytest.approx(150.0)
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(InvalidInputError, match="decrease"):
+        WeightedBuckets.build([[0.02, 0.01]], [[1.0, 1.0]])
+    with pytest.raises(InvalidInputError, match="finite"):
+        WeightedBuckets.build([[np.nan]], [[1.0]])
+    with pytest.raises(InvalidInputError, match=">= 0"):
+        WeightedBuckets.build([[0.01]], [[1.0]], weights=[-1.0])
+    with pytest.raises(InvalidInputError, match="budget"):
+        solve_weighted(WeightedBuckets.build([[0.01]], [[1.0]]), np.nan)
