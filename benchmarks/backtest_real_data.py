@@ -39,8 +39,8 @@ from convexsched.execution.strategies import (  # noqa: E402
     TWAP,
     AlmgrenChriss,
     DepthProportional,
-    Receding,
-    Scenario,
+    RecedingStrategy,
+    ScenarioStrategy,
     StaticPlan,
 )
 
@@ -61,11 +61,11 @@ def strategies(forecast):
     return [
         TWAP(), AlmgrenChriss(), DepthProportional(),
         StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
-        Receding("A", horizon=30), Receding("A", horizon="all"), Receding("A", horizon=30, cost_to_go="lambda"),
-        Receding("A", horizon=30, cost_to_go=None),
-        Receding("B", horizon=30), Receding("C", horizon=30),
-        Scenario("A"), Scenario("B"), Scenario("C"),
-        Scenario("A", name="scenario A + profile", profile=forecast),
+        RecedingStrategy("A", horizon=30), RecedingStrategy("A", horizon="all"), RecedingStrategy("A", horizon=30, cost_to_go="lambda"),
+        RecedingStrategy("A", horizon=30, cost_to_go=None),
+        RecedingStrategy("B", horizon=30), RecedingStrategy("C", horizon=30),
+        ScenarioStrategy("A"), ScenarioStrategy("B"), ScenarioStrategy("C"),
+        ScenarioStrategy("A", name="scenario A + profile", profile=forecast),
     ]
 
 
@@ -112,7 +112,7 @@ def main():
             executor = BookExecutor(book, "buy")
             for settings in SENSITIVITY:
                 label = ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
-                result = backtest(executor, total, [Scenario("A", name=label, **settings)])
+                result = backtest(executor, total, [ScenarioStrategy("A", name=label, **settings)])
                 sensitivity.append({"settings": label, "stock": held_out, "fraction": fraction,
                                     "vs_twap_bps": result.loc[label, "vs_twap_bps"], "capture": result.loc[label, "capture"]})
     frame = pd.concat(rows, ignore_index=True)

@@ -33,6 +33,15 @@ from .execution.executors import BookExecutor, ExecutionRecord, ModelExecutor, e
 from .execution.hindsight import Hindsight, capture
 from .execution.receding import LiveCurves, RecedingHorizon
 from .execution.scenario import ScenarioHorizon
+from .execution.strategies import (
+    TWAP,
+    AlmgrenChriss,
+    DepthProportional,
+    RecedingStrategy,
+    ScenarioStrategy,
+    StaticPlan,
+    default_strategies,
+)
 from .execution.universe import run_universe
 from .model.convexify import ConvexifyReport, convexify
 from .optimize.curves import CostCurves
@@ -117,6 +126,13 @@ __all__ = [
     "LiveCurves",
     "RecedingHorizon",
     "ScenarioHorizon",
+    "TWAP",
+    "AlmgrenChriss",
+    "DepthProportional",
+    "StaticPlan",
+    "RecedingStrategy",
+    "ScenarioStrategy",
+    "default_strategies",
     "Hindsight",
     "capture",
     "WeightedBuckets",

@@ -263,8 +263,8 @@ def _add_objective_arguments(parser):
         help="time weights w_i: linear (i/N, default), constant, power:GAMMA (GAMMA in [1, 2])",
     )  # fmt: skip
     group.add_argument(
-        "--budget", choices=("eq", "le"), default="eq",
-        help="sum x = S (default) or sum x <= S (a receding-horizon window)",
+        "--sense", "--budget", dest="sense", choices=("eq", "le"), default="eq",
+        help="sum x = S (default) or sum x <= S (a receding-horizon window); --budget is its deprecated 0.2 name",
     )  # fmt: skip
 
 
@@ -499,7 +499,7 @@ def _read_states(path):
 
 def _complete_states(states, name):
     """The rows of ``states`` without a missing value (buckets without data are left out)."""
-    from .model.oracle import STATE_COLUMNS
+    from .data.features import STATE_COLUMNS
 
     present = [c for c in STATE_COLUMNS + ("mid",) if c in states.columns]
     gaps = states[present].isna().any(axis=1)
@@ -637,7 +637,7 @@ def _run_plan(args):
     total = _plan_total(args, states)
     objective = _objective(args)
     _check_method(args, curves, objective)
-    schedule = solve(curves, total, objective, budget=args.budget, method=args.method, solver=args.solver)
+    schedule = solve(curves, total, objective, sense=args.sense, method=args.method, solver=args.solver)
     print(schedule)
     _print_costs(schedule.objective_value, schedule.total, states)
     if not schedule.kkt.ok:
@@ -649,7 +649,7 @@ def _run_plan(args):
         print(rounding)
         lots = rounding.x.to_numpy()
     record = certificate_record(
-        schedule.kkt, schedule.total, objective, args.budget,
+        schedule.kkt, schedule.total, objective, args.sense,
         method=schedule.method, algorithm=schedule.algorithm, solver=schedule.solver,
     )  # fmt: skip
     figure = _schedule_figure(schedule) if args.plot is not None else None
@@ -678,10 +678,10 @@ def _run_check(args):
     x = read_schedule(args.schedule, curves)
     objective = _objective(args)
     report = check_kkt(
-        curves, args.total, objective, x, budget=args.budget, multiplier=args.multiplier, tol=args.tol
+        curves, args.total, objective, x, sense=args.sense, multiplier=args.multiplier, tol=args.tol
     )
     if args.json is not None:
-        write_certificate(certificate_record(report, args.total, objective, args.budget), args.json)
+        write_certificate(certificate_record(report, args.total, objective, args.sense), args.json)
     print(f"{args.schedule}: {curves.n_buckets} buckets, sum x = {x.sum():.10g}, S = {args.total:.10g}, "
           f"objective {objective.kind}")  # fmt: skip
     print(report)

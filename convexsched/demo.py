@@ -135,12 +135,12 @@ def _compare(curves, total, objectives, echo):
 def _backtest(book, total, oracle, objectives, seed):
     from .execution.backtest import BookExecutor, backtest
     from .execution.receding import LiveCurves
-    from .execution.strategies import TWAP, AlmgrenChriss, DepthProportional, Receding, Scenario, StaticPlan
+    from .execution.strategies import TWAP, AlmgrenChriss, DepthProportional, RecedingStrategy, ScenarioStrategy, StaticPlan
     from .model.forecast import StateForecast
 
     strategies = [TWAP(), AlmgrenChriss(), DepthProportional()]
     strategies += [StaticPlan(kind) for kind in objectives]
-    strategies += [Receding(objectives["A"], name=f"RH A H={HORIZON}", horizon=HORIZON), Scenario("A")]
+    strategies += [RecedingStrategy(objectives["A"], name=f"RH A H={HORIZON}", horizon=HORIZON), ScenarioStrategy("A")]
     # The intraday profile comes from another day, so no plan sees this day's future.
     history = bucket_features(synthetic_book(seed + 1)).dropna()
     forecast = StateForecast(freq="1min").fit(history)

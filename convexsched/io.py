@@ -39,7 +39,7 @@ taken in the curves' bucket order.
 
 Certificates
 ------------
-A KKT report with the problem it certifies (budget, objective, method) as JSON; infinite
+A KKT report with the problem it certifies (sense, objective, method) as JSON; infinite
 multiplier bounds are written as the strings ``"inf"`` / ``"-inf"``.
 
 Writing
@@ -438,7 +438,7 @@ def _json_value(value):
     return value
 
 
-def certificate_record(report, total, objective, budget="eq", **details):
+def certificate_record(report, total, objective, sense="eq", **details):
     """A KKT report with the problem it certifies, as a JSON-ready dict.
 
     Parameters
@@ -446,13 +446,14 @@ def certificate_record(report, total, objective, budget="eq", **details):
     report : KKTReport
     total : float
     objective : Objective
-    budget : "eq" | "le"
+    sense : "eq" | "le"
+        ``sum x = S`` or ``sum x <= S``.
     **details
         Extra entries, e.g. ``method=``, ``solver=``.
     """
     record = {name: _json_value(getattr(report, name)) for name in report.__dataclass_fields__}
     record.update(
-        total=float(total), budget=budget, objective_kind=objective.kind, rho=objective.rho,
+        total=float(total), sense=sense, objective_kind=objective.kind, rho=objective.rho,
         psi=objective.psi, weights=_json_value(objective.weights),
     )  # fmt: skip
     record.update({name: _json_value(value) for name, value in details.items()})

@@ -318,8 +318,8 @@ morning = live.static()
 objectives = strategies.default_objectives(morning, S)
 chosen = [strategies.TWAP(), strategies.AlmgrenChriss(), strategies.DepthProportional(),
           *(strategies.StaticPlan(kind) for kind in "ABC"),
-          strategies.Receding(objectives["A"], name="RH A H=30", horizon=30),
-          strategies.Scenario("A"), strategies.Scenario("B")]
+          strategies.RecedingStrategy(objectives["A"], name="RH A H=30", horizon=30),
+          strategies.ScenarioStrategy("A"), strategies.ScenarioStrategy("B")]
 # Small per-step predictions run faster on one OpenMP thread than on a contended pool.
 with threadpool_limits(limits=1):
     table, records = backtest(executor, S, strategies=chosen, oracle=live, return_records=True)

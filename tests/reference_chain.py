@@ -173,7 +173,7 @@ def _clip(curve, lo, hi):
     return _Curve(q, r)
 
 
-def inventory_chain(curves, total, objective, budget="eq"):
+def inventory_chain(curves, total, objective, sense="eq"):
     """The former solver: same arguments and result as :func:`convexsched.optimize.chain.inventory_chain`."""
     n = curves.n_buckets
     rho, psi = objective.rho, objective.psi
@@ -191,7 +191,7 @@ def inventory_chain(curves, total, objective, budget="eq"):
         responses.append(x_curve)
         differences.append(g)
         lo = max(0.0, total - done_capacity[i])
-        hi = min(float(total), future_capacity[i]) if budget == "eq" else float(total)
+        hi = min(float(total), future_capacity[i]) if sense == "eq" else float(total)
         if i == n - 1:
             break
         g = _clip(g, lo, max(hi, lo))
@@ -199,7 +199,7 @@ def inventory_chain(curves, total, objective, budget="eq"):
 
     # Terminal condition on R_N.
     final = _Curve(g.q - shear[-1] * g.r, g.r)
-    if budget == "le":
+    if sense == "le":
         left, right = (v[0] for v in final.limits(np.zeros(1)))
         if left >= 0 and right > 0:
             # Slack at a zero level: leftover inventory is cheaper than trading it.
@@ -227,6 +227,6 @@ def inventory_chain(curves, total, objective, budget="eq"):
             price = price + shear[i - 1] * r_next
     # Clipping R to what can still be completed adds constraints that are combinations of the
     # original ones: x is unchanged, but the level they certify must be read off x itself.
-    lo, hi = multiplier_interval(curves, total, objective, x, budget=budget, snap=1e-9 * max(total, 1.0))
+    lo, hi = multiplier_interval(curves, total, objective, x, sense=sense, snap=1e-9 * max(total, 1.0))
     level = float(np.clip(level, lo, hi)) if lo <= hi else 0.5 * (lo + hi)
     return WaterLevel(x, level, (lo, hi), iterations=n)

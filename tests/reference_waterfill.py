@@ -47,7 +47,7 @@ def _weighted_select(values, weights, total):
     return distinct[j], below + (cumulative[j - 1] if j else 0.0), weight[j]
 
 
-def cost_only(curves, total, budget="eq"):
+def cost_only(curves, total, sense="eq"):
     """Objective (A), exact: fill the globally cheapest segments first (seed (2), (3)).
 
     The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
@@ -57,14 +57,14 @@ def cost_only(curves, total, budget="eq"):
     """
     slopes, widths, _, real = _real_segments(curves)
     if total <= 0 or len(slopes) == 0:
-        return _nothing_to_trade(curves, slopes, budget)
-    if budget == "le":
+        return _nothing_to_trade(curves, slopes, sense)
+    if sense == "le":
         # Slack is allowed: trade only what is profitable, unless that exceeds the budget.
         profitable = bucket_response(curves, 0.0)
         if profitable.sum() < total:
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
-        return _everything(curves, slopes, budget)
+        return _everything(curves, slopes, sense)
     level, below, tied_width = _weighted_select(slopes, widths, total)
     fill = np.where(curves.slopes < level, curves.widths, 0.0)
     tied = np.where(real & (curves.slopes == level), curves.widths, 0.0).ravel()
@@ -75,10 +75,10 @@ def cost_only(curves, total, budget="eq"):
         upper = float(slopes[slopes > level].min(initial=np.inf))
     else:
         upper = level
-    return _finish(fill.sum(axis=1), level, (level, upper), budget)
+    return _finish(fill.sum(axis=1), level, (level, upper), sense)
 
 
-def smoothed(curves, total, rho, budget="eq"):
+def smoothed(curves, total, rho, sense="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
@@ -89,13 +89,13 @@ def smoothed(curves, total, rho, budget="eq"):
     """
     slopes, widths, starts, _ = _real_segments(curves)
     if total <= 0 or len(slopes) == 0:
-        return _nothing_to_trade(curves, slopes + rho * starts, budget)
-    if budget == "le":
+        return _nothing_to_trade(curves, slopes + rho * starts, sense)
+    if sense == "le":
         at_zero = bucket_response(curves, 0.0, rho)
         if at_zero.sum() < total:
             return WaterLevel(at_zero, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
-        return _everything(curves, slopes + rho * (starts + widths), budget)
+        return _everything(curves, slopes + rho * (starts + widths), sense)
     ramp_starts = slopes + rho * starts
     ramp_ends = slopes + rho * (starts + widths)
     candidates = np.concatenate([ramp_starts, ramp_ends])
@@ -116,7 +116,7 @@ def smoothed(curves, total, rho, budget="eq"):
                 ramp_ends[ramp_ends < pivot].max(initial=-np.inf))
             upper = pivot if np.any((ramp_starts <= pivot) & (pivot < ramp_ends)) else float(
                 ramp_starts[ramp_starts > pivot].min(initial=np.inf))
-            return _finish(bucket_response(curves, pivot, rho), pivot, (lower, upper), budget)
+            return _finish(bucket_response(curves, pivot, rho), pivot, (lower, upper), sense)
         if supply < total:
             low, supply_low = pivot, supply
             candidates = candidates[candidates > pivot]
@@ -129,4 +129,4 @@ def smoothed(curves, total, rho, budget="eq"):
         still = ~full & (open_starts < high)
         open_starts, open_widths = open_starts[still], open_widths[still]
     level = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
-    return _finish(bucket_response(curves, level, rho), level, (level, level), budget)
+    return _finish(bucket_response(curves, level, rho), level, (level, level), sense)

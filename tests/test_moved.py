@@ -42,3 +42,13 @@ def test_the_old_execution_module_names_are_kept_by_the_package():
 def test_an_unknown_module_is_still_an_error():
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("convexsched.no_such_module")
+
+
+@pytest.mark.parametrize(("old", "new"), [("Receding", "RecedingStrategy"), ("Scenario", "ScenarioStrategy")])
+def test_the_old_strategy_names_warn_and_build_the_new_ones(old, new):
+    from convexsched.execution import strategies
+
+    with pytest.warns(DeprecationWarning, match=f"strategies.{old} is deprecated; use {new}"):
+        strategy = getattr(strategies, old)("A", horizon=30) if old == "Receding" else getattr(strategies, old)("A")
+    assert isinstance(strategy, getattr(strategies, new))
+    assert strategy.name == getattr(strategies, new)("A", **({"horizon": 30} if old == "Receding" else {})).name

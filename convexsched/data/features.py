@@ -44,6 +44,13 @@ _HOW = ("mean", "median", "first", "last")
 
 
 SIDE_FEATURES = ("touch", "side_depth_3", "side_depth_5", "spread_ticks")
+#: The state of a bucket the impact oracle reads besides the order size.
+STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "hour_of_day")
+#: What the state forecast predicts for a later bucket: the state without the hour, which the
+#: clock gives, and with the mid, which turns costs into basis points.
+FORECAST_COLUMNS = ("spread", "depth", "imbalance", "volatility", "mid")
+#: The forecast columns that follow the intraday profile (relative forecasts scale them by it).
+RELATIVE_COLUMNS = ("spread", "depth", "volatility")
 
 
 def side_features(book, side="buy"):

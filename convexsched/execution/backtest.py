@@ -14,7 +14,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InvalidInputError
-from .executors import BookExecutor, check_order_size, progress_bar
+from ..optimize.validate import check_total
+from .executors import BookExecutor, progress_bar
 from .hindsight import Hindsight, capture
 from .receding import LiveCurves
 from .strategies import TWAP, Context, arrival_objectives, default_strategies
@@ -69,7 +70,7 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
     curves = oracle
     if oracle is not None and not isinstance(oracle, LiveCurves):
         curves = LiveCurves(executor, oracle, forecast)
-    context = Context(executor=executor, total=check_order_size(total), curves=curves, progress=progress)
+    context = Context(executor=executor, total=check_total(total, positive=True), curves=curves, progress=progress)
     if strategies is None:
         strategies = default_strategies(with_model=curves is not None)
     strategies = list(strategies)

@@ -467,17 +467,6 @@ class Trace:
         )
 
 
-def check_order_size(total):
-    """``S`` as a float; a clear error unless it is finite and > 0."""
-    try:
-        total = float(total)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"the order size S must be a number, got {total!r}") from None
-    if not np.isfinite(total) or total <= 0:
-        raise InvalidInputError(f"the order size S must be finite and > 0, got {total}")
-    return total
-
-
 def progress_bar(iterable, enabled, description):
     """``iterable`` wrapped in a tqdm bar when ``enabled``."""
     if not enabled:

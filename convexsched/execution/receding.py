@@ -67,18 +67,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..data.features import SIDE_FEATURES, book_features, side_features
-from ..errors import InfeasibleError, InvalidInputError
+from ..data.features import FORECAST_COLUMNS, RELATIVE_COLUMNS, SIDE_FEATURES, book_features, side_features
+from ..errors import InvalidInputError
 from ..model.convexify import convexify as _convexify
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
-from ..optimize.solve import solve
-from .executors import BookExecutor, ModelExecutor, Trace, check_order_size, progress_bar
+from ..optimize.solve import solve_order
+from ..optimize.validate import Order, validate
+from .executors import BookExecutor, ModelExecutor, Trace, progress_bar
 
 COST_TO_GO = ("exact", "lambda", None)
-STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "mid")
-# Columns a relative forecast scales by the seasonal profile; imbalance and mid persist.
-_SCALED = ("spread", "depth", "volatility")
 # Traded-side depths scale with the depth profile, the spread in ticks with the spread's.
 _SIDE_DEPTHS = ("side_depth", "touch", "side_depth_3", "side_depth_5")
 
@@ -129,7 +127,7 @@ class LiveCurves:
         self.index = executor.index
         features = book_features(executor.book)
         rows = np.maximum(executor.rows, 0)
-        states = features.iloc[rows][list(STATE_COLUMNS)].set_axis(self.index)
+        states = features.iloc[rows][list(FORECAST_COLUMNS)].set_axis(self.index)
         states["side_depth"] = executor.depth.to_numpy()
         sides = side_features(executor.book, executor.side).iloc[rows].set_axis(self.index)
         states[list(SIDE_FEATURES)] = sides.to_numpy()
@@ -160,18 +158,18 @@ class LiveCurves:
             return frame
         if self.relative:
             if self._profile is None:
-                self._profile = self.forecast.profile_at(self.index)[list(_SCALED)].to_numpy()
+                self._profile = self.forecast.profile_at(self.index)[list(RELATIVE_COLUMNS)].to_numpy()
             profile = self._profile[i:]
             base = profile[0]
             ratio = np.divide(profile, base, out=np.ones_like(profile), where=base > 0)
-            frame[:, [columns[c] for c in _SCALED]] *= ratio
+            frame[:, [columns[c] for c in RELATIVE_COLUMNS]] *= ratio
             frame[:, [columns[c] for c in _SIDE_DEPTHS]] *= ratio[:, 1:2]
             frame[:, columns["spread_ticks"]] *= ratio[:, 0]
             return frame
         ahead = self.index[i:]
         if len(ahead) > 1:
             predicted = self.forecast.predict(ahead[1:], self.states.iloc[i].rename(self.index[i]))
-            frame[1:, [columns[c] for c in STATE_COLUMNS]] = predicted[list(STATE_COLUMNS)].to_numpy()
+            frame[1:, [columns[c] for c in FORECAST_COLUMNS]] = predicted[list(FORECAST_COLUMNS)].to_numpy()
             scale = frame[:, columns["depth"]] / live[columns["depth"]]
             frame[:, [columns[c] for c in _SIDE_DEPTHS]] = live[[columns[c] for c in _SIDE_DEPTHS]] * scale[:, None]
             frame[:, columns["spread_ticks"]] = live[columns["spread_ticks"]] * frame[:, columns["spread"]] / live[columns["spread"]]
@@ -380,16 +378,10 @@ class RecedingHorizon:
     def _execute(self, curves, executor, total):
         if len(curves) != len(executor):
             raise InvalidInputError(f"the model has {len(curves)} buckets, the book has {len(executor)}")
-        total = check_order_size(total)
         morning = curves.static()
-        n = morning.n_buckets
-        capacity = float(morning.capacity.sum())
-        if total > capacity * (1 + 1e-12):
-            raise InfeasibleError(
-                f"S = {total:.6g} exceeds what the {n} buckets can absorb; the maximum executable is {capacity:.6g}",
-                max_executable=capacity,
-            )
-        objective = self.objective
+        # The run's one validation: every step's window order is built from checked data.
+        order = validate(morning, total, self.objective, positive=True)
+        total, objective, n = order.total, order.objective, morning.n_buckets
         self._weights = objective.weight_vector(n) if objective.psi > 0 else np.zeros(n)
         self._problem = None
         self._n = n
@@ -398,7 +390,7 @@ class RecedingHorizon:
         self._with_tail = self.cost_to_go is not None and not self._shrinking
         self._level = None
         if self.cost_to_go == "lambda":
-            self._level = solve(morning, total, objective).multiplier
+            self._level = solve_order(order).multiplier
         trace = Trace(executor)
         remaining, steps, plans = total, [], []
         priced_by_book = self.current == "book" and hasattr(executor, "walk_curve")
@@ -428,18 +420,17 @@ class RecedingHorizon:
     def _plan(self, live, remaining, i):
         """Solve step ``i``'s window; returns the plan on its real buckets and the step record."""
         window = live.n_buckets if self._shrinking else min(self.horizon, live.n_buckets)
-        curves, objective, budget = self._window(live, i, window)
+        curves, objective, sense = self._window(live, i, window)
         capacity = float(curves.capacity.sum())
-        feasible = budget == "le" or remaining <= capacity * (1 + 1e-12)
+        feasible = sense == "le" or remaining <= capacity * (1 + 1e-12)
         # Live capacities below the inventory: trade all the window can take now.
-        total = remaining if feasible else capacity
+        order = Order(curves, remaining if feasible else capacity, objective, sense)
         started = time.perf_counter()
         if self.method == "cvxpy":
-            schedule = solve(curves, total, objective, budget=budget, method="cvxpy", solver=self.solver,
-                             problem=self._problem if self.warm else None)
+            schedule = solve_order(order, method="cvxpy", solver=self.solver, problem=self._problem if self.warm else None)
             self._problem = schedule.problem
         else:
-            schedule = solve(curves, total, objective, budget=budget)
+            schedule = solve_order(order)
         seconds = time.perf_counter() - started
         x = np.asarray(schedule.x, dtype=float)
         plan = pd.Series(x[:window], index=live.index[:window], name=f"plan {i}")
@@ -449,7 +440,7 @@ class RecedingHorizon:
                       "solve_s": seconds, "tail": tail, "feasible": feasible}
 
     def _window(self, live, i, window):
-        """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, budget."""
+        """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, sense."""
         pad = self.method == "cvxpy"
         weights = self._weights[i:i + window]
         if not self._with_tail:

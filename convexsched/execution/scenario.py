@@ -60,12 +60,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..errors import InfeasibleError, InvalidInputError
+from ..errors import InvalidInputError
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
-from ..optimize.solve import solve
+from ..optimize.solve import solve_order
+from ..optimize.validate import Order, check_total
 from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
-from .executors import BookExecutor, Trace, check_order_size, progress_bar
+from .executors import BookExecutor, Trace, progress_bar
 
 
 class ScenarioHorizon:
@@ -157,7 +158,7 @@ class ScenarioHorizon:
             verdict, the cap, whether the step was in warm-up or ``forced`` past its cap.
         """
         executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq, half_life=half_life)
-        total = check_order_size(total)
+        total = check_total(total, positive=True)  # the run's one check of S
         n = len(executor)
         fresh = executor.realized_curves()
         trace = Trace(executor)
@@ -278,10 +279,9 @@ class ScenarioHorizon:
         truncated = WeightedBuckets.build(slopes, widths, cap=caps)
         curves = CostCurves(truncated.slopes, truncated.widths)
         objective = Objective(rho=self.objective.rho, psi=self.objective.psi, weights=weights[i:])
-        try:
-            schedule = solve(curves, remaining, objective)
-        except InfeasibleError:
+        if remaining > float(truncated.capacity.sum()) * (1 + 1e-12):
             row["infeasible"] = True
             return float(truncated.capacity[0])
+        schedule = solve_order(Order(curves, remaining, objective))
         row.update({"lambda": schedule.multiplier, "kkt_ok": schedule.kkt.ok, "kkt_violation": schedule.kkt.max_violation})
         return float(np.asarray(schedule.x)[0])

@@ -12,9 +12,9 @@ forecast).
   sinh(kappa T)``, ``x_i = R_{i-1} - R_i``, with urgency ``kappa T = T sqrt(lambda_AC sigma^2
   / eta_tilde)``; ``kappa T -> 0`` is TWAP.
 * :class:`StaticPlan`: the morning solve of seed (2), (4) or (7).
-* :class:`Receding`: a :class:`convexsched.RecedingHorizon` on the model's curves
+* :class:`RecedingStrategy`: a :class:`convexsched.RecedingHorizon` on the model's curves
   (certainty-equivalent: one forecast path).
-* :class:`Scenario`: a :class:`convexsched.ScenarioHorizon`: the visible book priced exactly
+* :class:`ScenarioStrategy`: a :class:`convexsched.ScenarioHorizon`: the visible book priced exactly
   and the future as a pool of recent books. Needs no model.
 * :class:`convexsched.Hindsight`: the bound every backtest reports (it sees the whole day).
 
@@ -28,6 +28,7 @@ the open.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,7 +144,7 @@ class StaticPlan:
         return execute_schedule(context.executor, np.asarray(schedule.x, float), self.name, curves)
 
 
-class Receding:
+class RecedingStrategy:
     """A :class:`RecedingHorizon` run on the context's book and live curves.
 
     Parameters
@@ -168,7 +169,7 @@ class Receding:
         return record
 
 
-class Scenario:
+class ScenarioStrategy:
     """A :class:`ScenarioHorizon` with (A), (B) or (C) scaled to the arrival book.
 
     Parameters
@@ -205,13 +206,29 @@ def _objective(kind, curves, total, executor=None):
 
 def default_strategies(with_model=True):
     """The comparison of the backtest: baselines, scenario horizons, static plans and receding horizons."""
-    baselines = [TWAP(), AlmgrenChriss(), Scenario("A"), Scenario("B"), Scenario("C")]
+    baselines = [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B"), ScenarioStrategy("C")]
     if not with_model:
         return baselines
     return baselines + [
         DepthProportional(),
         StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
-        Receding("A", horizon=30), Receding("A", horizon="all"),
-        Receding("B", horizon=30), Receding("C", horizon=30),
-        Receding("A", horizon=30, method="cvxpy"),
+        RecedingStrategy("A", horizon=30), RecedingStrategy("A", horizon="all"),
+        RecedingStrategy("B", horizon=30), RecedingStrategy("C", horizon=30),
+        RecedingStrategy("A", horizon=30, method="cvxpy"),
     ]
+
+
+class Receding(RecedingStrategy):
+    """Deprecated name of :class:`RecedingStrategy` (removed in 0.4)."""
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn("strategies.Receding is deprecated; use RecedingStrategy", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
+
+
+class Scenario(ScenarioStrategy):
+    """Deprecated name of :class:`ScenarioStrategy` (removed in 0.4)."""
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn("strategies.Scenario is deprecated; use ScenarioStrategy", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)

@@ -28,11 +28,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..data.features import FORECAST_COLUMNS, RELATIVE_COLUMNS
 from ..errors import InvalidInputError
-
-FORECAST_COLUMNS = ("spread", "depth", "imbalance", "volatility", "mid")
-# Columns that ``fit(..., groups=)`` divides by each group's median (sizes, not signs or prices).
-RELATIVE_COLUMNS = ("spread", "depth", "volatility")
 
 
 class ScaleFallbackWarning(UserWarning):

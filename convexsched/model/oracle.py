@@ -37,11 +37,10 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from threadpoolctl import ThreadpoolController
 
-from ..data.features import SIDE_FEATURES
+from ..data.features import SIDE_FEATURES, STATE_COLUMNS
 from ..errors import DataError, InvalidInputError
 from .convexify import convexify as _convexify
 
-STATE_COLUMNS = ("spread", "depth", "imbalance", "volatility", "hour_of_day")
 SIZE_FEATURES = ("size", "vol_ratio")
 TARGETS = ("bps", "per_share", "log", None)
 FEATURE_SETS = ("seed", "book")

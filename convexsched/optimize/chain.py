@@ -702,7 +702,7 @@ def _ramp_chain(curves, total, q, rho, le):
 
 
 # --------------------------------------------------------------------------------- entry point
-def inventory_chain(curves, total, objective, budget="eq"):
+def inventory_chain(curves, total, objective, sense="eq"):
     """Solve the objective family with ``psi > 0`` exactly on the inventory chain.
 
     Parameters
@@ -712,7 +712,7 @@ def inventory_chain(curves, total, objective, budget="eq"):
         The budget ``S`` (shares), already validated.
     objective : Objective
         Any ``rho, psi >= 0`` and weights; with ``psi = 0`` it reproduces (A)/(B).
-    budget : "eq" | "le"
+    sense : "eq" | "le"
 
     Returns
     -------
@@ -722,7 +722,7 @@ def inventory_chain(curves, total, objective, budget="eq"):
     """
     n = curves.n_buckets
     q = objective.psi * objective.weight_vector(n)
-    le = budget == "le"
+    le = sense == "le"
     capacity = curves.capacity
     if total <= 0:
         x, level = np.zeros(n), 0.0
@@ -739,7 +739,7 @@ def inventory_chain(curves, total, objective, budget="eq"):
     x = np.minimum(x, capacity)
     # The level from the forward pass carries its rounding; the certified interval is read off
     # x itself, and the level kept inside it.
-    lo, hi = multiplier_interval(curves, total, objective, x, budget=budget, snap=1e-9 * max(total, 1.0))
+    lo, hi = multiplier_interval(curves, total, objective, x, sense=sense, snap=1e-9 * max(total, 1.0))
     level = float(np.clip(level, lo, hi)) if lo <= hi else 0.5 * (lo + hi)
     if le:
         level = min(level, 0.0)

@@ -56,7 +56,7 @@ class CostCurves:
         Labels of the buckets (e.g. their timestamps); schedules are returned as Series on it.
     allow_negative : bool
         Accept negative slopes (segments that pay for taking shares, e.g. a rebate), which only
-        a ``budget="le"`` problem can price sensibly. Off by default: from a book or an oracle a
+        a ``sense="le"`` problem can price sensibly. Off by default: from a book or an oracle a
         negative slope is a data error.
 
     Raises

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ._jit import njit
-from .validate import share_unit_of, validate
+from .validate import resolve_sense, share_unit_of, validate
 
 
 @dataclass(frozen=True)
@@ -147,16 +147,16 @@ def _admissible(slopes, widths, objective, x, remaining, snap):
     return left + smooth, right + smooth, pressure, cost, steepest
 
 
-def _intersect(lower, upper, slack, budget, snap):
+def _intersect(lower, upper, slack, sense, snap):
     lo, hi = float(lower.max()), float(upper.min())
-    if budget == "le":
+    if sense == "le":
         hi = min(hi, 0.0)
         if slack > snap:
             lo = max(lo, 0.0)
     return lo, hi
 
 
-def multiplier_interval(curves, total, objective, x, *, budget="eq", snap=1e-9):
+def multiplier_interval(curves, total, objective, x, *, sense="eq", snap=1e-9):
     """The levels ``lambda`` that certify an (optimal) ``x``: the intersection above.
 
     ``snap`` is the distance in shares under which ``x_i`` counts as on a breakpoint.
@@ -164,10 +164,10 @@ def multiplier_interval(curves, total, objective, x, *, budget="eq", snap=1e-9):
     x = np.asarray(x, dtype=float)
     remaining = total - np.cumsum(x)
     lower, upper, _, _, _ = _admissible(*_arrays(curves), objective, x, remaining, snap)
-    return _intersect(lower, upper, total - x.sum(), budget, snap)
+    return _intersect(lower, upper, total - x.sum(), sense, snap)
 
 
-def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=1e-6):
+def check_kkt(curves, total, objective, x, *, sense="eq", multiplier=None, tol=1e-6, budget=None):
     """Certify a schedule: primal feasibility, stationarity, complementarity and duality gap.
 
     Parameters
@@ -177,13 +177,16 @@ def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=
     objective : Objective
     x : array_like or pandas.Series of shape (N,)
         The schedule to check, in shares.
-    budget : "eq" | "le"
+    sense : "eq" | "le"
+        ``sum x = S`` or ``sum x <= S``.
     multiplier : float, optional
         A claimed ``lambda`` (e.g. a solver's dual). Without it the best level is derived from
         ``x``: the middle of the admissible interval.
     tol : float
         Relative tolerance. ``x_i`` within ``tol * max(S, 1)`` shares of a breakpoint counts as
         sitting on it (solvers return breakpoints only to their own accuracy).
+    budget : "eq" | "le", optional
+        Deprecated name of ``sense`` (removed in 0.4).
 
     Returns
     -------
@@ -194,16 +197,17 @@ def check_kkt(curves, total, objective, x, *, budget="eq", multiplier=None, tol=
     InvalidInputError, InfeasibleError
         A malformed budget or schedule (see :func:`convexsched.optimize.validate.validate`).
     """
-    return certify(curves, validate(curves, total, budget), objective, x, budget=budget,
-                   multiplier=multiplier, tol=tol)
+    order = validate(curves, total, objective, resolve_sense(sense, budget, "check_kkt"))
+    return certify(order, x, multiplier=multiplier, tol=tol)
 
 
-def certify(curves, total, objective, x, *, budget="eq", multiplier=None, tol=1e-6):
-    """:func:`check_kkt` for a budget already validated (``solve`` checks its inputs once).
+def certify(order, x, *, multiplier=None, tol=1e-6):
+    """:func:`check_kkt` for an :class:`~convexsched.optimize.validate.Order` already checked.
 
     Two compiled passes over the N x K segments: the subdifferentials and costs at ``x``, then
     the conjugates at ``nu = lambda + P``.
     """
+    curves, total, objective, sense = order.curves, order.total, order.objective, order.sense
     x = np.asarray(getattr(x, "values", x), dtype=float)
     n = curves.n_buckets
     if x.shape != (n,):
@@ -219,7 +223,7 @@ def certify(curves, total, objective, x, *, budget="eq", multiplier=None, tol=1e
     weights = objective.weight_vector(n)
     lower, upper, pressure, cost, steepest = _admissible(slopes, widths, objective, x_in, remaining,
                                                          tol * scale_shares)
-    lo, hi = _intersect(lower, upper, total - x_in.sum(), budget, tol * scale_shares)
+    lo, hi = _intersect(lower, upper, total - x_in.sum(), sense, tol * scale_shares)
     slack = total - x_in.sum()
     if multiplier is None:
         if lo <= hi:
@@ -240,20 +244,20 @@ def certify(curves, total, objective, x, *, budget="eq", multiplier=None, tol=1e
     )
     distance = np.maximum(lower - level, 0.0) + np.maximum(level - upper, 0.0)
     stationarity = float(np.nan_to_num(distance, posinf=np.inf).max()) / price_scale
-    if budget == "le" and level > 0:
+    if sense == "le" and level > 0:
         stationarity = max(stationarity, level / price_scale)
 
     excess = x.sum() - total
-    primal = abs(excess) if budget == "eq" else max(excess, 0.0)
+    primal = abs(excess) if sense == "eq" else max(excess, 0.0)
     bounds = float(np.maximum(np.maximum(-x, x - capacity), 0.0).max(initial=0.0))
-    complementarity = abs(level) * max(slack, 0.0) / (price_scale * scale_shares) if budget == "le" else 0.0
+    complementarity = abs(level) * max(slack, 0.0) / (price_scale * scale_shares) if sense == "le" else 0.0
 
     value = float(cost.sum() + 0.5 * objective.rho * np.dot(x_in, x_in)
                   + 0.5 * objective.psi * np.dot(weights, remaining**2))
     nu = level + pressure
     dual = nu[0] * total - _conjugate_sum(slopes, widths, nu, float(objective.rho))
     dual -= 0.5 * objective.psi * np.dot(weights[:-1], remaining[:-1] ** 2)
-    if budget == "le" and nu[-1] > 0:
+    if sense == "le" and nu[-1] > 0:
         curvature = objective.psi * weights[-1]
         dual = dual - (nu[-1] ** 2 / (2 * curvature) if curvature > 0 else np.inf)
     gap = abs(value - dual) / max(abs(value), price_scale * scale_shares)

@@ -29,7 +29,7 @@ import cvxpy as cp
 import numpy as np
 
 from ..errors import InvalidInputError
-from .validate import share_unit_of, validate
+from .validate import resolve_sense, share_unit_of, validate
 
 # N*K above which a parameterized (DPP) build is replaced by a constant one (field note:
 # DPP re-solves of the QPs ran out of memory from N*K of about 100,000).
@@ -103,13 +103,20 @@ class ScheduleProblem(cp.Problem):
         return np.clip(np.asarray(u, dtype=float) * self.share_unit, 0.0, self.spec["capacity"])
 
     def update(self, curves, total, objective):
-        """Load new data into a parameterized problem (same N, K, formulation, budget).
+        """Load new data into a parameterized problem (same N, K, formulation, sense).
 
         Returns the problem to solve: ``self`` when parameterized or when the data is the one it
         was built with, a fresh build otherwise (which cannot carry constraints you added, since
         they refer to the old variables: that case raises).
         """
+        return self.load(validate(curves, total, objective, self.spec["sense"]))
+
+    def load(self, order):
+        """:meth:`update` for an :class:`~convexsched.optimize.validate.Order` already checked."""
         spec = self.spec
+        curves, total, objective = order.curves, order.total, order.objective
+        if order.sense != spec["sense"]:
+            raise InvalidInputError(f"the problem was built with sense {spec['sense']!r}, not {order.sense!r}")
         if curves is spec["curves"] and total == spec["total"] and objective == spec["objective"]:
             return self
         if curves.n_buckets != spec["n"] or curves.n_segments != spec["k"]:
@@ -128,11 +135,8 @@ class ScheduleProblem(cp.Problem):
                     "this problem is not parameterized (N*K above DPP_MAX_SIZE) and carries your own "
                     "constraints: build it again for the new data and add them to the new problem.x"
                 )
-            return build_problem(
-                curves, total, objective, budget=spec["budget"], formulation=spec["formulation"], dpp=False,
-                share_unit=self.share_unit, cost_unit=self.cost_unit,
-            )
-        total = validate(curves, total, spec["budget"])
+            return build_order_problem(order, formulation=spec["formulation"], dpp=False,
+                                       share_unit=self.share_unit, cost_unit=self.cost_unit)
         _assign(self.data_parameters, _scaled_data(curves, total, objective, self.share_unit, self.cost_unit))
         self.spec = dict(spec, capacity=curves.capacity, objective=objective, curves=curves, total=total)
         return self
@@ -170,13 +174,14 @@ def _assign(parameters, data):
 def build_problem(
     curves,
     total,
-    objective,
+    objective=None,
     *,
-    budget="eq",
+    sense="eq",
     formulation="segment",
     dpp="auto",
     share_unit=None,
     cost_unit=None,
+    budget=None,
 ):
     """Build the schedule problem of :mod:`convexsched.optimize.objective` as a cvxpy problem.
 
@@ -185,23 +190,32 @@ def build_problem(
     curves : CostCurves
     total : float
         The budget ``S`` in shares.
-    objective : Objective
-    budget : "eq" | "le"
+    objective : Objective, optional
+        Default: (A) cost only.
+    sense : "eq" | "le"
         ``sum x = S`` (seed (1)) or ``sum x <= S`` (seed (9)).
     formulation : "segment" | "epigraph"
     dpp : "auto" | bool
         Parameterize (DPP) for fast re-solves. "auto" does so while ``N*K <= DPP_MAX_SIZE``.
     share_unit, cost_unit : float, optional
         Override the automatic scaling.
+    budget : "eq" | "le", optional
+        Deprecated name of ``sense`` (removed in 0.4).
 
     Returns
     -------
     ScheduleProblem
         A :class:`cvxpy.Problem`; ``problem.x`` is the schedule in shares.
     """
+    order = validate(curves, total, objective, resolve_sense(sense, budget, "build_problem"))
+    return build_order_problem(order, formulation=formulation, dpp=dpp, share_unit=share_unit, cost_unit=cost_unit)
+
+
+def build_order_problem(order, *, formulation="segment", dpp="auto", share_unit=None, cost_unit=None):
+    """:func:`build_problem` for an :class:`~convexsched.optimize.validate.Order` already checked."""
     if formulation not in FORMULATIONS:
         raise InvalidInputError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
-    total = validate(curves, total, budget)
+    curves, total, objective, sense = order.curves, order.total, order.objective, order.sense
     n, k = curves.n_buckets, curves.n_segments
     if dpp == "auto":
         dpp = n * k <= DPP_MAX_SIZE
@@ -244,7 +258,7 @@ def build_problem(
         cost = cp.sum(t)
 
     budget_value = value("budget", (), nonneg=True)
-    budget_constraint = cp.sum(u) == budget_value if budget == "eq" else cp.sum(u) <= budget_value
+    budget_constraint = cp.sum(u) == budget_value if sense == "eq" else cp.sum(u) <= budget_value
     constraints.append(budget_constraint)
     terms = [cost]
     if objective.rho > 0:
@@ -267,6 +281,6 @@ def build_problem(
         "share_unit": share_unit,
         "cost_unit": cost_unit,
     }
-    spec = {"n": n, "k": k, "budget": budget, "formulation": formulation, "capacity": curves.capacity,
+    spec = {"n": n, "k": k, "sense": sense, "formulation": formulation, "capacity": curves.capacity,
             "objective": objective, "curves": curves, "total": total, "user_constraints": 0}
     return ScheduleProblem(cp.Minimize(cp.sum(terms)), constraints, spec=spec, handles=handles)

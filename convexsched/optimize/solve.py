@@ -22,6 +22,7 @@ uncertified.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ from ..errors import InvalidInputError, SolverError
 from . import chain, waterfill
 from .kkt import certify
 from .objective import Objective
-from .validate import validate
+from .validate import resolve_sense, validate
 
 METHODS = ("fast", "bisection", "cvxpy")
 SOLVERS = ("CLARABEL", "HIGHS", "ECOS", "OSQP", "SCS")
@@ -74,6 +75,11 @@ class Schedule:
     timings : dict
         Seconds: "build", "solve", "kkt", "total".
     kkt : KKTReport
+    total : float
+        ``S``.
+    sense : "eq" | "le"
+        The budget's sense: ``sum x = S`` or ``sum x <= S``.
+    objective : Objective
     attempts : list of dict
         Every solver tried, with its status and time (cvxpy path).
     problem : ScheduleProblem or None
@@ -93,7 +99,7 @@ class Schedule:
     timings: dict
     kkt: object
     total: float
-    budget: str
+    sense: str
     objective: Objective
     attempts: list = field(default_factory=list)
     problem: object = None
@@ -102,6 +108,12 @@ class Schedule:
     def success(self):
         """scipy's convention: the status is "optimal" and the KKT certificate holds."""
         return self.status == "optimal" and bool(self.kkt.ok)
+
+    @property
+    def budget(self):
+        """Deprecated name of :attr:`sense` (removed in 0.4)."""
+        warnings.warn("Schedule.budget is deprecated; use Schedule.sense", DeprecationWarning, stacklevel=2)
+        return self.sense
 
     def __str__(self):
         head = (
@@ -134,17 +146,18 @@ class Schedule:
         return ax
 
 
-def _fast(curves, total, objective, budget, method):
+def _fast(order, method):
+    curves, total, objective, sense = order.curves, order.total, order.objective, order.sense
     if method == "bisection":
         if not objective.separable:
             raise InvalidInputError("the seed's bisection handles (A) and (B) only; use method='fast' for psi > 0")
-        return waterfill.bisection(curves, total, objective.rho, budget), "dual bisection", "approximate"
+        return waterfill.bisection(curves, total, objective.rho, sense), "dual bisection", "approximate"
     if objective.psi > 0:
         algorithm = "chain backward shooting" if objective.rho > 0 else "chain forward pass"
-        return chain.inventory_chain(curves, total, objective, budget), algorithm, "optimal"
+        return chain.inventory_chain(curves, total, objective, sense), algorithm, "optimal"
     if objective.rho > 0:
-        return waterfill.smoothed(curves, total, objective.rho, budget), "breakpoint search", "optimal"
-    return waterfill.cost_only(curves, total, budget), "water-filling", "optimal"
+        return waterfill.smoothed(curves, total, objective.rho, sense), "breakpoint search", "optimal"
+    return waterfill.cost_only(curves, total, sense), "water-filling", "optimal"
 
 
 def _solver_order(objective, solver, fallback):
@@ -171,11 +184,11 @@ def _solver_order(objective, solver, fallback):
     return [name for name in chosen if name in installed]
 
 
-def _solve_cvxpy(problem, order, warm_start, solver_options):
+def _solve_cvxpy(problem, solvers, warm_start, solver_options):
     import cvxpy as cp
 
     attempts = []
-    for name in order:
+    for name in solvers:
         tries = [SOLVER_OPTIONS.get(name, {})]
         if name in RETRY_OPTIONS and name not in solver_options:
             tries.append(RETRY_OPTIONS[name])
@@ -203,7 +216,7 @@ def solve(
     total,
     objective=None,
     *,
-    budget="eq",
+    sense="eq",
     method="fast",
     solver=None,
     formulation="segment",
@@ -212,6 +225,7 @@ def solve(
     warm_start=True,
     tol=None,
     solver_options=None,
+    budget=None,
 ):
     """Optimal schedule of ``S = total`` shares over the buckets of ``curves``.
 
@@ -222,7 +236,7 @@ def solve(
         Shares to execute, ``S >= 0``.
     objective : Objective, optional
         Default: (A) cost only.
-    budget : "eq" | "le"
+    sense : "eq" | "le"
         ``sum x = S`` or ``sum x <= S`` (a receding-horizon window).
     method : "fast" | "bisection" | "cvxpy"
     solver : str or list of str, optional
@@ -238,6 +252,8 @@ def solve(
         solvers place breakpoints and multipliers to about 1e-6 of the budget).
     solver_options : dict, optional
         Per-solver keyword overrides, e.g. ``{"OSQP": {"max_iter": 10**6}}``.
+    budget : "eq" | "le", optional
+        Deprecated name of ``sense`` (removed in 0.4).
 
     Returns
     -------
@@ -248,14 +264,36 @@ def solve(
     InvalidInputError, InfeasibleError (names the maximum executable), SolverError
     """
     started = time.perf_counter()
-    objective = Objective() if objective is None else objective
-    if not isinstance(objective, Objective):
-        raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
+    order = validate(curves, total, objective, resolve_sense(sense, budget, "solve"))
+    return solve_order(order, method=method, solver=solver, formulation=formulation, problem=problem,
+                       fallback=fallback, warm_start=warm_start, tol=tol, solver_options=solver_options,
+                       started=started)
+
+
+def solve_order(
+    order,
+    *,
+    method="fast",
+    solver=None,
+    formulation="segment",
+    problem=None,
+    fallback=True,
+    warm_start=True,
+    tol=None,
+    solver_options=None,
+    started=None,
+):
+    """:func:`solve` for an :class:`~convexsched.optimize.validate.Order` already checked.
+
+    The receding and scenario loops call it at every step with orders built from the data
+    their run validated once; the options are :func:`solve`'s.
+    """
+    started = time.perf_counter() if started is None else started
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    curves, total, objective, sense = order.curves, order.total, order.objective, order.sense
     if solver is not None:
         _solver_order(objective, solver, fallback)  # an unknown name is an error on every path
-    total = validate(curves, total, budget)
     timings = {}
     attempts, used_solver, used_formulation, built = [], None, None, None
     if method == "fast" and objective.psi > 0 and chain.too_large(curves):
@@ -264,13 +302,13 @@ def solve(
         method = "cvxpy"
     if method == "cvxpy":
         # cvxpy costs about 0.5 s to import: only this path loads it.
-        from .problem import build_problem
+        from .problem import build_order_problem
 
         built_at = time.perf_counter()
         if problem is None:
-            built = build_problem(curves, total, objective, budget=budget, formulation=formulation)
+            built = build_order_problem(order, formulation=formulation)
         else:
-            built = problem.update(curves, total, objective)
+            built = problem.load(order)
         timings["build"] = time.perf_counter() - built_at
         solve_at = time.perf_counter()
         used_solver, attempts = _solve_cvxpy(
@@ -283,7 +321,7 @@ def solve(
         used_formulation = built.spec["formulation"]
     else:
         solve_at = time.perf_counter()
-        result, algorithm, status = _fast(curves, total, objective, budget, method)
+        result, algorithm, status = _fast(order, method)
         timings["build"] = 0.0
         timings["solve"] = time.perf_counter() - solve_at
         x, level, interval = result.x, result.multiplier, result.multiplier_interval
@@ -291,7 +329,7 @@ def solve(
     if tol is None:
         tol = 1e-5 if method == "cvxpy" else 1e-6
     kkt_at = time.perf_counter()
-    report = certify(curves, total, objective, x, budget=budget, multiplier=level, tol=tol)
+    report = certify(order, x, multiplier=level, tol=tol)
     timings["kkt"] = time.perf_counter() - kkt_at
     timings["total"] = time.perf_counter() - started
     index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
@@ -311,7 +349,7 @@ def solve(
         timings=timings,
         kkt=report,
         total=total,
-        budget=budget,
+        sense=sense,
         objective=objective,
         attempts=attempts,
         problem=built,

@@ -1,48 +1,135 @@
-"""Input checks shared by every path (fast, cvxpy, certificate), without importing cvxpy.
+"""The one input check of the optimization stage (it imports no cvxpy).
 
-``solve`` validates once and hands the checked budget on, so the fast path and its certificate
-never need the cvxpy modules.
+Every entry point calls :func:`validate` once and hands the :class:`Order` it returns on:
+``solve``, ``check_kkt``, ``build_problem`` and ``ScheduleProblem.update``, the receding and
+scenario loops (once per run: their steps build orders from checked data), ``backtest`` and the
+CLI (through those). The fast paths, the certificate (``kkt.certify``) and ``solve_order`` take
+an ``Order`` and check nothing again.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+from typing import Literal, get_args
+
 import numpy as np
 
 from ..errors import InfeasibleError, InvalidInputError
+from .curves import CostCurves
+from .objective import Objective
 
-BUDGETS = ("eq", "le")
+Sense = Literal["eq", "le"]
+SENSES: tuple[str, ...] = get_args(Sense)
 
 
-def validate(curves, total, budget):
-    """Check the budget against the curves; return it as a float.
+@dataclass(frozen=True)
+class Order:
+    """A checked problem: the curves, the order size ``S``, the objective and the budget's sense.
+
+    Built by :func:`validate`; built directly only by the package's loops, from data a
+    ``validate`` call of the same run has checked.
+
+    Attributes
+    ----------
+    curves : CostCurves
+    total : float
+        ``S >= 0`` (``> 0`` where the caller asked for it), at most the total capacity under
+        ``sense="eq"``.
+    objective : Objective
+    sense : "eq" | "le"
+        ``sum x = S`` (E1), or ``sum x <= S`` (a receding-horizon window).
+    """
+
+    curves: CostCurves
+    total: float
+    objective: Objective
+    sense: Sense = "eq"
+
+    @property
+    def share_unit(self) -> float:
+        """The share unit: ``S``, or the largest bucket's capacity when ``S = 0``."""
+        return share_unit_of(self.curves, self.total)
+
+
+def check_total(total: object, *, positive: bool = False) -> float:
+    """``S`` as a float: a finite number ``>= 0`` (``> 0`` when ``positive``).
 
     Raises
     ------
     InvalidInputError
-        ``S`` is not a finite number ``>= 0``, or ``budget`` is not "eq" or "le".
-    InfeasibleError
-        ``S`` exceeds the total capacity under ``sum x = S`` (names the maximum executable).
+        Not a number, not finite, negative, or zero when ``positive``.
     """
     try:
-        total = float(total)
+        value = float(total)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidInputError(f"the budget S must be a number, got {total!r}") from None
-    if not np.isfinite(total):
-        raise InvalidInputError(f"the budget S must be finite, got {total}")
-    if total < 0:
-        raise InvalidInputError(f"the budget S must be >= 0, got {total}")
-    if budget not in BUDGETS:
-        raise InvalidInputError(f"budget must be 'eq' or 'le', got {budget!r}")
+        raise InvalidInputError(f"the order size S must be a number, got {total!r}") from None
+    if not np.isfinite(value):
+        raise InvalidInputError(f"the order size S must be finite, got {value}")
+    if value < 0 or (positive and value == 0):
+        raise InvalidInputError(f"the order size S must be {'> 0' if positive else '>= 0'}, got {value}")
+    return value
+
+
+def validate(
+    curves: CostCurves,
+    total: float,
+    objective: Objective | None = None,
+    sense: str = "eq",
+    *,
+    positive: bool = False,
+) -> Order:
+    """Check a scheduling problem once and return it as an :class:`Order`.
+
+    Parameters
+    ----------
+    curves : CostCurves
+    total : float
+        The order size ``S``.
+    objective : Objective, optional
+        Default: (A) cost only. Array weights must have one entry per bucket.
+    sense : "eq" | "le"
+    positive : bool
+        Require ``S > 0`` (the execution loops: an empty order has no cost in basis points).
+
+    Raises
+    ------
+    InvalidInputError
+        ``curves`` is not a ``CostCurves``, ``objective`` not an ``Objective`` (or its weights
+        do not fit the buckets), ``S`` not a finite number ``>= 0``, ``sense`` neither "eq" nor
+        "le".
+    InfeasibleError
+        ``S`` exceeds the total capacity under ``sum x = S``; the message and
+        ``error.max_executable`` name the maximum executable.
+    """
+    if not isinstance(curves, CostCurves):
+        raise InvalidInputError(f"curves must be a CostCurves, got {type(curves).__name__}")
+    objective = Objective() if objective is None else objective
+    if not isinstance(objective, Objective):
+        raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
+    if objective.psi > 0:
+        objective.weight_vector(curves.n_buckets)  # array weights of another length raise here
+    value = check_total(total, positive=positive)
+    if sense not in SENSES:
+        raise InvalidInputError(f"sense must be 'eq' or 'le', got {sense!r}")
     capacity = float(curves.capacity.sum())
-    if budget == "eq" and total > capacity * (1 + 1e-12):
+    if sense == "eq" and value > capacity * (1 + 1e-12):
         raise InfeasibleError(
-            f"S = {total:.6g} exceeds the total capacity of the {curves.n_buckets} buckets; "
+            f"S = {value:.6g} exceeds the total capacity of the {curves.n_buckets} buckets; "
             f"the maximum executable is {capacity:.6g}",
             max_executable=capacity,
         )
-    return total
+    return Order(curves, value, objective, sense)  # type: ignore[arg-type]
 
 
-def share_unit_of(curves, total):
+def resolve_sense(sense: str, budget: str | None, where: str) -> str:
+    """``sense``, or the deprecated ``budget=`` keyword of 0.2 (with a warning)."""
+    if budget is None:
+        return sense
+    warnings.warn(f"{where}(budget=...) is deprecated; use sense=... (removed in 0.4)", DeprecationWarning, stacklevel=3)
+    return budget
+
+
+def share_unit_of(curves: CostCurves, total: float) -> float:
     """The share unit: ``S``, or the largest bucket's capacity when ``S = 0``."""
     return total if total > 0 else max(float(curves.capacity.max()), 1.0)

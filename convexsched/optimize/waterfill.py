@@ -177,7 +177,7 @@ def centred_fill(slopes, widths, total):
     return _cost_only(slopes, widths, float(total))[0]
 
 
-def cost_only(curves, total, budget="eq"):
+def cost_only(curves, total, sense="eq"):
     """Objective (A), exact: fill the globally cheapest segments first (seed (2), (3)).
 
     The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
@@ -189,32 +189,32 @@ def cost_only(curves, total, budget="eq"):
     slopes, widths = _arrays(curves)
     real = widths > 0
     if total <= 0 or not real.any():
-        return _nothing_to_trade(curves, slopes[real], budget)
-    if budget == "le":
+        return _nothing_to_trade(curves, slopes[real], sense)
+    if sense == "le":
         # Slack is allowed: trade only what is profitable, unless that exceeds the budget.
         profitable = bucket_response(curves, 0.0)
         if profitable.sum() < total:
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
-        return _everything(curves, slopes[real], budget)
+        return _everything(curves, slopes[real], sense)
     x, level, upper = _cost_only(slopes, widths, float(total))
-    return _finish(x, level, (level, upper), budget)
+    return _finish(x, level, (level, upper), sense)
 
 
-def _nothing_to_trade(curves, first_prices, budget):
+def _nothing_to_trade(curves, first_prices, sense):
     """``S = 0`` (or no capacity at all): x = 0, certified by any level below every price."""
     upper = float(first_prices.min(initial=np.inf))
-    return _finish(np.zeros(curves.n_buckets), upper if np.isfinite(upper) else 0.0, (-np.inf, upper), budget)
+    return _finish(np.zeros(curves.n_buckets), upper if np.isfinite(upper) else 0.0, (-np.inf, upper), sense)
 
 
-def _everything(curves, last_prices, budget):
+def _everything(curves, last_prices, sense):
     """``S`` = total capacity: every bucket full, certified by any level above every price."""
     lower = float(last_prices.max())
-    return _finish(curves.capacity.copy(), lower, (lower, np.inf), budget)
+    return _finish(curves.capacity.copy(), lower, (lower, np.inf), sense)
 
 
-def _finish(x, level, interval, budget):
-    if budget == "le":
+def _finish(x, level, interval, sense):
+    if sense == "le":
         # Under "<=" the level is <= 0 (the budget's shadow price -lambda is >= 0).
         interval = (interval[0], min(interval[1], 0.0))
         level = min(level, 0.0)
@@ -324,7 +324,7 @@ def _smoothed(slopes, widths, rho, total):
     return level, lower, upper
 
 
-def smoothed(curves, total, rho, budget="eq"):
+def smoothed(curves, total, rho, sense="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
@@ -337,25 +337,25 @@ def smoothed(curves, total, rho, budget="eq"):
     real = widths > 0
     starts = curves.breakpoints[:, :-1]
     if total <= 0 or not real.any():
-        return _nothing_to_trade(curves, (slopes + rho * starts)[real], budget)
-    if budget == "le":
+        return _nothing_to_trade(curves, (slopes + rho * starts)[real], sense)
+    if sense == "le":
         at_zero = _ramp_response(slopes, widths, rho, 0.0)
         if at_zero.sum() < total:
             return WaterLevel(at_zero, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
-        return _everything(curves, (slopes + rho * (starts + widths))[real], budget)
+        return _everything(curves, (slopes + rho * (starts + widths))[real], sense)
     level, lower, upper = _smoothed(slopes, widths, float(rho), float(total))
-    return _finish(_ramp_response(slopes, widths, float(rho), level), level, (lower, upper), budget)
+    return _finish(_ramp_response(slopes, widths, float(rho), level), level, (lower, upper), sense)
 
 
-def bisection(curves, total, rho=0.0, budget="eq", tol=None, max_iter=200):
+def bisection(curves, total, rho=0.0, sense="eq", tol=None, max_iter=200):
     """The seed's dual bisection (section 1): bisect ``lambda`` until ``|S(lambda) - S| <= eps_S``.
 
     Kept for comparison with the exact paths: it stops within ``tol`` shares (default 0.1% of
     ``S``, the seed's ``eps_S``), so ``sum x`` generally misses ``S`` by up to ``tol``.
     """
     tol = 1e-3 * total if tol is None else tol
-    if budget == "le" and bucket_response(curves, 0.0, rho).sum() <= total:
+    if sense == "le" and bucket_response(curves, 0.0, rho).sum() <= total:
         x = bucket_response(curves, 0.0, rho)
         return WaterLevel(x, 0.0, (0.0, 0.0))
     real = curves.widths > 0

@@ -18,7 +18,7 @@ from convexsched import (
     synthetic_book,
     task1_table,
 )
-from convexsched.execution.strategies import TWAP, AlmgrenChriss, DepthProportional, Receding, StaticPlan
+from convexsched.execution.strategies import TWAP, AlmgrenChriss, DepthProportional, RecedingStrategy, StaticPlan
 
 matplotlib.use("Agg")
 FREQ = "10min"  # 39 buckets keep the loops short
@@ -38,7 +38,7 @@ def model(book):
 
 def strategies():
     return [TWAP(), AlmgrenChriss(), DepthProportional(), StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
-            Receding("A", horizon=8), Receding("A", horizon="all"), Receding("C", horizon=8)]
+            RecedingStrategy("A", horizon=8), RecedingStrategy("A", horizon="all"), RecedingStrategy("C", horizon=8)]
 
 
 def test_every_strategy_executes_the_whole_order(book, model):
@@ -138,7 +138,7 @@ def test_bad_orders_are_rejected(book, model):
     with pytest.raises(InvalidInputError, match="S must be"):
         backtest(book, 0, [TWAP()], freq=FREQ)
     with pytest.raises(Exception, match="maximum executable"):
-        backtest(book, 1e9, [Receding("A", horizon=8)], oracle=model, freq=FREQ)
+        backtest(book, 1e9, [RecedingStrategy("A", horizon=8)], oracle=model, freq=FREQ)
 
 
 def test_every_table_reports_the_hindsight_bound_and_capture(book, model):

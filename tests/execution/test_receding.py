@@ -19,7 +19,7 @@ from convexsched import (
     synthetic_book,
     task1_table,
 )
-from convexsched.execution.strategies import TWAP, Receding
+from convexsched.execution.strategies import TWAP, RecedingStrategy
 
 
 def curves_for(n, k=6, seed=0):
@@ -103,6 +103,33 @@ def test_nonpositive_order_is_rejected(total):
         RecedingHorizon(5).simulate(curves_for(10), total)
 
 
+@pytest.mark.parametrize("kind", ["A", "C"])
+@pytest.mark.parametrize("method", ["fast", "cvxpy"])
+def test_one_order_meets_one_validation_in_a_run(monkeypatch, kind, method):
+    # Every module that imported the checks gets a counting copy: the run's S must be checked
+    # once, not by each step's solve and certificate again.
+    import sys
+
+    from convexsched.optimize import validate as validate_module
+
+    calls = []
+    for name in ("validate", "check_total"):
+        original = getattr(validate_module, name)
+
+        def counting(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        for module in list(sys.modules.values()):
+            if module is validate_module and name == "check_total":
+                continue  # validate's own first step
+            if (getattr(module, "__name__", "") or "").startswith("convexsched") and getattr(module, name, None) is original:
+                monkeypatch.setattr(module, name, counting)
+    record = RecedingHorizon(8, OBJECTIVES[kind], method=method, tail_segments=8).simulate(curves_for(20), 5_000.0)
+    assert record.steps["kkt_ok"].all()
+    assert calls == ["validate"]
+
+
 def test_order_above_capacity_names_the_maximum():
     curves = curves_for(10)
     maximum = curves.capacity.sum()
@@ -128,8 +155,8 @@ def test_with_a_model_from_other_days_the_receding_horizon_beats_twap():
     executor = BookExecutor(test_day, freq="5min")
     live = LiveCurves(executor, oracle, forecast, relative=True, grid=17)
     for total in (20_000, 100_000):
-        result = backtest(executor, total, [TWAP(), Receding("A", horizon=12),
-                                            Receding("A", name="RH A priced by the model", horizon=12, current="model")],
+        result = backtest(executor, total, [TWAP(), RecedingStrategy("A", horizon=12),
+                                            RecedingStrategy("A", name="RH A priced by the model", horizon=12, current="model")],
                           oracle=live)
         assert result.loc["RH A H=12 (fast)", "vs_twap_bps"] < 0
         assert result.loc["RH A H=12 (fast)", "capture"] > result.loc["RH A priced by the model", "capture"]

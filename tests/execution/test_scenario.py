@@ -1,4 +1,4 @@
-"""Scenario receding horizon: completion, no look-ahead, guardrails, certified steps, real books."""
+"""ScenarioStrategy receding horizon: completion, no look-ahead, guardrails, certified steps, real books."""
 
 
 import numpy as np
@@ -18,7 +18,7 @@ from convexsched import (
     synthetic_book,
 )
 from convexsched.execution.executors import execute_schedule
-from convexsched.execution.strategies import TWAP, AlmgrenChriss, Scenario
+from convexsched.execution.strategies import TWAP, AlmgrenChriss, ScenarioStrategy
 from convexsched.optimize.weighted import WeightedBuckets, solve_weighted, weighted_kkt
 
 FREQ = "10min"
@@ -121,7 +121,7 @@ def test_on_real_books_scenario_beats_twap_and_the_bound_holds(tick_books):
         executor = BookExecutor(book, "buy")
         volume = float(bucket_features(book)["volume"].sum())
         for fraction in (0.01, 0.05, 0.10):
-            table = backtest(executor, round(fraction * volume, -2), [TWAP(), AlmgrenChriss(), Scenario("A"), Scenario("B")])
+            table = backtest(executor, round(fraction * volume, -2), [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B")])
             assert (table["cost_bps"] >= table.loc["hindsight A", "cost_bps"] - 1e-9).all()
             rows.append(table.loc["scenario A", ["vs_twap_bps", "capture"]])
     result = pd.DataFrame(rows)

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 import convexsched as cs
-from convexsched.model.forecast import RELATIVE_COLUMNS, ScaleFallbackWarning
+from convexsched.data.features import RELATIVE_COLUMNS
+from convexsched.model.forecast import ScaleFallbackWarning
 
 
 @pytest.fixture(scope="module")

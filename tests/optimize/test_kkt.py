@@ -47,10 +47,10 @@ def test_claimed_multiplier_is_checked():
 
 def test_le_budget_complementarity():
     curves = CostCurves([[-0.01, 0.02]], 100.0, allow_negative=True)
-    ok = check_kkt(curves, 1000.0, Objective(), [100.0], budget="le")
+    ok = check_kkt(curves, 1000.0, Objective(), [100.0], sense="le")
     assert ok.ok and ok.multiplier == 0.0
     # Trading the unprofitable segment too is not optimal.
-    assert not check_kkt(curves, 1000.0, Objective(), [150.0], budget="le").ok
+    assert not check_kkt(curves, 1000.0, Objective(), [150.0], sense="le").ok
 
 
 def test_bad_schedule_input():

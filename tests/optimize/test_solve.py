@@ -82,8 +82,8 @@ def test_le_budget_matches_cvxpy(name, problem, fraction):
     shifted = CostCurves(curves.slopes - 1.0, curves.widths, allow_negative=True)
     budget_total = fraction * curves.capacity.sum() * 0.5
     objective = OBJECTIVES[name]
-    fast = solve(shifted, budget_total, objective, budget="le")
-    reference = solve(shifted, budget_total, objective, budget="le", method="cvxpy", solver="CLARABEL")
+    fast = solve(shifted, budget_total, objective, sense="le")
+    reference = solve(shifted, budget_total, objective, sense="le", method="cvxpy", solver="CLARABEL")
     assert fast.kkt.ok, fast.kkt
     assert fast.multiplier <= 1e-12  # lambda <= 0 up to round-off (6.9e-18 seen at slopes near 1)
     assert abs(fast.objective_value - reference.objective_value) <= 1e-7 * max(
@@ -195,7 +195,7 @@ def test_le_budget_larger_than_worth_trading():
     # Only the first segment (slope -0.01) is profitable: the window trades 100 of 1000.
     curves = CostCurves([[-0.01, 0.02], [0.03, 0.04]], 100.0, allow_negative=True)
     for method in ("fast", "cvxpy"):
-        result = solve(curves, 1000.0, budget="le", method=method)
+        result = solve(curves, 1000.0, sense="le", method=method)
         assert np.allclose(result.x, [100.0, 0.0], atol=1e-6)
         assert result.multiplier == pytest.approx(0.0, abs=1e-9)
         assert result.kkt.ok
@@ -203,8 +203,8 @@ def test_le_budget_larger_than_worth_trading():
 
 def test_le_budget_with_positive_costs_trades_nothing_without_risk():
     curves = CostCurves(np.full((5, 1), 0.01), 100.0)
-    assert np.all(solve(curves, 300.0, budget="le").x == 0)
-    risky = solve(curves, 300.0, Objective.inventory_risk(1.0), budget="le")
+    assert np.all(solve(curves, 300.0, sense="le").x == 0)
+    risky = solve(curves, 300.0, Objective.inventory_risk(1.0), sense="le")
     assert risky.x.sum() > 0 and risky.kkt.ok
 
 
