@@ -99,7 +99,7 @@ def main():
             for half_life in HALF_LIVES:
                 clock = time.perf_counter()
                 executor = BookExecutor(book, "buy", half_life=half_life)
-                result, records = backtest(executor, total, strategies(forecast), oracle=curves, return_records=True)
+                result, records = backtest(executor, total, strategies(forecast), model=curves, return_records=True)
                 spent[half_life] += time.perf_counter() - clock
                 result = result.assign(stock=held_out, fraction=fraction, S=total, half_life=half_life)
                 rows.append(result.reset_index())

@@ -31,7 +31,7 @@ from .errors import (
 from .execution.backtest import backtest
 from .execution.executors import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
 from .execution.hindsight import Hindsight, capture
-from .execution.receding import LiveCurves, RecedingHorizon
+from .execution.receding import CurveSource, LiveCurves, RecedingHorizon, curve_source
 from .execution.scenario import ScenarioHorizon
 from .execution.strategies import (
     TWAP,
@@ -40,6 +40,7 @@ from .execution.strategies import (
     RecedingStrategy,
     ScenarioStrategy,
     StaticPlan,
+    Strategy,
     default_strategies,
 )
 from .execution.universe import run_universe
@@ -124,6 +125,9 @@ __all__ = [
     "backtest",
     "execute_schedule",
     "LiveCurves",
+    "CurveSource",
+    "curve_source",
+    "Strategy",
     "RecedingHorizon",
     "ScenarioHorizon",
     "TWAP",

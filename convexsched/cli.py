@@ -732,7 +732,7 @@ def _run_backtest(args):
         inside = session_buckets(book, args.freq).labels.notna().to_numpy()
         total = _share_of_volume(args.pct_volume, None if volume is None else volume[inside])
     table = backtest(
-        book, total, strategies=strategies, oracle=oracle, side=args.side, forecast=forecast, freq=args.freq,
+        book, total, strategies=strategies, model=oracle, side=args.side, forecast=forecast, freq=args.freq,
         half_life=args.half_life, progress=sys.stderr.isatty(),
     )  # fmt: skip
     if oracle is not None:

@@ -133,19 +133,28 @@ def _compare(curves, total, objectives, echo):
 
 
 def _backtest(book, total, oracle, objectives, seed):
-    from .execution.backtest import BookExecutor, backtest
+    from .execution.backtest import backtest
+    from .execution.executors import BookExecutor
     from .execution.receding import LiveCurves
-    from .execution.strategies import TWAP, AlmgrenChriss, DepthProportional, RecedingStrategy, ScenarioStrategy, StaticPlan
+    from .execution.strategies import (
+        TWAP,
+        AlmgrenChriss,
+        DepthProportional,
+        RecedingStrategy,
+        ScenarioStrategy,
+        StaticPlan,
+        Strategy,
+    )
     from .model.forecast import StateForecast
 
-    strategies = [TWAP(), AlmgrenChriss(), DepthProportional()]
+    strategies: list[Strategy] = [TWAP(), AlmgrenChriss(), DepthProportional()]
     strategies += [StaticPlan(kind) for kind in objectives]
     strategies += [RecedingStrategy(objectives["A"], name=f"RH A H={HORIZON}", horizon=HORIZON), ScenarioStrategy("A")]
     # The intraday profile comes from another day, so no plan sees this day's future.
     history = bucket_features(synthetic_book(seed + 1)).dropna()
     forecast = StateForecast(freq="1min").fit(history)
     live = LiveCurves(BookExecutor(book), oracle, forecast, grid=LIVE_GRID)
-    return backtest(book, total, strategies=strategies, oracle=live, return_records=True)
+    return backtest(book, total, strategies=strategies, model=live, return_records=True)
 
 
 def _plots(folder, curves, schedules, record):

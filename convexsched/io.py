@@ -162,7 +162,7 @@ def check_outputs(outputs, inputs=None, force=False):
         lies where no file can be created (a read-only folder, a file used as a folder).
     """
     inputs = {name: Path(path) for name, path in (inputs or {}).items() if path is not None}
-    seen = {}
+    seen: dict[str, Path] = {}
     for name, path in outputs.items():
         if path is None:
             continue

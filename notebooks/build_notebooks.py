@@ -322,7 +322,7 @@ chosen = [strategies.TWAP(), strategies.AlmgrenChriss(), strategies.DepthProport
           strategies.ScenarioStrategy("A"), strategies.ScenarioStrategy("B")]
 # Small per-step predictions run faster on one OpenMP thread than on a contended pool.
 with threadpool_limits(limits=1):
-    table, records = backtest(executor, S, strategies=chosen, oracle=live, return_records=True)
+    table, records = backtest(executor, S, strategies=chosen, model=live, return_records=True)
 print(f"{book.symbol}: buy {S:,.0f} shares over {len(executor)} one-minute buckets")
 table[["cost_bps", "vs_twap_bps", "hindsight_bps", "capture", "lookahead", "shortfall_bps", "max_slice"]]"""),
     ("markdown", """\

@@ -11,18 +11,39 @@ and each strategy's ``capture`` of the gap between TWAP and that bound, (H1).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
+from .._deprecated import renamed
 from ..errors import InvalidInputError
 from ..optimize.validate import check_total
-from .executors import BookExecutor, progress_bar
+from .executors import BookExecutor, ExecutionRecord, progress_bar
 from .hindsight import Hindsight, capture
-from .receding import LiveCurves
-from .strategies import TWAP, Context, arrival_objectives, default_strategies
+from .receding import Model, curve_source
+from .strategies import TWAP, Context, Strategy, arrival_objectives, default_strategies
+
+if TYPE_CHECKING:
+    from ..data.book import Book
+    from ..model.forecast import StateForecast
 
 
-def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=None, freq="1min",
-             half_life=0.0, hindsight=True, progress=False, return_records=False):
+def backtest(
+    book: Book | BookExecutor,
+    total: float,
+    strategies: Iterable[Strategy] | None = None,
+    model: Model | None = None,
+    side: str = "buy",
+    *,
+    forecast: StateForecast | None = None,
+    freq: str = "1min",
+    half_life: float = 0.0,
+    hindsight: bool = True,
+    progress: bool = False,
+    return_records: bool = False,
+    oracle: Model | None = None,
+) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, ExecutionRecord]]:
     """Run strategies on the same book and tabulate their realized costs.
 
     Parameters
@@ -36,11 +57,12 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
         TWAP, Almgren-Chriss and the scenario horizons A/B/C (no model needed); with a model
         also depth-proportional, static plans A/B/C and certainty-equivalent receding horizons.
         TWAP is always run (capture is measured against it).
-    oracle : ImpactOracle or LiveCurves, optional
-        The cost model; without it only the model-free strategies run.
+    model : ImpactOracle, CurveSource or CostCurves, optional
+        The cost model (:func:`convexsched.execution.receding.curve_source`); without it only
+        the model-free strategies run.
     side : {"buy", "sell"}
     forecast : StateForecast, optional
-        Passed to :class:`convexsched.execution.receding.LiveCurves` when ``oracle`` is an ImpactOracle.
+        Passed to :class:`convexsched.execution.receding.LiveCurves` when ``model`` is an ImpactOracle.
     freq : str
         Bucket width.
     half_life : float
@@ -53,6 +75,8 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
         tqdm bars over strategies and receding-horizon steps.
     return_records : bool
         Also return the :class:`ExecutionRecord` of every strategy (dict by name).
+    oracle : optional
+        Deprecated name of ``model`` (removed in 0.4).
 
     Returns
     -------
@@ -67,9 +91,8 @@ def backtest(book, total, strategies=None, oracle=None, side="buy", *, forecast=
         in ``cost``) and ``complete`` (False when shares were left: :mod:`convexsched.execution`).
     """
     executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq, half_life=half_life)
-    curves = oracle
-    if oracle is not None and not isinstance(oracle, LiveCurves):
-        curves = LiveCurves(executor, oracle, forecast)
+    model = renamed(model, oracle, "backtest", "oracle", "model")
+    curves = None if model is None else curve_source(model, executor, forecast)
     context = Context(executor=executor, total=check_total(total, positive=True), curves=curves, progress=progress)
     if strategies is None:
         strategies = default_strategies(with_model=curves is not None)

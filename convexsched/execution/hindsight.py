@@ -20,12 +20,18 @@ The **capture** of a strategy is the share of the gap between TWAP and the bound
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InvalidInputError
 from ..optimize.objective import Objective
 from ..optimize.weighted import WeightedBuckets, solve_weighted
-from .executors import execute_schedule
+from .executors import BookExecutor, ExecutionRecord, execute_schedule
+
+if TYPE_CHECKING:
+    from .strategies import Context
 
 
 class Hindsight:
@@ -41,25 +47,25 @@ class Hindsight:
 
     lookahead = True
 
-    def __init__(self, objective=None):
+    def __init__(self, objective: Objective | None = None) -> None:
         self.objective = Objective() if objective is None else objective
         if self.objective.psi != 0:
             raise InvalidInputError("the hindsight bound is for objectives (A) and (B): psi must be 0")
         self.name = f"hindsight {self.objective.kind}"
 
-    def schedule(self, executor, total):
+    def schedule(self, executor: BookExecutor, total: float) -> tuple[np.ndarray, float]:
         """The hindsight schedule (shares per bucket) and its water level."""
         slopes, widths, gamma = executor.realized_curves()
         buckets = WeightedBuckets.build(slopes, widths, rho=self.objective.rho, gamma=gamma)
         solution = solve_weighted(buckets, total)
         return solution.y, solution.multiplier
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         x, _ = self.schedule(context.executor, context.total)
         return execute_schedule(context.executor, x, self.name)
 
 
-def capture(cost, twap, hindsight):
+def capture(cost: ArrayLike, twap: ArrayLike, hindsight: ArrayLike) -> np.ndarray:
     """(H1); NaN when TWAP is already at the bound (no gap to capture)."""
     gap = np.asarray(twap, dtype=float) - np.asarray(hindsight, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

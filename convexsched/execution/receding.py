@@ -63,10 +63,12 @@ and ``K`` never change.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from .._deprecated import renamed
 from ..data.features import FORECAST_COLUMNS, RELATIVE_COLUMNS, SIDE_FEATURES, book_features, side_features
 from ..errors import InvalidInputError
 from ..model.convexify import convexify as _convexify
@@ -74,9 +76,77 @@ from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
 from ..optimize.validate import Order, validate
-from .executors import BookExecutor, ModelExecutor, Trace, progress_bar
+from .executors import BookExecutor, ExecutionRecord, ModelExecutor, Trace, progress_bar
+
+if TYPE_CHECKING:
+    from ..data.book import Book
+    from ..model.forecast import StateForecast
+    from ..model.oracle import ImpactOracle
 
 COST_TO_GO = ("exact", "lambda", None)
+
+
+class CurveRows(Protocol):
+    """Cost curves of buckets ``i .. N-1`` as one planning step reads them.
+
+    A :class:`CostCurves` qualifies; the loops also pass lighter views of checked rows.
+    """
+
+    @property
+    def slopes(self) -> np.ndarray: ...
+
+    @property
+    def widths(self) -> np.ndarray: ...
+
+    @property
+    def capacity(self) -> np.ndarray: ...
+
+    @property
+    def n_buckets(self) -> int: ...
+
+    @property
+    def n_segments(self) -> int: ...
+
+
+@runtime_checkable
+class CurveSource(Protocol):
+    """Where a receding-horizon loop gets its curves (:class:`LiveCurves`, or fixed curves).
+
+    ``source(i)`` is the view at the start of bucket ``i`` of buckets ``i .. N-1``; it may use
+    what is known by then and nothing later. ``static()`` is the morning view of the whole
+    day, as a :class:`CostCurves`.
+    """
+
+    index: pd.Index
+
+    def __len__(self) -> int: ...
+
+    def __call__(self, i: int) -> CurveRows: ...
+
+    def static(self) -> CostCurves: ...
+
+
+#: What the loops accept as a cost model.
+Model = Union["ImpactOracle", CurveSource, CostCurves]
+
+
+def curve_source(model: Model, executor: BookExecutor, forecast: StateForecast | None = None) -> CurveSource:
+    """The curve source of a cost model on ``executor``'s buckets.
+
+    An impact oracle (anything with ``predict``) is wrapped in :class:`LiveCurves` with
+    ``forecast``; a :class:`CurveSource` (e.g. live curves shared between runs, cached per
+    bucket) is used as is; fixed :class:`CostCurves` are a static state, every step seeing the
+    morning's curves.
+    """
+    if isinstance(model, CostCurves):
+        return _StaticCurves(model.with_index(executor.index) if len(model) == len(executor) else model)
+    if isinstance(model, CurveSource):
+        return model
+    if not hasattr(model, "predict"):
+        raise InvalidInputError(
+            f"the model must be an impact oracle (with predict), a curve source or CostCurves; got {type(model).__name__}"
+        )
+    return LiveCurves(executor, model, forecast)
 # Traded-side depths scale with the depth profile, the spread in ticks with the spread's.
 _SIDE_DEPTHS = ("side_depth", "touch", "side_depth_3", "side_depth_5")
 
@@ -116,8 +186,8 @@ class LiveCurves:
         Convexifier (:func:`convexsched.convexify`).
     """
 
-    def __init__(self, executor, oracle, forecast=None, *, relative=True, capacity=1.0, grid=33,
-                 convexify="slopes-isotonic"):
+    def __init__(self, executor: BookExecutor, oracle: ImpactOracle, forecast: StateForecast | None = None, *,
+                 relative: bool = True, capacity: float = 1.0, grid: int = 33, convexify: str = "slopes-isotonic") -> None:
         if not capacity > 0:
             raise InvalidInputError(f"capacity must be > 0, got {capacity}")
         if int(grid) < 2:
@@ -137,13 +207,13 @@ class LiveCurves:
         self.states = states.ffill().bfill().fillna({"volatility": 0.0})
         self._values = self.states.to_numpy(dtype=float)
         self._columns = {name: k for k, name in enumerate(self.states.columns)}
-        self._profile = None
-        self._cache = {}
+        self._profile: np.ndarray | None = None
+        self._cache: dict[int, CostCurves] = {}
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.index)
 
-    def __call__(self, i):
+    def __call__(self, i: int) -> CostCurves:
         """Curves of buckets ``i .. N-1`` as seen at the start of bucket ``i`` (cached)."""
         if i not in self._cache:
             self._cache[i] = self._curves(i)
@@ -193,7 +263,7 @@ class LiveCurves:
         # Back from the unit grid to shares: x = u c_j.
         return CostCurves(unit.slopes / cap[:, None], unit.widths * cap[:, None], index=index)
 
-    def static(self):
+    def static(self) -> CostCurves:
         """The morning view: curves of the whole day from the arrival state."""
         return self(0)
 
@@ -201,18 +271,18 @@ class LiveCurves:
 class _StaticCurves:
     """A fixed forecast: bucket ``i`` sees the same curves as the morning (static state)."""
 
-    def __init__(self, curves):
+    def __init__(self, curves: CostCurves) -> None:
         self.index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
         self.curves = curves.with_index(self.index)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.curves.n_buckets
 
-    def __call__(self, i):
+    def __call__(self, i: int) -> _View:
         # A view, not ``curves[i:]``: the rows are validated already and the loop is hot.
         return _View(self.curves.slopes[i:], self.curves.widths[i:], self.index[i:])
 
-    def static(self):
+    def static(self) -> CostCurves:
         return self.curves
 
 
@@ -299,8 +369,9 @@ class RecedingHorizon:
     >>> record.x.sum(), record.cost, record.steps["lambda"]                 # doctest: +SKIP
     """
 
-    def __init__(self, horizon=30, objective=None, method="fast", *, cost_to_go="exact", tail_segments=64,
-                 warm=True, solver=None, current="book", progress=False):
+    def __init__(self, horizon: int | str = 30, objective: Objective | None = None, method: str = "fast", *,
+                 cost_to_go: str | None = "exact", tail_segments: int | None = 64, warm: bool = True,
+                 solver: str | None = None, current: str = "book", progress: bool = False) -> None:
         if not (horizon == "all" or (isinstance(horizon, (int, np.integer)) and horizon >= 1)):
             raise InvalidInputError(f"horizon must be a positive number of buckets or 'all', got {horizon!r}")
         if method not in ("fast", "cvxpy"):
@@ -325,13 +396,23 @@ class RecedingHorizon:
                 f"method={self.method!r}, cost_to_go={self.cost_to_go!r})")
 
     @property
-    def name(self):
+    def name(self) -> str:
         window = "shrinking" if self.horizon == "all" else f"H={self.horizon}"
         tail = {"exact": "", "lambda": ", lambda tail", None: ", literal (9)"}[self.cost_to_go]
         return f"RH {self.objective.kind} {window}{tail} ({self.method})"
 
     # ------------------------------------------------------------------ entry points
-    def run(self, book, total, oracle, side="buy", *, forecast=None, freq="1min"):
+    def run(
+        self,
+        book: Book | BookExecutor,
+        total: float,
+        model: Model | None = None,
+        side: str = "buy",
+        *,
+        forecast: StateForecast | None = None,
+        freq: str = "1min",
+        oracle: Model | None = None,
+    ) -> ExecutionRecord:
         """Execute ``total`` shares on a real book, re-planning at every bucket.
 
         Parameters
@@ -339,12 +420,17 @@ class RecedingHorizon:
         book : Book or BookExecutor
         total : float
             Order size ``S`` (> 0).
-        oracle : ImpactOracle, LiveCurves or CostCurves
-            The cost model: an oracle (wrapped in :class:`LiveCurves` with ``forecast``), live
-            curves already built (shared between runs: they are cached per bucket), or fixed
-            curves (a static state: every step sees the morning's curves).
+        model : ImpactOracle, CurveSource or CostCurves
+            The cost model (:func:`curve_source`): an oracle (wrapped in :class:`LiveCurves`
+            with ``forecast``), a curve source such as live curves already built (shared
+            between runs: they are cached per bucket), or fixed curves (a static state: every
+            step sees the morning's curves).
         side : {"buy", "sell"}
         forecast : StateForecast, optional
+        freq : str
+            Bucket width.
+        oracle : optional
+            Deprecated name of ``model`` (removed in 0.4).
 
         Returns
         -------
@@ -360,16 +446,13 @@ class RecedingHorizon:
         InfeasibleError
             ``S`` above what the day can absorb; the message names the maximum.
         """
+        model = renamed(model, oracle, "RecedingHorizon.run", "oracle", "model")
+        if model is None:
+            raise InvalidInputError("RecedingHorizon.run needs a cost model (model=)")
         executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq)
-        if isinstance(oracle, CostCurves):
-            curves = _StaticCurves(oracle.with_index(executor.index) if len(oracle) == len(executor) else oracle)
-        elif isinstance(oracle, LiveCurves):
-            curves = oracle
-        else:
-            curves = LiveCurves(executor, oracle, forecast)
-        return self._execute(curves, executor, total)
+        return self._execute(curve_source(model, executor, forecast), executor, total)
 
-    def simulate(self, curves, total):
+    def simulate(self, curves: CostCurves, total: float) -> ExecutionRecord:
         """Run the loop inside the model: fixed ``curves``, every slice filled at ``g_i(x_i)``."""
         fixed = _StaticCurves(curves)
         return self._execute(fixed, ModelExecutor(fixed.curves), total)

@@ -56,6 +56,7 @@ Completion: the last bucket takes what is left. When the caps cannot absorb what
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,12 @@ from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
 from ..optimize.validate import Order, check_total
 from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
-from .executors import BookExecutor, Trace, progress_bar
+from .executors import BookExecutor, ExecutionRecord, Trace, progress_bar
+
+if TYPE_CHECKING:
+    from ..data.book import Book
+    from ..model.forecast import StateForecast
+    from .strategies import Context
 
 
 class ScenarioHorizon:
@@ -103,8 +109,10 @@ class ScenarioHorizon:
 
     lookahead = False
 
-    def __init__(self, objective=None, *, pool=30, warmup=5, pace_cap=4.0, participation=1.0, method="fast",
-                 formulation="segment", solver="CLARABEL", profile=None, progress=False, name=None):
+    def __init__(self, objective: Objective | None = None, *, pool: int = 30, warmup: int = 5,
+                 pace_cap: float | None = 4.0, participation: float | None = 1.0, method: str = "fast",
+                 formulation: str = "segment", solver: str = "CLARABEL", profile: StateForecast | None = None,
+                 progress: bool = False, name: str | None = None) -> None:
         self.objective = Objective() if objective is None else objective
         if not isinstance(self.objective, Objective):
             raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
@@ -132,13 +140,14 @@ class ScenarioHorizon:
         return (f"ScenarioHorizon(objective={self.objective.kind}, pool={self.pool}, warmup={self.warmup}, "
                 f"pace_cap={self.pace_cap}, participation={self.participation}, method={self.method!r})")
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         """Strategy protocol of :func:`convexsched.backtest`."""
         record = self.run(context.executor, context.total)
         record.name = self.name
         return record
 
-    def run(self, book, total, side="buy", *, freq="1min", half_life=0.0):
+    def run(self, book: Book | BookExecutor, total: float, side: str = "buy", *, freq: str = "1min",
+            half_life: float = 0.0) -> ExecutionRecord:
         """Execute ``total`` shares, deciding every bucket from its visible book and the pool.
 
         Parameters

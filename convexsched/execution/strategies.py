@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve
-from .executors import execute_schedule
-from .receding import RecedingHorizon
+from .executors import BookExecutor, ExecutionRecord, execute_schedule
+from .receding import CurveSource, RecedingHorizon
 from .scenario import ScenarioHorizon
 
 
@@ -45,15 +47,23 @@ from .scenario import ScenarioHorizon
 class Context:
     """What every strategy sees: the book executor, the order, the cost model."""
 
-    executor: object
+    executor: BookExecutor
     total: float
-    curves: object = None
+    curves: CurveSource | None = None
     progress: bool = False
 
-    def morning(self, strategy):
+    def morning(self, strategy: str) -> CostCurves:
         if self.curves is None:
-            raise InvalidInputError(f"strategy {strategy!r} needs a cost model: pass oracle= to backtest")
+            raise InvalidInputError(f"strategy {strategy!r} needs a cost model: pass model= to backtest")
         return self.curves.static()
+
+
+class Strategy(Protocol):
+    """What :func:`convexsched.backtest` runs: a ``name`` and ``execute(context)``."""
+
+    name: str
+
+    def execute(self, context: Context) -> ExecutionRecord: ...
 
 
 def default_objectives(curves, total):

@@ -173,7 +173,7 @@ def run_universe(keys, task, *, client=None, threads=1, progress=None, window=No
     if window is not None and int(window) < 1:
         raise InvalidInputError(f"window must be >= 1, got {window}")
     run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads))
-    results = [None] * len(keys)
+    results: list[tuple | None] = [None] * len(keys)
     bar = _progress(len(keys), progress, getattr(task, "__name__", "tasks"))
     if client is None:
         for i, key in enumerate(keys):
@@ -330,7 +330,7 @@ def backtest_task(key, *, strategies=None, oracle=None, side="buy", freq="1min",
             raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
         chosen = [available[name] for name in strategies]
     table, records = backtest(
-        book, _key_size(key, size), strategies=chosen, oracle=oracle, side=side, freq=freq,
+        book, _key_size(key, size), strategies=chosen, model=oracle, side=side, freq=freq,
         half_life=half_life, return_records=True,
     )  # fmt: skip
     table = table.reset_index()

@@ -26,6 +26,7 @@ convexifies (:func:`convexsched.convexify`) into :class:`CostCurves`.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -49,16 +50,14 @@ _FORMAT = "convexsched.ImpactOracle"
 _FORMAT_VERSION = 2
 
 
-_CONTROLLER = []
 # Tells "transform= not given" apart from transform=None (a valid target).
 _UNSET = object()
 
 
+@functools.cache
 def _openmp():
     """The process's threadpool controller, created on first use."""
-    if not _CONTROLLER:
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
+    return ThreadpoolController()
 
 
 def _check_frame(X, columns, what):
@@ -150,7 +149,7 @@ class _BookInputMixin:
     """Declares to scikit-learn that ``X`` holds book quantities, not arbitrary reals."""
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+        tags = super().__sklearn_tags__()  # type: ignore[misc]  # from the estimator this mixes into
         # Sizes, depths and prices are positive and rejected otherwise; the tag makes
         # scikit-learn's checks shift their random matrices to the valid side.
         tags.input_tags.positive_only = True

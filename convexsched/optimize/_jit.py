@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 
-_pending = []
+_pending: list[Callable] = []
 _lock = threading.Lock()
 
 

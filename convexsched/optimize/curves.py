@@ -16,8 +16,12 @@ solver consumes one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .._optional import pyplot
 from ..errors import InvalidInputError, NonConvexCurveError
@@ -76,7 +80,8 @@ class CostCurves:
     any price scale; deviations within that tolerance are rounded away.
     """
 
-    def __init__(self, slopes, widths, index=None, allow_negative=False):
+    def __init__(self, slopes: ArrayLike, widths: ArrayLike, index: pd.Index | Sequence | None = None,
+                 allow_negative: bool = False) -> None:
         slopes = _as_2d_float("slopes", slopes)
         n, k = slopes.shape
         widths = np.asarray(widths, dtype=float)
@@ -105,14 +110,14 @@ class CostCurves:
             i = int(np.argwhere(widths < 0)[0, 0])
             raise InvalidInputError(f"widths must be >= 0; {_label(index, i)} has a negative one")
 
-        real = widths > 0
+        real = np.asarray(widths > 0)
         # Zero-width segments take the slope of the last real one before them (or the first
         # real one after, for leading ones): a forward fill along each row.
         columns = np.arange(k)[None, :]
         last_real = np.maximum.accumulate(np.where(real, columns, -1), axis=1)
         first_real = np.argmax(real, axis=1)[:, None]
         source = np.where(last_real >= 0, last_real, first_real)
-        canonical = np.where(real.any(axis=1)[:, None], np.take_along_axis(slopes, source, axis=1), 0.0)
+        canonical = np.where(real.any(axis=1, keepdims=True), np.take_along_axis(slopes, source, axis=1), 0.0)
         tolerance = _CONVEXITY_RTOL * np.abs(canonical).max(axis=1, keepdims=True)
         negative = canonical < -tolerance
         if negative.any() and not allow_negative:
@@ -154,7 +159,7 @@ class CostCurves:
         return curves
 
     @classmethod
-    def from_grid(cls, sizes, values, index=None):
+    def from_grid(cls, sizes: ArrayLike, values: ArrayLike, index: pd.Index | Sequence | None = None) -> CostCurves:
         """Curves through the points ``(sizes[u], values[i, u])`` of a size grid.
 
         Parameters
@@ -196,38 +201,38 @@ class CostCurves:
 
     # ------------------------------------------------------------------ shape and data
     @property
-    def slopes(self):
+    def slopes(self) -> np.ndarray:
         """(N, K) segment slopes, nondecreasing along each row (read-only)."""
         return self._slopes
 
     @property
-    def widths(self):
+    def widths(self) -> np.ndarray:
         """(N, K) segment widths in shares (read-only)."""
         return self._widths
 
     @property
-    def n_buckets(self):
+    def n_buckets(self) -> int:
         return self._slopes.shape[0]
 
     @property
-    def n_segments(self):
+    def n_segments(self) -> int:
         return self._slopes.shape[1]
 
     def __len__(self):
         return self.n_buckets
 
     @property
-    def capacity(self):
+    def capacity(self) -> np.ndarray:
         """(N,) largest executable size per bucket, ``c_i = sum_k w_ik``."""
         return self._breakpoints[:, -1]
 
     @property
-    def breakpoints(self):
+    def breakpoints(self) -> np.ndarray:
         """(N, K+1) cumulative widths ``b_i0 = 0, ..., b_iK = c_i``."""
         return self._breakpoints
 
     @property
-    def breakpoint_values(self):
+    def breakpoint_values(self) -> np.ndarray:
         """(N, K+1) ``g_i`` at the breakpoints."""
         return self._breakpoint_values
 
@@ -237,7 +242,7 @@ class CostCurves:
             f"total_capacity={self.capacity.sum():.6g})"
         )
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: int | slice | ArrayLike) -> CostCurves:
         """Buckets ``key`` (a slice or an index array) as new curves, e.g. a planning window."""
         if isinstance(key, (int, np.integer)):
             key = slice(int(key), int(key) + 1 if key != -1 else None)
@@ -247,13 +252,13 @@ class CostCurves:
             raise InvalidInputError(f"the selection {key!r} holds no bucket")
         return CostCurves._trusted(slopes, self._widths[key], index)
 
-    def with_index(self, index):
+    def with_index(self, index: pd.Index | Sequence | None) -> CostCurves:
         """The same curves labelled by ``index``."""
         if index is not None and len(index) != self.n_buckets:
             raise InvalidInputError(f"index has {len(index)} labels for {self.n_buckets} buckets")
         return CostCurves._trusted(self._slopes, self._widths, None if index is None else pd.Index(index))
 
-    def scaled(self, share_unit=1.0, cost_unit=1.0):
+    def scaled(self, share_unit: float = 1.0, cost_unit: float = 1.0) -> CostCurves:
         """The curves in other units: shares in ``share_unit``, cost in ``cost_unit``.
 
         ``g~_i(u) = g_i(u * share_unit) / cost_unit``; solvers use this to keep numbers near 1.
@@ -268,7 +273,7 @@ class CostCurves:
         starts = self.breakpoints[:, :-1]
         return np.clip(x[:, None] - starts, 0.0, self._widths)
 
-    def evaluate(self, x):
+    def evaluate(self, x: ArrayLike) -> np.ndarray:
         """``g_i(x_i)`` for every bucket; ``inf`` outside ``[0, c_i]`` (extended-value convention).
 
         A relative slack of 1e-9 of the capacity counts as rounding, not as a violation.
@@ -282,7 +287,7 @@ class CostCurves:
     def __call__(self, x):
         return self.evaluate(x)
 
-    def slope_bounds(self, x, tol=1e-9, atol=None):
+    def slope_bounds(self, x: ArrayLike, tol: float = 1e-9, atol: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Left and right derivatives of ``g_i + indicator[0, c_i]`` at ``x_i``.
 
         The subdifferential is ``[left, right]``: in the interior of segment k both equal
@@ -304,7 +309,7 @@ class CostCurves:
         right = np.where(unfinished, self._slopes, np.inf).min(axis=1)
         return left, right
 
-    def plot(self, buckets=None, ax=None, marginal=False):
+    def plot(self, buckets: Sequence[int] | None = None, ax: Any = None, marginal: bool = False) -> Any:
         """Plot ``g_i`` (or its marginal cost with ``marginal=True``) for some buckets."""
         plt = pyplot()
 

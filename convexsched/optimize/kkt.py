@@ -29,12 +29,20 @@ exact for every member of the family, so ``F(x) - D`` bounds the suboptimality o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._deprecated import renamed
 from ..errors import InvalidInputError
 from ._jit import njit
-from .validate import resolve_sense, share_unit_of, validate
+from .validate import share_unit_of, validate
+
+if TYPE_CHECKING:
+    from .curves import CostCurves
+    from .objective import Objective
+    from .validate import Order
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class KKTReport:
     objective_value: float
     dual_value: float
     multiplier: float
-    multiplier_interval: tuple
+    multiplier_interval: tuple[float, float]
     tol: float
 
     def __str__(self):
@@ -156,18 +164,30 @@ def _intersect(lower, upper, slack, sense, snap):
     return lo, hi
 
 
-def multiplier_interval(curves, total, objective, x, *, sense="eq", snap=1e-9):
+def multiplier_interval(curves: CostCurves, total: float, objective: Objective, x: ArrayLike, *, sense: str = "eq",
+                        snap: float = 1e-9) -> tuple[float, float]:
     """The levels ``lambda`` that certify an (optimal) ``x``: the intersection above.
 
     ``snap`` is the distance in shares under which ``x_i`` counts as on a breakpoint.
     """
     x = np.asarray(x, dtype=float)
     remaining = total - np.cumsum(x)
-    lower, upper, _, _, _ = _admissible(*_arrays(curves), objective, x, remaining, snap)
+    slopes, widths = _arrays(curves)
+    lower, upper, _, _, _ = _admissible(slopes, widths, objective, x, remaining, snap)
     return _intersect(lower, upper, total - x.sum(), sense, snap)
 
 
-def check_kkt(curves, total, objective, x, *, sense="eq", multiplier=None, tol=1e-6, budget=None):
+def check_kkt(
+    curves: CostCurves,
+    total: float,
+    objective: Objective | None,
+    x: ArrayLike,
+    *,
+    sense: str = "eq",
+    multiplier: float | None = None,
+    tol: float = 1e-6,
+    budget: str | None = None,
+) -> KKTReport:
     """Certify a schedule: primal feasibility, stationarity, complementarity and duality gap.
 
     Parameters
@@ -197,11 +217,11 @@ def check_kkt(curves, total, objective, x, *, sense="eq", multiplier=None, tol=1
     InvalidInputError, InfeasibleError
         A malformed budget or schedule (see :func:`convexsched.optimize.validate.validate`).
     """
-    order = validate(curves, total, objective, resolve_sense(sense, budget, "check_kkt"))
+    order = validate(curves, total, objective, renamed(sense, budget, "check_kkt", "budget", "sense"))
     return certify(order, x, multiplier=multiplier, tol=tol)
 
 
-def certify(order, x, *, multiplier=None, tol=1e-6):
+def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol: float = 1e-6) -> KKTReport:
     """:func:`check_kkt` for an :class:`~convexsched.optimize.validate.Order` already checked.
 
     Two compiled passes over the N x K segments: the subdifferentials and costs at ``x``, then

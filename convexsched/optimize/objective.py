@@ -20,10 +20,18 @@ the sum is the seed's ``sum_{i<N}``; under ``<=`` the last weight prices what is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from .curves import CostCurves
+
+#: The time weights ``w_i`` of (C): a named family, ``("power", gamma)`` or one weight per bucket.
+Weights = Union[Literal["linear", "constant"], tuple[str, float], tuple[float, ...], ArrayLike]
 
 
 def _check_nonnegative(name, value):
@@ -51,7 +59,7 @@ class Objective:
 
     rho: float = 0.0
     psi: float = 0.0
-    weights: object = field(default="linear")
+    weights: Weights = field(default="linear")
 
     def __post_init__(self):
         object.__setattr__(self, "rho", _check_nonnegative("rho", self.rho))
@@ -74,22 +82,22 @@ class Objective:
 
     # ------------------------------------------------------------------ named constructors
     @classmethod
-    def cost_only(cls):
+    def cost_only(cls) -> Objective:
         """(A) seed (2): minimize the impact cost alone."""
         return cls()
 
     @classmethod
-    def smoothed(cls, rho):
+    def smoothed(cls, rho: float) -> Objective:
         """(B) seed (4): cost + ``rho/2 sum x_i^2``."""
         return cls(rho=rho)
 
     @classmethod
-    def inventory_risk(cls, psi, weights="linear"):
+    def inventory_risk(cls, psi: float, weights: Weights = "linear") -> Objective:
         """(C) seed (7): cost + ``psi/2 sum w_i R_i^2``."""
         return cls(psi=psi, weights=weights)
 
     @classmethod
-    def almgren_chriss(cls, eta_tilde, tau, risk_aversion, sigma):
+    def almgren_chriss(cls, eta_tilde: float, tau: float, risk_aversion: float, sigma: float) -> Objective:
         """Almgren-Chriss as a member of the family (with one linear segment per bucket).
 
         The discrete AC cost ``sum eta_tilde/tau x_i^2 + lambda_AC sigma^2 tau sum R_i^2`` is
@@ -125,17 +133,17 @@ class Objective:
 
     # ------------------------------------------------------------------ helpers
     @property
-    def kind(self):
+    def kind(self) -> str:
         """'A', 'B', 'C' or a mix such as 'B+C'."""
         parts = [name for name, on in (("B", self.rho > 0), ("C", self.psi > 0)) if on]
         return "+".join(parts) or "A"
 
     @property
-    def separable(self):
+    def separable(self) -> bool:
         """True when the objective splits per bucket (no inventory term): A, B."""
         return self.psi == 0
 
-    def weight_vector(self, n):
+    def weight_vector(self, n: int) -> np.ndarray:
         """The weights ``w_1..w_N`` for an ``n``-bucket problem."""
         i = np.arange(1, n + 1, dtype=float)
         if self.weights == "linear":
@@ -149,7 +157,7 @@ class Objective:
             raise InvalidInputError(f"the weight array has length {array.size}, the problem has {n} buckets")
         return array
 
-    def value(self, curves, total, x):
+    def value(self, curves: CostCurves, total: float, x: ArrayLike) -> float:
         """``F(x)`` of the module docstring; ``inf`` if ``x`` leaves a bucket's capacity."""
         x = np.asarray(x, dtype=float)
         remaining = total - np.cumsum(x)

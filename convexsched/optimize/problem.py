@@ -25,11 +25,19 @@ problem is built with constants instead (``dpp="auto"``), and ``update`` rebuild
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import cvxpy as cp
 import numpy as np
 
+from .._deprecated import renamed
 from ..errors import InvalidInputError
-from .validate import resolve_sense, share_unit_of, validate
+from .validate import Order, share_unit_of, validate
+
+if TYPE_CHECKING:
+    from .curves import CostCurves
+    from .objective import Objective
 
 # N*K above which a parameterized (DPP) build is replaced by a constant one (field note:
 # DPP re-solves of the QPs ran out of memory from N*K of about 100,000).
@@ -38,7 +46,7 @@ DPP_MAX_SIZE = 40_000
 FORMULATIONS = ("segment", "epigraph")
 
 
-def units(curves, total):
+def units(curves: CostCurves, total: float) -> tuple[float, float]:
     """``(share_unit, price_unit)`` that bring shares and prices near 1."""
     share_unit = share_unit_of(curves, total)
     real = curves.widths > 0
@@ -79,30 +87,30 @@ class ScheduleProblem(cp.Problem):
         self._handles = handles
 
     @property
-    def parameterized(self):
+    def parameterized(self) -> bool:
         return bool(self.data_parameters)
 
-    def with_constraints(self, constraints):
+    def with_constraints(self, constraints: Iterable[cp.Constraint]) -> ScheduleProblem:
         """A new problem with the user's extra constraints (on ``self.x`` etc.) appended."""
         constraints = list(constraints)
         spec = dict(self.spec, user_constraints=self.spec["user_constraints"] + len(constraints))
         return ScheduleProblem(self.objective, list(self.constraints) + constraints, spec=spec, handles=self._handles)
 
-    def multiplier(self):
+    def multiplier(self) -> float:
         """``lambda`` in currency per share from the budget's dual value (after a solve)."""
         dual = self.budget_constraint.dual_value
         if dual is None:
             return float("nan")
         return float(-np.asarray(dual).ravel()[0] * self.cost_unit / self.share_unit)
 
-    def schedule(self):
+    def schedule(self) -> np.ndarray | None:
         """The solved ``x`` in shares, clipped to ``[0, c_i]`` against solver round-off."""
         u = self.variable.value
         if u is None:
             return None
         return np.clip(np.asarray(u, dtype=float) * self.share_unit, 0.0, self.spec["capacity"])
 
-    def update(self, curves, total, objective):
+    def update(self, curves: CostCurves, total: float, objective: Objective | None) -> ScheduleProblem:
         """Load new data into a parameterized problem (same N, K, formulation, sense).
 
         Returns the problem to solve: ``self`` when parameterized or when the data is the one it
@@ -111,7 +119,7 @@ class ScheduleProblem(cp.Problem):
         """
         return self.load(validate(curves, total, objective, self.spec["sense"]))
 
-    def load(self, order):
+    def load(self, order: Order) -> ScheduleProblem:
         """:meth:`update` for an :class:`~convexsched.optimize.validate.Order` already checked."""
         spec = self.spec
         curves, total, objective = order.curves, order.total, order.objective
@@ -172,17 +180,17 @@ def _assign(parameters, data):
 
 
 def build_problem(
-    curves,
-    total,
-    objective=None,
+    curves: CostCurves,
+    total: float,
+    objective: Objective | None = None,
     *,
-    sense="eq",
-    formulation="segment",
-    dpp="auto",
-    share_unit=None,
-    cost_unit=None,
-    budget=None,
-):
+    sense: str = "eq",
+    formulation: str = "segment",
+    dpp: bool | str = "auto",
+    share_unit: float | None = None,
+    cost_unit: float | None = None,
+    budget: str | None = None,
+) -> ScheduleProblem:
     """Build the schedule problem of :mod:`convexsched.optimize.objective` as a cvxpy problem.
 
     Parameters
@@ -207,11 +215,12 @@ def build_problem(
     ScheduleProblem
         A :class:`cvxpy.Problem`; ``problem.x`` is the schedule in shares.
     """
-    order = validate(curves, total, objective, resolve_sense(sense, budget, "build_problem"))
+    order = validate(curves, total, objective, renamed(sense, budget, "build_problem", "budget", "sense"))
     return build_order_problem(order, formulation=formulation, dpp=dpp, share_unit=share_unit, cost_unit=cost_unit)
 
 
-def build_order_problem(order, *, formulation="segment", dpp="auto", share_unit=None, cost_unit=None):
+def build_order_problem(order: Order, *, formulation: str = "segment", dpp: bool | str = "auto",
+                        share_unit: float | None = None, cost_unit: float | None = None) -> ScheduleProblem:
     """:func:`build_problem` for an :class:`~convexsched.optimize.validate.Order` already checked."""
     if formulation not in FORMULATIONS:
         raise InvalidInputError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")

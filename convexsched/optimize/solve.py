@@ -23,17 +23,24 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .._deprecated import renamed
 from .._optional import pyplot
 from ..errors import InvalidInputError, SolverError
 from . import chain, waterfill
-from .kkt import certify
+from .kkt import KKTReport, certify
 from .objective import Objective
-from .validate import resolve_sense, validate
+from .validate import Order, validate
+
+if TYPE_CHECKING:
+    from .curves import CostCurves
+    from .problem import ScheduleProblem
 
 METHODS = ("fast", "bisection", "cvxpy")
 SOLVERS = ("CLARABEL", "HIGHS", "ECOS", "OSQP", "SCS")
@@ -86,31 +93,31 @@ class Schedule:
         The cvxpy problem (cvxpy path), ready for ``update`` and re-solve.
     """
 
-    x: object
-    remaining: object
+    x: pd.Series
+    remaining: pd.Series
     objective_value: float
     multiplier: float
-    multiplier_interval: tuple
+    multiplier_interval: tuple[float, float]
     status: str
     method: str
     algorithm: str
     solver: str | None
     formulation: str | None
-    timings: dict
-    kkt: object
+    timings: dict[str, float]
+    kkt: KKTReport
     total: float
     sense: str
     objective: Objective
-    attempts: list = field(default_factory=list)
-    problem: object = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    problem: ScheduleProblem | None = None
 
     @property
-    def success(self):
+    def success(self) -> bool:
         """scipy's convention: the status is "optimal" and the KKT certificate holds."""
         return self.status == "optimal" and bool(self.kkt.ok)
 
     @property
-    def budget(self):
+    def budget(self) -> str:
         """Deprecated name of :attr:`sense` (removed in 0.4)."""
         warnings.warn("Schedule.budget is deprecated; use Schedule.sense", DeprecationWarning, stacklevel=2)
         return self.sense
@@ -128,7 +135,7 @@ class Schedule:
         """x, remaining inventory and per-bucket cost as a DataFrame."""
         return pd.DataFrame({"x": self.x, "remaining": self.remaining})
 
-    def plot(self, ax=None):
+    def plot(self, ax: Any = None) -> Any:
         """Bar chart of the schedule with the remaining inventory on a twin axis."""
         plt = pyplot()
 
@@ -212,21 +219,21 @@ def _solve_cvxpy(problem, solvers, warm_start, solver_options):
 
 
 def solve(
-    curves,
-    total,
-    objective=None,
+    curves: CostCurves,
+    total: float,
+    objective: Objective | None = None,
     *,
-    sense="eq",
-    method="fast",
-    solver=None,
-    formulation="segment",
-    problem=None,
-    fallback=True,
-    warm_start=True,
-    tol=None,
-    solver_options=None,
-    budget=None,
-):
+    sense: str = "eq",
+    method: str = "fast",
+    solver: str | Sequence[str] | None = None,
+    formulation: str = "segment",
+    problem: ScheduleProblem | None = None,
+    fallback: bool = True,
+    warm_start: bool = True,
+    tol: float | None = None,
+    solver_options: dict[str, dict[str, Any]] | None = None,
+    budget: str | None = None,
+) -> Schedule:
     """Optimal schedule of ``S = total`` shares over the buckets of ``curves``.
 
     Parameters
@@ -264,25 +271,25 @@ def solve(
     InvalidInputError, InfeasibleError (names the maximum executable), SolverError
     """
     started = time.perf_counter()
-    order = validate(curves, total, objective, resolve_sense(sense, budget, "solve"))
+    order = validate(curves, total, objective, renamed(sense, budget, "solve", "budget", "sense"))
     return solve_order(order, method=method, solver=solver, formulation=formulation, problem=problem,
                        fallback=fallback, warm_start=warm_start, tol=tol, solver_options=solver_options,
                        started=started)
 
 
 def solve_order(
-    order,
+    order: Order,
     *,
-    method="fast",
-    solver=None,
-    formulation="segment",
-    problem=None,
-    fallback=True,
-    warm_start=True,
-    tol=None,
-    solver_options=None,
-    started=None,
-):
+    method: str = "fast",
+    solver: str | Sequence[str] | None = None,
+    formulation: str = "segment",
+    problem: ScheduleProblem | None = None,
+    fallback: bool = True,
+    warm_start: bool = True,
+    tol: float | None = None,
+    solver_options: dict[str, dict[str, Any]] | None = None,
+    started: float | None = None,
+) -> Schedule:
     """:func:`solve` for an :class:`~convexsched.optimize.validate.Order` already checked.
 
     The receding and scenario loops call it at every step with orders built from the data
@@ -316,6 +323,8 @@ def solve_order(
         )
         timings["solve"] = time.perf_counter() - solve_at
         x = built.schedule()
+        if x is None:
+            raise SolverError(f"{used_solver} reported an optimal status without a solution")
         level = built.multiplier()
         interval, algorithm, status = (level, level), "cvxpy", "optimal"
         used_formulation = built.spec["formulation"]
@@ -340,7 +349,7 @@ def solve_order(
         remaining=remaining,
         objective_value=report.objective_value,
         multiplier=float(level),
-        multiplier_interval=tuple(float(v) for v in interval),
+        multiplier_interval=(float(interval[0]), float(interval[1])),
         status=status,
         method=method,
         algorithm=algorithm,

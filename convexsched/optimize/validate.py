@@ -9,7 +9,6 @@ an ``Order`` and check nothing again.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -120,14 +119,6 @@ def validate(
             max_executable=capacity,
         )
     return Order(curves, value, objective, sense)  # type: ignore[arg-type]
-
-
-def resolve_sense(sense: str, budget: str | None, where: str) -> str:
-    """``sense``, or the deprecated ``budget=`` keyword of 0.2 (with a warning)."""
-    if budget is None:
-        return sense
-    warnings.warn(f"{where}(budget=...) is deprecated; use sense=... (removed in 0.4)", DeprecationWarning, stacklevel=3)
-    return budget
 
 
 def share_unit_of(curves: CostCurves, total: float) -> float:

@@ -43,7 +43,7 @@ def strategies():
 
 def test_every_strategy_executes_the_whole_order(book, model):
     total = 20_000
-    table, records = backtest(book, total, strategies(), oracle=model, freq=FREQ, return_records=True)
+    table, records = backtest(book, total, strategies(), model=model, freq=FREQ, return_records=True)
     assert list(table.index) == [s.name for s in strategies()] + ["hindsight A", "hindsight B"]
     for record in records.values():
         assert record.x.sum() == pytest.approx(total, rel=1e-12)
@@ -138,11 +138,11 @@ def test_bad_orders_are_rejected(book, model):
     with pytest.raises(InvalidInputError, match="S must be"):
         backtest(book, 0, [TWAP()], freq=FREQ)
     with pytest.raises(Exception, match="maximum executable"):
-        backtest(book, 1e9, [RecedingStrategy("A", horizon=8)], oracle=model, freq=FREQ)
+        backtest(book, 1e9, [RecedingStrategy("A", horizon=8)], model=model, freq=FREQ)
 
 
 def test_every_table_reports_the_hindsight_bound_and_capture(book, model):
-    table = backtest(book, 20_000, strategies(), oracle=model, freq=FREQ)
+    table = backtest(book, 20_000, strategies(), model=model, freq=FREQ)
     bound = table.loc["hindsight A", "cost_bps"]
     assert (table["hindsight_bps"] == bound).all()
     twap = table.loc["TWAP", "cost_bps"]

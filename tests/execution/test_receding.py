@@ -6,6 +6,7 @@ import pytest
 from convexsched import (
     BookExecutor,
     CostCurves,
+    HalfSpreadImpact,
     ImpactOracle,
     InfeasibleError,
     InvalidInputError,
@@ -157,6 +158,36 @@ def test_with_a_model_from_other_days_the_receding_horizon_beats_twap():
     for total in (20_000, 100_000):
         result = backtest(executor, total, [TWAP(), RecedingStrategy("A", horizon=12),
                                             RecedingStrategy("A", name="RH A priced by the model", horizon=12, current="model")],
-                          oracle=live)
+                          model=live)
         assert result.loc["RH A H=12 (fast)", "vs_twap_bps"] < 0
         assert result.loc["RH A H=12 (fast)", "capture"] > result.loc["RH A priced by the model", "capture"]
+
+
+def test_every_kind_of_model_is_a_curve_source():
+    from convexsched.execution.receding import CurveSource, curve_source
+
+    book = synthetic_book(seed=3)
+    executor = BookExecutor(book, freq="30min")
+    n = len(executor)
+    fixed = curve_source(curves_for(n), executor)
+    assert isinstance(fixed, CurveSource) and fixed.static().n_buckets == n
+    assert list(fixed.index) == list(executor.index)  # fixed curves take the book's buckets
+    table = task1_table(book, [100, 1000]).dropna(subset=["volatility"])
+    live = LiveCurves(executor, HalfSpreadImpact().fit(table, table["slippage"]))
+    assert isinstance(live, CurveSource) and curve_source(live, executor) is live
+    with pytest.raises(InvalidInputError, match="the model must be an impact oracle .* got str"):
+        curve_source("oracle", executor)
+
+
+def test_the_oracle_keyword_of_0_2_still_works_with_a_warning():
+    book = synthetic_book(seed=3)
+    curves = curves_for(len(BookExecutor(book, freq="30min")))
+    with pytest.warns(DeprecationWarning, match=r"RecedingHorizon.run\(oracle=...\) is deprecated; use model="):
+        old = RecedingHorizon(4).run(book, 2_000.0, oracle=curves, freq="30min")
+    new = RecedingHorizon(4).run(book, 2_000.0, curves, freq="30min")
+    assert np.array_equal(old.x, new.x)
+    with pytest.warns(DeprecationWarning, match=r"backtest\(oracle=...\)"):
+        table = backtest(book, 2_000.0, [TWAP()], oracle=curves, freq="30min", hindsight=False)
+    assert list(table.index) == ["TWAP"]
+    with pytest.raises(InvalidInputError, match="needs a cost model"):
+        RecedingHorizon(4).run(book, 2_000.0, freq="30min")
