@@ -169,7 +169,7 @@ def write_report(frame, sensitivity, seconds, spent):
         "",
         "Strategies: TWAP; Almgren-Chriss (kT = 2); depth-proportional; static plans A, B, C (morning oracle view); "
         "certainty-equivalent receding horizons `RH` (H = 30 with the exact cost-to-go, the shrinking horizon, "
-        "the lambda tail, the seed's literal window (9), B and C); the scenario receding horizons with their "
+        "the lambda tail, the literal window (E8), B and C); the scenario receding horizons with their "
         "defaults (pool of the last 30 minutes' books, 5 warm-up minutes at the even pace, at most 4x the even pace "
         "and 1x the displayed depth per minute), and scenario A with its pool re-weighted by the depth profile of the "
         "other four stocks (`profile=`); the hindsight bounds A and B (B with the arrival book's curvature).",

@@ -1,4 +1,4 @@
-"""Benchmark the data layer: seed features and book-walk labels for a full day of 3-s snapshots.
+"""Benchmark the data layer: state features (E17) and book-walk labels for a full day of 3-s snapshots.
 
 Target (issue 3): features + walk-the-book slippage for ~8,000 snapshots x a 64-point size grid
 in under 1 s. Times are medians of ``--repeats`` runs on the synthetic default day (7,800 rows,

@@ -647,7 +647,7 @@ def report(df, path_md, path_png, info, args):
         "",
     ]
     headers = ["N", "K", "obj", "fast", "fast algo", "best warm cvxpy", "best cold cvxpy", "speed-up vs warm",
-               "speed-up vs cold", "agreement", "bisection (seed)"]
+               "speed-up vs cold", "agreement", "bisection (E7)"]
     table = []
     for _, s in summary.iterrows():
         fast_text = fmt_time(s["fast_s"]) if s["fast_status"] == "ok" else f"**{s['fast_status']}**"
@@ -681,12 +681,12 @@ def _load_text(df):
 
 
 def _bisection_note(summary):
-    """Why the seed's bisection is slow and off the budget on (A), when it is."""
+    """Why the dual bisection (E7) is slow and off the budget on (A), when it is."""
     part = summary[(summary["objective"] == "A") & summary["bisection_residual"].notna()]
     worst = part["bisection_residual"].max() if len(part) else np.nan
     if not worst > 1e-3:
         return []
-    return [f"The seed's bisection on (A) misses S by up to {worst:.1%} of S, more than its eps_S = 0.1%: on a "
+    return [f"The dual bisection (E7) on (A) misses S by up to {worst:.1%} of S, more than its eps_S = 0.1%: on a "
             "tick grid many segments share a slope, so S(lambda) jumps by more than eps_S at one price level, "
             "no level meets the tolerance and the bisection runs all 200 iterations (hence also its time). "
             "The exact water-filling splits the marginal level instead.", ""]

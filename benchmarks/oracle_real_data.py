@@ -23,8 +23,8 @@ reported.
 Next-minute forecast: where a schedule needs the oracle is a bucket not yet seen. For every
 one-minute bucket t of the held-out stock, the cost of the sizes at bucket t+1's execution
 snapshot (the book its slice walks) is forecast from bucket t's snapshot by (a) the naive "the
-next minute's curve equals the last book" (walk bucket t's book), (b) the oracle on the seed
-features, (c) the oracle with the traded side's book features (``features="book"``), both
+next minute's curve equals the last book" (walk bucket t's book), (b) the oracle on the state
+features (E17), (c) the oracle with the traded side's book features (``features="book"``), both
 fitted on the other four stocks. Run ``python benchmarks/oracle_real_data.py`` (one to two
 minutes); it rewrites ``benchmarks/results/oracle.md``.
 """
@@ -235,7 +235,7 @@ def main():
         "",
         "For every one-minute bucket t of the held-out stock, forecast the walk cost of bucket t+1's execution "
         "snapshot (sizes within its displayed ask depth) from bucket t's snapshot: the naive forecast walks "
-        "bucket t's book; the oracles (fitted on the other four stocks, all day) read bucket t's features, seed "
+        "bucket t's book; the oracles (fitted on the other four stocks, all day) read bucket t's state features (E17) "
         f"only or with the traded side's book features ({', '.join(SIDE_FEATURES)}, size / side_depth_5). "
         "Mean over the five held-out stocks:",
         "",

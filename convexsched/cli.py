@@ -927,7 +927,7 @@ def build_parser():
     _add_objective_arguments(plan)
     solver = plan.add_argument_group("solver")
     solver.add_argument("--method", choices=("fast", "bisection", "cvxpy"), default="fast",
-                        help="exact fast path (default), the seed's bisection, or cvxpy")  # fmt: skip
+                        help="exact fast path (default), the dual bisection (E7), or cvxpy")  # fmt: skip
     solver.add_argument("--solver", type=_solver, help="cvxpy solver to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS")
     _add_threads_argument(solver)
     _add_output_arguments(plan, "schedule file to write")

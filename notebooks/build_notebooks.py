@@ -37,9 +37,9 @@ book"""),
     ("markdown", """\
 ## 1. Features
 
-`bucket_features` aggregates the seed features (spread, depth on ten levels, imbalance, 60-s
-volatility, hour) over one-minute buckets of the continuous session: one row per bucket, the
-*state* the impact oracle conditions on."""),
+`bucket_features` aggregates the state features (spread, depth on ten levels, imbalance, 60-s
+volatility, hour; (E17) in `docs/equations.rst`) over one-minute buckets of the continuous
+session: one row per bucket, the *state* the impact oracle conditions on."""),
     ("code", """\
 states = cs.bucket_features(book).dropna()
 states.head()"""),

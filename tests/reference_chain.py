@@ -6,7 +6,7 @@ Exact dynamic programming on the inventory chain: objective (C) and every mix wi
 
 With ``psi > 0`` the objective is not separable, because ``R_i = S - sum_{k<=i} x_k`` couples
 the buckets. It is a chain, though: ``x_i = R_{i-1} - R_i``. Write ``mu_i`` for the marginal
-price offered to bucket ``i`` (seed (3) with the risk term added):
+price offered to bucket ``i`` ((E10): (E3) with the risk term added):
 
 .. math::
 
@@ -16,7 +16,7 @@ price offered to bucket ``i`` (seed (3) with the risk term added):
 
 A forward pass carries, for every bucket, the monotone relation between the price and the
 inventory left: ``Y_i(q)`` is the optimal ``R_i`` when the next bucket's price is ``q``. With
-``X_i(mu)`` the bucket response of seed (8) (a monotone staircase or ramp curve),
+``X_i(mu)`` the bucket response of (E7) (a monotone staircase or ramp curve),
 
 .. math::
 

@@ -48,7 +48,7 @@ def _weighted_select(values, weights, total):
 
 
 def cost_only(curves, total, sense="eq"):
-    """Objective (A), exact: fill the globally cheapest segments first (seed (2), (3)).
+    """Objective (A), exact: fill the globally cheapest segments first ((E2), (E3)).
 
     The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
     (weights = widths), found by weighted quickselect in expected O(M); every cheaper segment
@@ -82,7 +82,7 @@ def smoothed(curves, total, rho, sense="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
-    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)). Bisecting over these
+    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (E7). Bisecting over these
     ``2M`` breakpoints (median pivots, exact ``S`` at each) brackets the budget between two
     consecutive breakpoints, where ``S`` is affine: ``lambda`` is interpolated there, so
     ``sum x = S`` holds to rounding. About ``log2(2M)`` evaluations of O(M) each.

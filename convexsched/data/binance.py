@@ -17,7 +17,7 @@ A broken chain is a **gap**: events are missing, so the local book is wrong from
 It is reported (``book.meta["update_id_gaps"]``, the report's notes) and every later event
 is dropped as ``update_id_gap`` until a new REST snapshot re-synchronises the book; nothing is
 patched over. A file without a snapshot (a continuation) needs ``previous=``: the file before
-it, whose replay seeds the book and the update-id chain.
+it, whose replay initializes the book and the update-id chain.
 
 Why our own replay: hftbacktest's converters (``hftbacktest.data.utils.binance*``) turn these
 files into its event arrays for its own simulator; they do not apply the update-id rule, report
@@ -243,7 +243,7 @@ def read_binance(path, *, previous=None, n_levels=10, ts="exchange", tick_size=N
             raise DataError(f"no such file: {earlier}")
         _replay(earlier, state, n_levels, ts)
     seeded = state.snapshots > 0
-    if seeded:  # only this file's rows make the book; the earlier ones only seed the state
+    if seeded:  # only this file's rows make the book; the earlier ones only initialize the state
         state = replace(state, rows=[], stamps=[], trades=[], gaps=[], events=0,
                         dropped={"before_snapshot": 0, "update_id_gap": 0})  # fmt: skip
     _replay(path, state, n_levels, ts)

@@ -1,6 +1,6 @@
-"""Seed features of a book, per snapshot and per session bucket.
+"""State features (E17) of a book, per snapshot and per session bucket.
 
-Definitions are the seed's ("Task 1: features"), with ``L`` the book's levels and level 00 best:
+Definitions (E17), with ``L`` the book's levels and level 00 best:
 
 .. math::
 
@@ -17,13 +17,13 @@ Definitions are the seed's ("Task 1: features"), with ``L`` the book's levels an
 ``hour_of_day_t = hour(t)`` in the book's local time zone, and ``vol_ratio = x / depth_t`` for an
 order of ``x`` shares (built with the size grid in :func:`convexsched.task1_table`).
 
-Beyond the seed, :func:`side_features` gives what sets the cost of an order on one side: the
+Beyond (E17), :func:`side_features` gives what sets the cost of an order on one side: the
 queue at the touch ``q_{t,0}``, the cumulative side depth over the first 3 and 5 levels, and the
 spread in ticks (minute-to-minute changes in these explain most of the gap between TWAP and the
 hindsight optimum on real books).
 
 The volatility window is time-based (60 s of clock time, not 60 rows), uses the sample standard
-deviation (``ddof=1``) and is NaN until it holds two returns. As in the seed, the log return
+deviation (``ddof=1``) and is NaN until it holds two returns. By definition (E17), the log return
 from the last snapshot before a break (lunch, overnight) to the first after it is an ordinary
 return of the series.
 """
@@ -87,7 +87,7 @@ def side_features(book, side="buy"):
 
 
 def book_features(book):
-    """Seed features of every snapshot.
+    """State features (E17) of every snapshot.
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ def book_features(book):
 
 
 def bucket_features(book, freq="1min", how="mean", sessions=None):
-    """Seed features aggregated over the continuous-session buckets.
+    """State features (E17) aggregated over the continuous-session buckets.
 
     Parameters
     ----------

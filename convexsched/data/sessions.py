@@ -1,6 +1,6 @@
 """Continuous-trading sessions and the time buckets that index the cost curves.
 
-The schedule splits a parent order over ``N`` buckets of the *continuous* session (seed, "Setup":
+The schedule splits a parent order over ``N`` buckets of the *continuous* session ((E1):
 one cost curve ``g_i`` per bucket ``i``). Auctions and breaks are not tradable with a book walk, so
 buckets cover only the continuous intervals of each trading day, e.g.
 

@@ -1,7 +1,7 @@
 """Slippage by walking the book, the Task-1 table built from it, and reading a user's own table.
 
 For a buy of ``x`` shares at snapshot ``t`` (the ask side; a sell mirrors it on the bid side)
-the seed's temporary-impact cost is the walk-the-book cost against the mid:
+the temporary-impact cost (E16) is the walk-the-book cost against the mid:
 
 .. math::
 
@@ -171,7 +171,7 @@ def beyond_depth(book, sizes, side="buy"):
 
 
 def task1_table(book, sizes, side="buy", unit="currency", extrapolate="linear"):
-    """The seed's Task-1 regression table: one row per (snapshot, size).
+    """The Task-1 regression table of the oracle (E17): one row per (snapshot, size).
 
     Parameters
     ----------
@@ -185,7 +185,7 @@ def task1_table(book, sizes, side="buy", unit="currency", extrapolate="linear"):
     -------
     pandas.DataFrame
         Columns ``timestamp, size, slippage, vol_ratio, spread, depth, imbalance, volatility,
-        hour_of_day`` (seed order), then ``mid``, ``beyond_depth`` and the traded side's
+        hour_of_day`` (the order of (E17)), then ``mid``, ``beyond_depth`` and the traded side's
         :func:`convexsched.data.features.side_features` (``touch, side_depth_3, side_depth_5,
         spread_ticks``); ``vol_ratio = size / depth``. ``attrs`` record ``side``,
         ``slippage_unit`` and ``symbol``.

@@ -6,7 +6,7 @@ optional resilience) is documented in :mod:`convexsched.execution`.
 
 Every table is measured against the limit: the hindsight optimum of the same day
 (:mod:`convexsched.execution.hindsight`, rows ``hindsight A`` and ``hindsight B``, flagged ``lookahead``)
-and each strategy's ``capture`` of the gap between TWAP and that bound, (H1).
+and each strategy's ``capture`` of the gap between TWAP and that bound, (E15).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def backtest(
     pandas.DataFrame
         One row per strategy, indexed by name: ``cost`` (currency), ``cost_bps`` (of the arrival
         notional), ``vs_twap_bps`` (negative: cheaper than TWAP), ``hindsight_bps`` (the
-        bound), ``capture`` ((H1): 1 at the bound, 0 at TWAP), ``lookahead`` (True for the
+        bound), ``capture`` ((E15): 1 at the bound, 0 at TWAP), ``lookahead`` (True for the
         hindsight rows), ``predicted`` and ``predicted_bps`` (the model's cost of the executed
         slices), ``drift_bps``, ``shortfall_bps``, ``max_slice``, ``beyond_depth`` (slices
         beyond displayed depth), ``rolled`` (shares whose own bucket had no usable book, each

@@ -5,7 +5,7 @@ Execution policy
 Bucket ``i``'s slice ``x_i`` is sent as one marketable order against the **first usable
 snapshot** of the bucket (ask side for a buy, bid side for a sell) and walks its displayed
 levels, best first (:func:`convexsched.data.slippage.walk_distances`). This is the model the oracle
-learned: ``g_t(x)`` is the cost of walking ``x`` through one book (seed, "Setup"), so realized
+learned: ``g_t(x)`` is the cost of walking ``x`` through one book (E16), so realized
 and predicted costs measure the same thing. It is conservative: the book does not replenish
 within the bucket. A slice beyond the displayed depth is priced with the linear extrapolation
 of :mod:`convexsched.data.slippage` and flagged (``beyond_depth``).
@@ -21,7 +21,7 @@ usable book of the day (``unfilled_cost``), so a strategy that did not finish ca
 Cost
 ----
 The realized cost of a fill of ``q`` shares at snapshot ``t`` is the book-walk cost against that
-snapshot's mid, ``g_t(q) = sum_l p_l n_l - q m_t`` for a buy (the seed's temporary impact, the
+snapshot's mid, ``g_t(q) = sum_l p_l n_l - q m_t`` for a buy (the temporary impact (E16), the
 quantity every objective minimizes), in currency and in basis points of the arrival notional
 ``S m_0`` (``m_0`` the mid of the first usable snapshot of the day). The drift
 ``sum_i q_i (m_{t_i} - m_0)`` (sign-adjusted for sells) is reported separately; cost plus drift

@@ -13,7 +13,7 @@ The **capture** of a strategy is the share of the gap between TWAP and the bound
 .. math::
 
     \\text{capture} = \\frac{C_{\\mathrm{TWAP}} - C_{\\mathrm{strategy}}}{C_{\\mathrm{TWAP}} - C_{\\mathrm{hindsight}}}
-    \\qquad (H1)
+    \\qquad (E15)
 
 1 is the bound, 0 is TWAP, negative is worse than TWAP.
 """
@@ -66,7 +66,7 @@ class Hindsight:
 
 
 def capture(cost: ArrayLike, twap: ArrayLike, hindsight: ArrayLike) -> np.ndarray:
-    """(H1); NaN when TWAP is already at the bound (no gap to capture)."""
+    """Capture (E15); NaN when TWAP is already at the bound (no gap to capture)."""
     gap = np.asarray(twap, dtype=float) - np.asarray(hindsight, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(np.abs(gap) > 1e-12, (np.asarray(twap, dtype=float) - np.asarray(cost, dtype=float)) / gap, np.nan)

@@ -1,12 +1,12 @@
-"""Receding-horizon execution (seed, section 2, problem (9)) that cannot defer the order to the end.
+"""Receding-horizon execution (the window (E8)) that cannot defer the order to the end.
 
-At bucket ``i`` with ``S_rem`` shares left, the seed re-plans a window ``j = i .. i+H-1`` from
+At bucket ``i`` with ``S_rem`` shares left, the planner re-plans a window ``j = i .. i+H-1`` from
 the live state and executes only ``x_i``:
 
 .. math::
 
     \\min_{x} \\sum_{j=i}^{i+H-1} \\Big[\\hat g_j(x_j) + \\frac{\\rho}{2} x_j^2\\Big]
-    \\quad \\text{s.t.} \\quad \\sum_{j=i}^{i+H-1} x_j \\le S_{\\mathrm{rem}}, \\; x_j \\ge 0, \\qquad (9)
+    \\quad \\text{s.t.} \\quad \\sum_{j=i}^{i+H-1} x_j \\le S_{\\mathrm{rem}}, \\; x_j \\ge 0, \\qquad (E8)
 
 with ``x_N := S_rem`` at the last bucket. Taken literally this defers everything: trading now
 costs something, waiting costs nothing, so every window's optimum is ``x = 0`` and the whole
@@ -18,7 +18,7 @@ The window has to price what it leaves behind. With ``r`` the inventory left aft
     V_i(r) = \\min \\Big\\{ \\sum_{j \\ge i+H} \\hat g_j(x_j) : \\sum_{j \\ge i+H} x_j = r,
     \\; 0 \\le x_j \\le c_j \\Big\\}
 
-is the exact cost-to-go of objective (A): the inf-convolution of the later curves, i.e. all
+is the exact cost-to-go (E11) of objective (A): the inf-convolution of the later curves, i.e. all
 their segments sorted by slope, a convex piecewise-linear curve whose capacity is the later
 buckets' total capacity. Appending ``V_i`` as one pseudo-bucket and solving the window with
 ``sum x = S_rem`` (``budget="eq"``) prices the future exactly *and* bounds the inventory left
@@ -33,9 +33,9 @@ Variants (``cost_to_go``)
     those points, which keeps the window's size fixed (and the cvxpy path's DPP shape).
 ``"lambda"``
     A linear pseudo-bucket at the static morning plan's water level ``lambda`` with the later
-    buckets' total capacity: the seed's first suggestion, cheaper, not adaptive.
+    buckets' total capacity: the simplest tail, cheaper, not adaptive.
 ``None``
-    The seed's literal window (9), ``sum x <= S_rem``: demonstrates the trap.
+    The literal window (E8), ``sum x <= S_rem``: demonstrates the trap.
 ``horizon="all"``
     Shrinking horizon: re-plan the whole rest of the day every bucket with the exact
     objective. No cost-to-go approximation, no myopia.
@@ -154,7 +154,7 @@ _SIDE_DEPTHS = ("side_depth", "touch", "side_depth_3", "side_depth_5")
 class LiveCurves:
     """Oracle cost curves of the buckets still ahead, from the book state seen so far.
 
-    The live state of bucket ``i`` is the seed feature vector of the snapshot the bucket trades
+    The live state of bucket ``i`` is the state feature vector (E17) of the snapshot the bucket trades
     against (the first usable one, :class:`convexsched.execution.backtest.BookExecutor`): known when the
     slice is sent, so nothing looks ahead. Later buckets get a forecast of that state:
 
@@ -333,7 +333,7 @@ def _tail_curve(slopes, widths, segments):
 
 
 class RecedingHorizon:
-    """Re-plan at every bucket from the live state, execute the first slice (seed, problem (9)).
+    """Re-plan at every bucket from the live state, execute the first slice (E8).
 
     Parameters
     ----------
@@ -346,8 +346,8 @@ class RecedingHorizon:
     method : {"fast", "cvxpy"}
         Exact fast paths (no compilation) or a cvxpy problem compiled once (DPP) and updated.
     cost_to_go : {"exact", "lambda", None}
-        How the window prices the inventory it leaves (module docstring). ``None`` is the seed's
-        literal window, which defers the order to the last bucket.
+        How the window prices the inventory it leaves (module docstring). ``None`` is the
+        literal window (E8), which defers the order to the last bucket.
     tail_segments : int or None
         Chords of the ``"exact"`` pseudo-bucket (``None``: every segment, fast path only).
     warm : bool
@@ -527,7 +527,7 @@ class RecedingHorizon:
         pad = self.method == "cvxpy"
         weights = self._weights[i:i + window]
         if not self._with_tail:
-            # Shrinking horizon (exact objective) or the seed's literal window (9).
+            # Shrinking horizon (exact objective) or the literal window (E8).
             size = (self._n if self._shrinking else self.horizon) if pad else window
             blocks = [(live.slopes[:window], live.widths[:window]), _empty(size - window)]
             objective = self._objective(self.objective.rho, np.concatenate([weights, np.zeros(size - window)]))

@@ -8,7 +8,7 @@ At bucket ``i`` with ``R`` shares left and ``m = N - i - 1`` buckets after it, t
 * the realized curves of the last ``P`` buckets (the *pool*), a sample of what later minutes
   may look like. Nothing later than the snapshot of bucket ``i`` is read.
 
-**Objectives (A) and (B).** The step is the two-stage problem (W) of
+**Objectives (A) and (B).** The step is the two-stage problem (E12) of
 :mod:`convexsched.optimize.weighted`: the current curve with weight 1 and every pool curve with weight
 ``m / P`` (each stands for ``m / P`` of the remaining buckets),
 
@@ -16,17 +16,17 @@ At bucket ``i`` with ``R`` shares left and ``m = N - i - 1`` buckets after it, t
 
     \\min_{x, y}\\; g_i(x) + \\frac{\\rho}{2}x^2 + \\frac{m}{P} \\sum_{p=1}^{P} \\Big[g_p(y_p) + \\frac{\\rho}{2} y_p^2\\Big]
     \\quad \\text{s.t.}\\quad x + \\frac{m}{P}\\sum_p y_p = R, \\quad 0 \\le x \\le u_i, \\; 0 \\le y_p \\le u_p ,
-    \\qquad (S1)
+    \\qquad (E14)
 
-and the policy trades ``x``. Its optimality condition is still the seed's equal marginal cost
-(3): buy now while the visible book is cheaper at the margin than what the future is expected to
+and the policy trades ``x``. Its optimality condition is still the equal marginal cost
+(E3), (E13): buy now while the visible book is cheaper at the margin than what the future is expected to
 offer at the level ``lambda`` that completes the order. Unlike a certainty-equivalent plan, the
 future is a spread of books, so the plan expects to be selective later and does not chase a
 single forecast.
 
 **Objective (C).** Inventory risk needs time, so the pool is laid out on the future slots:
 slot ``i + k`` gets pool curve ``P - 1 - ((k - 1) mod P)`` (the recent past replayed backwards
-from the newest book), and the chain problem (7) with the day's risk weights
+from the newest book), and the chain problem (E6) with the day's risk weights
 ``w_i .. w_N`` is solved exactly on ``[g_i, slots]`` (:func:`convexsched.solve`).
 
 Intraday profile (optional)
@@ -92,7 +92,7 @@ class ScenarioHorizon:
         Per-bucket cap as a fraction of the displayed depth (> 0); None: no cap (the executor's
         tail beyond the displayed depth then prices larger slices).
     method : {"fast", "cvxpy"}
-        The exact weighted water-filling, or the explicit cvxpy problem of (S1) (A and B).
+        The exact weighted water-filling, or the explicit cvxpy problem of (E14) (A and B).
     formulation : {"segment", "epigraph"}
         The cvxpy formulation.
     solver : str

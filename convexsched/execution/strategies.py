@@ -11,7 +11,7 @@ forecast).
 * :class:`AlmgrenChriss`: the closed-form trajectory ``R(t) = S sinh(kappa (T - t)) /
   sinh(kappa T)``, ``x_i = R_{i-1} - R_i``, with urgency ``kappa T = T sqrt(lambda_AC sigma^2
   / eta_tilde)``; ``kappa T -> 0`` is TWAP.
-* :class:`StaticPlan`: the morning solve of seed (2), (4) or (7).
+* :class:`StaticPlan`: the morning solve of (E2), (E4) or (E6).
 * :class:`RecedingStrategy`: a :class:`convexsched.RecedingHorizon` on the model's curves
   (certainty-equivalent: one forecast path).
 * :class:`ScenarioStrategy`: a :class:`convexsched.ScenarioHorizon`: the visible book priced exactly

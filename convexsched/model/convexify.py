@@ -1,7 +1,7 @@
 """Convexification: from noisy predicted costs on a size grid to convex :class:`CostCurves`.
 
-The oracle predicts ``g_hat_i(x_u)`` on a grid ``0 = x_0 < x_1 < ... < x_{G-1}`` (seed, "Computing
-the schedule", step 1). The water-filling rule needs each ``g_i`` convex and nondecreasing with
+The oracle predicts ``g_hat_i(x_u)`` on a grid ``0 = x_0 < x_1 < ... < x_{G-1}`` (the input of
+the water-filling (E7)). The rule needs each ``g_i`` convex and nondecreasing with
 ``g_i(0) = 0``; predictions are none of these exactly. Every method here returns values
 ``g~_iu`` with
 
@@ -11,7 +11,7 @@ the schedule", step 1). The water-filling rule needs each ``g_i`` convex and non
     0 \\le \\tilde s_{i1} \\le \\tilde s_{i2} \\le \\dots, \\qquad
     \\tilde s_{iu} = \\frac{\\tilde g_{iu} - \\tilde g_{i,u-1}}{x_u - x_{u-1}},
 
-and a :class:`ConvexifyReport` of how far ``g~`` moved from ``g_hat``.
+(E19), and a :class:`ConvexifyReport` of how far ``g~`` moved from ``g_hat``.
 
 Methods
 -------
@@ -26,13 +26,13 @@ Methods
     ``(x_u, g_hat_u)``, so this method and ``"hull"`` give the same curve, computed by two
     independent algorithms (the tests check they agree).
 ``"isotonic"``
-    The seed's "isotonic (PAVA) projection on g(x)": PAVA on the values,
+    The classic isotonic (PAVA) projection on ``g(x)``: PAVA on the values,
     ``min sum_u (g~_u - g_hat_u)^2  s.t.  g~ nondecreasing, g~ >= 0``. That makes ``g`` monotone
     but **not convex**; to still return convex curves the monotone fit is then replaced by its
     greatest convex minorant. The report measures the deviation of that final curve from
     ``g_hat``.
 ``"convex-regression"``
-    The seed's convex regression, plus monotonicity: the least-squares projection
+    Convex regression, plus monotonicity: the least-squares projection
     ``min sum_u (g~_u - g_hat_u)^2  s.t.  g~_0 = 0, s~_1 >= 0, Delta^2 g~ >= 0``. Writing
     ``g~(x) = sum_k d_k (x - x_k)_+`` with kinks ``d_0 = s~_1`` and ``d_k = s~_{k+1} - s~_k``
     turns the constraints into ``d >= 0``: a nonnegative least-squares problem
@@ -158,7 +158,7 @@ def convex_regression_cvxpy(sizes, values, solver="CLARABEL"):
     """The ``"convex-regression"`` problem solved bucket by bucket with cvxpy (the baseline).
 
     ``min sum_u (g~_u - g_hat_u)^2  s.t.  g~_0 = 0, s~_1 >= 0, s~_{u+1} >= s~_u`` for each row,
-    one cvxpy problem per bucket, as the seed suggests ("easily done in cvxpy"). Kept to
+    one cvxpy problem per bucket, the textbook formulation. Kept to
     benchmark and test the fast NNLS path of :func:`convexify` against.
 
     Returns

@@ -1,13 +1,13 @@
 """State forecasts for buckets not seen yet: intraday seasonality plus a decaying anomaly.
 
-A static plan needs ``g_hat_t(x | state_t)`` for every future bucket ``t`` (seed, "Computing the
-schedule"), so it needs ``state_t`` before it is observed. :class:`StateForecast` predicts each
+A static plan needs ``g_hat_t(x | state_t)`` for every future bucket ``t`` (the curves of (E7)),
+so it needs ``state_t`` before it is observed. :class:`StateForecast` predicts each
 state column ``z`` (spread, depth, imbalance, volatility) ``h`` buckets ahead of the latest
 observation ``z_0`` taken at time-of-day ``tau_0`` as
 
 .. math::
 
-    \\hat z_h = p(\\tau_h) + \\phi^{h} \\, \\big(z_0 - p(\\tau_0)\\big),
+    \\hat z_h = p(\\tau_h) + \\phi^{h} \\, \\big(z_0 - p(\\tau_0)\\big), \\qquad (E20)
 
 where ``p(tau)`` is the seasonal profile, the median of ``z`` over the training rows in the
 time-of-day bin of ``tau``, and ``phi`` in [0, 1] is the per-bucket persistence of the anomaly
@@ -16,7 +16,7 @@ given). Without a live observation, or far ahead, the forecast is the profile; `
 is read off the bucket time. The ``mid`` (needed by the oracle's bps target) is a price, a
 martingale to first order, so its ``phi`` is fixed at 1: the live mid carries over unchanged
 apart from the profile's drift, while without a live state its profile is only a rough level. The receding-horizon planner calls :meth:`StateForecast.predict`
-with the live state each time it re-plans (seed, step 2).
+with the live state each time it re-plans (E8).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The impact oracle ``g_hat(x | state)`` and the two baselines it must beat.
 
-The seed estimates the temporary impact ``g_t(x)`` of trading ``x`` shares in bucket ``t`` with a
-gradient-boosting oracle ``g_hat_t(x | state_t)`` trained on the Task-1 table (seed, "Setup,
-data, and notation"). This module holds that oracle and the baselines reported beside it, all
+convexsched estimates the temporary impact ``g_t(x)`` (E16) of trading ``x`` shares in bucket ``t`` with a
+gradient-boosting oracle ``g_hat_t(x | state_t)`` trained on the Task-1 table of the state
+features (E17). This module holds that oracle and the baselines reported beside it, all
 scikit-learn regressors on the same input:
 
 ``X``
@@ -197,7 +197,8 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         (or a DataFrame with unnamed columns) has no timestamps and is fitted as with ``None``: there is no time order to split on,
         and a random split would let the iteration count look ahead.
     features : {"seed", "book"}
-        ``"seed"``: the seed's state features above (the Task-1 table). ``"book"`` adds what sets
+        ``"seed"`` (a historical name, not a random seed): the state features (E17) above (the
+        Task-1 table). ``"book"`` adds what sets
         the cost on the traded side (:func:`convexsched.data.features.side_features`): the queue at
         the touch, the side depth over 3 and 5 levels, the spread in ticks, and the order's
         share of the 5-level side depth ``size / side_depth_5`` (monotone like the size
@@ -427,7 +428,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         return self.predict(rows).reshape(n, g)
 
     def cost_curves(self, states, sizes, convexify="slopes-isotonic", return_report=False):
-        """Convex cost curves of the oracle for every bucket (seed, "Computing the schedule").
+        """Convex cost curves (E18) of the oracle for every bucket, convexified (E19).
 
         Evaluates :meth:`predict_grid` and passes it through :func:`convexsched.convexify`.
 

@@ -10,7 +10,7 @@ value of the first ``i`` buckets as a function of the inventory left,
     \\qquad V_0 = \\iota_{\\{S\\}} ,
 
 is convex. Its price ``p = -V_i'(R)`` is the marginal price offered to bucket ``i + 1``
-(``mu_{i+1}`` below, seed (3) with the risk term added):
+(``mu_{i+1}`` below, (E10): (E3) with the risk term added):
 
 .. math::
 

@@ -1,7 +1,7 @@
 """Piecewise-linear convex cost curves: the one type between learning and optimization.
 
-Bucket ``i`` has a temporary-impact cost ``g_i(x)`` (seed, "Setup") for trading ``x`` shares.
-Here every ``g_i`` is convex, piecewise linear, with ``g_i(0) = 0``:
+Bucket ``i`` has a temporary-impact cost ``g_i(x)`` (E16) for trading ``x`` shares.
+Here every ``g_i`` is convex, piecewise linear (E18), with ``g_i(0) = 0``:
 
 .. math::
 
@@ -168,7 +168,7 @@ class CostCurves:
             Strictly increasing sizes starting at 0 (shares), shared or per bucket.
         values : array_like, shape (N, G)
             ``g_i`` at those sizes, with ``g_i(0) = 0``; slopes are the forward differences
-            ``(values[u+1] - values[u]) / (sizes[u+1] - sizes[u])`` (seed, section 1).
+            ``(values[u+1] - values[u]) / (sizes[u+1] - sizes[u])`` (E19).
 
         Raises
         ------

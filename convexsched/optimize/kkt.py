@@ -1,7 +1,7 @@
 """KKT certificates for any schedule, including one computed elsewhere.
 
 For the objective family of :mod:`convexsched.optimize.objective`, ``x`` is optimal if and only if there
-is a water level ``lambda`` with, for every bucket (seed (3), (5), with the risk term added),
+is a water level ``lambda`` with, for every bucket ((E10): (E3), (E5) with the risk term added),
 
 .. math::
 

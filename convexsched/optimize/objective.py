@@ -1,4 +1,4 @@
-"""The scheduling objective family: seed (2), (4), (7) and their mixes.
+"""The scheduling objective family (E9): (E2), (E4), (E6) and their mixes.
 
 .. math::
 
@@ -6,13 +6,13 @@
            + \\frac{\\psi}{2} \\sum_{i=1}^{N} w_i R_i^2,
     \\qquad R_i = S - \\sum_{k \\le i} x_k ,
 
-subject to ``0 <= x_i <= c_i`` and the budget ``sum x = S`` (global, seed (1)) or
-``sum x <= S`` (a receding-horizon window, seed (9)). Under the equality budget ``R_N = 0``, so
-the sum is the seed's ``sum_{i<N}``; under ``<=`` the last weight prices what is left over.
+subject to ``0 <= x_i <= c_i`` and the budget ``sum x = S`` (global, (E1)) or
+``sum x <= S`` (a receding-horizon window, (E8)). Under the equality budget ``R_N = 0``, so
+its term vanishes, as in (E6); under ``<=`` the last weight prices what is left over.
 
-* (A) cost only: ``rho = psi = 0`` (seed (2)).
-* (B) cost + risk smoothing: ``rho > 0`` (seed (4)).
-* (C) cost + time risk on remaining inventory: ``psi > 0`` (seed (7)), weights ``w_i = i/N``,
+* (A) cost only: ``rho = psi = 0`` (E2).
+* (B) cost + risk smoothing: ``rho > 0`` (E4).
+* (C) cost + time risk on remaining inventory: ``psi > 0`` (E6), weights ``w_i = i/N``,
   ``(i/N)**gamma`` with ``gamma`` in [1, 2], or proportional to a variance forecast.
 * Almgren-Chriss: one linear segment, ``rho = 2 * eta_tilde / tau`` and constant weights.
 """
@@ -48,9 +48,9 @@ class Objective:
     Parameters
     ----------
     rho : float
-        Quadratic smoothing ``rho/2 * x_i^2`` (seed (4)); 0 for none.
+        Quadratic smoothing ``rho/2 * x_i^2`` (E4); 0 for none.
     psi : float
-        Inventory-risk weight ``psi/2 * w_i R_i^2`` (seed (7)); 0 for none.
+        Inventory-risk weight ``psi/2 * w_i R_i^2`` (E6); 0 for none.
     weights : "linear" | "constant" | ("power", gamma) | array_like of length N
         The time weights ``w_i``: ``i/N`` (default), 1, ``(i/N)**gamma`` (``gamma`` in [1, 2])
         or a user array, e.g. proportional to a forecast variance ``sigma_i^2``. ``w_N``
@@ -73,7 +73,7 @@ class Objective:
         elif isinstance(weights, tuple) and len(weights) == 2 and weights[0] == "power":
             gamma = float(weights[1])
             if not 1.0 <= gamma <= 2.0:
-                raise InvalidInputError(f"power weights need gamma in [1, 2] (seed (7)); got {gamma}")
+                raise InvalidInputError(f"power weights need gamma in [1, 2] (E6); got {gamma}")
         else:
             array = np.asarray(weights, dtype=float)
             if array.ndim != 1 or not np.isfinite(array).all() or (array < 0).any():
@@ -83,17 +83,17 @@ class Objective:
     # ------------------------------------------------------------------ named constructors
     @classmethod
     def cost_only(cls) -> Objective:
-        """(A) seed (2): minimize the impact cost alone."""
+        """(A) (E2): minimize the impact cost alone."""
         return cls()
 
     @classmethod
     def smoothed(cls, rho: float) -> Objective:
-        """(B) seed (4): cost + ``rho/2 sum x_i^2``."""
+        """(B) (E4): cost + ``rho/2 sum x_i^2``."""
         return cls(rho=rho)
 
     @classmethod
     def inventory_risk(cls, psi: float, weights: Weights = "linear") -> Objective:
-        """(C) seed (7): cost + ``psi/2 sum w_i R_i^2``."""
+        """(C) (E6): cost + ``psi/2 sum w_i R_i^2``."""
         return cls(psi=psi, weights=weights)
 
     @classmethod

@@ -201,7 +201,7 @@ def build_problem(
     objective : Objective, optional
         Default: (A) cost only.
     sense : "eq" | "le"
-        ``sum x = S`` (seed (1)) or ``sum x <= S`` (seed (9)).
+        ``sum x = S`` (E1) or ``sum x <= S`` (E8).
     formulation : "segment" | "epigraph"
     dpp : "auto" | bool
         Parameterize (DPP) for fast re-solves. "auto" does so while ``N*K <= DPP_MAX_SIZE``.

@@ -9,7 +9,7 @@ Paths
     (:func:`convexsched.optimize.chain.too_large`) a ``psi > 0`` problem is solved by cvxpy instead,
     and ``Schedule.method`` says so.
 ``method="bisection"``
-    The seed's dual bisection for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
+    The dual bisection of (E7) for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
     to ``eps_S`` (0.1% of ``S`` by default), which its certificate reports.
 ``method="cvxpy"``
     :func:`convexsched.build_problem` solved by a conic/QP solver, falling back to the next
@@ -76,7 +76,7 @@ class Schedule:
     multiplier_interval : tuple
         The levels that certify ``x`` according to the path that produced it.
     status : str
-        "optimal", or "approximate" for the seed's bisection.
+        "optimal", or "approximate" for the dual bisection.
     method, algorithm, solver, formulation : str
         How it was computed (``solver`` is the one that succeeded).
     timings : dict
@@ -157,7 +157,7 @@ def _fast(order, method):
     curves, total, objective, sense = order.curves, order.total, order.objective, order.sense
     if method == "bisection":
         if not objective.separable:
-            raise InvalidInputError("the seed's bisection handles (A) and (B) only; use method='fast' for psi > 0")
+            raise InvalidInputError("the dual bisection handles (A) and (B) only; use method='fast' for psi > 0")
         return waterfill.bisection(curves, total, objective.rho, sense), "dual bisection", "approximate"
     if objective.psi > 0:
         algorithm = "chain backward shooting" if objective.rho > 0 else "chain forward pass"

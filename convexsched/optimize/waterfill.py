@@ -1,7 +1,7 @@
 """Exact water-filling for the separable objectives (A) and (B).
 
 Both objectives split per bucket once the budget constraint is priced by a multiplier
-``lambda`` (the water level, seed (3), (5), (8)):
+``lambda`` (the water level, (E3), (E5), (E7)):
 
 .. math::
 
@@ -14,7 +14,7 @@ and completely when ``s_k < lambda`` for ``rho = 0``. ``S(lambda)`` is therefore
 (A) or a piecewise-linear one (B) whose breakpoints are known, so the budget ``S(lambda) = S`` is
 solved exactly, not by bisection: weighted quickselect over the slopes for (A) in expected
 O(N K), a safeguarded Newton iteration on the piecewise-linear ``S`` for (B) (O(N log K) per
-step), both compiled with numba. The seed's dual bisection with tolerance ``eps_S`` is kept
+step), both compiled with numba. The dual bisection with tolerance ``eps_S`` is kept
 as :func:`bisection` for comparison.
 
 Sign convention (used everywhere in convexsched): ``lambda`` is the water level, the marginal
@@ -43,7 +43,7 @@ class WaterLevel:
 
 
 def bucket_response(curves, price, rho=0.0, upper=False):
-    """``x_i(price_i)`` of seed (8): the best size of every bucket at a given marginal price.
+    """``x_i(price_i)`` of (E7): the best size of every bucket at a given marginal price.
 
     Parameters
     ----------
@@ -178,7 +178,7 @@ def centred_fill(slopes, widths, total):
 
 
 def cost_only(curves, total, sense="eq"):
-    """Objective (A), exact: fill the globally cheapest segments first (seed (2), (3)).
+    """Objective (A), exact: fill the globally cheapest segments first ((E2), (E3)).
 
     The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
     (weights = widths), found by weighted quickselect in expected O(M); every cheaper segment
@@ -223,7 +223,7 @@ def _finish(x, level, interval, sense):
 
 @njit
 def _ramp_response(slopes, widths, rho, level):
-    """``x_i(level)`` of seed (8) for ``rho > 0``: every ramp filled up to the level."""
+    """``x_i(level)`` of (E7) for ``rho > 0``: every ramp filled up to the level."""
     n, k = slopes.shape
     x = np.zeros(n)
     for i in range(n):
@@ -328,7 +328,7 @@ def smoothed(curves, total, rho, sense="eq"):
     """Objective (B), exact breakpoint search on the piecewise-linear ``S(lambda)``.
 
     Every real segment contributes a ramp of slope ``1/rho`` in ``lambda`` between
-    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (seed (8)), so ``S`` is piecewise
+    ``a_k = s_k + rho b_{k-1}`` and ``c_k = s_k + rho b_k`` (E7), so ``S`` is piecewise
     linear with known breakpoints and a safeguarded Newton iteration ends on the exact root of
     its affine piece: ``sum x = S`` holds to rounding. The schedule is unique (the objective is
     strictly convex), so there is no tie to split.
@@ -349,10 +349,10 @@ def smoothed(curves, total, rho, sense="eq"):
 
 
 def bisection(curves, total, rho=0.0, sense="eq", tol=None, max_iter=200):
-    """The seed's dual bisection (section 1): bisect ``lambda`` until ``|S(lambda) - S| <= eps_S``.
+    """The dual bisection of (E7): bisect ``lambda`` until ``|S(lambda) - S| <= eps_S``.
 
     Kept for comparison with the exact paths: it stops within ``tol`` shares (default 0.1% of
-    ``S``, the seed's ``eps_S``), so ``sum x`` generally misses ``S`` by up to ``tol``.
+    ``S``, the ``eps_S`` of (E7)), so ``sum x`` generally misses ``S`` by up to ``tol``.
     """
     tol = 1e-3 * total if tol is None else tol
     if sense == "le" and bucket_response(curves, 0.0, rho).sum() <= total:

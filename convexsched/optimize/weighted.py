@@ -1,6 +1,6 @@
 """Exact water-filling over weighted buckets: the scenario step and the hindsight bound.
 
-The problem (W) shared by the scenario receding horizon (:mod:`convexsched.execution.scenario`) and the
+The problem (E12) shared by the scenario receding horizon (:mod:`convexsched.execution.scenario`) and the
 hindsight optimum (:mod:`convexsched.execution.hindsight`) is
 
 .. math::
@@ -8,7 +8,7 @@ hindsight optimum (:mod:`convexsched.execution.hindsight`) is
     \\min_{y}\\; \\sum_j \\omega_j \\Big[ g_j(y_j) + \\frac{\\rho}{2} y_j^2
         + \\frac{\\gamma_j}{2} (y_j - D_j)_+^2 \\Big]
     \\quad\\text{s.t.}\\quad \\sum_j \\omega_j y_j = R, \\qquad 0 \\le y_j \\le u_j ,
-    \\qquad (W)
+    \\qquad (E12)
 
 where ``g_j`` is convex piecewise linear with displayed depth ``D_j`` (its capacity), the
 optional *tail* ``gamma_j > 0`` continues the last slope beyond ``D_j`` with the book walk's
@@ -17,12 +17,12 @@ linear gradient (:mod:`convexsched.data.slippage`, ``extrapolate="linear"``), an
 buckets that bucket ``j`` stands for: ``omega_j = 1`` for the book that is visible now, and
 ``m / P`` for each of the ``P`` pool curves that represent ``m`` future buckets.
 
-Stationarity (W1) is the seed's equal-marginal-cost rule, unchanged by the weights:
+Stationarity (E13) is the equal-marginal-cost rule (E3), unchanged by the weights:
 
 .. math::
 
     \\lambda \\in \\partial\\big(g_j + \\tfrac{\\rho}{2} y^2 + \\tfrac{\\gamma_j}{2}(y - D_j)_+^2
-        + \\iota_{[0, u_j]}\\big)(y_j) \\quad \\text{for every } j, \\qquad (W1)
+        + \\iota_{[0, u_j]}\\big)(y_j) \\quad \\text{for every } j, \\qquad (E13)
 
 so each bucket's response ``y_j(lambda)`` is a staircase (``rho = 0``) or a ramp
 (``rho > 0``, or in the tail), and ``S(lambda) = sum_j omega_j y_j(lambda)`` is piecewise
@@ -32,10 +32,10 @@ bracketing interval (exact: ``S`` is linear there) or, at a jump of ``S`` (``rho
 slopes), gives every tied segment the same fraction ``f`` of its width. That is the centre of
 the optimal face: tied buckets trade at the same pace, none is favoured by its position.
 
-Because ``omega_j y_j`` is what bucket ``j`` contributes, (W) with ``z_j = omega_j y_j`` is an
+Because ``omega_j y_j`` is what bucket ``j`` contributes, (E12) with ``z_j = omega_j y_j`` is an
 ordinary (A)/(B) problem on curves whose widths are scaled by ``omega_j`` (and smoothing
 ``rho / omega_j``): the weighted sum is exactly the "pool curve weighted by remaining buckets
-over pool size" of the scenario step. :func:`build_weighted_problem` states (W) as an explicit
+over pool size" of the scenario step. :func:`build_weighted_problem` states (E12) as an explicit
 cvxpy problem in both formulations, and :func:`weighted_kkt` certifies any ``y``.
 """
 
@@ -51,7 +51,7 @@ from .kkt import KKTReport
 
 @dataclass(frozen=True)
 class WeightedBuckets:
-    """The data of problem (W), validated and with caps applied.
+    """The data of problem (E12), validated and with caps applied.
 
     Attributes
     ----------
@@ -133,7 +133,7 @@ class WeightedBuckets:
         return self.widths.sum(axis=1) + self.tail_cap
 
     def response(self, level, upper=False):
-        """``y_j(lambda)``: per-bucket minimizers of ``phi_j(y) - lambda y`` (W1).
+        """``y_j(lambda)``: per-bucket minimizers of ``phi_j(y) - lambda y`` (E13).
 
         With ``rho = 0`` a level equal to a slope leaves that segment anywhere in
         ``[0, w]``: ``upper=False`` takes none of it, ``upper=True`` all of it.
@@ -170,7 +170,7 @@ class WeightedBuckets:
         return np.unique(values[np.isfinite(values)])
 
     def value(self, y):
-        """``sum_j omega_j phi_j(y_j)``, the objective of (W) (``y`` within the caps)."""
+        """``sum_j omega_j phi_j(y_j)``, the objective of (E12) (``y`` within the caps)."""
         return float(self.weights @ self.bucket_values(y))
 
     def bucket_values(self, y):
@@ -200,7 +200,7 @@ def _segment_fills(slopes, widths, rho, level, upper):
 
 @dataclass(frozen=True)
 class WeightedSolution:
-    """Solution of (W).
+    """Solution of (E12).
 
     Attributes
     ----------
@@ -221,7 +221,7 @@ class WeightedSolution:
 
 
 def solve_weighted(buckets, total):
-    """Solve (W) exactly (module docstring).
+    """Solve (E12) exactly (module docstring).
 
     Parameters
     ----------
@@ -292,7 +292,7 @@ def _beyond(buckets, last, total):
 
 
 def weighted_kkt(buckets, total, y, multiplier, tol=1e-6):
-    """Certificate of (W): feasibility, stationarity (W1) and the exact duality gap.
+    """Certificate of (E12): feasibility, stationarity (E13) and the exact duality gap.
 
     The dual function is ``D(lambda) = lambda R - sum_j omega_j phi_j^*(lambda)`` with
     ``phi_j^*(lambda) = lambda y_j(lambda) - phi_j(y_j(lambda))``; ``F(y) - D(lambda) >= 0``
@@ -357,7 +357,7 @@ def _slope_bounds(buckets, y, snap):
 
 
 def build_weighted_problem(buckets, total, formulation="segment"):
-    """Problem (W) as an explicit cvxpy problem.
+    """Problem (E12) as an explicit cvxpy problem.
 
     Parameters
     ----------

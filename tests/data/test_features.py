@@ -1,4 +1,4 @@
-"""Seed features against hand computations on real rows and on a hand-made book."""
+"""State features (E17) against hand computations on real rows and on a hand-made book."""
 
 import numpy as np
 import pandas as pd

@@ -321,7 +321,7 @@ def test_schedules_close_to_cvxpy_on_tied_instances(name, seed, n, k, fraction):
 def test_success_follows_the_status_and_the_certificate():
     curves = CostCurves([[0.01, 0.02], [0.015, 0.03]], 100.0)
     assert solve(curves, 150.0).success
-    # The seed's bisection cannot split a tied step: it stops short of S and says so.
+    # The dual bisection (E7) cannot split a tied step: it stops short of S and says so.
     seed_bisection = solve(CostCurves([[0.01], [0.01]], 100.0), 150.0, method="bisection")
     assert seed_bisection.status == "approximate" and not seed_bisection.success
 

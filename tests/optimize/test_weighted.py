@@ -1,4 +1,4 @@
-"""Weighted water-filling (W): exact fast path against its cvxpy problem, certificate, ties."""
+"""Weighted water-filling (E12): exact fast path against its cvxpy problem, certificate, ties."""
 
 import numpy as np
 import pytest
