@@ -818,20 +818,34 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    # The order here is the order of `convexsched --help`.
+    _add_demo_parser(commands)
+    _add_features_parser(commands)
+    _add_fit_parser(commands)
+    _add_plan_parser(commands)
+    _add_check_parser(commands)
+    _add_backtest_parser(commands)
+    _add_bench_parser(commands)
+    return parser
 
-    def command(name, handler, summary, description="", epilog=""):
-        # One-paragraph descriptions are wrapped; multi-line ones keep their layout.
-        if description and "\n" not in description:
-            description = textwrap.fill(description, HELP_WIDTH)
-        sub = commands.add_parser(
-            name, help=summary, description=textwrap.fill(summary, HELP_WIDTH) + ("\n\n" + description if description else ""),
-            epilog=(epilog + "\n\n" if epilog else "") + EXIT_CODES_HELP, formatter_class=_formatter,
-        )  # fmt: skip
-        sub.set_defaults(handler=handler)
-        return sub
 
-    demo = command(
-        "demo", _run_demo,
+def _add_command(commands, name, handler, summary, description="", epilog=""):
+    """Add one subcommand with its summary, description and the exit codes, dispatching to ``handler``."""
+    # One-paragraph descriptions are wrapped; multi-line ones keep their layout.
+    if description and "\n" not in description:
+        description = textwrap.fill(description, HELP_WIDTH)
+    sub = commands.add_parser(
+        name, help=summary, description=textwrap.fill(summary, HELP_WIDTH) + ("\n\n" + description if description else ""),
+        epilog=(epilog + "\n\n" if epilog else "") + EXIT_CODES_HELP, formatter_class=_formatter,
+    )  # fmt: skip
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def _add_demo_parser(commands):
+    """Add ``demo``: the whole pipeline on the synthetic book."""
+    demo = _add_command(
+        commands, "demo", _run_demo,
         "end to end on the synthetic book: features, oracle, curves, A/B/C fast vs cvxpy with KKT, "
         "receding horizon, backtest, plots",
         "Writes features, curves, schedules with certificates, the oracle, the backtest table and "
@@ -845,8 +859,11 @@ def build_parser():
     demo.add_argument("--force", action="store_true", help="replace the demo's files in OUTPUT_DIR if they exist")
     _add_threads_argument(demo)
 
-    features = command(
-        "features", _run_features,
+
+def _add_features_parser(commands):
+    """Add ``features``: a book to per-bucket, per-snapshot or Task-1 features."""
+    features = _add_command(
+        commands, "features", _run_features,
         "book -> per-bucket features, per-snapshot features or the Task-1 table",
         "buckets:   bucket,mid,spread,depth,imbalance,volatility,hour_of_day,n_snapshots[,volume]\n"
         "           (the states file of `plan --oracle`)\n"
@@ -869,8 +886,11 @@ def build_parser():
                           help="task1 slippage unit (default currency)")  # fmt: skip
     _add_output_arguments(features, "CSV or Parquet file to write")
 
-    fit = command(
-        "fit", _run_fit,
+
+def _add_fit_parser(commands):
+    """Add ``fit``: train and save the impact oracle."""
+    fit = _add_command(
+        commands, "fit", _run_fit,
         "train the impact oracle on a book (walked for a size grid) or a Task-1 table, and save it",
         "Rows whose size exceeds the displayed depth are left out (their cost is extrapolated, not "
         "observed). The saved file is a joblib pickle: load only files you wrote.",
@@ -895,8 +915,11 @@ def build_parser():
     _add_threads_argument(model)
     _add_output_arguments(fit, "oracle file to write (.joblib)")
 
-    plan = command(
-        "plan", _run_plan,
+
+def _add_plan_parser(commands):
+    """Add ``plan``: a cost model to an optimal schedule and its KKT certificate."""
+    plan = _add_command(
+        commands, "plan", _run_plan,
         "curves, oracle + states, or a book -> optimal schedule CSV and its KKT certificate",
         "Writes the schedule (bucket,x,remaining[,x_lots]) and its certificate as JSON beside it "
         "(SCHEDULE.kkt.json unless --certificate), prints the summary and the certificate. A "
@@ -934,8 +957,11 @@ def build_parser():
     plan.add_argument("--certificate", type=Path, metavar="PATH", help="certificate JSON to write")
     plan.add_argument("--plot", type=Path, metavar="PNG", help="also save a plot of the schedule")
 
-    check = command(
-        "check", _run_check,
+
+def _add_check_parser(commands):
+    """Add ``check``: KKT-check a schedule file against cost curves."""
+    check = _add_command(
+        commands, "check", _run_check,
         "KKT-check a schedule file against cost curves: exit 0 if optimal, 1 if not",
         "Prints the primal residual, bound violation, stationarity, complementarity and duality gap "
         "(all relative) and the water level lambda. A schedule from elsewhere is fine: only its x "
@@ -951,8 +977,11 @@ def build_parser():
     check.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     check.add_argument("--force", action="store_true", help="replace the --json file if it exists")
 
-    backtest = command(
-        "backtest", _run_backtest,
+
+def _add_backtest_parser(commands):
+    """Add ``backtest``: execute strategies against a book and tabulate their costs."""
+    backtest = _add_command(
+        commands, "backtest", _run_backtest,
         "execute strategies against the book's snapshots and tabulate realized costs",
         "Each bucket's slice walks the first usable snapshot of the bucket. Without --oracle only "
         "the model-free strategies run.",
@@ -979,8 +1008,11 @@ def build_parser():
     _add_threads_argument(backtest)
     _add_output_arguments(backtest, "table file to write", required=False)
 
-    bench = command(
-        "bench", _run_bench,
+
+def _add_bench_parser(commands):
+    """Add ``bench``: the benchmark scripts or the built-in timing."""
+    bench = _add_command(
+        commands, "bench", _run_bench,
         "run the benchmarks in benchmarks/, or a built-in timing of fast vs cvxpy",
         "Without benchmarks/ (an installed package) or with --builtin: times the exact fast paths "
         "against cvxpy on objectives A, B, C and checks that both certify. --quick runs the "
@@ -991,7 +1023,6 @@ def build_parser():
     bench.add_argument("--quick", action="store_true", help="short runs only")
     bench.add_argument("--builtin", action="store_true", help="only the built-in timing")
     bench.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
-    return parser
 
 
 @contextmanager

@@ -226,6 +226,151 @@ def _strictly_monotone_filled(px, filled, sign):
     return hole | bad_step
 
 
+def _level_layout(frame, source):
+    """The number of levels of a raw book frame and its column names; every level column must be there."""
+    n_levels = sum(c.startswith("bid_px_") for c in frame.columns)
+    missing = [c for c in book_columns(n_levels) if c not in frame.columns]
+    if n_levels == 0 or missing:
+        raise DataError(f"{source}: book frame lacks columns {missing or ['bid_px_00', '...']}")
+    return n_levels, level_columns(n_levels)
+
+
+def _count_out_of_order(index):
+    """Rows older than a row before them in the file."""
+    if len(index) == 0:
+        return 0
+    stamps = index.asi8
+    # NaT rows are counted as nan, not here.
+    return int((~index.isna() & (stamps < np.maximum.accumulate(stamps))).sum())
+
+
+def _time_sorted(frame, undefined, trading, source, sort):
+    """The rows (and their masks) stable-sorted by timestamp when ``sort``, with the ns index and the out-of-order count."""
+    index = pd.DatetimeIndex(frame.index).as_unit("ns")
+    if len(index) and index.tz is None:
+        raise DataError(f"{source}: timestamps must be tz-aware")
+    out_of_order = _count_out_of_order(index)
+    if sort:
+        order = np.argsort(index.asi8, kind="stable")
+        frame, index, undefined, trading = frame.iloc[order], index[order], undefined[order], trading[order]
+    return frame, index, undefined, trading, out_of_order
+
+
+def _value_masks(index, px, sz, undefined):
+    """Rows with a missing, infinite or undefined value (drop reasons nan, non_finite, undefined_price)."""
+    # A bad price only matters where it carries a size: an empty level is fine.
+    sized = sz > 0
+    return {
+        "nan": index.isna() | np.isnan(sz).any(axis=1) | (np.isnan(px) & ~undefined & sized).any(axis=1),
+        "non_finite": np.isinf(sz).any(axis=1) | (np.isinf(px) & ~undefined & sized).any(axis=1),
+        "undefined_price": (undefined & sized).any(axis=1),
+    }
+
+
+def _blank_unfilled(px, sz, undefined):
+    """Set every level without a usable quote to price NaN, size 0 in place; returns the filled levels."""
+    filled = (sz > 0) & ~undefined & np.isfinite(px)
+    px[~filled] = np.nan
+    sz[~filled] = 0.0
+    return filled
+
+
+def _shape_masks(px, filled, n_levels):
+    """Rows whose book is malformed (drop reasons empty_side, unordered_levels, crossed_or_locked)."""
+    bid_filled, ask_filled = filled[:, :n_levels], filled[:, n_levels:]
+    bid_px, ask_px = px[:, :n_levels], px[:, n_levels:]
+    with np.errstate(invalid="ignore"):
+        crossed = ask_px[:, 0] <= bid_px[:, 0]
+    return {
+        "empty_side": ~bid_filled[:, 0] | ~ask_filled[:, 0],
+        "unordered_levels": _strictly_monotone_filled(bid_px, bid_filled, -1)
+        | _strictly_monotone_filled(ask_px, ask_filled, +1),
+        "crossed_or_locked": crossed,
+    }
+
+
+def _drop_by_first_reason(masks, n):
+    """Count each bad row under the first reason of ``masks`` that hits it; returns the counts and the kept rows."""
+    dropped = {}
+    alive = np.ones(n, bool)
+    for reason, mask in masks.items():
+        hit = alive & mask
+        dropped[reason] = int(hit.sum())
+        alive &= ~hit
+    return dropped, alive
+
+
+def _time_order_drops(alive, index):
+    """Rows older than a kept row before them, rows tied with the next kept row's timestamp, and the rows in order."""
+    # Out-of-order rows never raise the running maximum, so it equals that of the kept rows.
+    t = np.where(alive, index.asi8, np.iinfo(np.int64).min)
+    running = np.maximum.accumulate(t)
+    older = alive & (t < np.concatenate(([np.iinfo(np.int64).min], running[:-1])))
+    alive_t = np.flatnonzero(alive & ~older)
+    tie = np.zeros(len(alive), bool)
+    tie[alive_t[:-1]] = t[alive_t[:-1]] == t[alive_t[1:]]
+    return older, tie, alive_t
+
+
+def _volume_onto_survivors(frame, tie, alive_t):
+    """The frame's traded volume with each timestamp's volume moved onto its surviving row (None without volume)."""
+    volume = frame["volume"].to_numpy(dtype=float, copy=True) if "volume" in frame else None
+    if volume is not None and len(alive_t):
+        # Trades stamped at one instant all belong to the surviving (last) row of that instant.
+        run_starts = np.flatnonzero(np.concatenate(([True], ~tie[alive_t][:-1])))
+        survivors = alive_t[np.concatenate((run_starts[1:] - 1, [len(alive_t) - 1]))]
+        volume[survivors] = np.add.reduceat(volume[alive_t], run_starts)
+    return volume
+
+
+def _on_tick_grid(px, tick_size):
+    """Round the kept prices to the tick's decimals, inferring the tick when not given; returns prices, tick, notes."""
+    notes = []
+    if tick_size is None:
+        tick_size = infer_tick_size(px)
+        notes.append(
+            f"tick size {tick_size:g} inferred from the prices (coarsest common grid)"
+            if np.isfinite(tick_size)
+            else "tick size unknown: no prices kept to infer it from"
+        )
+    else:
+        tick_size = float(tick_size)
+    if np.isfinite(tick_size):
+        # Rounding removes float artefacts such as 19.379999999999998.
+        px = np.round(px, _decimals(tick_size))
+        with np.errstate(invalid="ignore"):
+            off = np.abs(px / tick_size - np.rint(px / tick_size)) > 1e-6
+        if off.any():
+            notes.append(f"{int(off.sum())} prices off the {tick_size:g} tick grid")
+    return px, tick_size, notes
+
+
+def _depth_notes(kept, n_levels):
+    """A note when some kept rows fill fewer than all levels (``kept``: their filled levels)."""
+    if len(kept) == 0:
+        return []
+    min_bid, min_ask = kept[:, :n_levels].sum(1).min(), kept[:, n_levels:].sum(1).min()
+    if min(min_bid, min_ask) >= n_levels:
+        return []
+    return [
+        f"some rows have fewer than {n_levels} filled levels (min {min_bid} bid, {min_ask} ask); "
+        "empty levels are NaN/0, not invented"
+    ]
+
+
+def _book_frame(px, sz, index, volume, cols):
+    """The normalized frame of the kept rows: prices, sizes and the optional volume, indexed by ``ts``."""
+    out = pd.DataFrame(
+        np.hstack([px, sz]),
+        index=index,
+        columns=cols["bid_px"] + cols["ask_px"] + cols["bid_sz"] + cols["ask_sz"],
+    )
+    if volume is not None:
+        out["volume"] = volume
+    out.index.name = "ts"
+    return out
+
+
 def clean_book(
     frame,
     *,
@@ -265,109 +410,27 @@ def clean_book(
     -------
     Book
     """
-    n_levels = sum(c.startswith("bid_px_") for c in frame.columns)
-    cols = level_columns(n_levels)
-    missing = [c for c in book_columns(n_levels) if c not in frame.columns]
-    if n_levels == 0 or missing:
-        raise DataError(f"{source}: book frame lacks columns {missing or ['bid_px_00', '...']}")
+    n_levels, cols = _level_layout(frame, source)
     n = len(frame)
-    index = pd.DatetimeIndex(frame.index).as_unit("ns")
-    if n and index.tz is None:
-        raise DataError(f"{source}: timestamps must be tz-aware")
     undefined = np.zeros((n, 2 * n_levels), bool) if undefined is None else np.asarray(undefined, bool)
     trading = np.ones(n, bool) if trading is None else np.asarray(trading, bool)
-    stamps = index.asi8
-    # Rows older than one before them in the file (NaT rows are counted as nan, not here).
-    out_of_order = int((~index.isna() & (stamps < np.maximum.accumulate(stamps))).sum()) if n else 0
-    if sort:
-        order = np.argsort(stamps, kind="stable")
-        frame, index, undefined, trading = frame.iloc[order], index[order], undefined[order], trading[order]
-
+    frame, index, undefined, trading, out_of_order = _time_sorted(frame, undefined, trading, source, sort)
     px = frame[cols["bid_px"] + cols["ask_px"]].to_numpy(dtype=float, copy=True)
     sz = frame[cols["bid_sz"] + cols["ask_sz"]].to_numpy(dtype=float, copy=True)
-    sized = sz > 0
-    is_nan = index.isna() | np.isnan(sz).any(axis=1) | (np.isnan(px) & ~undefined & sized).any(axis=1)
-    non_finite = np.isinf(sz).any(axis=1) | (np.isinf(px) & ~undefined & sized).any(axis=1)
-    is_undefined = (undefined & sized).any(axis=1)
-
-    filled = sized & ~undefined & np.isfinite(px)
-    px[~filled] = np.nan
-    sz[~filled] = 0.0
-    bid_filled, ask_filled = filled[:, :n_levels], filled[:, n_levels:]
-    bid_px, ask_px = px[:, :n_levels], px[:, n_levels:]
-    empty_side = ~bid_filled[:, 0] | ~ask_filled[:, 0]
-    unordered = _strictly_monotone_filled(bid_px, bid_filled, -1) | _strictly_monotone_filled(
-        ask_px, ask_filled, +1
-    )
-    with np.errstate(invalid="ignore"):
-        crossed = ask_px[:, 0] <= bid_px[:, 0]
-
-    masks = {
-        "non_trading_phase": ~trading,
-        "nan": is_nan,
-        "non_finite": non_finite,
-        "undefined_price": is_undefined,
-        "empty_side": empty_side,
-        "unordered_levels": unordered,
-        "crossed_or_locked": crossed,
-    }
-    dropped = {}
-    alive = np.ones(n, bool)
-    for reason, mask in masks.items():
-        hit = alive & mask
-        dropped[reason] = int(hit.sum())
-        alive &= ~hit
-    # Out-of-order rows never raise the running maximum, so it equals that of the kept rows.
-    t = np.where(alive, index.asi8, np.iinfo(np.int64).min)
-    running = np.maximum.accumulate(t)
-    older = alive & (t < np.concatenate(([np.iinfo(np.int64).min], running[:-1])))
-    alive_t = np.flatnonzero(alive & ~older)
-    tie = np.zeros(n, bool)
-    tie[alive_t[:-1]] = t[alive_t[:-1]] == t[alive_t[1:]]
+    # The reasons in the order of DROP_REASONS: a row is counted under the first that hits it.
+    masks = {"non_trading_phase": ~trading, **_value_masks(index, px, sz, undefined)}
+    filled = _blank_unfilled(px, sz, undefined)
+    masks.update(_shape_masks(px, filled, n_levels))
+    dropped, alive = _drop_by_first_reason(masks, n)
+    older, tie, alive_t = _time_order_drops(alive, index)
     dropped["out_of_order"] = int(older.sum())
     dropped["duplicate_timestamp"] = int(tie.sum())
-    volume = frame["volume"].to_numpy(dtype=float, copy=True) if "volume" in frame else None
-    if volume is not None and len(alive_t):
-        # Trades stamped at one instant all belong to the surviving (last) row of that instant.
-        run_starts = np.flatnonzero(np.concatenate(([True], ~tie[alive_t][:-1])))
-        survivors = alive_t[np.concatenate((run_starts[1:] - 1, [len(alive_t) - 1]))]
-        volume[survivors] = np.add.reduceat(volume[alive_t], run_starts)
+    volume = _volume_onto_survivors(frame, tie, alive_t)
     alive &= ~(older | tie)
 
-    notes = []
-    px, sz = px[alive], sz[alive]
-    if tick_size is None:
-        tick_size = infer_tick_size(px)
-        notes.append(
-            f"tick size {tick_size:g} inferred from the prices (coarsest common grid)"
-            if np.isfinite(tick_size)
-            else "tick size unknown: no prices kept to infer it from"
-        )
-    else:
-        tick_size = float(tick_size)
-    if np.isfinite(tick_size):
-        px = np.round(px, _decimals(tick_size))
-        with np.errstate(invalid="ignore"):
-            off = np.abs(px / tick_size - np.rint(px / tick_size)) > 1e-6
-        if off.any():
-            notes.append(f"{int(off.sum())} prices off the {tick_size:g} tick grid")
-    if len(px):
-        kept = filled[alive]
-        min_bid, min_ask = kept[:, :n_levels].sum(1).min(), kept[:, n_levels:].sum(1).min()
-        if min(min_bid, min_ask) < n_levels:
-            notes.append(
-                f"some rows have fewer than {n_levels} filled levels (min {min_bid} bid, {min_ask} ask); "
-                "empty levels are NaN/0, not invented"
-            )
-
-    out = pd.DataFrame(
-        np.hstack([px, sz]),
-        index=index[alive],
-        columns=cols["bid_px"] + cols["ask_px"] + cols["bid_sz"] + cols["ask_sz"],
-    )
-    if volume is not None:
-        out["volume"] = volume[alive]
-    out.index.name = "ts"
+    px, tick_size, notes = _on_tick_grid(px[alive], tick_size)
+    notes += _depth_notes(filled[alive], n_levels)
+    out = _book_frame(px, sz[alive], index[alive], None if volume is None else volume[alive], cols)
     if dropped["duplicate_timestamp"]:
         notes.append(
             f"{dropped['duplicate_timestamp']} rows share their timestamp with a later row: the last "

@@ -37,7 +37,6 @@ from ..errors import InvalidInputError
 from .book import level_columns
 from .sessions import session_buckets
 
-FEATURES = ("mid", "spread", "depth", "imbalance", "volatility", "hour_of_day")
 _IMBALANCE_EPS = 1e-9
 _VOL_WINDOW = "60s"
 _HOW = ("mean", "median", "first", "last")

@@ -478,6 +478,33 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
     """
     path = _checked_path(path)
     header = _table_columns(path)
+    cmap, preset = _column_map(path, header, preset, columns, tick_size=tick_size, tz=tz, sessions=sessions)
+    df = _read_mapped_columns(path, header, cmap)
+    stamps, assumptions = _mapped_timestamps(df, cmap, tz, path.name)
+    frame, undefined = _mapped_levels(df, cmap, stamps, path.name)
+    symbols = (
+        df[cmap.symbol].astype(str).to_numpy()
+        if cmap.symbol in df
+        else np.full(len(df), path.name.split(".")[0])
+    )
+    volume = _mapped_volume(df, cmap, stamps, symbols, path.name)
+    if volume is not None:
+        frame["volume"] = volume
+    trading = df[cmap.phase].isin(cmap.trading_phases).to_numpy() if cmap.phase else None
+
+    books = {}
+    for sym in pd.unique(symbols):
+        rows = np.flatnonzero(symbols == sym)
+        books[str(sym)] = clean_book(
+            frame.iloc[rows], symbol=str(sym), source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
+            undefined=undefined[rows], trading=None if trading is None else trading[rows], sort=sort,
+            meta={"format": "mapped", "preset": preset}, warnings=assumptions,
+        )  # fmt: skip
+    return books
+
+
+def _column_map(path, header, preset, columns, *, tick_size, tz, sessions):
+    """The caller's ColumnMap, or the named or detected preset, with the caller's overrides; returns it and the preset."""
     if columns is not None:
         cmap = columns if isinstance(columns, ColumnMap) else ColumnMap(**columns)
     else:
@@ -491,6 +518,11 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
         tz=tz or cmap.tz,
         sessions=as_sessions(sessions) or as_sessions(cmap.sessions),
     )
+    return cmap, preset
+
+
+def _read_mapped_columns(path, header, cmap):
+    """The columns ``cmap`` uses, read from the file; a missing column or an empty file is a DataError."""
     missing = [c for c in cmap.required() if c not in header]
     if missing:
         raise DataError(f"{path.name}: missing columns {missing[:8]}{'...' if len(missing) > 8 else ''}")
@@ -498,7 +530,11 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
     df = _read_table(path, usecols=list(dict.fromkeys(cmap.required() + extra)))
     if len(df) == 0:
         raise DataError(f"{path.name}: the file holds no rows (only a header)")
+    return df
 
+
+def _mapped_timestamps(df, cmap, tz, name):
+    """The rows' tz-aware timestamps, and the warning when a zone had to be assumed for naive ones."""
     if len(cmap.time) == 1 and isinstance(
         df[cmap.time[0]].dtype, (pd.DatetimeTZDtype, np.dtypes.DateTime64DType)
     ):
@@ -510,7 +546,7 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
         try:
             stamps = pd.DatetimeIndex(pd.to_datetime(text, format=cmap.time_format or "ISO8601"))
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{path.name}: cannot parse timestamps {text.iloc[0]!r}: {exc}") from exc
+            raise DataError(f"{name}: cannot parse timestamps {text.iloc[0]!r}: {exc}") from exc
     assumptions = []
     if stamps.tz is None:
         zone = cmap.tz or (cmap.sessions.tz if cmap.sessions else "UTC")
@@ -522,42 +558,35 @@ def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, ses
         stamps = stamps.tz_localize(zone)
     elif tz is not None:
         stamps = stamps.tz_convert(tz)
+    return stamps, assumptions
 
+
+def _mapped_levels(df, cmap, stamps, name):
+    """The book frame of the mapped price and size columns, and the mask of price cells holding the empty sentinel."""
     cols = level_columns(cmap.n_levels)
     frame = pd.DataFrame(index=stamps)
     undefined = []
     for kind in ("bid_px", "ask_px", "bid_sz", "ask_sz"):
-        values = _float_columns(df, cmap.level_names(kind), path.name)
+        values = _float_columns(df, cmap.level_names(kind), name)
         if kind.endswith("_px"):
             empty = cmap.empty_price
             undefined.append(values == empty if empty is not None else np.zeros(values.shape, bool))
         frame[cols[kind]] = values
-    symbols = (
-        df[cmap.symbol].astype(str).to_numpy()
-        if cmap.symbol in df
-        else np.full(len(df), path.name.split(".")[0])
-    )
+    return frame, np.hstack(undefined)
+
+
+def _mapped_volume(df, cmap, stamps, symbols, name):
+    """Shares traded since each symbol's previous row, from a cumulative or a per-row volume column (None if neither)."""
     if cmap.cum_volume:
         # Differenced in time order: in a shuffled file, consecutive rows are not consecutive trades.
         order = np.argsort(stamps.asi8, kind="stable")
-        cum = pd.Series(_float_columns(df, [cmap.cum_volume], path.name)[order, 0])
+        cum = pd.Series(_float_columns(df, [cmap.cum_volume], name)[order, 0])
         volume = np.empty(len(df))
         volume[order] = cum.groupby(symbols[order]).diff().fillna(cum).to_numpy()
-        frame["volume"] = volume
-    elif cmap.volume in df:
-        frame["volume"] = _float_columns(df, [cmap.volume], path.name)[:, 0]
-    trading = df[cmap.phase].isin(cmap.trading_phases).to_numpy() if cmap.phase else None
-    undefined = np.hstack(undefined)
-
-    books = {}
-    for sym in pd.unique(symbols):
-        rows = np.flatnonzero(symbols == sym)
-        books[str(sym)] = clean_book(
-            frame.iloc[rows], symbol=str(sym), source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
-            undefined=undefined[rows], trading=None if trading is None else trading[rows], sort=sort,
-            meta={"format": "mapped", "preset": preset}, warnings=assumptions,
-        )  # fmt: skip
-    return books
+        return volume
+    if cmap.volume in df:
+        return _float_columns(df, [cmap.volume], name)[:, 0]
+    return None
 
 
 # ---------------------------------------------------------------- entry points

@@ -250,37 +250,53 @@ def read_task1(path, *, unit="currency", columns=None, tz=None):
         raise InvalidInputError(f"unit must be one of {_UNITS}, got {unit!r}")
     path = Path(path)
     df = read_table(path).rename(columns=columns or {})
-    required = ["timestamp", "size", "slippage"] + (["mid"] if unit == "bps" else [])
-    missing = [c for c in required if c not in df]
-    if missing:
-        raise DataError(f"{path.name}: missing columns {missing}; found {list(df.columns)}")
-    numeric = [c for c in TASK1_COLUMNS[1:] + ("mid",) if c in df]
-    for c in numeric:
-        if not pd.api.types.is_numeric_dtype(df[c]):
-            raise DataError(f"{path.name}: column {c!r} is not numeric (dtype {df[c].dtype})")
-    bad = df[required].isna().any(axis=1)
-    if bad.any():
-        raise DataError(
-            f"{path.name}: {int(bad.sum())} rows with missing {required}, first at row {bad.idxmax()}"
-        )
-    if (df["size"] <= 0).any():
-        raise DataError(f"{path.name}: {int((df['size'] <= 0).sum())} rows with size <= 0")
-    try:
-        stamps = pd.DatetimeIndex(pd.to_datetime(df["timestamp"], format="ISO8601"))
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path.name}: cannot parse timestamps: {exc}") from exc
-    if stamps.tz is None:
-        if tz is None:
-            raise InvalidInputError(f"{path.name}: timestamps have no time zone; pass tz=")
-        stamps = stamps.tz_localize(tz)
-    df["timestamp"] = stamps
-    if unit == "per_share":
-        df["slippage"] = df["slippage"] * df["size"]
-    elif unit == "bps":
-        df["slippage"] = df["slippage"] * df["size"] * df["mid"] / 1e4
+    _check_task1(df, unit, path.name)
+    df["timestamp"] = _task1_timestamps(df["timestamp"], tz, path.name)
+    df["slippage"] = _slippage_in_currency(df, unit)
     if "vol_ratio" not in df and "depth" in df:
         df["vol_ratio"] = df["size"] / df["depth"]
     order = [c for c in TASK1_COLUMNS + ("mid",) if c in df]
     out = df[order + [c for c in df.columns if c not in order]]
     out.attrs["slippage_unit"] = "currency"
     return out
+
+
+def _check_task1(df, unit, name):
+    """Raise DataError unless the table has the required columns, numeric features and no missing or non-positive size."""
+    required = ["timestamp", "size", "slippage"] + (["mid"] if unit == "bps" else [])
+    missing = [c for c in required if c not in df]
+    if missing:
+        raise DataError(f"{name}: missing columns {missing}; found {list(df.columns)}")
+    numeric = [c for c in TASK1_COLUMNS[1:] + ("mid",) if c in df]
+    for c in numeric:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            raise DataError(f"{name}: column {c!r} is not numeric (dtype {df[c].dtype})")
+    bad = df[required].isna().any(axis=1)
+    if bad.any():
+        raise DataError(
+            f"{name}: {int(bad.sum())} rows with missing {required}, first at row {bad.idxmax()}"
+        )
+    if (df["size"] <= 0).any():
+        raise DataError(f"{name}: {int((df['size'] <= 0).sum())} rows with size <= 0")
+
+
+def _task1_timestamps(timestamps, tz, name):
+    """The timestamp column parsed as ISO 8601 and made tz-aware (naive ones need ``tz``)."""
+    try:
+        stamps = pd.DatetimeIndex(pd.to_datetime(timestamps, format="ISO8601"))
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{name}: cannot parse timestamps: {exc}") from exc
+    if stamps.tz is None:
+        if tz is None:
+            raise InvalidInputError(f"{name}: timestamps have no time zone; pass tz=")
+        stamps = stamps.tz_localize(tz)
+    return stamps
+
+
+def _slippage_in_currency(df, unit):
+    """The slippage column converted from ``unit`` to currency."""
+    if unit == "per_share":
+        return df["slippage"] * df["size"]
+    if unit == "bps":
+        return df["slippage"] * df["size"] * df["mid"] / 1e4
+    return df["slippage"]

@@ -325,11 +325,6 @@ class ExecutionRecord:
         return 1e4 * self.cost / (self.total * self.arrival_mid)
 
     @property
-    def costs_bps(self):
-        """Per-bucket realized cost in bps of the arrival notional."""
-        return 1e4 * self.costs / (self.total * self.arrival_mid)
-
-    @property
     def predicted_cost(self):
         """The model's cost of what was executed (NaN if any slice has no prediction)."""
         return float(self.predicted.sum(skipna=False))

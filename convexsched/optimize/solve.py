@@ -131,10 +131,6 @@ class Schedule:
         )
         return head + "\n" + str(self.kkt)
 
-    def to_frame(self):
-        """x, remaining inventory and per-bucket cost as a DataFrame."""
-        return pd.DataFrame({"x": self.x, "remaining": self.remaining})
-
     def plot(self, ax: Any = None) -> Any:
         """Bar chart of the schedule with the remaining inventory on a twin axis."""
         plt = pyplot()
