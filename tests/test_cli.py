@@ -55,9 +55,8 @@ def assert_one_line_error(code, stderr, *fragments):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    started = time.perf_counter()
     result = run("demo", "--output-dir", folder)
-    return folder, result, time.perf_counter() - started
+    return folder, result
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,7 @@ def test_every_command_has_help_with_exit_codes(capsys, command):
 
 
 def test_demo_runs_end_to_end_and_writes_its_files(demo):
-    folder, result, seconds = demo
+    folder, result = demo
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for stage in range(1, 8):
@@ -105,7 +104,6 @@ def test_demo_runs_end_to_end_and_writes_its_files(demo):
     assert comparison["kkt_ok"].all() and len(comparison) == 6
     assert (comparison["max|x_fast - x_cvxpy|/S"] < 1e-4).all()
     assert "RH A H=30" in set(pd.read_csv(folder / "backtest.csv")["strategy"])
-    assert seconds < 120
     # Peak memory of the largest child so far (the demo is the largest): it once took 2.5 GB.
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1_000_000  # kB
 

@@ -1,8 +1,7 @@
-"""The tutorial notebooks execute top to bottom, quickly, and are committed without outputs."""
+"""The tutorial notebooks execute top to bottom without errors and are committed without outputs."""
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -11,7 +10,8 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ("01_quickstart.ipynb", "02_objectives_and_kkt.ipynb", "03_real_book_backtest.ipynb")
-TIME_LIMIT_S = 60
+# A guard against a hung kernel, not a speed target (speed is measured in benchmarks/).
+HANG_GUARD_S = 600
 
 
 def test_every_notebook_is_listed():
@@ -35,14 +35,11 @@ def test_notebooks_match_their_generator():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_executes_within_the_time_limit(name):
+def test_notebook_executes_without_errors(name):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(
-        notebook, timeout=TIME_LIMIT_S, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        notebook, timeout=HANG_GUARD_S, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
-    started = time.perf_counter()
     client.execute()
-    seconds = time.perf_counter() - started
-    assert seconds < TIME_LIMIT_S, f"{name} took {seconds:.0f} s"
     errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
     assert not errors

@@ -255,12 +255,12 @@ def read_binance(path, *, previous=None, n_levels=10, ts="exchange", tick_size=N
     unsynced = len(state.pending)  # events of a file whose snapshot never came
     state.dropped["before_snapshot"] += unsynced
     stamps = np.asarray(state.stamps, dtype=np.int64)
-    span = sessions or _span_sessions(
-        pd.DatetimeIndex(pd.to_datetime(stamps, unit="ns", utc=True)).tz_convert(tz), tz
-    ) if len(stamps) else None
-    if sessions is None and len(stamps):
-        # Sessions are times of day of one date: rows past midnight belong to the next file.
+    span = None
+    if len(stamps):
         index = pd.DatetimeIndex(pd.to_datetime(stamps, unit="ns", utc=True))
+        span = sessions or _span_sessions(index.tz_convert(tz), tz)
+    if sessions is None and span is not None:
+        # Sessions are times of day of one date: rows past midnight belong to the next file.
         on_day = index.tz_convert(span.tz).date == _busiest_date(index, span.tz)
         state.dropped["other_date"] = int((~on_day).sum())
         stamps, state.rows = stamps[on_day], [r for r, keep in zip(state.rows, on_day, strict=True) if keep]

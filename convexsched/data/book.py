@@ -57,7 +57,7 @@ DROP_REASONS = (
 _PRICE_RESOLUTION = 1e-9
 
 
-def level_columns(n_levels):
+def level_columns(n_levels: int) -> dict[str, list[str]]:
     """Column names of an ``n_levels`` book: dict with keys bid_px, ask_px, bid_sz, ask_sz."""
     return {
         kind: [f"{kind}_{i:02d}" for i in range(n_levels)]
@@ -65,7 +65,7 @@ def level_columns(n_levels):
     }
 
 
-def book_columns(n_levels):
+def book_columns(n_levels: int) -> list[str]:
     """All price and size columns of an ``n_levels`` book, in frame order."""
     cols = level_columns(n_levels)
     return cols["bid_px"] + cols["ask_px"] + cols["bid_sz"] + cols["ask_sz"]
@@ -93,11 +93,11 @@ class LoadReport:
 
     rows_read: int
     rows_kept: int
-    dropped: dict = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
     source: str = ""
     symbol: str = ""
-    notes: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     out_of_order: int = 0
 
     def __post_init__(self):
@@ -108,14 +108,14 @@ class LoadReport:
             )
 
     @property
-    def rows_dropped(self):
+    def rows_dropped(self) -> int:
         return sum(self.dropped.values())
 
-    def drops(self):
+    def drops(self) -> str:
         """The nonzero drop counts as ``"12 crossed_or_locked, 3 nan"`` (``"none"`` if none)."""
         return ", ".join(f"{n} {reason}" for reason, n in self.dropped.items() if n) or "none"
 
-    def summary(self):
+    def summary(self) -> str:
         """One line: what was read, kept, dropped per reason, and reordered."""
         moved = f"; {self.out_of_order} out-of-order rows sorted into place" if self.out_of_order else ""
         return (
@@ -132,7 +132,7 @@ class LoadReport:
         return "\n".join([head] + (drops or ["  dropped        0"]) + moved + notes + warnings)
 
 
-def require_rows(book):
+def require_rows(book: Book) -> Book:
     """Raise :class:`DataError` naming the drop reasons when ``book`` kept no row.
 
     Loaders return such books (the report is the answer to "what is in this file?"), but no
@@ -173,20 +173,20 @@ class Book:
     tick_size: float
     sessions: Sessions | None = None
     synthetic: bool = False
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
     @property
-    def n_levels(self):
+    def n_levels(self) -> int:
         """Number of level columns per side (the source's depth, filled or not)."""
         return sum(c.startswith("bid_px_") for c in self.frame.columns)
 
     @property
-    def traded_volume(self):
+    def traded_volume(self) -> pd.Series | None:
         """Shares traded since the previous source row (Series), or None if the source has none."""
         return self.frame["volume"] if "volume" in self.frame else None
 
     @property
-    def tz(self):
+    def tz(self) -> object:
         return self.frame.index.tz
 
     def __len__(self):
@@ -202,7 +202,9 @@ class Book:
 
 
 def _decimals(tick):
-    return max(0, -Decimal(repr(float(tick))).normalize().as_tuple().exponent)
+    exponent = Decimal(repr(float(tick))).normalize().as_tuple().exponent
+    # A finite tick has an integer exponent; "n"/"N"/"F" (NaN, inf) have no decimals to count.
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def infer_tick_size(prices):

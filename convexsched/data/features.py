@@ -30,12 +30,18 @@ return of the series.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
 from .book import level_columns
 from .sessions import session_buckets
+
+if TYPE_CHECKING:
+    from .book import Book
+    from .sessions import Sessions
 
 _IMBALANCE_EPS = 1e-9
 _VOL_WINDOW = "60s"
@@ -85,7 +91,7 @@ def side_features(book, side="buy"):
     )
 
 
-def book_features(book):
+def book_features(book: Book) -> pd.DataFrame:
     """State features (E17) of every snapshot.
 
     Parameters
@@ -117,7 +123,7 @@ def book_features(book):
     return out
 
 
-def bucket_features(book, freq="1min", how="mean", sessions=None):
+def bucket_features(book: Book, freq: str = "1min", how: str = "mean", sessions: Sessions | str | None = None) -> pd.DataFrame:
     """State features (E17) aggregated over the continuous-session buckets.
 
     Parameters

@@ -23,6 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,10 @@ from .binance import looks_binance, read_binance
 from .book import book_columns, clean_book, level_columns
 from .mbo import looks_mbo, read_mbo
 from .sessions import CN_EQUITY, US_EQUITY, as_sessions, with_inferred_sessions
+
+if TYPE_CHECKING:
+    from .book import Book
+    from .sessions import Sessions
 
 _INT64_MAX = np.iinfo(np.int64).max
 # Fixed-point divisors; dividing (not multiplying by 1e-9) gives the correctly rounded price.
@@ -449,7 +454,9 @@ def _detect_preset(path, columns):
     )
 
 
-def read_mapped(path, *, preset=None, columns=None, tick_size=None, tz=None, sessions=None, sort=True):
+def read_mapped(path: str | Path, *, preset: str | None = None, columns: ColumnMap | None = None,
+                tick_size: float | None = None, tz: str | None = None, sessions: Sessions | str | None = None,
+                sort: bool = True) -> dict[str, Book]:
     """Read a wide snapshot CSV/Parquet through a :class:`ColumnMap` (a preset or your own).
 
     Parameters
@@ -636,7 +643,7 @@ def _call(loader, path, options):
     return loader(path, **options)
 
 
-def read_books(path, format=None, **options):
+def read_books(path: str | Path, format: str | None = None, **options: Any) -> dict[str, Book]:
     """Read every instrument of an order-book file.
 
     Parameters
@@ -669,7 +676,7 @@ def read_books(path, format=None, **options):
     return books
 
 
-def read_book(path, format=None, *, symbol=None, **options):
+def read_book(path: str | Path, format: str | None = None, *, symbol: str | None = None, **options: Any) -> Book:
     """Read one instrument's book; see :func:`read_books` for ``format`` and ``options``.
 
     Parameters

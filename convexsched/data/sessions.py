@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from .book import Book
 
 
 def _as_time(value):
@@ -139,7 +143,7 @@ def _bucket_grid(days, sessions, freq):
     return starts, ends, np.concatenate(last) if last else np.array([], bool)
 
 
-def session_buckets(book, freq="1min", sessions=None):
+def session_buckets(book: Book, freq: str = "1min", sessions: Sessions | str | None = None) -> SessionBuckets:
     """Map every snapshot of ``book`` onto the continuous-session buckets of width ``freq``.
 
     Parameters

@@ -26,14 +26,19 @@ Both rules keep ``g_t`` convex; :func:`beyond_depth` flags the affected (snapsho
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..errors import DataError, InvalidInputError
 from ..io import read_table
 from .book import level_columns
 from .features import book_features, side_features
+
+if TYPE_CHECKING:
+    from .book import Book
 
 _SIDES = {"buy": ("ask", 1.0), "sell": ("bid", -1.0)}
 _UNITS = ("currency", "per_share", "bps")
@@ -129,7 +134,8 @@ def _convert(cost, sizes, mid, unit):
     return per_share if unit == "per_share" else per_share / mid[:, None] * 1e4
 
 
-def walk_book(book, sizes, side="buy", unit="currency", extrapolate="linear"):
+def walk_book(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency",
+              extrapolate: str | None = "linear") -> pd.DataFrame:
     """Slippage ``g_t(x)`` of every snapshot for every size, by walking the book.
 
     Parameters
@@ -170,7 +176,8 @@ def beyond_depth(book, sizes, side="buy"):
     return pd.DataFrame(sizes > depth[:, None], index=book.frame.index, columns=pd.Index(sizes, name="size"))
 
 
-def task1_table(book, sizes, side="buy", unit="currency", extrapolate="linear"):
+def task1_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency",
+                extrapolate: str | None = "linear") -> pd.DataFrame:
     """The Task-1 regression table of the oracle (E17): one row per (snapshot, size).
 
     Parameters

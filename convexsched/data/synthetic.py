@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from .book import clean_book, level_columns
+from .book import Book, clean_book, level_columns
 from .sessions import US_EQUITY
 
 _LOT = 100
@@ -34,19 +34,19 @@ def _u_shape(tau, open_weight, close_weight, width=0.08):
 
 
 def synthetic_book(
-    seed=0,
+    seed: int = 0,
     *,
-    date="2024-03-05",
-    interval="3s",
-    n_levels=10,
-    start_price=50.0,
-    tick_size=0.01,
-    daily_vol=0.015,
-    spread_ticks=2.0,
-    level_size=800.0,
-    vol_memory="15min",
-    symbol="SYNTH",
-):
+    date: str = "2024-03-05",
+    interval: str = "3s",
+    n_levels: int = 10,
+    start_price: float = 50.0,
+    tick_size: float = 0.01,
+    daily_vol: float = 0.015,
+    spread_ticks: float = 2.0,
+    level_size: float = 800.0,
+    vol_memory: str = "15min",
+    symbol: str = "SYNTH",
+) -> Book:
     """Generate a labelled synthetic book for one US trading day.
 
     Parameters

@@ -12,7 +12,7 @@ and each strategy's ``capture`` of the gap between TWAP and that bound, (E15).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import pandas as pd
 
@@ -27,6 +27,42 @@ from .strategies import TWAP, Context, Strategy, arrival_objectives, default_str
 if TYPE_CHECKING:
     from ..data.book import Book
     from ..model.forecast import StateForecast
+
+
+@overload
+def backtest(
+    book: Book | BookExecutor,
+    total: float,
+    strategies: Iterable[Strategy] | None = None,
+    model: Model | None = None,
+    side: str = "buy",
+    *,
+    forecast: StateForecast | None = None,
+    freq: str = "1min",
+    half_life: float = 0.0,
+    hindsight: bool = True,
+    progress: bool = False,
+    return_records: Literal[False] = False,
+    oracle: Model | None = None,
+) -> pd.DataFrame: ...
+
+
+@overload
+def backtest(
+    book: Book | BookExecutor,
+    total: float,
+    strategies: Iterable[Strategy] | None = None,
+    model: Model | None = None,
+    side: str = "buy",
+    *,
+    forecast: StateForecast | None = None,
+    freq: str = "1min",
+    half_life: float = 0.0,
+    hindsight: bool = True,
+    progress: bool = False,
+    return_records: Literal[True],
+    oracle: Model | None = None,
+) -> tuple[pd.DataFrame, dict[str, ExecutionRecord]]: ...
 
 
 def backtest(

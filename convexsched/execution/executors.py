@@ -46,14 +46,21 @@ curve the next slice will actually walk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .._optional import pyplot
 from ..data.sessions import session_buckets
 from ..data.slippage import book_side, walk_distances
 from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ..data.book import Book
+    from ..data.sessions import Sessions
+    from ..optimize.curves import CostCurves
 
 
 class BookExecutor:
@@ -82,7 +89,8 @@ class BookExecutor:
         Mid of the first usable snapshot of the day, ``m_0``.
     """
 
-    def __init__(self, book, side="buy", freq="1min", sessions=None, half_life=0.0):
+    def __init__(self, book: Book, side: str = "buy", freq: str = "1min", sessions: Sessions | None = None,
+                 half_life: float = 0.0) -> None:
         if side not in ("buy", "sell"):
             raise InvalidInputError(f"side must be 'buy' or 'sell', got {side!r}")
         try:
@@ -114,18 +122,18 @@ class BookExecutor:
         self.arrival_mid = float(self._mid[self.rows[self.rows >= 0][0]])
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget every fill: the book is as recorded (start of a new execution)."""
-        self._taken = {}
+        self._taken: dict[int, tuple[float, float]] = {}
 
     def __len__(self):
         return len(self.index)
 
-    def usable(self, i):
+    def usable(self, i: int) -> bool:
         """Whether bucket ``i`` has a snapshot to trade against."""
         return self.rows[i] >= 0
 
-    def mid(self, i):
+    def mid(self, i: int) -> float:
         """Mid of bucket ``i``'s execution snapshot (NaN when it has none)."""
         return float(self._mid[self.rows[i]]) if self.rows[i] >= 0 else float("nan")
 
@@ -146,7 +154,7 @@ class BookExecutor:
         amount, since = self._taken.get(key, (0.0, now))
         return amount * 2.0 ** (-(now - since) / self.half_life)
 
-    def walk_curve(self, i):
+    def walk_curve(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The cost curve bucket ``i``'s slice walks now: the exact book walk of its snapshot.
 
         ``g_i(x) = sum_l d_l n_l(x)`` on the displayed (and, with resilience, depleted) levels:
@@ -166,7 +174,7 @@ class BookExecutor:
         qty = self._available(r)
         return self._dist[r].copy(), qty, _tail_gradient(self._dist[r], qty, self.book.tick_size)
 
-    def realized_curves(self):
+    def realized_curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bucket's fresh (undepleted) book-walk curve: what the day offered.
 
         Returns
@@ -181,7 +189,7 @@ class BookExecutor:
         gamma = np.array([_tail_gradient(s, w, self.book.tick_size) for s, w in zip(slopes, widths)])
         return slopes, widths, gamma
 
-    def fill(self, i, shares):
+    def fill(self, i: int, shares: float) -> tuple[float, float, bool]:
         """Walk ``shares`` through bucket ``i``'s snapshot.
 
         Returns
@@ -237,7 +245,7 @@ class ModelExecutor:
         Price used for the bps figures.
     """
 
-    def __init__(self, curves, side="buy", arrival_mid=1.0):
+    def __init__(self, curves: CostCurves, side: str = "buy", arrival_mid: float = 1.0) -> None:
         self.curves, self.side, self.arrival_mid = curves, side, float(arrival_mid)
         self.index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
         self.depth = pd.Series(curves.capacity, index=self.index, name="depth")
@@ -245,16 +253,16 @@ class ModelExecutor:
     def __len__(self):
         return self.curves.n_buckets
 
-    def reset(self):
+    def reset(self) -> None:
         """Nothing to forget: the model's curves do not deplete."""
 
-    def usable(self, i):
+    def usable(self, i: int) -> bool:
         return True
 
-    def mid(self, i):
+    def mid(self, i: int) -> float:
         return self.arrival_mid
 
-    def fill(self, i, shares):
+    def fill(self, i: int, shares: float) -> tuple[float, float, bool]:
         shares = float(shares)
         if shares <= 0:
             return 0.0, 0.0, False
@@ -311,30 +319,30 @@ class ExecutionRecord:
     arrival_mid: float
     unfilled: float = 0.0
     unfilled_cost: float = 0.0
-    plans: list = field(default_factory=list)
+    plans: list[pd.Series] = field(default_factory=list)
     steps: pd.DataFrame | None = None
 
     @property
-    def cost(self):
+    def cost(self) -> float:
         """Total realized cost (currency), with the charge for unfilled shares."""
         return float(self.costs.sum()) + self.unfilled_cost
 
     @property
-    def cost_bps(self):
+    def cost_bps(self) -> float:
         """Total realized cost in basis points of the arrival notional ``S m_0``."""
         return 1e4 * self.cost / (self.total * self.arrival_mid)
 
     @property
-    def predicted_cost(self):
+    def predicted_cost(self) -> float:
         """The model's cost of what was executed (NaN if any slice has no prediction)."""
         return float(self.predicted.sum(skipna=False))
 
     @property
-    def remaining(self):
+    def remaining(self) -> pd.Series:
         """Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``."""
         return (self.total - self.x.cumsum()).rename("remaining")
 
-    def summary(self):
+    def summary(self) -> dict[str, object]:
         """One row of the backtest table."""
         notional = self.total * self.arrival_mid
         return {
@@ -353,7 +361,7 @@ class ExecutionRecord:
             "complete": self.unfilled == 0,
         }
 
-    def plot(self, axes=None):
+    def plot(self, axes: Any = None) -> Any:
         """Schedule, inventory and (receding horizon) water level over the day."""
         plt = pyplot()
 
@@ -372,7 +380,8 @@ class ExecutionRecord:
         return axes
 
 
-def execute_schedule(executor, schedule, name, curves=None):
+def execute_schedule(executor: BookExecutor | ModelExecutor, schedule: ArrayLike, name: str,
+                     curves: CostCurves | None = None) -> ExecutionRecord:
     """Execute a fixed schedule bucket by bucket, rolling slices of unusable buckets forward.
 
     Parameters

@@ -38,8 +38,10 @@ import itertools
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,7 +136,8 @@ def _progress(total, enabled, description):
     return tqdm(total=total, desc=description, leave=False)
 
 
-def run_universe(keys, task, *, client=None, threads=1, progress=None, window=None, **kwargs):
+def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None, threads: int = 1,
+                 progress: bool | None = None, window: int | None = None, **kwargs: Any) -> pd.DataFrame:
     """Map ``task`` over ``keys`` and return one table with the keys and a status column.
 
     Parameters

@@ -52,10 +52,12 @@ counts those clips per bucket.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.optimize import isotonic_regression, nnls
 
 from ..errors import InvalidInputError, SolverError
@@ -99,7 +101,8 @@ class ConvexifyReport:
         )
 
 
-def convexify(sizes, values, method="slopes-isotonic", index=None):
+def convexify(sizes: ArrayLike, values: ArrayLike, method: str = "slopes-isotonic",
+              index: pd.Index | Sequence | None = None) -> tuple[CostCurves, ConvexifyReport]:
     """Convex, nondecreasing piecewise-linear curves closest (in a method's sense) to ``values``.
 
     Parameters

@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -78,7 +79,7 @@ class StateForecast(BaseEstimator):
     def _bins(self, times):
         return (times - times.normalize()).floor(self.freq)
 
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X: pd.DataFrame, y: object = None, groups: ArrayLike | None = None) -> StateForecast:
         """Learn the profile and the anomaly persistence from a state frame; returns ``self``.
 
         Parameters
@@ -98,7 +99,8 @@ class StateForecast(BaseEstimator):
         if missing:
             raise InvalidInputError(f"X is missing state column(s) {missing}")
         states = X.loc[:, list(FORECAST_COLUMNS)].astype(float).set_axis(times)
-        self.scales_, self.scale_fallbacks_ = None, []
+        self.scales_: pd.DataFrame | None = None
+        self.scale_fallbacks_: list[dict[str, object]] = []
         if groups is not None:
             states = self._relative(states, X[groups] if isinstance(groups, str) else groups)
         if not np.isfinite(states.to_numpy()).all():
@@ -146,14 +148,15 @@ class StateForecast(BaseEstimator):
         states[columns] = values.to_numpy() / scales.loc[groups].to_numpy()
         return states
 
-    def profile_at(self, times):
+    def profile_at(self, times: pd.DatetimeIndex) -> pd.DataFrame:
         """Seasonal profile ``p(tau)`` at ``times`` (nearest fitted bin when one was never seen)."""
         check_is_fitted(self, "profile_")
         bins = self._bins(pd.DatetimeIndex(times))
         rows = self.profile_.index.get_indexer(bins, method="nearest")
         return self.profile_.iloc[rows].set_axis(pd.DatetimeIndex(times))
 
-    def predict(self, bucket_index, last_state=None, decay=None):
+    def predict(self, bucket_index: pd.DatetimeIndex, last_state: pd.Series | None = None,
+                decay: dict[str, float] | None = None) -> pd.DataFrame:
         """Forecast state per bucket, ready for :meth:`ImpactOracle.cost_curves`.
 
         Parameters
