@@ -101,8 +101,8 @@ def test_task1_table_rows_match_walk_and_features():
     book.frame = book.frame.iloc[:200]
     sizes = np.array([100.0, 1000.0, 5000.0])
     table = cs.task1_table(book, sizes, side="sell")
-    seed_columns = "timestamp size slippage vol_ratio spread depth imbalance volatility hour_of_day"
-    assert list(table.columns[:9]) == seed_columns.split()
+    task1_columns = "timestamp size slippage vol_ratio spread depth imbalance volatility hour_of_day"
+    assert list(table.columns[:9]) == task1_columns.split()
     assert len(table) == 200 * 3 and table.attrs["side"] == "sell"
     walk = cs.walk_book(book, sizes, side="sell")
     feats = cs.book_features(book)

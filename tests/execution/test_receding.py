@@ -88,7 +88,7 @@ def test_cost_only_window_does_not_defer_to_the_end():
     assert x[:60].sum() > 0.25 * total
 
 
-def test_literal_seed_window_defers_everything_to_the_last_bucket():
+def test_literal_window_defers_everything_to_the_last_bucket():
     """The trap of problem (9) as written: the check above would fail on this variant."""
     curves = curves_for(120)
     total = 0.2 * curves.capacity.sum()

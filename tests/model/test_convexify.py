@@ -117,7 +117,7 @@ def test_convex_regression_matches_a_plain_cvxpy_solve(seed):
     np.testing.assert_allclose(curves.breakpoint_values, reference, atol=1e-5 * np.abs(values).max())
 
 
-def test_seed_isotonic_is_pava_on_values_then_hull():
+def test_value_isotonic_is_pava_on_values_then_hull():
     sizes = np.arange(5.0)
     values = np.array([0.0, 3.0, 1.0, 4.0, 4.0])
     # PAVA pools 3, 1 -> 2, 2; the hull of (0, 2, 2, 4, 4) is the chord 0 -> 4 at slope 1.

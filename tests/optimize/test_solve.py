@@ -233,7 +233,7 @@ def test_indexed_curves_give_series():
     assert "KKT certificate: OK" in str(result)
 
 
-def test_seed_bisection_misses_by_at_most_eps():
+def test_dual_bisection_misses_by_at_most_eps():
     curves = tick_curves(np.random.default_rng(3), 50, 6)
     total = 0.3 * curves.capacity.sum()
     approximate = solve(curves, total, Objective.smoothed(1e-4), method="bisection")
@@ -244,7 +244,7 @@ def test_seed_bisection_misses_by_at_most_eps():
     assert approximate.objective_value == pytest.approx(exact.objective_value, rel=1e-2)
 
 
-def test_seed_bisection_cannot_split_a_step_in_cost_only():
+def test_dual_bisection_cannot_split_a_step_in_cost_only():
     # For (A), S(lambda) jumps by a whole segment at each slope: bisection stalls one segment
     # away from S, and its certificate says so. Exact water-filling splits the segment.
     curves = CostCurves([[0.01], [0.02]], 1000.0)
@@ -322,8 +322,8 @@ def test_success_follows_the_status_and_the_certificate():
     curves = CostCurves([[0.01, 0.02], [0.015, 0.03]], 100.0)
     assert solve(curves, 150.0).success
     # The dual bisection (E7) cannot split a tied step: it stops short of S and says so.
-    seed_bisection = solve(CostCurves([[0.01], [0.01]], 100.0), 150.0, method="bisection")
-    assert seed_bisection.status == "approximate" and not seed_bisection.success
+    bisection = solve(CostCurves([[0.01], [0.01]], 100.0), 150.0, method="bisection")
+    assert bisection.status == "approximate" and not bisection.success
 
 
 def test_clarabel_stalling_at_1e10_is_retried_at_1e9(monkeypatch):
