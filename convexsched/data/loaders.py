@@ -108,11 +108,11 @@ class ColumnMap:
     tick_size: float | None = None
     sessions: object = None
 
-    def level_names(self, kind):
+    def level_names(self, kind: str) -> list[str]:
         template = getattr(self, kind)
         return [template.format(level=i + self.level_base) for i in range(self.n_levels)]
 
-    def required(self):
+    def required(self) -> list[str]:
         cols = [c for k in ("bid_px", "ask_px", "bid_sz", "ask_sz") for c in self.level_names(k)]
         return list(self.time) + cols + [c for c in (self.phase, self.cum_volume) if c]
 

@@ -110,12 +110,12 @@ class SessionBuckets:
     counts: pd.Series
 
     @property
-    def empty(self):
+    def empty(self) -> pd.DatetimeIndex:
         """Buckets without any snapshot (a gap in the data, not a quiet market: report them)."""
         return self.index[self.counts.to_numpy() == 0]
 
     @property
-    def n_outside(self):
+    def n_outside(self) -> int:
         """Snapshots outside every continuous session (auctions, breaks, pre-/post-market)."""
         return int(self.labels.isna().sum())
 

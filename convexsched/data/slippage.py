@@ -163,7 +163,7 @@ def walk_book(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "curr
     return pd.DataFrame(values, index=book.frame.index, columns=pd.Index(sizes, name="size"))
 
 
-def beyond_depth(book, sizes, side="buy"):
+def beyond_depth(book: Book, sizes: ArrayLike, side: str = "buy") -> pd.DataFrame:
     """True where ``x`` exceeds the side's displayed depth, i.e. ``walk_book`` extrapolated.
 
     Returns
@@ -226,7 +226,8 @@ def task1_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "cu
     return table
 
 
-def read_task1(path, *, unit="currency", columns=None, tz=None):
+def read_task1(path: str | Path, *, unit: str = "currency", columns: dict[str, str] | None = None,
+               tz: str | None = None) -> pd.DataFrame:
     """Read a user's Task-1 table (CSV or Parquet), validate it and put slippage in currency.
 
     Parameters

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Strategy(Protocol):
     def execute(self, context: Context) -> ExecutionRecord: ...
 
 
-def default_objectives(curves, total):
+def default_objectives(curves: CostCurves, total: float) -> dict[str, Objective]:
     """Objectives (A), (B), (C) scaled to the curves (module docstring)."""
     real = curves.widths > 0
     first = np.where(real, curves.slopes, np.inf).min(axis=1)
@@ -78,7 +78,7 @@ def default_objectives(curves, total):
     return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
 
 
-def arrival_objectives(executor, total):
+def arrival_objectives(executor: BookExecutor, total: float) -> dict[str, Objective]:
     """Objectives (A), (B), (C) scaled to the arrival book, as :func:`default_objectives` does.
 
     The curve is the book walk of the first usable snapshot, ``rho`` its curvature
@@ -99,7 +99,7 @@ class TWAP:
 
     name = "TWAP"
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         n = len(context.executor)
         curves = context.curves.static() if context.curves is not None else None
         return execute_schedule(context.executor, np.full(n, context.total / n), self.name, curves)
@@ -110,7 +110,7 @@ class DepthProportional:
 
     name = "depth-proportional"
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         curves = context.morning(self.name)
         share = curves.capacity / curves.capacity.sum()
         return execute_schedule(context.executor, context.total * share, self.name, curves)
@@ -119,13 +119,13 @@ class DepthProportional:
 class AlmgrenChriss:
     """Closed-form Almgren-Chriss trajectory with urgency ``kappa T`` (default 2)."""
 
-    def __init__(self, urgency=2.0):
+    def __init__(self, urgency: float = 2.0) -> None:
         if not urgency > 0:
             raise InvalidInputError(f"urgency kappa*T must be > 0, got {urgency}")
         self.urgency = float(urgency)
         self.name = f"Almgren-Chriss (kT={self.urgency:g})"
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         n = len(context.executor)
         t = np.arange(n + 1) / n
         inventory = context.total * np.sinh(self.urgency * (1 - t)) / np.sinh(self.urgency)
@@ -142,12 +142,12 @@ class StaticPlan:
         A default-scaled objective (:func:`default_objectives`) or an explicit one.
     """
 
-    def __init__(self, kind="A"):
+    def __init__(self, kind: str | Objective = "A") -> None:
         self.kind = kind
         label = kind if isinstance(kind, str) else kind.kind
         self.name = f"static {label}"
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         curves = context.morning(self.name)
         objective = _objective(self.kind, curves, context.total)
         schedule = solve(curves, context.total, objective)
@@ -164,13 +164,13 @@ class RecedingStrategy:
         Passed to :class:`RecedingHorizon` (``horizon``, ``method``, ``cost_to_go``, ...).
     """
 
-    def __init__(self, kind="A", name=None, **settings):
+    def __init__(self, kind: str | Objective = "A", name: str | None = None, **settings: Any) -> None:
         self.kind, self.settings = kind, settings
         probe = RecedingHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
         label = kind if isinstance(kind, str) else kind.kind
         self.name = name or probe.name.replace(f"RH {probe.objective.kind}", f"RH {label}", 1)
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         curves = context.morning(self.name)
         objective = _objective(self.kind, curves, context.total)
         planner = RecedingHorizon(objective=objective, progress=context.progress, **self.settings)
@@ -192,13 +192,13 @@ class ScenarioStrategy:
 
     lookahead = False
 
-    def __init__(self, kind="A", name=None, **settings):
+    def __init__(self, kind: str | Objective = "A", name: str | None = None, **settings: Any) -> None:
         self.kind, self.settings = kind, settings
         probe = ScenarioHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
         label = kind if isinstance(kind, str) else kind.kind
         self.name = name or probe.name.replace(f"scenario {probe.objective.kind}", f"scenario {label}", 1)
 
-    def execute(self, context):
+    def execute(self, context: Context) -> ExecutionRecord:
         objective = _objective(self.kind, None, context.total, context.executor)
         record = ScenarioHorizon(objective, progress=context.progress, **self.settings).run(context.executor, context.total)
         record.name = self.name
@@ -214,18 +214,19 @@ def _objective(kind, curves, total, executor=None):
     return objectives[kind]
 
 
-def default_strategies(with_model=True):
+def default_strategies(with_model: bool = True) -> list[Strategy]:
     """The comparison of the backtest: baselines, scenario horizons, static plans and receding horizons."""
-    baselines = [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B"), ScenarioStrategy("C")]
+    baselines: list[Strategy] = [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B"), ScenarioStrategy("C")]
     if not with_model:
         return baselines
-    return baselines + [
+    with_curves: list[Strategy] = [
         DepthProportional(),
         StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
         RecedingStrategy("A", horizon=30), RecedingStrategy("A", horizon="all"),
         RecedingStrategy("B", horizon=30), RecedingStrategy("C", horizon=30),
         RecedingStrategy("A", horizon=30, method="cvxpy"),
     ]
+    return baselines + with_curves
 
 
 class Receding(RecedingStrategy):

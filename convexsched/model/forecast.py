@@ -73,7 +73,7 @@ class StateForecast(BaseEstimator):
         :class:`ScaleFallbackWarning` says so.
     """
 
-    def __init__(self, freq="1min"):
+    def __init__(self, freq: str = "1min") -> None:
         self.freq = freq
 
     def _bins(self, times):

@@ -74,7 +74,7 @@ class ScheduleProblem(cp.Problem):
         The scaling; ``lambda = -dual * cost_unit / share_unit``.
     """
 
-    def __init__(self, objective, constraints, *, spec, handles):
+    def __init__(self, objective: cp.Minimize | cp.Maximize, constraints: list, *, spec: dict, handles: dict) -> None:
         super().__init__(objective, constraints)
         self.spec = spec
         self.x = handles["x"]

@@ -42,8 +42,10 @@ cvxpy problem in both formulations, and :func:`weighted_kkt` certifies any ``y``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InfeasibleError, InvalidInputError
 from .kkt import KKTReport
@@ -78,7 +80,8 @@ class WeightedBuckets:
     rho: float
 
     @classmethod
-    def build(cls, slopes, widths, weights=None, *, rho=0.0, gamma=None, cap=None):
+    def build(cls, slopes: ArrayLike, widths: ArrayLike, weights: ArrayLike | None = None, *, rho: float = 0.0,
+              gamma: ArrayLike | None = None, cap: ArrayLike | None = None) -> WeightedBuckets:
         """Validate and truncate.
 
         Parameters
@@ -124,15 +127,15 @@ class WeightedBuckets:
         return cls(slopes, truncated, weights, gamma, depth, tail_cap, last_slope, float(rho))
 
     @property
-    def n_buckets(self):
+    def n_buckets(self) -> int:
         return self.slopes.shape[0]
 
     @property
-    def capacity(self):
+    def capacity(self) -> np.ndarray:
         """``u_j``: the most bucket ``j`` can take (``inf`` with an uncapped tail)."""
         return self.widths.sum(axis=1) + self.tail_cap
 
-    def response(self, level, upper=False):
+    def response(self, level: float, upper: bool = False) -> np.ndarray:
         """``y_j(lambda)``: per-bucket minimizers of ``phi_j(y) - lambda y`` (E13).
 
         With ``rho = 0`` a level equal to a slope leaves that segment anywhere in
@@ -151,11 +154,11 @@ class WeightedBuckets:
     def _tail_start(self):
         return self.last_slope + self.rho * self.depth
 
-    def total(self, level, upper=False):
+    def total(self, level: float, upper: bool = False) -> float:
         """``S(lambda) = sum_j omega_j y_j(lambda)``."""
         return float(self.weights @ self.response(level, upper))
 
-    def breakpoints(self):
+    def breakpoints(self) -> np.ndarray:
         """Every level where some response changes slope or jumps, sorted and unique."""
         real = self.widths > 0
         if self.rho > 0:
@@ -169,11 +172,11 @@ class WeightedBuckets:
         values = np.concatenate(points)
         return np.unique(values[np.isfinite(values)])
 
-    def value(self, y):
+    def value(self, y: ArrayLike) -> float:
         """``sum_j omega_j phi_j(y_j)``, the objective of (E12) (``y`` within the caps)."""
         return float(self.weights @ self.bucket_values(y))
 
-    def bucket_values(self, y):
+    def bucket_values(self, y: ArrayLike) -> np.ndarray:
         """``phi_j(y_j)`` without the weights."""
         y = np.asarray(y, dtype=float)
         inside = np.minimum(y, self.widths.sum(axis=1))
@@ -220,7 +223,7 @@ class WeightedSolution:
     tie_fraction: float
 
 
-def solve_weighted(buckets, total):
+def solve_weighted(buckets: WeightedBuckets, total: float) -> WeightedSolution:
     """Solve (E12) exactly (module docstring).
 
     Parameters
@@ -291,7 +294,7 @@ def _beyond(buckets, last, total):
     return buckets.response(level, upper=True), level
 
 
-def weighted_kkt(buckets, total, y, multiplier, tol=1e-6):
+def weighted_kkt(buckets: WeightedBuckets, total: float, y: ArrayLike, multiplier: float, tol: float = 1e-6) -> KKTReport:
     """Certificate of (E12): feasibility, stationarity (E13) and the exact duality gap.
 
     The dual function is ``D(lambda) = lambda R - sum_j omega_j phi_j^*(lambda)`` with
@@ -356,7 +359,7 @@ def _slope_bounds(buckets, y, snap):
     return left + smooth, right + smooth
 
 
-def build_weighted_problem(buckets, total, formulation="segment"):
+def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: str = "segment") -> tuple[Any, Any, Any, tuple[float, float]]:
     """Problem (E12) as an explicit cvxpy problem.
 
     Parameters
