@@ -40,13 +40,17 @@ def forest(model) -> Forest | None:
     """The trees of a fitted :class:`~sklearn.ensemble.HistGradientBoostingRegressor`, flattened.
 
     Returns ``None`` where :func:`predict_runs` would not reproduce ``model.predict``: categorical
-    splits, more than one tree per iteration, or a link function other than the identity.
+    features, more than one tree per iteration, a link function other than the identity, or a
+    model not fitted.
     """
     predictors = getattr(model, "_predictors", None)
     baseline = np.asarray(getattr(model, "_baseline_prediction", np.nan), dtype=float)
     if not predictors or baseline.size != 1 or any(len(trees) != 1 for trees in predictors):
         return None
     if type(model._loss.link).__name__ != "IdentityLink":
+        return None
+    categorical = getattr(model, "is_categorical_", None)
+    if categorical is not None and np.any(categorical):
         return None
     nodes = [trees[0].nodes for trees in predictors]
     if any(n["is_categorical"].any() for n in nodes):
@@ -106,22 +110,29 @@ def _forest_runs(feature, threshold, missing_left, left, right, leaf, value, roo
     out = np.zeros(n)
     out += baseline
     rows = np.arange(n)
+    spill = np.empty(n, dtype=np.int64)
     # Pending subtrees of a depth-first walk: (node, first, end) into ``rows``.
     stack_node = np.empty(len(feature), dtype=np.int64)
     stack_first = np.empty(len(feature), dtype=np.int64)
     stack_end = np.empty(len(feature), dtype=np.int64)
     constant = np.empty(width, dtype=np.bool_)
+    ascending = np.empty(width, dtype=np.bool_)
     for run in range(len(starts) - 1):
         r0, r1 = starts[run], starts[run + 1]
         for k in range(width):
-            # NaN != NaN: a run with NaN in a column takes the row-by-row branch there.
-            same = True
+            # NaN compares false: a column with NaN is neither, and takes the row-by-row branch.
+            same, rising = True, True
             for r in range(r0 + 1, r1):
                 if X[r, k] != X[r0, k]:
                     same = False
-                    break
-            constant[k] = same
+                if not X[r, k] >= X[r - 1, k]:
+                    rising = False
+            constant[k] = same and not np.isnan(X[r0, k])
+            ascending[k] = rising and not np.isnan(X[r0, k])
         for root in roots:
+            # Each tree starts from the run in its own order (the last one's splits permuted it).
+            for r in range(r0, r1):
+                rows[r] = r
             stack_node[0], stack_first[0], stack_end[0] = root, r0, r1
             top = 1
             while top > 0:
@@ -130,18 +141,32 @@ def _forest_runs(feature, threshold, missing_left, left, right, leaf, value, roo
                 while not leaf[node]:
                     k = feature[node]
                     if constant[k]:
-                        x = X[rows[a], k]
-                        go_left = missing_left[node] if np.isnan(x) else x <= threshold[node]
-                        node = left[node] if go_left else right[node]
+                        node = left[node] if X[rows[a], k] <= threshold[node] else right[node]
                         continue
-                    # Rows that go left to the front of [a, b).
-                    m = a
-                    for j in range(a, b):
-                        x = X[rows[j], k]
-                        go_left = missing_left[node] if np.isnan(x) else x <= threshold[node]
-                        if go_left:
-                            rows[m], rows[j] = rows[j], rows[m]
-                            m += 1
+                    if ascending[k]:
+                        # Splits are stable, so rows[a:b] keeps the run's order and a column
+                        # rising over the run rises here: the rows going left are a prefix.
+                        lo, hi = a, b
+                        while lo < hi:
+                            mid = (lo + hi) // 2
+                            if X[rows[mid], k] <= threshold[node]:
+                                lo = mid + 1
+                            else:
+                                hi = mid
+                        m = lo
+                    else:
+                        # A stable split: left rows kept in order at the front, right ones after.
+                        m, spilled = a, 0
+                        for j in range(a, b):
+                            x = X[rows[j], k]
+                            if missing_left[node] if np.isnan(x) else x <= threshold[node]:
+                                rows[m] = rows[j]
+                                m += 1
+                            else:
+                                spill[spilled] = rows[j]
+                                spilled += 1
+                        for j in range(spilled):
+                            rows[m + j] = spill[j]
                     if m == a:
                         node = right[node]
                     elif m == b:
