@@ -14,10 +14,14 @@ of where the work can be shared: any split of the rows into runs gives the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..optimize._jit import njit
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Forest:
     n_features: int
 
 
-def forest(model) -> Forest | None:
+def forest(model: HistGradientBoostingRegressor) -> Forest | None:
     """The trees of a fitted :class:`~sklearn.ensemble.HistGradientBoostingRegressor`, flattened.
 
     Returns ``None`` where :func:`predict_runs` would not reproduce ``model.predict``: categorical

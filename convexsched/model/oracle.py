@@ -419,9 +419,13 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         return self.model_.predict(design)
 
     def _forest(self) -> Forest | None:
-        if self.model_ not in _FORESTS:
-            _FORESTS[self.model_] = forest(self.model_)
-        return _FORESTS[self.model_]
+        predictors = getattr(self.model_, "_predictors", None)
+        cached = _FORESTS.get(self.model_)
+        # A refit of the same booster (warm start appends trees) must not meet stale trees.
+        if cached is None or cached[0] is not predictors or cached[1] != len(predictors or ()):
+            cached = (predictors, len(predictors or ()), forest(self.model_))
+            _FORESTS[self.model_] = cached
+        return cached[2]
 
     def predict_grid(self, states, sizes):
         """Raw predictions ``g_hat_i(x_u)`` for every bucket ``i`` and grid size ``x_u``.

@@ -8,7 +8,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from convexsched import ImpactOracle, synthetic_book
 from convexsched import task1_table as walk_table
-from convexsched.model import _trees, oracle as oracle_module
+from convexsched.model import _trees
+from convexsched.model import oracle as oracle_module
 from convexsched.model._trees import forest, predict_runs, run_starts
 
 WIDTH = 4
@@ -114,3 +115,19 @@ def test_the_oracle_grid_path_is_the_booster_bit_for_bit(features, monkeypatch):
     single = design[::33]
     np.testing.assert_array_equal(oracle._raw_predict(single), oracle.model_.predict(single))
     assert len(calls) == 2
+
+
+def test_a_booster_refitted_in_place_is_walked_afresh():
+    table = walk_table(synthetic_book(5), [100, 1000, 3000]).dropna(subset=["volatility"])
+    table = table[~table["beyond_depth"]]
+    oracle = ImpactOracle(validation_fraction=None, max_iter=5, random_state=0).fit(table, table["slippage"])
+    columns = {name: table[name].to_numpy(dtype=float) for name in oracle._columns()}
+    _, design = oracle._design_matrix(columns)
+    design = np.repeat(design[:40], 8, axis=0)
+    design[:, 0] = np.tile(np.linspace(0.0, 0.5, 8), 40)  # runs of 8: the walk's path
+    first = oracle._raw_predict(design)
+    np.testing.assert_array_equal(first, oracle.model_.predict(design))
+    oracle.model_.set_params(warm_start=True, max_iter=10)
+    oracle.model_.fit(design, first + design[:, 0])
+    assert not np.array_equal(oracle.model_.predict(design), first)
+    np.testing.assert_array_equal(oracle._raw_predict(design), oracle.model_.predict(design))
