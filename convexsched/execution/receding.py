@@ -71,7 +71,7 @@ import pandas as pd
 from .._deprecated import renamed
 from ..data.features import FORECAST_COLUMNS, RELATIVE_COLUMNS, SIDE_FEATURES, book_features, side_features
 from ..errors import InvalidInputError
-from ..model.convexify import convexify as _convexify
+from ..model.convexify import convex_slopes
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
@@ -250,18 +250,19 @@ class LiveCurves:
         index = self.index[i:]
         cap = self.capacity * states[:, self._columns["side_depth"]]
         u = np.linspace(0.0, 1.0, self.grid)
-        n = len(states)
-        # One design frame per step, built from arrays: the oracle's columns by name.
-        rows = {"size": (cap[:, None] * u).ravel()}
-        rows.update({name: np.repeat(states[:, k], self.grid) for name, k in self._columns.items()})
-        rows["hour_of_day"] = np.repeat(index.hour, self.grid)
+        n, g = len(states), self.grid - 1
+        # One design frame per step, built from arrays: the oracle's columns by name. Size 0
+        # is not asked for: g(0) = 0 whatever the oracle says.
+        rows = {"size": (cap[:, None] * u[1:]).ravel()}
+        rows.update({name: np.repeat(states[:, k], g) for name, k in self._columns.items()})
+        rows["hour_of_day"] = np.repeat(index.hour, g)
         # Trusted arrays go straight to an oracle that takes them; others get a DataFrame.
         predict = getattr(self.oracle, "predict_columns", None)
-        values = (predict(rows) if predict is not None else self.oracle.predict(pd.DataFrame(rows))).reshape(n, self.grid)
-        values[:, 0] = 0.0
-        unit, _ = _convexify(u, values, method=self.convexify)
+        values = np.zeros((n, self.grid))
+        values[:, 1:] = (predict(rows) if predict is not None else self.oracle.predict(pd.DataFrame(rows))).reshape(n, g)
+        slopes = convex_slopes(u, values, method=self.convexify)
         # Back from the unit grid to shares: x = u c_j.
-        return CostCurves(unit.slopes / cap[:, None], unit.widths * cap[:, None], index=index)
+        return CostCurves(slopes / cap[:, None], np.diff(u) * cap[:, None], index=index)
 
     def static(self) -> CostCurves:
         """The morning view: curves of the whole day from the arrival state."""

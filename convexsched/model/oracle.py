@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ from threadpoolctl import ThreadpoolController
 
 from ..data.features import SIDE_FEATURES, STATE_COLUMNS
 from ..errors import DataError, InvalidInputError
+from ._trees import Forest, forest, predict_runs, run_starts
 from .convexify import convexify as _convexify
 
 SIZE_FEATURES = ("size", "vol_ratio")
@@ -158,6 +160,11 @@ class _BookInputMixin:
 
 # Below this many rows prediction runs on one thread.
 _THREADED_ROWS = 20_000
+# Rows per run of equal states from which the trees are walked run by run (model/_trees.py).
+_SHARED_RUN = 4
+# Flattened trees per fitted booster; weak keys, so a refit (a new ``model_``) starts afresh
+# and nothing extra is pickled with the oracle.
+_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
@@ -383,14 +390,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         _, design = self._design_matrix(columns)
         size = np.asarray(columns["size"], dtype=float)
-        if len(design) < _THREADED_ROWS:
-            # OpenMP start-up costs more than a small batch's trees: the receding horizon asks
-            # for one bucket's grid at a time, which ran 5x faster on one thread. The controller
-            # is built once: scanning the loaded libraries took longer than the prediction.
-            with _openmp().limit(limits=1, user_api="openmp"):
-                raw = self.model_.predict(design)
-        else:
-            raw = self.model_.predict(design)
+        raw = self._raw_predict(design)
         if self.target == "bps":
             cost = size * np.asarray(columns["mid"], dtype=float) * np.maximum(raw, 0.0) / 1e4
         elif self.target == "per_share":
@@ -400,6 +400,43 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         else:
             cost = raw
         return np.where(size > 0, cost, 0.0)
+
+    def _raw_predict(self, design):
+        """The booster's prediction of ``design``: run by run where rows share their state."""
+        state = np.array([flag == 0 for flag in self._monotone()])
+        trees = self._forest(design, state) if len(design) else None
+        if trees is not None:
+            starts = run_starts(design, state)
+            # Bit for bit model_.predict (tests/model/test_trees.py), with each tree walked once
+            # per run of equal states: a size grid per bucket, as the receding loop asks for.
+            if len(design) >= _SHARED_RUN * (len(starts) - 1):
+                return predict_runs(trees, design, starts)
+        if len(design) < _THREADED_ROWS:
+            # OpenMP start-up costs more than a small batch's trees: the receding horizon asks
+            # for one bucket's grid at a time, which ran 5x faster on one thread. The controller
+            # is built once: scanning the loaded libraries took longer than the prediction.
+            with _openmp().limit(limits=1, user_api="openmp"):
+                return self.model_.predict(design)
+        return self.model_.predict(design)
+
+    def _forest(self, design: np.ndarray, state: np.ndarray) -> Forest | None:
+        predictors = getattr(self.model_, "_predictors", None)
+        cached = _FORESTS.get(self.model_)
+        # A refit of the same booster (warm start appends trees) must not meet stale trees.
+        if cached is None or cached[0] is not predictors or cached[1] != len(predictors or ()):
+            trees = forest(self.model_)
+            # The walk reads scikit-learn's private tree arrays: before trusting it on a
+            # booster, check it against model_.predict on the rows at hand, so that another
+            # scikit-learn layout falls back to predict instead of answering wrongly.
+            sample = design[:256]
+            if trees is not None and not np.array_equal(predict_runs(trees, sample, run_starts(sample, state)),
+                                                       self.model_.predict(sample)):
+                warnings.warn("the compiled tree walk disagrees with scikit-learn's predict for this model; "
+                              "using predict", RuntimeWarning, stacklevel=3)
+                trees = None
+            cached = (predictors, len(predictors or ()), trees)
+            _FORESTS[self.model_] = cached
+        return cached[2]
 
     def predict_grid(self, states, sizes):
         """Raw predictions ``g_hat_i(x_u)`` for every bucket ``i`` and grid size ``x_u``.
