@@ -76,7 +76,7 @@ def main():
 
     add("fast, A, H=30 + cost-to-go", RecedingHorizon(30, objectives["A"]), repeat=3)
     add("fast, A, shrinking", RecedingHorizon("all", objectives["A"]), repeat=3)
-    add("fast, A, H=30, literal (9)", RecedingHorizon(30, objectives["A"], cost_to_go=None), repeat=3)
+    add("fast, A, H=30, literal (E8)", RecedingHorizon(30, objectives["A"], cost_to_go=None), repeat=3)
     add("fast, B, H=30 + cost-to-go", RecedingHorizon(30, objectives["B"]), repeat=3)
     add("fast, B, shrinking", RecedingHorizon("all", objectives["B"]), repeat=3)
     add("fast, C, H=30 + cost-to-go", RecedingHorizon(30, objectives["C"]))

@@ -118,7 +118,7 @@ def next_minute(books, table):
         book = books[held_out]
         train = table[table["symbol"] != held_out]
         oracles = {name: ImpactOracle(random_state=0, features=features).fit(train, train["slippage"])
-                   for name, features in (("oracle, seed features", "seed"), ("oracle, book features", "book"))}
+                   for name, features in (("oracle, state features", "state"), ("oracle, book features", "book"))}
         executor = BookExecutor(book, "buy")
         now, nxt = executor.rows[:-1], executor.rows[1:]
         keep = (now >= 0) & (nxt >= 0)

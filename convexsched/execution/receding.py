@@ -399,7 +399,7 @@ class RecedingHorizon:
     @property
     def name(self) -> str:
         window = "shrinking" if self.horizon == "all" else f"H={self.horizon}"
-        tail = {"exact": "", "lambda": ", lambda tail", None: ", literal (9)"}[self.cost_to_go]
+        tail = {"exact": "", "lambda": ", lambda tail", None: ", literal (E8)"}[self.cost_to_go]
         return f"RH {self.objective.kind} {window}{tail} ({self.method})"
 
     # ------------------------------------------------------------------ entry points

@@ -46,7 +46,7 @@ from .convexify import convexify as _convexify
 
 SIZE_FEATURES = ("size", "vol_ratio")
 TARGETS = ("bps", "per_share", "log", None)
-FEATURE_SETS = ("seed", "book")
+FEATURE_SETS = ("state", "book")
 _FORMAT = "convexsched.ImpactOracle"
 # Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0).
 _FORMAT_VERSION = 2
@@ -203,9 +203,9 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         ``max_iter`` iterations on everything and does not need ``timestamp``. A plain array
         (or a DataFrame with unnamed columns) has no timestamps and is fitted as with ``None``: there is no time order to split on,
         and a random split would let the iteration count look ahead.
-    features : {"seed", "book"}
-        ``"seed"`` (a historical name, not a random seed): the state features (E17) above (the
-        Task-1 table). ``"book"`` adds what sets
+    features : {"state", "book"}
+        ``"state"``: the state features (E17) above (the Task-1 table); ``"seed"`` is its
+        deprecated 0.2 name. ``"book"`` adds what sets
         the cost on the traded side (:func:`convexsched.data.features.side_features`): the queue at
         the touch, the side depth over 3 and 5 levels, the spread in ticks, and the order's
         share of the 5-level side depth ``size / side_depth_5`` (monotone like the size
@@ -249,7 +249,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         min_samples_leaf=20,
         l2_regularization=0.0,
         random_state=None,
-        features="seed",
+        features="state",
         **deprecated,
     ):
         transform = deprecated.pop("transform", _UNSET)
@@ -281,7 +281,10 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
             raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
         if self.target not in TARGETS:
             raise InvalidInputError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if self.features not in FEATURE_SETS:
+        if self.features == "seed":
+            warnings.warn('ImpactOracle(features="seed") is deprecated; use features="state" (removed in 0.4)',
+                          DeprecationWarning, stacklevel=2)
+        elif self.features not in FEATURE_SETS:
             raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if y is None:
             _check_target(y, 0, type(self).__name__)

@@ -328,10 +328,18 @@ def test_book_features_oracle_learns_from_the_traded_side():
         ImpactOracle(features="magic").fit(table, table["slippage"])
 
 
-@pytest.mark.parametrize("features", ["seed", "book"])
+@pytest.mark.parametrize("features", ["state", "book"])
 def test_the_array_path_predicts_what_predict_does(features):
     table = walk_table(synthetic_book(5), [100, 1000, 3000]).dropna(subset=["volatility"])
     table = table[~table["beyond_depth"]]
     oracle = ImpactOracle(features=features, **FAST).fit(table, table["slippage"])
     columns = {name: table[name].to_numpy() for name in table.columns if name != "timestamp"}
     np.testing.assert_array_equal(oracle.predict_columns(columns), oracle.predict(table))
+
+
+def test_the_seed_feature_set_of_0_2_still_fits_with_a_warning():
+    table = walk_table(synthetic_book(5), [100, 1000]).dropna(subset=["volatility"])
+    with pytest.warns(DeprecationWarning, match='features="seed"\\) is deprecated; use features="state"'):
+        old = ImpactOracle(features="seed", max_iter=5, random_state=0).fit(table, table["slippage"])
+    new = ImpactOracle(features="state", max_iter=5, random_state=0).fit(table, table["slippage"])
+    np.testing.assert_array_equal(old.predict(table), new.predict(table))

@@ -95,7 +95,7 @@ def test_models_the_walk_cannot_reproduce_are_left_to_scikit_learn():
         predict_runs(forest(MODELS[(False, 7)]), X[:, :2], np.array([0, len(X)]))
 
 
-@pytest.mark.parametrize("features", ["seed", "book"])
+@pytest.mark.parametrize("features", ["state", "book"])
 def test_the_oracle_grid_path_is_the_booster_bit_for_bit(features, monkeypatch):
     table = walk_table(synthetic_book(5), [100, 1000, 3000]).dropna(subset=["volatility"])
     table = table[~table["beyond_depth"]]
