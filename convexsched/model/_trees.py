@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..optimize._jit import njit
+from .._jit import njit
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingRegressor

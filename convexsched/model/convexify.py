@@ -60,8 +60,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 
+from .._jit import njit
 from ..errors import InvalidInputError, SolverError
-from ..optimize._jit import njit
 from ..optimize.curves import CostCurves
 
 CONVEXIFY_METHODS = ("slopes-isotonic", "isotonic", "convex-regression", "hull")

@@ -86,7 +86,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import njit
+from .._jit import njit
 from .kkt import multiplier_interval
 from .waterfill import WaterLevel, centred_fill, ramps
 

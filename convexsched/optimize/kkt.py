@@ -35,8 +35,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._deprecated import renamed
+from .._jit import njit
 from ..errors import InvalidInputError
-from ._jit import njit
 from .validate import share_unit_of, validate
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import njit
+from .._jit import njit
 
 
 @dataclass(frozen=True)
