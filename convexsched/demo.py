@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ from .optimize.solve import solve
 ORDER_SIZES = np.array([100, 200, 500, 1000, 2000, 5000, 10000], dtype=float)
 # Every 4th snapshot (12 s apart) keeps the training table near 13,000 rows: a few seconds to fit.
 TRAINING_THIN = 4
-ORACLE_SETTINGS = {"max_iter": 80, "learning_rate": 0.1, "random_state": 0}
+ORACLE_SETTINGS: dict[str, Any] = {"max_iter": 80, "learning_rate": 0.1, "random_state": 0}
 GRID_STEPS = 40
 HORIZON = 30
 # Points of the receding horizon's live size grid: each step re-evaluates the oracle on it.

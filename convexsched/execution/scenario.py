@@ -194,7 +194,9 @@ class ScenarioHorizon:
             raise InvalidInputError(f"profile must give {len(executor)} finite relative depths > 0, one per bucket")
         return depth
 
-    def decide(self, executor, fresh, i, remaining, total, weights=None, depth=None):
+    def decide(self, executor: BookExecutor, fresh: tuple[np.ndarray, np.ndarray, np.ndarray], i: int, remaining: float,
+               total: float, weights: np.ndarray | None = None,
+               depth: np.ndarray | None = None) -> tuple[float, dict[str, object]]:
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
 
         ``depth`` is the relative depth profile (from other days: no look-ahead) or None.

@@ -29,10 +29,14 @@ from __future__ import annotations
 import functools
 import warnings
 import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self, TypeGuard
 
 import numpy as np
 import pandas as pd
 import sklearn
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils import check_array
@@ -43,6 +47,10 @@ from ..data.features import SIDE_FEATURES, STATE_COLUMNS
 from ..errors import DataError, InvalidInputError
 from ._trees import Forest, forest, predict_runs, run_starts
 from .convexify import convexify as _convexify
+
+if TYPE_CHECKING:
+    from ..optimize.curves import CostCurves
+    from .convexify import ConvexifyReport
 
 SIZE_FEATURES = ("size", "vol_ratio")
 TARGETS = ("bps", "per_share", "log", None)
@@ -86,7 +94,7 @@ def _check_frame(X, columns, what):
     return values
 
 
-def _named(X):
+def _named(X: object) -> TypeGuard[pd.DataFrame]:
     """Whether ``X`` is read by column name: a DataFrame whose column names are all strings."""
     return isinstance(X, pd.DataFrame) and all(isinstance(name, str) for name in X.columns)
 
@@ -240,18 +248,18 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        size_feature="vol_ratio",
-        target="bps",
-        validation_fraction=0.2,
-        max_iter=300,
-        learning_rate=0.05,
-        max_leaf_nodes=31,
-        min_samples_leaf=20,
-        l2_regularization=0.0,
-        random_state=None,
-        features="state",
-        **deprecated,
-    ):
+        size_feature: str = "vol_ratio",
+        target: str | None = "bps",
+        validation_fraction: float | None = 0.2,
+        max_iter: int = 300,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 31,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 0.0,
+        random_state: int | None = None,
+        features: str = "state",
+        **deprecated: Any,
+    ) -> None:
         transform = deprecated.pop("transform", _UNSET)
         if deprecated:
             raise TypeError(f"ImpactOracle() got unexpected keyword argument(s) {sorted(deprecated)}")
@@ -275,7 +283,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         self.features = features
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike | pd.DataFrame, y: ArrayLike) -> Self:
         """Fit the oracle on a Task-1 table ``X`` and total costs ``y``; returns ``self``."""
         if self.size_feature not in SIZE_FEATURES:
             raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
@@ -379,13 +387,13 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         return y
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, X):
+    def predict(self, X: ArrayLike | pd.DataFrame) -> np.ndarray:
         """Predicted total cost ``g_hat(size | state)`` (currency) for every row of ``X``."""
         check_is_fitted(self, "model_")
         frame = _check_input(self, X, self._columns(), reset=False)
         return self.predict_columns({name: frame[name].to_numpy() for name in self._columns()})
 
-    def predict_columns(self, columns):
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """:meth:`predict` for trusted arrays: ``columns`` maps every input column to a 1-D array.
 
         The receding loop's path: no DataFrame and no checks (its states were checked once).
@@ -441,7 +449,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
             _FORESTS[self.model_] = cached
         return cached[2]
 
-    def predict_grid(self, states, sizes):
+    def predict_grid(self, states: pd.DataFrame, sizes: ArrayLike) -> np.ndarray:
         """Raw predictions ``g_hat_i(x_u)`` for every bucket ``i`` and grid size ``x_u``.
 
         Parameters
@@ -467,7 +475,8 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         rows.insert(0, "size", np.tile(sizes, n))
         return self.predict(rows).reshape(n, g)
 
-    def cost_curves(self, states, sizes, convexify="slopes-isotonic", return_report=False):
+    def cost_curves(self, states: pd.DataFrame, sizes: ArrayLike, convexify: str = "slopes-isotonic",
+                    return_report: bool = False) -> CostCurves | tuple[CostCurves, ConvexifyReport]:
         """Convex cost curves (E18) of the oracle for every bucket, convexified (E19).
 
         Evaluates :meth:`predict_grid` and passes it through :func:`convexsched.convexify`.
@@ -494,12 +503,12 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     @property
-    def schema_(self):
+    def schema_(self) -> dict[str, object]:
         """What a saved oracle promises: input columns, size feature, target."""
         check_is_fitted(self, "model_")
         return {"features": self.features_, "size_feature": self.size_feature, "target": self.target}
 
-    def save(self, path):
+    def save(self, path: str | Path) -> None:
         """Write the fitted oracle with its schema to ``path`` (joblib).
 
         Like every pickle, the file runs code when loaded: load only files you wrote.
@@ -516,7 +525,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         joblib.dump(payload, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | Path) -> ImpactOracle:
         """Read an oracle written by :meth:`save` and check its feature schema.
 
         Raises
@@ -574,7 +583,7 @@ class HalfSpreadImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
         The same names, as a tuple.
     """
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike | pd.DataFrame, y: ArrayLike | None = None) -> Self:
         """Check ``X`` (and ``y``, when given); returns ``self``."""
         frame = _check_input(self, X, ("size", "spread"), reset=True)
         if y is not None:
@@ -582,7 +591,7 @@ class HalfSpreadImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
         self.features_ = ("size", "spread")
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike | pd.DataFrame) -> np.ndarray:
         """Half the spread times the size, for every row of ``X``."""
         check_is_fitted(self, "features_")
         frame = _check_input(self, X, self.features_, reset=False)
@@ -616,7 +625,7 @@ class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
         Their number.
     """
 
-    def __init__(self, price="mid"):
+    def __init__(self, price: str = "mid") -> None:
         self.price = price
 
     def _terms(self, X, reset):
@@ -627,7 +636,7 @@ class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
         impact = frame["volatility"].to_numpy() * level * size * np.sqrt(size / frame["depth"].to_numpy())
         return 0.5 * frame["spread"].to_numpy() * size, impact
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike | pd.DataFrame, y: ArrayLike) -> Self:
         """Fit ``c`` by least squares; returns ``self``."""
         if y is None:
             _check_target(y, 0, type(self).__name__)
@@ -639,7 +648,7 @@ class SquareRootImpact(_BookInputMixin, RegressorMixin, BaseEstimator):
         self.coef_ = float(impact @ (y - crossing)) / norm
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike | pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "coef_")
         crossing, impact = self._terms(X, reset=False)
         return crossing + self.coef_ * impact
