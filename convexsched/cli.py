@@ -89,6 +89,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _RenamedOption(argparse.Action):
+    """An option under its 0.2 name: stores into the new option and says so on stderr."""
+
+    def __init__(self, *args, new: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is deprecated; use {self.new} (removed in 0.4)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def _formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -263,9 +275,11 @@ def _add_objective_arguments(parser):
         help="time weights w_i: linear (i/N, default), constant, power:GAMMA (GAMMA in [1, 2])",
     )  # fmt: skip
     group.add_argument(
-        "--sense", "--budget", dest="sense", choices=("eq", "le"), default="eq",
-        help="sum x = S (default) or sum x <= S (a receding-horizon window); --budget is its deprecated 0.2 name",
+        "--sense", choices=("eq", "le"), default="eq",
+        help="sum x = S (default) or sum x <= S (a receding-horizon window)",
     )  # fmt: skip
+    group.add_argument("--budget", dest="sense", choices=("eq", "le"), action=_RenamedOption, new="--sense",
+                       help=argparse.SUPPRESS)
 
 
 def _objective(args):

@@ -644,3 +644,15 @@ def test_backtest_sizes_the_order_as_a_percent_of_volume(capsys):
     code, out, err = run_in_process(capsys, "backtest", "--synthetic", "--pct-volume", 1, "--strategies", "TWAP")
     assert code == 0, err
     assert "S = 1% of 2,042,000 shares traded = 20,420 shares" in out and "S = 20,420 shares" in out
+
+
+@pytest.mark.parametrize("option", ["--sense", "--budget"])
+def test_the_le_sense_plans_and_certifies_and_budget_is_its_old_name(demo, tmp_path, capsys, option):
+    # 1e12 shares exceed the day's capacity: only "sum x <= S" makes the plan feasible.
+    schedule, certificate = tmp_path / "s.csv", tmp_path / "s.kkt.json"
+    code, out, err = run_in_process(capsys, "plan", "--curves", demo[0] / "curves.csv", "--total", 1e12,
+                                    option, "le", "--output", schedule)
+    assert code == 0, err
+    assert "KKT certificate: OK" in out
+    assert json.loads(certificate.read_text())["sense"] == "le"
+    assert ("--budget is deprecated; use --sense" in err) == (option == "--budget")
