@@ -14,6 +14,7 @@ The public API is re-exported here; ``cli``, ``demo`` and ``timing`` sit outside
 
 from ._moved import install as _install_moved_modules
 from .data.book import Book, LoadReport, require_rows
+from .data.events import Events, read_events
 from .data.features import book_features, bucket_features
 from .data.loaders import PRESETS, ColumnMap, read_book, read_books
 from .data.sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
@@ -29,8 +30,9 @@ from .errors import (
     SolverError,
 )
 from .execution.backtest import backtest
-from .execution.executors import BookExecutor, ExecutionRecord, ModelExecutor, execute_schedule
+from .execution.executors import BookExecutor, ExecutionRecord, Executor, ModelExecutor, execute_schedule
 from .execution.hindsight import Hindsight, capture
+from .execution.replay import ReplayExecutor
 from .execution.receding import CurveSource, LiveCurves, RecedingHorizon, curve_source
 from .execution.scenario import ScenarioHorizon
 from .execution.strategies import (
@@ -43,6 +45,7 @@ from .execution.strategies import (
     Strategy,
     default_strategies,
 )
+from .execution.tactics import Market, PassiveFirst, Sliced
 from .execution.universe import run_universe
 from .model.convexify import ConvexifyReport, convexify
 from .optimize.curves import CostCurves
@@ -119,7 +122,14 @@ __all__ = [
     "task1_table",
     "read_task1",
     "synthetic_book",
+    "Events",
+    "read_events",
     "BookExecutor",
+    "ReplayExecutor",
+    "Executor",
+    "Market",
+    "Sliced",
+    "PassiveFirst",
     "ExecutionRecord",
     "ModelExecutor",
     "backtest",

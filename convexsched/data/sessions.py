@@ -126,7 +126,7 @@ class SessionBuckets:
         )
 
 
-def _bucket_grid(days, sessions, freq):
+def bucket_grid(days, sessions: Sessions, freq: pd.Timedelta) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex, np.ndarray]:
     """Starts, ends and is-last-of-session flags of all buckets on the given local dates."""
     starts, ends, last = [pd.DatetimeIndex([], tz=sessions.tz)], [pd.DatetimeIndex([], tz=sessions.tz)], []
     for day in days:
@@ -179,7 +179,7 @@ def session_buckets(book: Book, freq: str = "1min", sessions: Sessions | str | N
     if freq <= pd.Timedelta(0):
         raise InvalidInputError(f"freq must be positive, got {freq}")
     times = book.frame.index.tz_convert(sessions.tz).as_unit("ns")
-    starts, ends, last = _bucket_grid(pd.unique(times.date), sessions, freq)
+    starts, ends, last = bucket_grid(pd.unique(times.date), sessions, freq)
 
     labels = pd.Series(pd.NaT, index=book.frame.index, dtype=f"datetime64[ns, {sessions.tz}]", name="bucket")
     if len(starts) == 0:

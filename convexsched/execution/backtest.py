@@ -19,10 +19,10 @@ import pandas as pd
 from .._deprecated import renamed
 from ..errors import InvalidInputError
 from ..optimize.validate import check_total
-from .executors import BookExecutor, ExecutionRecord, progress_bar
+from .executors import ExecutionRecord, Executor, as_executor, progress_bar
 from .hindsight import Hindsight, capture
 from .receding import Model, curve_source
-from .strategies import TWAP, Context, Strategy, arrival_objectives, default_strategies
+from .strategies import RECOMMENDED, TWAP, Context, Strategy, arrival_objectives, default_strategies, recommended
 
 if TYPE_CHECKING:
     from ..data.book import Book
@@ -31,15 +31,15 @@ if TYPE_CHECKING:
 
 @overload
 def backtest(
-    book: Book | BookExecutor,
+    book: Book | Executor,
     total: float,
     strategies: Iterable[Strategy] | None = None,
     model: Model | None = None,
-    side: str = "buy",
+    side: str | None = None,
     *,
     forecast: StateForecast | None = None,
-    freq: str = "1min",
-    half_life: float = 0.0,
+    freq: str | None = None,
+    half_life: float | None = None,
     hindsight: bool = True,
     progress: bool = False,
     return_records: Literal[False] = False,
@@ -49,15 +49,15 @@ def backtest(
 
 @overload
 def backtest(
-    book: Book | BookExecutor,
+    book: Book | Executor,
     total: float,
     strategies: Iterable[Strategy] | None = None,
     model: Model | None = None,
-    side: str = "buy",
+    side: str | None = None,
     *,
     forecast: StateForecast | None = None,
-    freq: str = "1min",
-    half_life: float = 0.0,
+    freq: str | None = None,
+    half_life: float | None = None,
     hindsight: bool = True,
     progress: bool = False,
     return_records: Literal[True],
@@ -66,15 +66,15 @@ def backtest(
 
 
 def backtest(
-    book: Book | BookExecutor,
+    book: Book | Executor,
     total: float,
     strategies: Iterable[Strategy] | None = None,
     model: Model | None = None,
-    side: str = "buy",
+    side: str | None = None,
     *,
     forecast: StateForecast | None = None,
-    freq: str = "1min",
-    half_life: float = 0.0,
+    freq: str | None = None,
+    half_life: float | None = None,
     hindsight: bool = True,
     progress: bool = False,
     return_records: bool = False,
@@ -84,7 +84,10 @@ def backtest(
 
     Parameters
     ----------
-    book : Book
+    book : Book or executor
+        A Book is executed by a :class:`BookExecutor` built from ``side``, ``freq`` and
+        ``half_life``; an executor (:class:`convexsched.ReplayExecutor`, a :class:`BookExecutor`
+        ...) is used as it is, and those three options are then an error.
     total : float
         Order size ``S`` in shares (> 0).
     strategies : list, optional
@@ -96,12 +99,13 @@ def backtest(
     model : ImpactOracle, CurveSource or CostCurves, optional
         The cost model (:func:`convexsched.execution.receding.curve_source`); without it only
         the model-free strategies run.
-    side : {"buy", "sell"}
+    side : {"buy", "sell"}, optional
+        Default "buy" (for a Book).
     forecast : StateForecast, optional
         Passed to :class:`convexsched.execution.receding.LiveCurves` when ``model`` is an ImpactOracle.
-    freq : str
-        Bucket width.
-    half_life : float
+    freq : str, optional
+        Bucket width (default "1min", for a Book).
+    half_life : float, optional
         Resilience of consumed levels in seconds (:class:`BookExecutor`); 0: every minute's
         book is fresh.
     hindsight : bool
@@ -117,16 +121,22 @@ def backtest(
     Returns
     -------
     pandas.DataFrame
-        One row per strategy, indexed by name: ``cost`` (currency), ``cost_bps`` (of the arrival
+        One row per strategy, indexed by name: ``default`` (True for exactly one row, the
+        strategy the project recommends: :data:`convexsched.execution.strategies.RECOMMENDED`,
+        added to the run when missing), ``cost`` (currency), ``cost_bps`` (of the arrival
         notional), ``vs_twap_bps`` (negative: cheaper than TWAP), ``hindsight_bps`` (the
         bound), ``capture`` ((E15): 1 at the bound, 0 at TWAP), ``lookahead`` (True for the
-        hindsight rows), ``predicted`` and ``predicted_bps`` (the model's cost of the executed
-        slices), ``drift_bps``, ``shortfall_bps``, ``max_slice``, ``beyond_depth`` (slices
+        hindsight rows), ``hindsight_bound`` (False where the hindsight is only a reference:
+        resilience or the event replay), ``predicted`` and ``predicted_bps`` (the model's cost of the executed
+        slices), ``drift_bps`` (the market's own move paid,
+        ``side sum q (m_t - m_0)``, the same for every strategy up to timing), ``shortfall_bps``
+        (from the fills: ``side sum_f q_f (p_f - m_0)``, cost plus drift), ``passive_share`` (of the
+        filled shares), ``fills`` (rows in the record's fills log), ``max_slice``, ``beyond_depth`` (slices
         beyond displayed depth), ``rolled`` (shares whose own bucket had no usable book, each
         counted once), ``unfilled``, ``unfilled_cost_bps`` (the charge for unfilled shares, already
         in ``cost``) and ``complete`` (False when shares were left: :mod:`convexsched.execution`).
     """
-    executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq, half_life=half_life)
+    executor = as_executor(book, side, freq, half_life)
     model = renamed(model, oracle, "backtest", "oracle", "model")
     curves = None if model is None else curve_source(model, executor, forecast)
     context = Context(executor=executor, total=check_total(total, positive=True), curves=curves, progress=progress)
@@ -135,6 +145,8 @@ def backtest(
     strategies = list(strategies)
     if not any(s.name == "TWAP" for s in strategies):
         strategies.insert(0, TWAP())
+    if not any(s.name == RECOMMENDED for s in strategies):
+        strategies.append(recommended())
     if hindsight:
         smoothed = arrival_objectives(executor, context.total)["B"]
         strategies += [Hindsight(), Hindsight(smoothed)]
@@ -152,4 +164,7 @@ def backtest(
         table.insert(3, "hindsight_bps", bound)
         table.insert(4, "capture", capture(table["cost_bps"].to_numpy(), twap, bound))
     table.insert(5 if hindsight else 3, "lookahead", [bool(getattr(s, "lookahead", False)) for s in strategies])
+    table.insert(0, "default", table.index == RECOMMENDED)
+    if hindsight:
+        table.insert(6, "hindsight_bound", bool(executor.hindsight_is_bound))
     return (table, records) if return_records else table

@@ -46,7 +46,7 @@ curve the next slice will actually walk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,68 @@ if TYPE_CHECKING:
     from ..data.book import Book
     from ..data.sessions import Sessions
     from ..optimize.curves import CostCurves
+
+
+FILL_COLUMNS = ("time", "price", "qty", "passive")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What a strategy executes through: the snapshot book, the model, or the event replay.
+
+    A strategy may see, at bucket ``i``, ``walk_curve(i)`` (the curve its slice meets now, our own
+    earlier fills included) and ``realized_curves()`` restricted to buckets before ``i``; ``fill``
+    is called with nondecreasing ``i`` after ``reset``.
+    """
+
+    index: pd.Index
+    side: str
+    arrival_mid: float
+    hindsight_is_bound: bool
+
+    def __len__(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def usable(self, i: int) -> bool: ...
+
+    def mid(self, i: int) -> float: ...
+
+    def walk_curve(self, i: int) -> tuple[np.ndarray, np.ndarray, float]: ...
+
+    def realized_curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def fill(self, i: int, shares: float) -> tuple[float, float, bool]: ...
+
+    def drift(self, i: int, filled: float) -> float: ...
+
+    def settle(self, shares: float) -> float: ...
+
+    @property
+    def fills(self) -> pd.DataFrame: ...
+
+
+def as_executor(book: Any, side: str | None = None, freq: str | None = None, half_life: float | None = None) -> Executor:
+    """``book`` itself when it is an executor, else a :class:`BookExecutor` over it.
+
+    Options that only build a snapshot executor (``side``, ``freq``, ``half_life``) are an error
+    next to an executor, unless they repeat what it already is.
+    """
+    if isinstance(book, Executor):
+        given = {"freq": freq, "half_life": half_life}
+        wrong = [name for name, value in given.items() if value is not None]
+        if side is not None and side != book.side:
+            wrong.append(f"side={side!r} (the executor trades {book.side!r})")
+        if wrong:
+            raise InvalidInputError(f"{', '.join(wrong)} cannot apply to an executor: set them when building it")
+        return book
+    return BookExecutor(book, side or "buy", freq or "1min", half_life=0.0 if half_life is None else half_life)
+
+
+def _fills_frame(rows: list[tuple], tz: Any) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(FILL_COLUMNS))
+    frame["time"] = pd.DatetimeIndex(frame["time"]) if len(frame) else pd.DatetimeIndex([], tz=tz)
+    return frame.astype({"price": float, "qty": float, "passive": bool})
 
 
 class BookExecutor:
@@ -87,6 +149,8 @@ class BookExecutor:
         Displayed shares on the traded side of that snapshot (0 where there is none).
     arrival_mid : float
         Mid of the first usable snapshot of the day, ``m_0``.
+    hindsight_is_bound : bool
+        True without resilience: every strategy's cost is then a sum of the realized curves.
     """
 
     def __init__(self, book: Book, side: str = "buy", freq: str = "1min", sessions: Sessions | None = None,
@@ -120,11 +184,28 @@ class BookExecutor:
         depth = np.where(self.rows >= 0, self._qty[np.maximum(self.rows, 0)].sum(axis=1), 0.0)
         self.depth = pd.Series(depth, index=self.index, name="depth")
         self.arrival_mid = float(self._mid[self.rows[self.rows >= 0][0]])
+        self.hindsight_is_bound = half_life == 0
         self.reset()
 
     def reset(self) -> None:
         """Forget every fill: the book is as recorded (start of a new execution)."""
         self._taken: dict[int, tuple[float, float]] = {}
+        self._fills: list[tuple] = []
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """Every fill since :meth:`reset`: one row per level walked (the tail beyond depth as one row)."""
+        return _fills_frame(self._fills, self.book.frame.index.tz)
+
+    def drift(self, i: int, filled: float) -> float:
+        """The market's move paid by ``filled`` shares of bucket ``i``: ``side q (m_i - m_0)``."""
+        sign = 1.0 if self.side == "buy" else -1.0
+        return sign * filled * (self.mid(i) - self.arrival_mid) if filled > 0 else 0.0
+
+    def settle(self, shares: float) -> float:
+        """Charge for shares never sent: their walk through the last usable book of the day."""
+        last = max(i for i in range(len(self)) if self.usable(i))
+        return self.fill(last, shares)[1]
 
     def __len__(self):
         return len(self.index)
@@ -210,9 +291,24 @@ class BookExecutor:
             # Every displayed level is still depleted by earlier fills: nothing to walk.
             return 0.0, 0.0, False
         cost, beyond = walk_distances(self._dist[r : r + 1], qty[None, :], np.array([shares]), self.book.tick_size)
+        self._log_walk(r, qty, shares, float(cost[0, 0]))
         if self.half_life > 0:
             self._deplete(r, qty, shares)
         return shares, float(cost[0, 0]), bool(beyond[0, 0])
+
+    def _log_walk(self, r, qty, shares, cost):
+        """One fill per level walked; what lies beyond the shown depth as one fill at its average price."""
+        sign = 1.0 if self.side == "buy" else -1.0
+        taken = np.diff(np.minimum(np.cumsum(qty), shares), prepend=0.0)
+        stamp = self.book.frame.index[r]
+        inside = 0.0
+        for price, amount, distance in zip(self._price[r], taken, self._dist[r]):
+            if amount > 0:
+                self._fills.append((stamp, float(price), float(amount), False))
+                inside += amount * distance
+        rest = shares - float(taken.sum())
+        if rest > 0:
+            self._fills.append((stamp, float(self._mid[r] + sign * (cost - inside) / rest), rest, False))
 
     def _deplete(self, r, qty, shares):
         now = self._seconds[r]
@@ -245,16 +341,41 @@ class ModelExecutor:
         Price used for the bps figures.
     """
 
+    hindsight_is_bound = True
+
     def __init__(self, curves: CostCurves, side: str = "buy", arrival_mid: float = 1.0) -> None:
         self.curves, self.side, self.arrival_mid = curves, side, float(arrival_mid)
         self.index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
         self.depth = pd.Series(curves.capacity, index=self.index, name="depth")
+        self.reset()
 
     def __len__(self):
         return self.curves.n_buckets
 
     def reset(self) -> None:
-        """Nothing to forget: the model's curves do not deplete."""
+        """Forget the fills log (the model's curves do not deplete)."""
+        self._fills: list[tuple] = []
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """One fill per executed bucket at its average price ``m_0 + side g_i(x) / x`` (time: the bucket label)."""
+        return _fills_frame(self._fills, getattr(self.index, "tz", None))
+
+    def walk_curve(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Bucket ``i``'s model curve (slopes, widths, no tail)."""
+        return self.curves.slopes[i].copy(), self.curves.widths[i].copy(), 0.0
+
+    def realized_curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's curves: what the day offers in the model."""
+        return self.curves.slopes.copy(), self.curves.widths.copy(), np.zeros(self.curves.n_buckets)
+
+    def drift(self, i: int, filled: float) -> float:
+        """No drift in the model: every bucket's mid is ``m_0``."""
+        return 0.0
+
+    def settle(self, shares: float) -> float:
+        """Charge for shares never sent: the last bucket's curve and its last slope beyond."""
+        return self.fill(self.curves.n_buckets - 1, shares)[1]
 
     def usable(self, i: int) -> bool:
         return True
@@ -269,9 +390,10 @@ class ModelExecutor:
         capacity = self.curves.capacity[i]
         inside = min(shares, capacity)
         fills = np.clip(inside - self.curves.breakpoints[i, :-1], 0.0, self.curves.widths[i])
-        cost = float(self.curves.slopes[i] @ fills)
-        last = self.curves.slopes[i, -1]
-        return shares, cost + max(shares - capacity, 0.0) * last, shares > capacity * (1 + 1e-9)
+        cost = float(self.curves.slopes[i] @ fills) + max(shares - capacity, 0.0) * self.curves.slopes[i, -1]
+        sign = 1.0 if self.side == "buy" else -1.0
+        self._fills.append((self.index[i], self.arrival_mid + sign * cost / shares, shares, False))
+        return shares, cost, shares > capacity * (1 + 1e-9)
 
 
 @dataclass
@@ -306,6 +428,9 @@ class ExecutionRecord:
     steps : pandas.DataFrame or None
         Receding horizon: per step the inventory before it, the water level ``lambda``, the KKT
         verdict and residual, the solve time and flags.
+    fills : pandas.DataFrame
+        Every child fill: ``time`` (tz-aware), ``price``, ``qty`` (> 0), ``passive`` (bool), and
+        whatever else the executor logs; the unfilled shares' charge included.
     """
 
     name: str
@@ -321,6 +446,14 @@ class ExecutionRecord:
     unfilled_cost: float = 0.0
     plans: list[pd.Series] = field(default_factory=list)
     steps: pd.DataFrame | None = None
+    fills: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FILL_COLUMNS)))
+    side: str = "buy"
+
+    @property
+    def shortfall(self) -> float:
+        """Implementation shortfall from the fills: ``side sum_f q_f (p_f - m_0)`` (currency)."""
+        sign = 1.0 if self.side == "buy" else -1.0
+        return float(sign * (self.fills["qty"] * (self.fills["price"] - self.arrival_mid)).sum())
 
     @property
     def cost(self) -> float:
@@ -352,7 +485,10 @@ class ExecutionRecord:
             "predicted": self.predicted_cost,
             "predicted_bps": 1e4 * self.predicted_cost / notional,
             "drift_bps": 1e4 * float(self.drift.sum()) / notional,
-            "shortfall_bps": 1e4 * (self.cost + float(self.drift.sum())) / notional,
+            "shortfall_bps": 1e4 * self.shortfall / notional,
+            "passive_share": float(self.fills.loc[self.fills["passive"].astype(bool), "qty"].sum() / self.fills["qty"].sum())
+            if len(self.fills) else 0.0,
+            "fills": len(self.fills),
             "max_slice": float(self.x.max()),
             "beyond_depth": int(self.beyond_depth.sum()),
             "rolled": float(self.rolled.sum()),
@@ -380,7 +516,7 @@ class ExecutionRecord:
         return axes
 
 
-def execute_schedule(executor: BookExecutor | ModelExecutor, schedule: ArrayLike, name: str,
+def execute_schedule(executor: Executor, schedule: ArrayLike, name: str,
                      curves: CostCurves | None = None) -> ExecutionRecord:
     """Execute a fixed schedule bucket by bucket, rolling slices of unusable buckets forward.
 
@@ -434,11 +570,9 @@ class Trace:
     def fill(self, i, shares):
         executor = self.executor
         filled, cost, beyond = executor.fill(i, shares)
-        sign = 1.0 if executor.side == "buy" else -1.0
         self.x[i], self.costs[i], self.beyond[i] = filled, cost, beyond
         self.rolled[i] = max(shares - filled, 0.0)
-        if filled > 0:
-            self.drift[i] = sign * filled * (executor.mid(i) - executor.arrival_mid)
+        self.drift[i] = executor.drift(i, filled)
         return filled
 
     def finish(self, name, total, plans, steps):
@@ -450,10 +584,7 @@ class Trace:
 
     def record(self, name, total, plans, steps=None):
         index = self.executor.index
-        charge = 0.0
-        if self.unfilled > 0:
-            last = max(i for i in range(len(self.executor)) if self.executor.usable(i))
-            charge = self.executor.fill(last, self.unfilled)[1]
+        charge = self.executor.settle(self.unfilled) if self.unfilled > 0 else 0.0
         return ExecutionRecord(
             name=name,
             total=total,
@@ -468,6 +599,8 @@ class Trace:
             unfilled_cost=charge,
             plans=plans,
             steps=steps,
+            fills=self.executor.fills,
+            side=self.executor.side,
         )
 
 

@@ -6,7 +6,10 @@ objective (A) (or (B)) is solved exactly over the whole day (:mod:`convexsched.o
 the schedule is executed through the same executor. With ``half_life = 0`` every strategy's
 realized cost is ``sum_i g_i(x_i)`` on exactly these curves, so the hindsight (A) schedule is a
 lower bound on every strategy that completes the order. With resilience (``half_life > 0``)
-costs depend on the path and the bound is only approximate.
+and in the event replay (:class:`convexsched.ReplayExecutor`, whose realized curves are the
+tactic's cost per bucket without our footprint) costs depend on the path: the hindsight schedule
+is then a **reference**, not a bound (``executor.hindsight_is_bound`` is False and the backtest
+table says so in ``hindsight_bound``).
 
 The **capture** of a strategy is the share of the gap between TWAP and the bound it closed:
 
@@ -28,7 +31,7 @@ from numpy.typing import ArrayLike
 from ..errors import InvalidInputError
 from ..optimize.objective import Objective
 from ..optimize.weighted import WeightedBuckets, solve_weighted
-from .executors import BookExecutor, ExecutionRecord, execute_schedule
+from .executors import ExecutionRecord, Executor, execute_schedule
 
 if TYPE_CHECKING:
     from .strategies import Context
@@ -53,7 +56,7 @@ class Hindsight:
             raise InvalidInputError("the hindsight bound is for objectives (A) and (B): psi must be 0")
         self.name = f"hindsight {self.objective.kind}"
 
-    def schedule(self, executor: BookExecutor, total: float) -> tuple[np.ndarray, float]:
+    def schedule(self, executor: Executor, total: float) -> tuple[np.ndarray, float]:
         """The hindsight schedule (shares per bucket) and its water level."""
         slopes, widths, gamma = executor.realized_curves()
         buckets = WeightedBuckets.build(slopes, widths, rho=self.objective.rho, gamma=gamma)

@@ -76,7 +76,7 @@ from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
 from ..optimize.validate import Order, validate
-from .executors import BookExecutor, ExecutionRecord, ModelExecutor, Trace, progress_bar
+from .executors import BookExecutor, ExecutionRecord, Executor, ModelExecutor, Trace, as_executor, progress_bar
 
 if TYPE_CHECKING:
     from ..data.book import Book
@@ -405,13 +405,13 @@ class RecedingHorizon:
     # ------------------------------------------------------------------ entry points
     def run(
         self,
-        book: Book | BookExecutor,
+        book: Book | Executor,
         total: float,
         model: Model | None = None,
-        side: str = "buy",
+        side: str | None = None,
         *,
         forecast: StateForecast | None = None,
-        freq: str = "1min",
+        freq: str | None = None,
         oracle: Model | None = None,
     ) -> ExecutionRecord:
         """Execute ``total`` shares on a real book, re-planning at every bucket.
@@ -450,7 +450,7 @@ class RecedingHorizon:
         model = renamed(model, oracle, "RecedingHorizon.run", "oracle", "model")
         if model is None:
             raise InvalidInputError("RecedingHorizon.run needs a cost model (model=)")
-        executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq)
+        executor = as_executor(book, side, freq)
         return self._execute(curve_source(model, executor, forecast), executor, total)
 
     def simulate(self, curves: CostCurves, total: float) -> ExecutionRecord:

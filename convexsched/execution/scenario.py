@@ -67,7 +67,7 @@ from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
 from ..optimize.validate import Order, check_total
 from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
-from .executors import BookExecutor, ExecutionRecord, Trace, progress_bar
+from .executors import ExecutionRecord, Executor, Trace, as_executor, progress_bar
 
 if TYPE_CHECKING:
     from ..data.book import Book
@@ -146,19 +146,22 @@ class ScenarioHorizon:
         record.name = self.name
         return record
 
-    def run(self, book: Book | BookExecutor, total: float, side: str = "buy", *, freq: str = "1min",
-            half_life: float = 0.0) -> ExecutionRecord:
+    def run(self, book: Book | Executor, total: float, side: str | None = None, *, freq: str | None = None,
+            half_life: float | None = None) -> ExecutionRecord:
         """Execute ``total`` shares, deciding every bucket from its visible book and the pool.
 
         Parameters
         ----------
-        book : Book or BookExecutor
+        book : Book or executor
+            A Book is executed by a :class:`BookExecutor`; any executor (:class:`convexsched.ReplayExecutor`, ...) as it is.
         total : float
             Order size ``S`` (> 0).
-        side : {"buy", "sell"}
-        freq : str
-        half_life : float
-            Resilience of the executor (:class:`BookExecutor`) when ``book`` is a Book.
+        side : {"buy", "sell"}, optional
+            For a Book (default "buy"); an error next to an executor of the other side.
+        freq : str, optional
+            For a Book (default "1min").
+        half_life : float, optional
+            Resilience of the :class:`BookExecutor` built for a Book (default 0).
 
         Returns
         -------
@@ -166,7 +169,7 @@ class ScenarioHorizon:
             ``steps`` holds per bucket the inventory before it, the level ``lambda``, the KKT
             verdict, the cap, whether the step was in warm-up or ``forced`` past its cap.
         """
-        executor = book if isinstance(book, BookExecutor) else BookExecutor(book, side, freq, half_life=half_life)
+        executor = as_executor(book, side, freq, half_life)
         total = check_total(total, positive=True)  # the run's one check of S
         n = len(executor)
         fresh = executor.realized_curves()
@@ -194,7 +197,7 @@ class ScenarioHorizon:
             raise InvalidInputError(f"profile must give {len(executor)} finite relative depths > 0, one per bucket")
         return depth
 
-    def decide(self, executor: BookExecutor, fresh: tuple[np.ndarray, np.ndarray, np.ndarray], i: int, remaining: float,
+    def decide(self, executor: Executor, fresh: tuple[np.ndarray, np.ndarray, np.ndarray], i: int, remaining: float,
                total: float, weights: np.ndarray | None = None,
                depth: np.ndarray | None = None) -> tuple[float, dict[str, object]]:
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
@@ -242,8 +245,7 @@ class ScenarioHorizon:
         return np.minimum(pace, self.participation * np.asarray(depth, dtype=float))
 
     def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth):
-        slopes = np.vstack([current[0], fresh[0][pool]])
-        widths = np.vstack([current[1], fresh[1][pool]])
+        slopes, widths = _stack(current[:2], (fresh[0][pool], fresh[1][pool]))
         gamma = np.concatenate([[current[2]], fresh[2][pool]])
         omega = np.concatenate([[1.0], np.full(len(pool), later / len(pool))])
         started = time.perf_counter()
@@ -296,3 +298,17 @@ class ScenarioHorizon:
         schedule = solve_order(Order(curves, remaining, objective))
         row.update({"lambda": schedule.multiplier, "kkt_ok": schedule.kkt.ok, "kkt_violation": schedule.kkt.max_violation})
         return float(np.asarray(schedule.x)[0])
+
+
+def _stack(current, pool):
+    """The current curve on top of the pool's rows, padded to one segment count (zero widths)."""
+    k = max(len(current[0]), pool[0].shape[1])
+
+    def pad(slopes, widths):
+        slopes, widths = np.atleast_2d(slopes), np.atleast_2d(widths)
+        extra = k - slopes.shape[1]
+        return (np.hstack([slopes, np.repeat(slopes[:, -1:], extra, axis=1)]),
+                np.hstack([widths, np.zeros((len(widths), extra))]))
+
+    top, rows = pad(*current), pad(*pool)
+    return np.vstack([top[0], rows[0]]), np.vstack([top[1], rows[1]])

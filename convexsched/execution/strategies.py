@@ -38,7 +38,7 @@ from ..errors import InvalidInputError
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve
-from .executors import BookExecutor, ExecutionRecord, execute_schedule
+from .executors import ExecutionRecord, Executor, execute_schedule
 from .receding import CurveSource, RecedingHorizon
 from .scenario import ScenarioHorizon
 
@@ -47,7 +47,7 @@ from .scenario import ScenarioHorizon
 class Context:
     """What every strategy sees: the book executor, the order, the cost model."""
 
-    executor: BookExecutor
+    executor: Executor
     total: float
     curves: CurveSource | None = None
     progress: bool = False
@@ -78,13 +78,13 @@ def default_objectives(curves: CostCurves, total: float) -> dict[str, Objective]
     return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
 
 
-def arrival_objectives(executor: BookExecutor, total: float) -> dict[str, Objective]:
+def arrival_objectives(executor: Executor, total: float) -> dict[str, Objective]:
     """Objectives (A), (B), (C) scaled to the arrival book, as :func:`default_objectives` does.
 
     The curve is the book walk of the first usable snapshot, ``rho`` its curvature
     ``(d_last - d_0) / D`` and ``lambda_A`` its marginal cost at the even pace ``S / N``.
     """
-    first = int(np.flatnonzero(executor.rows >= 0)[0])
+    first = next(i for i in range(len(executor)) if executor.usable(i))
     slopes, widths, _ = (array[first] for array in executor.realized_curves())
     depth = float(widths.sum())
     rho = float((slopes[-1] - slopes[0]) / depth)
@@ -212,6 +212,17 @@ def _objective(kind, curves, total, executor=None):
     if kind not in objectives:
         raise InvalidInputError(f"kind must be 'A', 'B', 'C' or an Objective, got {kind!r}")
     return objectives[kind]
+
+
+#: The strategy the project recommends, marked ``default`` in every backtest table. Chosen before
+#: the event-level benchmark's 30 SSE cases were run (``benchmarks/backtest_events.py``), on the
+#: evidence of the earlier event study: smoothing (B) was the variant robust to sliced children.
+RECOMMENDED = "scenario B"
+
+
+def recommended() -> Strategy:
+    """A fresh instance of the recommended strategy (:data:`RECOMMENDED`)."""
+    return ScenarioStrategy("B")
 
 
 def default_strategies(with_model: bool = True) -> list[Strategy]:
