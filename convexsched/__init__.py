@@ -32,8 +32,8 @@ from .errors import (
 from .execution.backtest import backtest
 from .execution.executors import BookExecutor, ExecutionRecord, Executor, ModelExecutor, execute_schedule
 from .execution.hindsight import Hindsight, capture
-from .execution.replay import ReplayExecutor
 from .execution.receding import CurveSource, LiveCurves, RecedingHorizon, curve_source
+from .execution.replay import ReplayExecutor
 from .execution.scenario import ScenarioHorizon
 from .execution.strategies import (
     TWAP,
