@@ -22,7 +22,7 @@ from ..optimize.validate import check_total
 from .executors import ExecutionRecord, Executor, as_executor, progress_bar
 from .hindsight import Hindsight, capture
 from .receding import Model, curve_source
-from .strategies import RECOMMENDED, TWAP, Context, Strategy, arrival_objectives, default_strategies, recommended
+from .strategies import RECOMMENDED, TWAP, Context, Strategy, arrival_objectives, default_strategies
 
 if TYPE_CHECKING:
     from ..data.book import Book
@@ -121,9 +121,9 @@ def backtest(
     Returns
     -------
     pandas.DataFrame
-        One row per strategy, indexed by name: ``default`` (True for exactly one row, the
-        strategy the project recommends: :data:`convexsched.execution.strategies.RECOMMENDED`,
-        added to the run when missing), ``cost`` (currency), ``cost_bps`` (of the arrival
+        One row per strategy, indexed by name: ``default`` (True for the row of the strategy the
+        project recommends, :data:`convexsched.execution.strategies.RECOMMENDED`: exactly one row
+        with the default strategies, none when a strategy list leaves it out), ``cost`` (currency), ``cost_bps`` (of the arrival
         notional), ``vs_twap_bps`` (negative: cheaper than TWAP), ``hindsight_bps`` (the
         bound), ``capture`` ((E15): 1 at the bound, 0 at TWAP), ``lookahead`` (True for the
         hindsight rows), ``hindsight_bound`` (False where the hindsight is only a reference:
@@ -145,8 +145,6 @@ def backtest(
     strategies = list(strategies)
     if not any(s.name == "TWAP" for s in strategies):
         strategies.insert(0, TWAP())
-    if not any(s.name == RECOMMENDED for s in strategies):
-        strategies.append(recommended())
     if hindsight:
         smoothed = arrival_objectives(executor, context.total)["B"]
         strategies += [Hindsight(), Hindsight(smoothed)]

@@ -79,6 +79,8 @@ class Executor(Protocol):
     side: str
     arrival_mid: float
     hindsight_is_bound: bool
+    #: Share of a slice that trades against the book as it stands at the decision (1: one sweep).
+    immediate: float
 
     def __len__(self) -> int: ...
 
@@ -185,6 +187,7 @@ class BookExecutor:
         self.depth = pd.Series(depth, index=self.index, name="depth")
         self.arrival_mid = float(self._mid[self.rows[self.rows >= 0][0]])
         self.hindsight_is_bound = half_life == 0
+        self.immediate = 1.0
         self.reset()
 
     def reset(self) -> None:
@@ -342,6 +345,7 @@ class ModelExecutor:
     """
 
     hindsight_is_bound = True
+    immediate = 1.0
 
     def __init__(self, curves: CostCurves, side: str = "buy", arrival_mid: float = 1.0) -> None:
         self.curves, self.side, self.arrival_mid = curves, side, float(arrival_mid)

@@ -100,6 +100,8 @@ class ReplayExecutor:
         self.events, self.side, self.tactic, self.latency, self.rematch = events, side, tactic, latency, bool(rematch)
         self._depth_levels = int(depth)
         self._sign = 1 if side == "buy" else -1
+        #: Share of a slice that sweeps the book as it stands at the decision.
+        self.immediate = {Market: 1.0, Sliced: 1.0 / tactic.children, PassiveFirst: 0.0}[type(tactic)]
         self.lot = events.lot if side in events.lot_sides else 1.0
         self._setup_buckets(freq)
         if self._width.min() <= latency:
@@ -214,10 +216,11 @@ class ReplayExecutor:
         """The curve bucket ``i``'s slice meets, from the book as our fills left it at ``t_i``.
 
         The visible levels of the side we take from, priced against the feed's mid: slopes are
-        the distances ``side (p_l - m)`` and widths the shares still showing. For ``Sliced(n)``
-        and ``PassiveFirst(n)`` the widths are multiplied by ``n`` (each child meets the book as
-        it stands now: the book refills between children). Beyond the shown depth the tail
-        gradient of the snapshot executor applies.
+        the distances ``side (p_l - m)`` and widths the shares still showing: the cost of a sweep
+        now. Only :attr:`immediate` of a slice meets this book (the first child of ``Sliced(n)``;
+        none of ``PassiveFirst``); a planner prices the rest like the recent buckets' realized
+        curves (:mod:`convexsched.execution.scenario`). Beyond the shown depth the tail gradient
+        of the snapshot executor applies.
 
         Returns
         -------
@@ -239,7 +242,7 @@ class ReplayExecutor:
         slopes = np.full(n_levels, prices[-1] if k else 0.0)
         slopes[:k] = prices
         widths = np.zeros(n_levels)
-        widths[:k] = qty[:k] * self.tactic.children
+        widths[:k] = qty[:k]
         return slopes, widths, _tail_gradient(slopes, widths, tick)
 
     def fill(self, i: int, shares: float) -> tuple[float, float, bool]:

@@ -230,7 +230,7 @@ class ScenarioHorizon:
             target = min(remaining / (n - i), cap)
         else:
             target = self._solve_step(row, (slopes, widths, gamma), fresh, pool, pace, remaining, later, i, weights,
-                                      depth)
+                                      depth, executor.immediate)
         # Completion: later buckets take at most `pace` each, so the excess must go now.
         must = remaining - later * pace
         if must > target:
@@ -244,7 +244,9 @@ class ScenarioHorizon:
             return np.full_like(np.asarray(depth, dtype=float), pace)
         return np.minimum(pace, self.participation * np.asarray(depth, dtype=float))
 
-    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth):
+    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate=1.0):
+        if immediate < 1.0:
+            current = _blend_current(current, fresh[0][pool], fresh[1][pool], immediate)
         slopes, widths = _stack(current[:2], (fresh[0][pool], fresh[1][pool]))
         gamma = np.concatenate([[current[2]], fresh[2][pool]])
         omega = np.concatenate([[1.0], np.full(len(pool), later / len(pool))])
@@ -257,6 +259,7 @@ class ScenarioHorizon:
                 scale = np.concatenate([[1.0], depth[i + 1:].mean() / depth[pool]])
                 widths, gamma = widths * scale[:, None], gamma / scale
             caps = self._cap(pace, widths.sum(axis=1))
+            caps[0] = row["cap"]
             buckets = WeightedBuckets.build(slopes, widths, omega, rho=self.objective.rho, gamma=gamma, cap=caps)
             target = self._solve_weighted(row, buckets, remaining)
         row["solve_s"] = time.perf_counter() - started
@@ -289,14 +292,18 @@ class ScenarioHorizon:
             seen = np.asarray(pool)[order - 1]
             widths = widths * np.concatenate([[1.0], depth[i + 1:] / depth[seen]])[:, None]
         caps = self._cap(pace, widths.sum(axis=1))
+        caps[0] = row["cap"]
         truncated = WeightedBuckets.build(slopes, widths, cap=caps)
-        curves = CostCurves(truncated.slopes, truncated.widths)
+        # Under the equality budget a constant added to every slope adds a constant to the
+        # objective: lifting slopes that pay (passive fills, a rebate) to >= 0 keeps the argmin.
+        lift = max(0.0, -float(truncated.slopes[truncated.widths > 0].min(initial=0.0)))
+        curves = CostCurves(truncated.slopes + lift, truncated.widths)
         objective = Objective(rho=self.objective.rho, psi=self.objective.psi, weights=weights[i:])
         if remaining > float(truncated.capacity.sum()) * (1 + 1e-12):
             row["infeasible"] = True
             return float(truncated.capacity[0])
         schedule = solve_order(Order(curves, remaining, objective))
-        row.update({"lambda": schedule.multiplier, "kkt_ok": schedule.kkt.ok, "kkt_violation": schedule.kkt.max_violation})
+        row.update({"lambda": schedule.multiplier - lift, "kkt_ok": schedule.kkt.ok, "kkt_violation": schedule.kkt.max_violation})
         return float(np.asarray(schedule.x)[0])
 
 
@@ -312,3 +319,41 @@ def _stack(current, pool):
 
     top, rows = pad(*current), pad(*pool)
     return np.vstack([top[0], rows[0]]), np.vstack([top[1], rows[1]])
+
+
+def _blend_current(current, pool_slopes, pool_widths, immediate):
+    """The current bucket's curve when only a share of its slice meets the visible book now.
+
+    With a tactic whose first ``a = immediate`` of the slice sweeps the book as it stands (Sliced(n):
+    ``a = 1/n``; PassiveFirst: 0), the rest is priced like the pool's buckets:
+
+    .. math::
+
+        g_i(x) = w_i(a x) + (1 - a) \\frac{1}{P} \\sum_p g_p(x),
+
+    ``w_i`` the visible book's walk. A sum of convex piecewise-linear curves is convex: its slopes
+    over the union of the breakpoints are nondecreasing.
+    """
+    slopes, widths, gamma = current
+    rows_s = [np.asarray(slopes, float)[None, :]] if immediate > 0 else []
+    rows_w = [np.asarray(widths, float)[None, :] / immediate] if immediate > 0 else []
+    coef = [1.0 * immediate] if immediate > 0 else []
+    rows_s.append(pool_slopes)
+    rows_w.append(pool_widths)
+    coef.extend([(1.0 - immediate) / len(pool_slopes)] * len(pool_slopes))
+    k = max(r.shape[1] for r in rows_s)
+    all_s = np.vstack([np.hstack([r, np.repeat(r[:, -1:], k - r.shape[1], axis=1)]) for r in rows_s])
+    all_w = np.vstack([np.hstack([r, np.zeros((len(r), k - r.shape[1]))]) for r in rows_w])
+    # walk(a x) has slopes a * d_l over widths q_l / a; its coefficient carries the a.
+    ends = np.cumsum(all_w, axis=1)
+    knots = np.unique(ends[all_w > 0])
+    if len(knots) == 0:
+        return slopes, widths, gamma
+    starts = ends - all_w
+    inside = np.clip(knots[None, None, :] - starts[:, :, None], 0.0, all_w[:, :, None])
+    value = np.einsum("rk,rkj->rj", all_s, inside)
+    beyond = np.maximum(knots[None, :] - ends[:, -1:], 0.0) * all_s[:, -1:]
+    total = np.asarray(coef) @ (value + beyond)
+    edges = np.concatenate([[0.0], knots])
+    blended = np.maximum.accumulate(np.diff(np.concatenate([[0.0], total])) / np.diff(edges))
+    return blended, np.diff(edges), gamma

@@ -220,11 +220,6 @@ def _objective(kind, curves, total, executor=None):
 RECOMMENDED = "scenario B"
 
 
-def recommended() -> Strategy:
-    """A fresh instance of the recommended strategy (:data:`RECOMMENDED`)."""
-    return ScenarioStrategy("B")
-
-
 def default_strategies(with_model: bool = True) -> list[Strategy]:
     """The comparison of the backtest: baselines, scenario horizons, static plans and receding horizons."""
     baselines: list[Strategy] = [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B"), ScenarioStrategy("C")]

@@ -45,6 +45,7 @@ def test_every_strategy_executes_the_whole_order(book, model):
     total = 20_000
     table, records = backtest(book, total, strategies(), model=model, freq=FREQ, return_records=True)
     assert list(table.index) == [s.name for s in strategies()] + ["hindsight A", "hindsight B"]
+    assert not table["default"].any()  # the recommended strategy was not asked for
     for record in records.values():
         assert record.x.sum() == pytest.approx(total, rel=1e-12)
         assert record.cost_bps == pytest.approx(1e4 * record.cost / (total * record.arrival_mid))
