@@ -310,6 +310,7 @@ def _sse_events(orders, trades, tick_size, dropped):
     dropped["duplicate_order"] = int(adds.sum() - len(add_numbers))
     dense = {int(n): k for k, n in enumerate(add_numbers)}
     add_side = dict(zip(add_numbers.tolist(), o_side[adds][first].tolist()))
+    add_price = dict(zip(add_numbers.tolist(), np.rint(o_price[adds][first] / tick_size).tolist()))
     add_rows = np.flatnonzero(adds)[first]
     keep_add = np.zeros(len(orders), bool)
     keep_add[add_rows] = True
@@ -323,7 +324,8 @@ def _sse_events(orders, trades, tick_size, dropped):
         _block(o_seq[add_rows], o_time[add_rows], ADD, [dense[int(n)] for n in o_no[add_rows]], o_side[add_rows],
                np.rint(o_price[add_rows] / tick_size), o_qty[add_rows], 0),
         _block(o_seq[cancel_rows], o_time[cancel_rows], CANCEL, [dense[int(n)] for n in o_no[cancel_rows]],
-               [add_side[int(n)] for n in o_no[cancel_rows]], np.zeros(len(cancel_rows)), np.full(len(cancel_rows), np.inf), 0),
+               [add_side[int(n)] for n in o_no[cancel_rows]], [add_price[int(n)] for n in o_no[cancel_rows]],
+               np.full(len(cancel_rows), np.inf), 0),
     ]
 
     # Trades: continuous ones reduce the passive order, auction prints both orders.

@@ -118,23 +118,16 @@ class ReplayExecutor:
     # -- set-up -------------------------------------------------------------------------------
     def _setup_buckets(self, freq):
         events = self.events
-        times = events.times
-        sessions = events.sessions
-        inside = np.zeros(len(times), bool)
-        local = times.tz_convert(sessions.tz)
-        clock = local.time
-        for a, b in sessions.intervals:
-            inside |= (clock >= a) & (clock <= b)
-        days = pd.unique(local[inside].date) if inside.any() else []
-        if len(days) == 0:
-            raise InvalidInputError(f"events of {events.symbol!r} have no event inside their continuous sessions")
+        if len(events) == 0:
+            raise InvalidInputError(f"events of {events.symbol!r} are empty")
+        days = pd.unique(events.times.tz_convert(events.sessions.tz).date)
         try:
             freq = pd.Timedelta(freq)
         except ValueError:
             raise InvalidInputError(f"freq {freq!r} is not a duration like '1min'") from None
         if freq <= pd.Timedelta(0):
             raise InvalidInputError(f"freq must be positive, got {freq}")
-        starts, ends, _ = bucket_grid(days, sessions, freq)
+        starts, ends, _ = bucket_grid(days, events.sessions, freq)
         self.index = starts
         self._starts = starts.asi8.astype(np.int64)
         self._ends = ends.asi8.astype(np.int64)
@@ -323,8 +316,12 @@ class ReplayExecutor:
 
     # -- realized curves --------------------------------------------------------------------------
     def grid(self) -> np.ndarray:
-        """Sizes of the realized curves: geometric from one lot to twice the median visible depth."""
-        top = max(2.0 * float(np.median(self.depth[self._usable])), 4.0 * self.lot)
+        """Sizes of the realized curves: geometric from one lot to twice the opening book's visible depth.
+
+        The opening book is known before the first decision; a grid set from the whole day's
+        depth would let later buckets' books shape the earlier buckets' curves.
+        """
+        top = max(2.0 * float(self.depth[self._usable].iloc[0]), 4.0 * self.lot)
         sizes = np.geomspace(self.lot, top, GRID_POINTS)
         if self.lot > 1:
             sizes = np.maximum(np.rint(sizes / self.lot), 1) * self.lot
