@@ -20,7 +20,7 @@ cost curve). The tape continues: the feed's later events still happen, and
   (the tape does not reveal the aggressor's limit).
 
 By induction over the events, under the drop rule the order's visible size is exactly
-``max(D - T, 0)``: a cancel or trade of ``q`` lowers both, clipped at zero. The lanes' level
+``max(D - T, 0)`` (E22): a cancel or trade of ``q`` lowers both, clipped at zero. The lanes' level
 totals and best prices are kept beside the feed's, so our footprint never creates a share: it
 only removes shares the feed showed.
 
@@ -39,7 +39,7 @@ from the orders behind us (the tape keeps them), and nobody reacts to our orders
 
 Costs
 -----
-Every fill is charged against the **feed's** mid at that instant (the book without our
+Every fill is charged against the **feed's** mid at that instant (E21) (the book without our
 footprint): ``cost = side * qty * (price - mid_data)``. What our footprint does to later prices
 therefore stays in the cost (it is not the market's drift), while ``drift = side * qty *
 (mid_data - m_0)`` is the market's own move, the same for every strategy up to timing.

@@ -33,13 +33,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..data.events import Events
+from ..data.events import TRADE, Events
 from ..data.sessions import bucket_grid
 from ..errors import InvalidInputError
 from .matching import CROSS, SWEEP, BookState, FillLog, reset_lanes, run_window, top_levels
 from .tactics import Market, PassiveFirst, Sliced, Tactic, split
 
 if TYPE_CHECKING:
+    from ..data.book import Book
     from ..optimize.curves import CostCurves
 
 _NO_ACTIONS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((1, 0)), np.zeros(0, np.int64))
@@ -113,6 +114,8 @@ class ReplayExecutor:
         self._advance(self._opening, self._starts[0])
         self._scan_day()
         self._realized: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._measured: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._book: Book | None = None
         self.reset()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -363,6 +366,7 @@ class ReplayExecutor:
             filled[i], costs[i] = totals[0], totals[1] * self.events.tick_size
             reset_lanes(lanes.o_level, lanes.o_side, lanes.taken, lanes.level_data, lanes.level_eff, lanes.best_data,
                         lanes.best_eff, lanes.p_left, lanes.touched, lanes.n_touched)
+        self._measured = (sizes, costs, filled)
         widths = np.diff(np.concatenate([[0.0], sizes]))
         complete = filled >= sizes[None, :] - 1e-6
         # A size the bucket could not fill ends the curve (and every larger size).
@@ -377,6 +381,86 @@ class ReplayExecutor:
         tick = self.events.tick_size
         gamma = np.array([_tail_gradient(s, w, tick) for s, w in zip(slopes, widths_rows)])
         return slopes, widths_rows, gamma
+
+    def impact_table(self) -> pd.DataFrame:
+        """The impact table at event level: what each grid size cost with the tactic, per bucket.
+
+        One row per (usable bucket, size of :meth:`grid`): the realized cost ``slippage``
+        (currency, against the feed's mid, replayed from the bucket's start without our
+        footprint: the labels of :meth:`realized_curves` before convexification) beside the
+        book's state at the bucket's start (:func:`convexsched.book_features` of :attr:`book`),
+        in the columns of :func:`convexsched.task1_table`, so an
+        :class:`convexsched.ImpactOracle` can learn the tactic's cost. Sizes the bucket could
+        not fill are left out (``attrs["unfilled_rows"]`` counts them).
+        """
+        from ..data.features import book_features
+
+        self.realized_curves()
+        assert self._measured is not None
+        sizes, costs, filled = self._measured
+        features = book_features(self.book).iloc[self.rows[self._usable]]
+        buckets = np.flatnonzero(self._usable)
+        g = len(sizes)
+        complete = (filled[buckets] >= sizes[None, :] - 1e-6).ravel()
+        table = pd.DataFrame({
+            "timestamp": self.index[buckets].repeat(g),
+            "size": np.tile(sizes, len(buckets)),
+            "slippage": costs[buckets].ravel(),
+            "vol_ratio": (sizes[None, :] / features["depth"].to_numpy()[:, None]).ravel(),
+            **{name: np.repeat(features[name].to_numpy(), g) for name in ("spread", "depth", "imbalance", "volatility",
+                                                                          "hour_of_day", "mid")},
+        })[complete].reset_index(drop=True)
+        table.attrs.update(side=self.side, slippage_unit="currency", symbol=self.events.symbol, tactic=self.tactic.name,
+                           unfilled_rows=int((~complete).sum()))
+        return table
+
+    @property
+    def book(self) -> Book:
+        """The feed's book sampled every 3 s and at every bucket's start (10 levels), for features and models."""
+        if self._book is None:
+            self._book = self._sample_book(3.0)
+        return self._book
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Row of :attr:`book` at each bucket's start (-1 where the bucket has no two-sided book)."""
+        self.book
+        return self._rows
+
+    def _sample_book(self, every):
+        from ..data.book import Book, LoadReport
+
+        step = int(every * 1e9)
+        stamps = np.unique(np.concatenate([np.arange(a, b, step) for a, b in zip(self._starts, self._ends)]))
+        state = self._opening.copy()
+        depth = self._depth_levels
+        bid_px, ask_px = np.full((len(stamps), depth), np.nan), np.full((len(stamps), depth), np.nan)
+        bid_sz, ask_sz = np.zeros((len(stamps), depth)), np.zeros((len(stamps), depth))
+        level, qty = np.zeros(depth, np.int64), np.zeros(depth)
+        tick = self.events.tick_size
+        for r, stamp in enumerate(stamps):
+            self._advance(state, stamp)
+            for sd, step_dir, px, sz in ((0, -1, bid_px, bid_sz), (1, 1, ask_px, ask_sz)):
+                k = top_levels(state.level_data[sd], state.best_data[sd], step_dir, self._n_levels, depth, level, qty)
+                px[r, :k] = (level[:k] + self._price_min) * tick
+                sz[r, :k] = qty[:k]
+        ev = self.events
+        traded = np.where((ev.kind == TRADE) & (ev.aggressor != 0), ev.qty, 0.0).cumsum()
+        upto = np.searchsorted(ev.time, stamps, side="left")
+        cumulative = np.where(upto > 0, traded[np.maximum(upto - 1, 0)], 0.0)
+        two_sided = ~np.isnan(bid_px[:, 0]) & ~np.isnan(ask_px[:, 0]) & (ask_px[:, 0] > bid_px[:, 0])
+        columns = {}
+        for name, values in (("bid_px", bid_px), ("ask_px", ask_px), ("bid_sz", bid_sz), ("ask_sz", ask_sz)):
+            columns.update({f"{name}_{k:02d}": values[:, k] for k in range(depth)})
+        columns["volume"] = np.diff(cumulative, prepend=0.0)
+        index = pd.DatetimeIndex(stamps.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(ev.sessions.tz)
+        frame = pd.DataFrame(columns, index=index)[two_sided]
+        report = LoadReport(rows_read=len(stamps), rows_kept=int(two_sided.sum()),
+                            dropped={"empty_side": int((~two_sided).sum())}, source=f"replay of {ev.symbol}", symbol=ev.symbol)
+        positions = pd.Series(np.arange(len(frame)), index=frame.index.asi8)
+        self._rows = positions.reindex(self._starts).fillna(-1).astype(int).to_numpy()
+        return Book(frame=frame, report=report, symbol=ev.symbol, tick_size=tick, sessions=ev.sessions,
+                    meta={"source": "event replay"})
 
     def realized_cost_curves(self) -> CostCurves:
         """:meth:`realized_curves` as :class:`~convexsched.CostCurves` on the buckets (negative slopes kept)."""

@@ -322,7 +322,7 @@ def _stack(current, pool):
 
 
 def _blend_current(current, pool_slopes, pool_widths, immediate):
-    """The current bucket's curve when only a share of its slice meets the visible book now.
+    """The current bucket's curve when only a share of its slice meets the visible book now (E23).
 
     With a tactic whose first ``a = immediate`` of the slice sweeps the book as it stands (Sliced(n):
     ``a = 1/n``; PassiveFirst: 0), the rest is priced like the pool's buckets:
