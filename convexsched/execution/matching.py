@@ -173,6 +173,7 @@ def _refresh_best(best, row, sd, level, n_levels):
 
 @njit
 def _mid(best_data, n_levels, last_mid):
+    """The feed's mid in grid levels (add ``price_min`` for ticks); the last one while a side is empty."""
     if best_data[0] >= 0 and best_data[1] < n_levels:
         last_mid[0] = 0.5 * (best_data[0] + best_data[1])
     return last_mid[0]
@@ -342,7 +343,7 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
         if action_due and (not event_due or act_time[a] < ev_time[k]):
             now = act_time[a]
             kind = act_kind[a]
-            mid = _mid(best_data, n_levels, last_mid)
+            mid = _mid(best_data, n_levels, last_mid) + price_min
             for g in range(lanes):
                 want = act_qty[g, a]
                 if kind == CROSS:
@@ -403,7 +404,7 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
             _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff, n_levels)
             if sd == opp:
                 # A resting order of the other side that crosses our passive child would have traded with it.
-                lmid_now = _mid(best_data, n_levels, last_mid)
+                lmid_now = _mid(best_data, n_levels, last_mid) + price_min
                 for g in range(lanes):
                     supply = ev_qty[k]
                     for j in range(p_left.shape[1]):
@@ -471,7 +472,7 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
         if (kind == TRADE or kind == PRINT) and ev_aggr[k] != 0 and sd == ours:
             # The tape traded on our side: behind our child at its price, or through its price.
             price = ev_price[k] - price_min
-            lmid_now = _mid(best_data, n_levels, last_mid)
+            lmid_now = _mid(best_data, n_levels, last_mid) + price_min
             for g in range(lanes):
                 supply = ev_qty[k]
                 for j in range(p_left.shape[1]):
