@@ -27,8 +27,10 @@ what is left under both rules.
 Time zone and sessions: the venue's zone (``America/Chicago`` for GLBX, ``America/New_York`` for
 XNAS/DBEQ, else UTC), the zone of its trading day: an ES evening session opens at 17:00 CT, the
 next day's date in UTC. The session is the data's own span from the first trade (``T`` or
-``F``: the open, after the pre-open in which the book may be crossed) to the last record,
-floored and ceiled to minutes (:func:`~convexsched.data.events.us_sessions_for`). The tick is
+``F``: the open, after the pre-open in which the book may be crossed), floored to the minute,
+to the last record itself (not its minute's ceiling: the ES file's start-of-day snapshot is
+stamped 18:00 CT of the day before, which a ceiled 17:00-18:00 session would take for a second
+trading day). The tick is
 the prices' common grid (ES 0.25) unless given; no board lot.
 
 LOBSTER (:func:`read_lobster_events`)
@@ -53,8 +55,8 @@ time) and its ``..._orderbook_L.csv`` partner, whose row ``k`` is the book *afte
   bid's print up, an ask's down) so that "through our price" keeps its strict meaning; other
   messages at off-grid prices are dropped (``off_grid``).
 
-Sessions: the data's span floored and ceiled to minutes, clipped to the file name's window (a
-short sample of a day has a short session, not an empty 09:30-16:00 one).
+Sessions: from the first message floored to the minute to the last message, clipped to the file
+name's window (a short sample of a day has a short session, not an empty 09:30-16:00 one).
 
 Truncated files
 ---------------
@@ -191,7 +193,7 @@ def read_mbo_events(path: str | Path, *, symbol: str | None = None, tick_size: f
     trades = np.isin(actions, ("T", "F"))
     stamps = mine["ts_recv"].astype(np.int64)
     first = int(stamps[trades][0]) if trades.any() else int(stamps[0])
-    sessions = us_sessions_for(np.array([first, int(arrays["time"][-1])]), tz=tz, name="from the first trade")
+    sessions = _data_span(first, int(arrays["time"][-1]), tz, "from the first trade")
     if tick_note:
         notes.insert(0, tick_note)
     if late:
@@ -373,18 +375,26 @@ def read_lobster_events(path: str | Path, *, symbol: str | None = None, tick_siz
         notes.append(f"{late} messages stamped before the message ahead of them kept their place (running max)")
     report = LoadReport(rows_read=len(messages), rows_kept=kept_rows, dropped=dropped, source=path.name, symbol=ticker,
                         notes=notes, out_of_order=late)
-    sessions = _lobster_sessions(time, int(match["start"]), int(match["end"]))
+    window = tuple((pd.Timestamp(0) + pd.Timedelta(milliseconds=int(match[key]))).time() for key in ("start", "end"))
+    sessions = _data_span(time[0], time[-1], _LOBSTER_TZ, "LOBSTER data span", window)
     return Events(**arrays, symbol=ticker, tick_size=float(tick_size), sessions=sessions,
                   order_ids=np.asarray(stream.order_ids, np.int64), report=report)
 
 
-def _lobster_sessions(time, start_ms, end_ms):
-    """The data's span (minutes) clipped to the file name's window (milliseconds after midnight)."""
-    span = us_sessions_for(time[[0, -1]], tz=_LOBSTER_TZ, name="LOBSTER data span")
+def _data_span(first_ns, last_ns, tz, name, window=None):
+    """One session from ``first_ns`` floored to the minute to the last event itself.
+
+    Ending at the last event rather than its minute's ceiling keeps out a record stamped on the
+    boundary of another local date (the ES file's start-of-day snapshot sits at 18:00 CT the day
+    before its session). ``window``: a (start, end) of local times the session is clipped to.
+    """
+    span = us_sessions_for(np.array([first_ns, last_ns]), tz=tz, name=name)
     (a, b), = span.intervals
-    window = [(pd.Timestamp(0) + pd.Timedelta(milliseconds=ms)).time() for ms in (start_ms, end_ms)]
-    a, b = max(a, window[0]), min(b, window[1])
-    return Sessions(((a, b),), _LOBSTER_TZ, span.name) if a < b else span
+    last = pd.Timestamp(int(last_ns), tz="UTC").tz_convert(tz).time()
+    b = last if a < last < b else b
+    if window is not None:
+        a, b = max(a, window[0]), min(b, window[1])
+    return Sessions(((a, b),), tz, name) if a < b else span
 
 
 def _lobster_stream(messages, time, seed, units):
