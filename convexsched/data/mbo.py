@@ -38,10 +38,11 @@ F_LAST, F_TOB, F_SNAPSHOT = 128, 64, 32
 _UNDEF_PRICE = np.iinfo(np.int64).max
 _SCALE = 1e9
 # Datasets whose books are quoted in a known exchange time zone.
-_DATASET_TZ = {"GLBX": "America/Chicago", "XNAS": "America/New_York", "DBEQ": "America/New_York"}
+DATASET_TZ = {"GLBX": "America/Chicago", "XNAS": "America/New_York", "DBEQ": "America/New_York"}
 
 
-def _store(path):
+def open_dbn(path):
+    """Open a DBN file with ``databento`` (a :class:`DataError` when it cannot be decoded)."""
     # Imported here: it pulls in an HTTP stack only DBN reading needs.
     databento = require("databento", "databento", "reading DBN files")
 
@@ -51,12 +52,38 @@ def _store(path):
         raise DataError(f"cannot read DBN file {Path(path).name}: {exc}") from exc
 
 
+def mbo_records(path):
+    """The store and the records of an MBO DBN file.
+
+    Raises
+    ------
+    DataError
+        Another schema, no record, or a truncated file (a partial trailing record): a cut file
+        would silently lose the end of the day, so it is refused.
+    """
+    path = Path(path)
+    store = open_dbn(path)
+    if str(store.schema) not in ("mbo", "Schema.MBO"):
+        raise DataError(f"{path.name} has schema {store.schema}, not mbo; use format='databento' for MBP files")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = store.to_ndarray()
+    for warning in caught:
+        text = str(warning.message)
+        if "truncated" in text or "incomplete record" in text:
+            raise DataError(f"{path.name} is truncated: it ends inside a record ({len(records)} whole records before "
+                            "it); refusing a partial file")
+    if len(records) == 0:
+        raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
+    return store, records
+
+
 def looks_mbo(path):
     """True for a DBN file (``.dbn``/``.dbn.zst``) whose metadata says schema ``mbo``."""
     if not str(path).lower().endswith((".dbn", ".dbn.zst")):
         return False
     try:
-        return str(_store(path).schema) in ("mbo", "Schema.MBO")
+        return str(open_dbn(path).schema) in ("mbo", "Schema.MBO")
     except DataError:
         return False
 
@@ -160,7 +187,7 @@ def replay(records, n_levels=10, ts="ts_recv"):
     return out
 
 
-def _symbols(store, ids):
+def instrument_symbols(store, ids):
     """instrument_id -> symbol from the file's metadata (the id as text when unmapped)."""
     from databento.common.symbology import InstrumentMap
 
@@ -217,18 +244,11 @@ def read_mbo(path, *, n_levels=10, ts="ts_recv", tick_size=None, tz=None, sessio
         raise DataError(f"no such file: {path}")
     if ts not in ("ts_recv", "ts_event"):
         raise DataError(f"ts must be 'ts_recv' or 'ts_event', got {ts!r}")
-    store = _store(path)
-    if str(store.schema) not in ("mbo", "Schema.MBO"):
-        raise DataError(f"{path.name} has schema {store.schema}, not mbo; use format='databento' for MBP files")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        records = store.to_ndarray()
-    if len(records) == 0:
-        raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
+    store, records = mbo_records(path)
     dataset = str(store.metadata.dataset or "")
-    tz = tz or _DATASET_TZ.get(dataset.split(".")[0], "UTC")
+    tz = tz or DATASET_TZ.get(dataset.split(".")[0], "UTC")
     ids = pd.unique(records["instrument_id"])
-    names = _symbols(store, ids)
+    names = instrument_symbols(store, ids)
     books = {}
     for instrument in ids:
         mine = records[records["instrument_id"] == instrument]
@@ -292,7 +312,7 @@ def top_of_book_check(mbo_path, mbp_path, n_levels=1):
         ``bid_px_00, ask_px_00, bid_sz_00, ask_sz_00`` (suffixes ``_mbo`` and ``_mbp``), and
         ``match`` (all equal, an empty side on both counting as equal).
     """
-    mbo, mbp = _store(mbo_path), _store(mbp_path)
+    mbo, mbp = open_dbn(mbo_path), open_dbn(mbp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         records, exchange = mbo.to_ndarray(), mbp.to_ndarray()

@@ -173,7 +173,7 @@ def _refresh_best(best, row, sd, level, n_levels):
 
 @njit
 def _mid(best_data, n_levels, last_mid):
-    """The feed's mid in levels (the last two-sided one while a side is empty)."""
+    """The feed's mid in grid levels (add ``price_min`` for ticks); the last one while a side is empty."""
     if best_data[0] >= 0 and best_data[1] < n_levels:
         last_mid[0] = 0.5 * (best_data[0] + best_data[1])
     return last_mid[0]
