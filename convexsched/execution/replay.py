@@ -123,7 +123,14 @@ class ReplayExecutor:
         events = self.events
         if len(events) == 0:
             raise InvalidInputError(f"events of {events.symbol!r} are empty")
-        days = pd.unique(events.times.tz_convert(events.sessions.tz).date)
+        local = events.times.tz_convert(events.sessions.tz)
+        clock = local.time
+        inside = np.zeros(len(local), bool)
+        for a, b in events.sessions.intervals:
+            inside |= (clock >= a) & (clock <= b)
+        # Trading days are those with events in a session; a stream that is all pre-open (a book
+        # and then a quiet session) trades on its own dates.
+        days = pd.unique(local[inside].date if inside.any() else local.date)
         try:
             freq = pd.Timedelta(freq)
         except ValueError:
@@ -361,7 +368,7 @@ class ReplayExecutor:
             self._advance(lanes, self._starts[i])
             if not self._usable[i]:
                 continue
-            times = self._starts[i] + np.rint(offsets * 1e9).astype(np.int64)
+            times = self._starts[i] + np.rint((offsets + self.latency) * 1e9).astype(np.int64)
             totals = self._advance(lanes, self._ends[i], (times, kinds.astype(np.int64), qty, child), None)
             filled[i], costs[i] = totals[0], totals[1] * self.events.tick_size
             reset_lanes(lanes.o_level, lanes.o_side, lanes.taken, lanes.level_data, lanes.level_eff, lanes.best_data,
