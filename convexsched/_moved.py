@@ -62,6 +62,12 @@ class _Package(types.ModuleType):
             return
         super().__setattr__(name, value)
 
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        # A module pickles by name: a user's function that refers to ``convexsched`` (cloudpickle
+        # ships its globals to Dask workers) then finds the package imported on the other side.
+        # Without this, pickle sees a ``_Package`` instance, not a module, and refuses it.
+        return importlib.import_module, (self.__name__,)
+
 
 def install(package: str) -> None:
     """Serve the old module paths of ``package`` (called once, by its ``__init__``)."""
