@@ -63,7 +63,7 @@ and ``K`` never change.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,7 @@ from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
 from ..optimize.validate import Order, validate
-from .executors import BookExecutor, ExecutionRecord, Executor, ModelExecutor, Trace, as_executor, progress_bar
+from .executors import ExecutionRecord, Executor, ModelExecutor, Trace, as_executor, progress_bar
 
 if TYPE_CHECKING:
     from ..data.book import Book
@@ -130,7 +130,7 @@ class CurveSource(Protocol):
 Model = Union["ImpactOracle", CurveSource, CostCurves]
 
 
-def curve_source(model: Model, executor: BookExecutor, forecast: StateForecast | None = None) -> CurveSource:
+def curve_source(model: Model, executor: Executor, forecast: StateForecast | None = None) -> CurveSource:
     """The curve source of a cost model on ``executor``'s buckets.
 
     An impact oracle (anything with ``predict``) is wrapped in :class:`LiveCurves` with
@@ -172,7 +172,8 @@ class LiveCurves:
 
     Parameters
     ----------
-    executor : BookExecutor
+    executor : BookExecutor or ReplayExecutor
+        An executor with a snapshot ``book``, the ``rows`` of its buckets' snapshots, ``depth`` and ``side``.
     oracle : regressor
         ``predict(X)`` of total costs from columns ``size, spread, depth, imbalance, volatility,
         hour_of_day, mid`` (an :class:`ImpactOracle`, or a baseline).
@@ -186,7 +187,7 @@ class LiveCurves:
         Convexifier (:func:`convexsched.convexify`).
     """
 
-    def __init__(self, executor: BookExecutor, oracle: ImpactOracle, forecast: StateForecast | None = None, *,
+    def __init__(self, executor: Any, oracle: ImpactOracle, forecast: StateForecast | None = None, *,
                  relative: bool = True, capacity: float = 1.0, grid: int = 33, convexify: str = "slopes-isotonic") -> None:
         if not capacity > 0:
             raise InvalidInputError(f"capacity must be > 0, got {capacity}")

@@ -424,14 +424,17 @@ class ReplayExecutor:
     @property
     def book(self) -> Book:
         """The feed's book sampled every 3 s and at every bucket's start (10 levels), for features and models."""
-        if self._book is None:
-            self._book = self._sample_book(3.0)
+        return self._book if self._book is not None else self._sampled()
+
+    def _sampled(self) -> Book:
+        self._book = self._sample_book(3.0)
         return self._book
 
     @property
     def rows(self) -> np.ndarray:
         """Row of :attr:`book` at each bucket's start (-1 where the bucket has no two-sided book)."""
-        self.book
+        if self._book is None:
+            self._sampled()
         return self._rows
 
     def _sample_book(self, every):
