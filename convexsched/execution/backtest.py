@@ -147,7 +147,8 @@ def backtest(
         strategies.insert(0, TWAP())
     if hindsight:
         smoothed = arrival_objectives(executor, context.total)["B"]
-        strategies += [Hindsight(), Hindsight(smoothed)]
+        # A flat arrival curve (a passive tactic's first minute) gives rho = 0: (B) is then (A).
+        strategies += [Hindsight(), Hindsight(smoothed)] if smoothed.rho > 0 else [Hindsight()]
     names = [s.name for s in strategies]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"strategy names must be unique, got {names}")
