@@ -11,7 +11,7 @@ and executed through the same executor) and each strategy's capture
 
 No look-ahead: the scenario horizons read the snapshot each slice walks and the books of earlier
 minutes only (tested in ``tests/execution/test_scenario.py``). For the model-based strategies the impact
-oracle is fitted on the other four stocks' Task-1 tables and the seasonal state profile on the
+oracle is fitted on the other four stocks' impact tables and the seasonal state profile on the
 other four stocks' bucket features (leave-one-stock-out).
 
 Execution: each slice walks the first usable snapshot of its bucket (:mod:`convexsched.execution`),

@@ -38,7 +38,7 @@ def bench_book(label, book, repeats):
         "book_features": lambda: cs.book_features(book),
         "walk_book (buy)": lambda: cs.walk_book(book, sizes, "buy"),
         "features + walk (target)": lambda: (cs.book_features(book), cs.walk_book(book, sizes, "buy")),
-        "task1_table (long, n x 64 rows)": lambda: cs.task1_table(book, sizes, "buy"),
+        "impact_table (long, n x 64 rows)": lambda: cs.impact_table(book, sizes, "buy"),
         "bucket_features (1 min)": lambda: cs.bucket_features(book, "1min"),
     }
     rows = []

@@ -29,8 +29,8 @@ from convexsched import (
     SquareRootImpact,
     StateForecast,
     bucket_features,
+    impact_table,
     synthetic_book,
-    task1_table,
 )
 from convexsched.execution.strategies import arrival_objectives, default_objectives
 
@@ -39,7 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "receding.md"
 
 def setup():
     book = synthetic_book(0)
-    table = task1_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
+    table = impact_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
     oracle = SquareRootImpact().fit(table, table["slippage"])
     live = LiveCurves(BookExecutor(book), oracle)
     live(len(live) - 1)  # loads numba and the PAVA kernel outside the timing
@@ -95,7 +95,7 @@ def live_day():
     oracle row times everything a live run does: building every step's curves (oracle predictions
     and convexification, cached per bucket) and the receding loop.
     """
-    table = task1_table(synthetic_book(1), [100, 500, 1000, 2000, 5000, 10000]).dropna(subset=["volatility"])
+    table = impact_table(synthetic_book(1), [100, 500, 1000, 2000, 5000, 10000]).dropna(subset=["volatility"])
     table = table[~table["beyond_depth"]]
     oracle = ImpactOracle(random_state=0).fit(table, table["slippage"])
     forecast = StateForecast().fit(bucket_features(synthetic_book(2)).dropna())

@@ -21,7 +21,7 @@ def main():
     depth = book.frame.filter(regex="ask_sz_").sum(axis=1).median()
     train_sizes = np.linspace(depth / 16, 2 * depth, 16)
     # The first minute has no 60-second volatility yet; the oracle refuses NaN, so drop it.
-    table = cs.task1_table(book, train_sizes, side="buy").dropna(subset=["volatility"])
+    table = cs.impact_table(book, train_sizes, side="buy").dropna(subset=["volatility"])
     oracle = cs.ImpactOracle(random_state=0).fit(table, table["slippage"])
     states = cs.bucket_features(book, "1min").ffill().bfill()
     grid = np.linspace(0, depth, 65)

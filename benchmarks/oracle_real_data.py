@@ -2,7 +2,7 @@
 
 Data: ``tick.zip`` of ``shared/data/cn-equity-l2-dolphindb`` (see its PROVENANCE.md): 10-level
 3-second snapshots of five Shenzhen stocks, 2022-06-01, continuous session. Each snapshot is
-walked for a grid of buy sizes (:func:`convexsched.data.slippage.task1_table`, cost in CNY against
+walked for a grid of buy sizes (:func:`convexsched.data.slippage.impact_table`, cost in CNY against
 the mid). Rows whose size exceeds the displayed ask depth are dropped: their cost is an
 extrapolation rule, not data.
 
@@ -42,7 +42,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from convexsched import BookExecutor, HalfSpreadImpact, ImpactOracle, SquareRootImpact
 from convexsched.data.features import SIDE_FEATURES, book_features, bucket_features, side_features
 from convexsched.data.loaders import read_books
-from convexsched.data.slippage import task1_table, walk_book
+from convexsched.data.slippage import impact_table, walk_book
 from convexsched.model.convexify import CONVEXIFY_METHODS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cn-equity-l2-dolphindb" / "tick.zip"
@@ -57,7 +57,7 @@ def load_tables():
     books = read_books(DATA)
     tables = []
     for symbol, book in books.items():
-        table = task1_table(book, SIZES, side="buy")
+        table = impact_table(book, SIZES, side="buy")
         table = table[~table["beyond_depth"]].dropna(subset=["volatility"])
         tables.append(table.assign(symbol=symbol))
     return books, pd.concat(tables, ignore_index=True)

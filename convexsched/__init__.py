@@ -18,7 +18,11 @@ from .data.events import Events, read_events
 from .data.features import book_features, bucket_features
 from .data.loaders import PRESETS, ColumnMap, read_book, read_books
 from .data.sessions import CN_EQUITY, US_EQUITY, SessionBuckets, Sessions, session_buckets
-from .data.slippage import beyond_depth, read_task1, task1_table, walk_book
+from .data.slippage import beyond_depth, impact_table, read_impact_table, walk_book
+
+# Deprecated 0.2 names (they warn when called; removed in 0.4), importable but not in __all__.
+from .data.slippage import read_task1 as read_task1
+from .data.slippage import task1_table as task1_table
 from .data.synthetic import synthetic_book
 from .errors import (
     ConvexSchedError,
@@ -54,7 +58,7 @@ from .optimize.objective import Objective
 from .optimize.solve import Schedule, solve
 from .optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # The cvxpy problem classes and the scikit-learn models (the impact oracle, the state
 # forecast) load their libraries (about 0.4 s each): they are imported on first use, so that
@@ -119,8 +123,8 @@ __all__ = [
     "bucket_features",
     "walk_book",
     "beyond_depth",
-    "task1_table",
-    "read_task1",
+    "impact_table",
+    "read_impact_table",
     "synthetic_book",
     "Events",
     "read_events",

@@ -12,5 +12,5 @@ def renamed(value: T, old_value: T | None, where: str, old: str, new: str) -> T:
     """``value``, or what was given under the keyword's old name ``old`` (with a warning)."""
     if old_value is None:
         return value
-    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=... (removed in 0.4)", DeprecationWarning, stacklevel=3)
+    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=... (removed in 0.4)", FutureWarning, stacklevel=3)
     return old_value

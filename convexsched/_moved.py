@@ -2,7 +2,7 @@
 
 Version 0.3 moved the modules into one subpackage per stage. The old paths still import, for
 one release, as aliases of the new modules (the same module objects, so patching either path
-patches both), with a ``DeprecationWarning`` naming the new path.
+patches both), with a ``FutureWarning`` naming the new path.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class _Alias(importlib.abc.Loader):
         warnings.warn(
             f"the module {spec.name} moved to {self.target}; the old path will be removed in 0.4 "
             "(the names exported by convexsched itself did not move)",
-            DeprecationWarning,
+            FutureWarning,
             stacklevel=2,
         )
         return importlib.import_module(self.target)

@@ -7,7 +7,7 @@ or input, reported as one line on stderr, never a traceback).
 
 Outputs follow one rule everywhere: every path is checked before any work starts (not an input,
 not another output, not an existing file unless ``--force``, in a folder that can be written),
-and every file is written atomically (:func:`convexsched.io.atomic_path`).
+and every file is written atomically (:func:`convexsched.files.atomic_path`).
 """
 
 from __future__ import annotations
@@ -29,23 +29,12 @@ import pandas as pd
 from . import __version__
 from ._optional import require
 from .errors import ConvexSchedError, DataError, InvalidInputError, SolverError
-from .io import (
-    atomic_path,
-    certificate_record,
-    check_outputs,
-    read_curves,
-    read_schedule,
-    read_table,
-    save_figure,
-    write_certificate,
-    write_curves,
-    write_schedule,
-    write_table,
-)
+from .files import atomic_path, check_outputs, read_table, save_figure, write_table
+from .io import certificate_record, read_curves, read_schedule, write_certificate, write_curves, write_schedule
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROGRAM = "convexsched"
-DEFAULT_TASK1_SIZES = "100,200,500,1000,2000,5000,10000"
+DEFAULT_IMPACT_SIZES = "100,200,500,1000,2000,5000,10000"
 HELP_WIDTH = 92
 # Where the repository keeps its benchmark scripts; absent from an installed wheel.
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -221,7 +210,7 @@ def _add_book_arguments(parser, table=False, required=True, title=None, universe
     )  # fmt: skip
     if table:
         choice.add_argument("--table", type=Path, metavar="PATH",
-                            help="a Task-1 table: timestamp,size,slippage,spread,depth,imbalance,volatility,hour_of_day,mid")  # fmt: skip
+                            help="an impact table: timestamp,size,slippage,spread,depth,imbalance,volatility,hour_of_day,mid")  # fmt: skip
     if universe:
         choice.add_argument("--universe", type=Path, metavar="MANIFEST",
                             help="a CSV of symbol,day,file,size: backtest every key (see --scheduler)")  # fmt: skip
@@ -410,9 +399,12 @@ def _run_demo(args):
 
 def _run_features(args):
     from .data.features import book_features, bucket_features
-    from .data.slippage import task1_table
+    from .data.slippage import impact_table
 
     check_outputs({"--output": args.output}, _inputs(args, "book"), args.force)
+    if args.kind == "task1":
+        print("convexsched features: --kind task1 is deprecated; use --kind impact_table (removed in 0.4)", file=sys.stderr)
+        args.kind = "impact_table"
     books = _read_books(args)
     frames = []
     for symbol, book in _progress(books.items(), desc="features", total=len(books)):
@@ -421,7 +413,7 @@ def _run_features(args):
         elif args.kind == "snapshots":
             frame = book_features(book).rename_axis("timestamp").reset_index()
         else:
-            frame = task1_table(book, args.sizes, side=args.side, unit=args.unit)
+            frame = impact_table(book, args.sizes, side=args.side, unit=args.unit)
         if len(books) > 1:
             frame.insert(0, "symbol", symbol)
         frames.append(frame)
@@ -432,13 +424,13 @@ def _run_features(args):
 
 
 def _training_table(args):
-    from .data.slippage import read_task1, task1_table
+    from .data.slippage import impact_table, read_impact_table
 
     if args.table is not None:
-        return read_task1(args.table, unit=args.unit, tz=args.tz)
+        return read_impact_table(args.table, unit=args.unit, tz=args.tz)
     tables = []
     for symbol, book in _progress(_read_books(args).items(), desc="book walk"):
-        table = task1_table(book, args.sizes, side=args.side)
+        table = impact_table(book, args.sizes, side=args.side)
         # Beyond the displayed depth the cost is an extrapolation rule, not an observation.
         tables.append(table[~table["beyond_depth"]].assign(symbol=symbol))
     table = pd.concat(tables, ignore_index=True)
@@ -456,10 +448,6 @@ def _run_fit(args):
     table = table.dropna(subset=[c for c in ("volatility", "spread", "depth") if c in table])
     if table.empty:
         raise DataError("no training rows left after dropping rows with missing features")
-    if args.transform is not None:
-        print("convexsched fit: --transform is deprecated since 0.2.0 and will be removed in 0.3.0; use --target",
-              file=sys.stderr)  # fmt: skip
-        args.target = args.transform
     oracle = ImpactOracle(
         target=args.target,
         validation_fraction=args.validation_fraction or None,
@@ -875,29 +863,30 @@ def _add_demo_parser(commands):
 
 
 def _add_features_parser(commands):
-    """Add ``features``: a book to per-bucket, per-snapshot or Task-1 features."""
+    """Add ``features``: a book to per-bucket, per-snapshot or impact-table features."""
     features = _add_command(
         commands, "features", _run_features,
-        "book -> per-bucket features, per-snapshot features or the Task-1 table",
+        "book -> per-bucket features, per-snapshot features or the impact table",
         "buckets:   bucket,mid,spread,depth,imbalance,volatility,hour_of_day,n_snapshots[,volume]\n"
         "           (the states file of `plan --oracle`)\n"
         "snapshots: timestamp,mid,spread,depth,imbalance,volatility,hour_of_day\n"
-        "task1:     timestamp,size,slippage,vol_ratio,spread,depth,imbalance,volatility,hour_of_day,"
+        "impact_table: timestamp,size,slippage,vol_ratio,spread,depth,imbalance,volatility,hour_of_day,"
         "mid,beyond_depth\n"
+        "           (the training table of `fit --table`; `task1` is its deprecated 0.2 name)\n"
         "A file with several symbols gives one table with a leading symbol column.",
         FORMATS_HELP,
     )  # fmt: skip
     _add_book_arguments(features)
-    features.add_argument("--kind", choices=("buckets", "snapshots", "task1"), default="buckets",
+    features.add_argument("--kind", choices=("buckets", "snapshots", "impact_table", "task1"), default="buckets",
                           help="what to compute (default buckets)")  # fmt: skip
     features.add_argument("--freq", type=_freq, default="1min", help="bucket width (default 1min)")
     features.add_argument("--how", choices=("mean", "median", "first", "last"), default="mean",
                           help="statistic over a bucket's snapshots (default mean)")  # fmt: skip
-    features.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_TASK1_SIZES),
-                          help=f"task1 order sizes in shares: a,b,c or START:STOP:STEP (default {DEFAULT_TASK1_SIZES})")  # fmt: skip
+    features.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_IMPACT_SIZES),
+                          help=f"impact_table order sizes in shares: a,b,c or START:STOP:STEP (default {DEFAULT_IMPACT_SIZES})")  # fmt: skip
     features.add_argument("--side", choices=("buy", "sell"), default="buy")
     features.add_argument("--unit", choices=("currency", "per_share", "bps"), default="currency",
-                          help="task1 slippage unit (default currency)")  # fmt: skip
+                          help="impact_table slippage unit (default currency)")  # fmt: skip
     _add_output_arguments(features, "CSV or Parquet file to write")
 
 
@@ -905,13 +894,13 @@ def _add_fit_parser(commands):
     """Add ``fit``: train and save the impact oracle."""
     fit = _add_command(
         commands, "fit", _run_fit,
-        "train the impact oracle on a book (walked for a size grid) or a Task-1 table, and save it",
+        "train the impact oracle on a book (walked for a size grid) or an impact table, and save it",
         "Rows whose size exceeds the displayed depth are left out (their cost is extrapolated, not "
         "observed). The saved file is a joblib pickle: load only files you wrote.",
     )  # fmt: skip
     source = _add_book_arguments(fit, table=True)
-    source.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_TASK1_SIZES),
-                        help=f"order sizes to walk the book for (default {DEFAULT_TASK1_SIZES})")  # fmt: skip
+    source.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_IMPACT_SIZES),
+                        help=f"order sizes to walk the book for (default {DEFAULT_IMPACT_SIZES})")  # fmt: skip
     source.add_argument("--side", choices=("buy", "sell"), default="buy")
     source.add_argument("--unit", choices=("currency", "per_share", "bps"), default="currency",
                         help="unit of the --table slippage column (default currency)")  # fmt: skip
@@ -919,8 +908,6 @@ def _add_fit_parser(commands):
     model = fit.add_argument_group("model")
     model.add_argument("--target", choices=("bps", "per_share", "log"), default="bps",
                        help="what the trees learn (default bps: cost per share in bps of the mid)")  # fmt: skip
-    model.add_argument("--transform", choices=("bps", "per_share", "log"), default=None,
-                       help="deprecated alias of --target (until 0.3.0)")  # fmt: skip
     model.add_argument("--max-iter", type=int, default=300, help="boosting iterations (default 300)")
     model.add_argument("--learning-rate", type=_positive_float, default=0.05)
     model.add_argument("--validation-fraction", type=_nonnegative_float, default=0.2,

@@ -1,6 +1,6 @@
 """The end-to-end demo behind ``convexsched demo``: every stage on the synthetic book.
 
-book -> bucket features -> Task-1 table -> impact oracle -> convex cost curves -> schedules
+book -> bucket features -> impact table -> impact oracle -> convex cost curves -> schedules
 (A), (B), (C) by the exact fast paths and by cvxpy, each with its KKT certificate -> receding
 horizon, the scenario horizon and static plans executed against the book (backtest, measured
 against the hindsight bound) -> files and plots.
@@ -22,17 +22,10 @@ import pandas as pd
 
 from ._optional import pyplot, require
 from .data.features import bucket_features
-from .data.slippage import task1_table
+from .data.slippage import impact_table
 from .data.synthetic import synthetic_book
-from .io import (
-    atomic_path,
-    certificate_record,
-    save_figure,
-    write_certificate,
-    write_curves,
-    write_schedule,
-    write_table,
-)
+from .files import atomic_path, save_figure, write_table
+from .io import certificate_record, write_certificate, write_curves, write_schedule
 from .model.oracle import ImpactOracle
 from .optimize.problem import build_problem
 from .optimize.solve import solve
@@ -95,14 +88,14 @@ def _hourly(x):
 
 
 def _fit_oracle(book, echo):
-    table = task1_table(book, ORDER_SIZES)
+    table = impact_table(book, ORDER_SIZES)
     # Beyond the displayed depth the cost is an extrapolation rule, not an observation.
     table = table[~table["beyond_depth"]].dropna(subset=["volatility"])
     stamps = table["timestamp"].drop_duplicates().iloc[::TRAINING_THIN]
     table = table[table["timestamp"].isin(stamps)]
     oracle = ImpactOracle(**ORACLE_SETTINGS).fit(table, table["slippage"])
     error = np.abs(oracle.predict(table) - table["slippage"].to_numpy()).mean()
-    echo(f"  Task-1 table {len(table):,} rows (sizes {ORDER_SIZES.astype(int).tolist()}); "
+    echo(f"  impact table {len(table):,} rows (sizes {ORDER_SIZES.astype(int).tolist()}); "
          f"{oracle.n_iter_} boosting iterations kept; in-sample MAE {error:.3f} USD")  # fmt: skip
     return oracle
 

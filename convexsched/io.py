@@ -44,175 +44,60 @@ multiplier bounds are written as the strings ``"inf"`` / ``"-inf"``.
 
 Writing
 -------
-Every writer is atomic: it writes a hidden temporary file beside the target and renames it into
-place, so an error (a full disk, an interrupt) never leaves half a file, and the previous file
-survives until the new one is complete. :func:`check_outputs` validates a command's output paths
-before any work starts.
+Every writer is atomic (:func:`convexsched.files.atomic_path`): it writes a hidden temporary file
+beside the target and renames it into place, so an error never leaves half a file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import zipfile
-import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, OutputError
+from .errors import DataError
+
+# The plumbing moved to convexsched.files (0.3.0) so the data stage can read files without this
+# module's curve and schedule formats; these names stay importable from here.
+from .files import (
+    PARQUET_SUFFIXES,
+    UNREADABLE,
+    atomic_path,
+    check_outputs,
+    is_parquet,
+    read_table,
+    save_figure,
+    unreadable_error,
+    write_table,
+)
 from .model.convexify import convexify as _convexify
 from .optimize.curves import CostCurves
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+__all__ = [
+    "GRID_COLUMNS",
+    "PARQUET_SUFFIXES",
+    "SEGMENT_COLUMNS",
+    "UNREADABLE",
+    "atomic_path",
+    "certificate_record",
+    "check_outputs",
+    "curves_from_frame",
+    "curves_to_frame",
+    "is_parquet",
+    "read_curves",
+    "read_schedule",
+    "read_table",
+    "save_figure",
+    "unreadable_error",
+    "write_certificate",
+    "write_curves",
+    "write_schedule",
+    "write_table",
+]
+
 SEGMENT_COLUMNS = ("bucket", "slope", "width")
 GRID_COLUMNS = ("bucket", "size", "cost")
-
-
-def is_parquet(path):
-    """Whether ``path`` is written and read as Parquet (by its suffix)."""
-    return Path(path).suffix.lower() in PARQUET_SUFFIXES
-
-
-# A zip or compressed CSV cut short fails inside zipfile/zlib, not in the CSV parser.
-UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
-
-
-def unreadable_error(path, error):
-    """A one-line :class:`DataError` for a file the parser could not read (one of :data:`UNREADABLE`)."""
-    if isinstance(error, (zipfile.BadZipFile, EOFError, zlib.error)):
-        return DataError(f"cannot read {Path(path).name}: the archive is truncated or corrupt ({error})")
-    # Parser errors span several lines; the first one names the problem.
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return DataError(f"cannot read {Path(path).name} as {'Parquet' if is_parquet(path) else 'CSV'}: {first}")
-
-
-def read_table(path):
-    """A CSV or Parquet file as a DataFrame.
-
-    Raises
-    ------
-    DataError
-        The file is missing, unreadable, or holds no rows.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
-    try:
-        frame = pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path)
-    except UNREADABLE as error:
-        raise unreadable_error(path, error) from None
-    if frame.empty:
-        raise DataError(f"{path.name} holds no rows")
-    return frame
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_path(path):
-    """A temporary path beside ``path`` that is renamed onto ``path`` when the block succeeds.
-
-    The temporary name keeps the suffix (writers that pick a format by suffix still work) and
-    starts with a dot; it is removed when the block raises. The folder is created if needed.
-
-    Examples
-    --------
-    >>> with atomic_path("plot.png") as tmp:          # doctest: +SKIP
-    ...     figure.savefig(tmp)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        # mkstemp makes the file private (0600); a finished output gets the usual permissions.
-        os.chmod(temporary, 0o666 & ~_umask())
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def check_outputs(outputs, inputs=None, force=False):
-    """Validate output paths before anything is computed or written.
-
-    Parameters
-    ----------
-    outputs : dict
-        ``name -> path`` of every file a command will write (``None`` entries are skipped);
-        the names (e.g. ``"--output"``) appear in the messages.
-    inputs : dict, optional
-        ``name -> path`` of the files it reads.
-    force : bool
-        Allow replacing existing files.
-
-    Raises
-    ------
-    OutputError
-        An output is an input or another output, exists (without ``force``), is a folder, or
-        lies where no file can be created (a read-only folder, a file used as a folder).
-    """
-    inputs = {name: Path(path) for name, path in (inputs or {}).items() if path is not None}
-    seen: dict[str, Path] = {}
-    for name, path in outputs.items():
-        if path is None:
-            continue
-        path = Path(path)
-        for other, source in inputs.items():
-            if _same_file(path, source):
-                raise OutputError(f"{name} {path} is also the input {other}: refusing to overwrite an input")
-        for other, target in seen.items():
-            if _same_file(path, target):
-                raise OutputError(f"{name} and {other} are the same file {path}")
-        seen[name] = path
-        if path.is_dir():
-            raise OutputError(f"{name} {path} is a folder, not a file")
-        if path.exists() and not force:
-            raise OutputError(f"{name} {path} exists; pass --force to overwrite it")
-        _check_writable_folder(name, path.parent)
-
-
-def _same_file(a, b):
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
-
-
-def _check_writable_folder(name, folder):
-    """Create and remove a probe file in ``folder`` (or its nearest existing ancestor).
-
-    ``os.access`` is no test: it says yes to root on a read-only mount.
-    """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{name}: cannot create a file under {folder}: {existing} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise OutputError(f"{name}: cannot write in {existing}: {error.strerror or error}") from None
-
-
-def write_table(frame, path, index=False):
-    """Write ``frame`` to CSV or Parquet by the suffix of ``path`` (atomically, folder created)."""
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        if is_parquet(path):
-            frame.to_parquet(temporary, index=index)
-        else:
-            frame.to_csv(temporary, index=index)
-    return path
 
 
 def _numeric(frame, columns, name):
@@ -408,23 +293,6 @@ def read_schedule(path, curves):
         raise DataError(f"{name}: bucket {missing[0]!r} of the curves has no row ({len(missing)} missing)")
     aligned = pd.Series(x, index=given).reindex(expected).to_numpy()
     return pd.Series(aligned, index=curves.index, name="x")
-
-
-def save_figure(figure, path, dpi=110):
-    """Save a matplotlib figure atomically, in the format of the suffix of ``path``.
-
-    Raises
-    ------
-    DataError
-        The suffix is no image format matplotlib writes.
-    """
-    path = Path(path)
-    try:
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
-    except ValueError as error:
-        raise DataError(f"cannot save a plot as {path.name}: {' '.join(str(error).split())}") from None
-    return path
 
 
 def _json_value(value):

@@ -46,13 +46,13 @@ states.head()"""),
     ("markdown", """\
 ## 2. The impact oracle
 
-The Task-1 table walks every snapshot's book for a grid of order sizes: the cost `g_t(x)` of
+The impact table walks every snapshot's book for a grid of order sizes: the cost `g_t(x)` of
 buying `x` shares against the mid. A gradient-boosting model, monotone in size, learns it from
 the state. Rows beyond the displayed depth are extrapolations, so they are left out; every 4th
 snapshot keeps the fit to a few seconds."""),
     ("code", """\
 sizes = np.array([100, 200, 500, 1000, 2000, 5000, 10000.0])
-table = cs.task1_table(book, sizes)
+table = cs.impact_table(book, sizes)
 table = table[~table["beyond_depth"]].dropna(subset=["volatility"])
 table = table[table["timestamp"].isin(table["timestamp"].drop_duplicates().iloc[::4])]
 oracle = cs.ImpactOracle(max_iter=100, learning_rate=0.1, random_state=0).fit(table, table["slippage"])
@@ -288,7 +288,7 @@ training = []
 for symbol, other in books.items():
     if symbol == target:
         continue
-    table = cs.task1_table(other, sizes)
+    table = cs.impact_table(other, sizes)
     table = table[~table["beyond_depth"]].dropna(subset=["volatility"])
     training.append(table[table["timestamp"].isin(table["timestamp"].drop_duplicates().iloc[::2])])
 training = pd.concat(training, ignore_index=True)

@@ -143,14 +143,14 @@ def test_a_long_fit_says_it_is_still_running(capsys):
 
 
 @pytest.fixture(scope="module")
-def task1_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("features") / "task1.parquet"
-    result = run("features", "--synthetic", 1, "--kind", "task1", "--sizes", "100,1000", "--output", path)
+def impact_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("features") / "impact_table.parquet"
+    result = run("features", "--synthetic", 1, "--kind", "impact_table", "--sizes", "100,1000", "--output", path)
     return path, result
 
 
-def test_features_writes_the_task1_table_as_parquet(task1_file):
-    path, result = task1_file
+def test_features_writes_the_impact_table_as_parquet(impact_file):
+    path, result = impact_file
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(path)
     assert len(table) == 7800 * 2
@@ -159,7 +159,7 @@ def test_features_writes_the_task1_table_as_parquet(task1_file):
     assert (table["slippage"] > 0).all()
 
 
-def test_fit_caps_its_threads_and_says_what_it_fits(capsys, monkeypatch, task1_file, tmp_path):
+def test_fit_caps_its_threads_and_says_what_it_fits(capsys, monkeypatch, impact_file, tmp_path):
     from threadpoolctl import threadpool_info
 
     seen = []
@@ -170,32 +170,34 @@ def test_fit_caps_its_threads_and_says_what_it_fits(capsys, monkeypatch, task1_f
         return fit(self, X, y)
 
     monkeypatch.setattr(ImpactOracle, "fit", recording_fit)
-    code, _, err = run_in_process(capsys, "fit", "--table", task1_file[0], "--max-iter", 5, "--threads", 2,
+    code, _, err = run_in_process(capsys, "fit", "--table", impact_file[0], "--max-iter", 5, "--threads", 2,
                                   "--validation-fraction", 0, "-o", tmp_path / "o.joblib")  # fmt: skip
     assert code == 0 and "up to 5 boosting iterations, 2 thread(s)" in err
     assert seen and set(seen) == {2}  # the tests run with OMP_NUM_THREADS=1: the option set it
 
 
-def test_fit_on_a_task1_table_saves_an_oracle_that_loads(task1_file, tmp_path):
+def test_fit_on_a_impact_table_saves_an_oracle_that_loads(impact_file, tmp_path):
     oracle_path = tmp_path / "oracle.joblib"
-    result = run("fit", "--table", task1_file[0], "--max-iter", 20, "--validation-fraction", 0,
+    result = run("fit", "--table", impact_file[0], "--max-iter", 20, "--validation-fraction", 0,
                  "--output", oracle_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "fitted ImpactOracle on 15," in result.stdout  # rows with a volatility: nearly all of 15,600
     oracle = ImpactOracle.load(oracle_path)
-    states = pd.read_parquet(task1_file[0]).drop_duplicates("timestamp").dropna().iloc[:5]
+    states = pd.read_parquet(impact_file[0]).drop_duplicates("timestamp").dropna().iloc[:5]
     costs = oracle.predict_grid(states, np.linspace(0, 2000, 9))
     assert np.all(np.diff(costs, axis=1) >= 0)
 
 
-@pytest.mark.parametrize("option", ["--target", "--transform"])
-def test_fit_target_option_and_its_deprecated_alias(capsys, task1_file, tmp_path, option):
+def test_fit_target_option_and_the_removed_transform_alias(capsys, impact_file, tmp_path):
     path = tmp_path / "o.joblib"
-    code, _, err = run_in_process(capsys, "fit", "--table", task1_file[0], "--max-iter", 3, option, "per_share",
+    code, _, err = run_in_process(capsys, "fit", "--table", impact_file[0], "--max-iter", 3, "--target", "per_share",
                                   "--validation-fraction", 0, "-o", path)  # fmt: skip
     assert code == 0
     assert ImpactOracle.load(path).target == "per_share"
-    assert ("--transform is deprecated" in err) == (option == "--transform")
+    # --transform was removed in 0.3.0 as promised: argparse rejects it (exit 2, nothing written).
+    code, _, err = run_in_process(capsys, "fit", "--table", impact_file[0], "--transform", "per_share",
+                                  "-o", tmp_path / "t.joblib")  # fmt: skip
+    assert code == 2 and "--transform" in err and not (tmp_path / "t.joblib").exists()
 
 
 # ------------------------------------------------------------------------------- plan and check
@@ -656,3 +658,17 @@ def test_the_le_sense_plans_and_certifies_and_budget_is_its_old_name(demo, tmp_p
     assert "KKT certificate: OK" in out
     assert json.loads(certificate.read_text())["sense"] == "le"
     assert ("--budget is deprecated; use --sense" in err) == (option == "--budget")
+
+
+def test_version_is_one_fact(capsys):
+    # --version, the package, the installed metadata and the CHANGELOG's newest release agree.
+    import importlib.metadata
+    import re
+
+    import convexsched
+
+    code, out, _ = run_in_process(capsys, "--version")
+    changelog = (Path(__file__).parents[1] / "CHANGELOG.md").read_text()
+    newest = re.search(r"^## (\d+\.\d+\.\d+)", changelog, re.M).group(1)
+    assert code == 0 and out.split() == ["convexsched", convexsched.__version__]
+    assert importlib.metadata.version("convexsched") == convexsched.__version__ == newest

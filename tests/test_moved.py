@@ -14,7 +14,7 @@ from convexsched._moved import MOVED
 @pytest.mark.parametrize("old", sorted(MOVED))
 def test_an_old_path_warns_and_is_the_new_module(old):
     sys.modules.pop(f"convexsched.{old}", None)
-    with pytest.warns(DeprecationWarning, match=f"convexsched.{old} moved to convexsched.{MOVED[old]}"):
+    with pytest.warns(FutureWarning, match=f"convexsched.{old} moved to convexsched.{MOVED[old]}"):
         module = importlib.import_module(f"convexsched.{old}")
     assert module is importlib.import_module(f"convexsched.{MOVED[old]}")
 
@@ -48,7 +48,7 @@ def test_an_unknown_module_is_still_an_error():
 def test_the_old_strategy_names_warn_and_build_the_new_ones(old, new):
     from convexsched.execution import strategies
 
-    with pytest.warns(DeprecationWarning, match=f"strategies.{old} is deprecated; use {new}"):
+    with pytest.warns(FutureWarning, match=f"strategies.{old} is deprecated; use {new}"):
         strategy = getattr(strategies, old)("A", horizon=30) if old == "Receding" else getattr(strategies, old)("A")
     assert isinstance(strategy, getattr(strategies, new))
     assert strategy.name == getattr(strategies, new)("A", **({"horizon": 30} if old == "Receding" else {})).name

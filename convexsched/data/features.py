@@ -15,7 +15,7 @@ Definitions (E17), with ``L`` the book's levels and level 00 best:
     t - 60\\,\\text{s} < s \\le t\\},
 
 ``hour_of_day_t = hour(t)`` in the book's local time zone, and ``vol_ratio = x / depth_t`` for an
-order of ``x`` shares (built with the size grid in :func:`convexsched.task1_table`).
+order of ``x`` shares (built with the size grid in :func:`convexsched.impact_table`).
 
 Beyond (E17), :func:`side_features` gives what sets the cost of an order on one side: the
 queue at the touch ``q_{t,0}``, the cumulative side depth over the first 3 and 5 levels, and the

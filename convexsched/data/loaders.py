@@ -30,7 +30,7 @@ import pandas as pd
 
 from .._optional import require
 from ..errors import DataError, InvalidInputError
-from ..io import UNREADABLE, unreadable_error
+from ..files import UNREADABLE, unreadable_error
 from .binance import looks_binance, read_binance
 from .book import book_columns, clean_book, level_columns
 from .mbo import looks_mbo, read_mbo

@@ -1,4 +1,4 @@
-"""Slippage by walking the book, the Task-1 table built from it, and reading a user's own table.
+"""Slippage by walking the book, the impact table built from it, and reading a user's own table.
 
 For a buy of ``x`` shares at snapshot ``t`` (the ask side; a sell mirrors it on the bid side)
 the temporary-impact cost (E16) is the walk-the-book cost against the mid:
@@ -25,15 +25,16 @@ Both rules keep ``g_t`` convex; :func:`beyond_depth` flags the affected (snapsho
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..errors import DataError, InvalidInputError
-from ..io import read_table
+from ..files import read_table
 from .book import level_columns
 from .features import book_features, side_features
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 _SIDES = {"buy": ("ask", 1.0), "sell": ("bid", -1.0)}
 _UNITS = ("currency", "per_share", "bps")
 _EXTRAPOLATE = ("linear", "flat", "nan")
-TASK1_COLUMNS = (
+IMPACT_TABLE_COLUMNS = (
     "timestamp", "size", "slippage", "vol_ratio", "spread", "depth", "imbalance", "volatility", "hour_of_day",
 )  # fmt: skip
 
@@ -176,9 +177,9 @@ def beyond_depth(book: Book, sizes: ArrayLike, side: str = "buy") -> pd.DataFram
     return pd.DataFrame(sizes > depth[:, None], index=book.frame.index, columns=pd.Index(sizes, name="size"))
 
 
-def task1_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency",
+def impact_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency",
                 extrapolate: str | None = "linear") -> pd.DataFrame:
-    """The Task-1 regression table of the oracle (E17): one row per (snapshot, size).
+    """The impact-table regression table of the oracle (E17): one row per (snapshot, size).
 
     Parameters
     ----------
@@ -226,9 +227,9 @@ def task1_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "cu
     return table
 
 
-def read_task1(path: str | Path, *, unit: str = "currency", columns: dict[str, str] | None = None,
+def read_impact_table(path: str | Path, *, unit: str = "currency", columns: dict[str, str] | None = None,
                tz: str | None = None) -> pd.DataFrame:
-    """Read a user's Task-1 table (CSV or Parquet), validate it and put slippage in currency.
+    """Read a user's impact table (CSV or Parquet), validate it and put slippage in currency.
 
     Parameters
     ----------
@@ -237,14 +238,14 @@ def read_task1(path: str | Path, *, unit: str = "currency", columns: dict[str, s
         Unit of the file's ``slippage`` column (declared, not guessed): ``per_share`` is
         multiplied by ``size``, ``bps`` by ``size * mid / 1e4`` (needs a ``mid`` column).
     columns : dict, optional
-        Renames file columns to the Task-1 names, e.g. ``{"qty": "size", "cost": "slippage"}``.
+        Renames file columns to the impact-table names, e.g. ``{"qty": "size", "cost": "slippage"}``.
     tz : str, optional
         Time zone of naive timestamps (required if they are naive).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``timestamp, size, slippage`` first, then the other Task-1 features present;
+        Columns ``timestamp, size, slippage`` first, then the other impact-table features present;
         ``vol_ratio`` is added from ``depth`` when missing. ``attrs["slippage_unit"] = "currency"``.
 
     Raises
@@ -258,24 +259,24 @@ def read_task1(path: str | Path, *, unit: str = "currency", columns: dict[str, s
         raise InvalidInputError(f"unit must be one of {_UNITS}, got {unit!r}")
     path = Path(path)
     df = read_table(path).rename(columns=columns or {})
-    _check_task1(df, unit, path.name)
-    df["timestamp"] = _task1_timestamps(df["timestamp"], tz, path.name)
+    _check_impact_table(df, unit, path.name)
+    df["timestamp"] = _impact_table_timestamps(df["timestamp"], tz, path.name)
     df["slippage"] = _slippage_in_currency(df, unit)
     if "vol_ratio" not in df and "depth" in df:
         df["vol_ratio"] = df["size"] / df["depth"]
-    order = [c for c in TASK1_COLUMNS + ("mid",) if c in df]
+    order = [c for c in IMPACT_TABLE_COLUMNS + ("mid",) if c in df]
     out = df[order + [c for c in df.columns if c not in order]]
     out.attrs["slippage_unit"] = "currency"
     return out
 
 
-def _check_task1(df, unit, name):
+def _check_impact_table(df, unit, name):
     """Raise DataError unless the table has the required columns, numeric features and no missing or non-positive size."""
     required = ["timestamp", "size", "slippage"] + (["mid"] if unit == "bps" else [])
     missing = [c for c in required if c not in df]
     if missing:
         raise DataError(f"{name}: missing columns {missing}; found {list(df.columns)}")
-    numeric = [c for c in TASK1_COLUMNS[1:] + ("mid",) if c in df]
+    numeric = [c for c in IMPACT_TABLE_COLUMNS[1:] + ("mid",) if c in df]
     for c in numeric:
         if not pd.api.types.is_numeric_dtype(df[c]):
             raise DataError(f"{name}: column {c!r} is not numeric (dtype {df[c].dtype})")
@@ -288,7 +289,7 @@ def _check_task1(df, unit, name):
         raise DataError(f"{name}: {int((df['size'] <= 0).sum())} rows with size <= 0")
 
 
-def _task1_timestamps(timestamps, tz, name):
+def _impact_table_timestamps(timestamps, tz, name):
     """The timestamp column parsed as ISO 8601 and made tz-aware (naive ones need ``tz``)."""
     try:
         stamps = pd.DatetimeIndex(pd.to_datetime(timestamps, format="ISO8601"))
@@ -308,3 +309,15 @@ def _slippage_in_currency(df, unit):
     if unit == "bps":
         return df["slippage"] * df["size"] * df["mid"] / 1e4
     return df["slippage"]
+
+
+def task1_table(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """Deprecated 0.2 name of :func:`impact_table` (removed in 0.4)."""
+    warnings.warn("task1_table is deprecated; use impact_table (removed in 0.4)", FutureWarning, stacklevel=2)
+    return impact_table(*args, **kwargs)
+
+
+def read_task1(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """Deprecated 0.2 name of :func:`read_impact_table` (removed in 0.4)."""
+    warnings.warn("read_task1 is deprecated; use read_impact_table (removed in 0.4)", FutureWarning, stacklevel=2)
+    return read_impact_table(*args, **kwargs)

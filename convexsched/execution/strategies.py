@@ -239,7 +239,7 @@ class Receding(RecedingStrategy):
     """Deprecated name of :class:`RecedingStrategy` (removed in 0.4)."""
 
     def __init__(self, *args, **kwargs):
-        warnings.warn("strategies.Receding is deprecated; use RecedingStrategy", DeprecationWarning, stacklevel=2)
+        warnings.warn("strategies.Receding is deprecated; use RecedingStrategy", FutureWarning, stacklevel=2)
         super().__init__(*args, **kwargs)
 
 
@@ -247,5 +247,5 @@ class Scenario(ScenarioStrategy):
     """Deprecated name of :class:`ScenarioStrategy` (removed in 0.4)."""
 
     def __init__(self, *args, **kwargs):
-        warnings.warn("strategies.Scenario is deprecated; use ScenarioStrategy", DeprecationWarning, stacklevel=2)
+        warnings.warn("strategies.Scenario is deprecated; use ScenarioStrategy", FutureWarning, stacklevel=2)
         super().__init__(*args, **kwargs)

@@ -386,7 +386,7 @@ def _fit_oracle(key, files, *, before=None, sizes=None, side="buy", max_iter=100
 
     Returns ``(oracle, n_days, n_rows, in-sample MAE)``.
     """
-    from ..data.slippage import task1_table
+    from ..data.slippage import impact_table
     from ..model.oracle import ImpactOracle
 
     if not files:
@@ -407,7 +407,7 @@ def _fit_oracle(key, files, *, before=None, sizes=None, side="buy", max_iter=100
         if grid is None:
             depth = float(np.median(book.frame.filter(like="ask_sz_" if side == "buy" else "bid_sz_").sum(axis=1)))
             grid = np.linspace(depth / 20, depth, 20)
-        table = task1_table(book, grid, side=side)
+        table = impact_table(book, grid, side=side)
         tables.append(table[~table["beyond_depth"]])
     if not tables:
         raise DataError(f"{key.get('symbol')}: no history{f' before {before}' if before else ''} in {len(files)} file(s)")
@@ -592,7 +592,7 @@ def run_manifest_backtest(args):
         table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(), **options)
     seconds = time.perf_counter() - started
     if args.output is not None:
-        from ..io import write_table
+        from ..files import write_table
 
         write_table(table, args.output)
     ok = table[table["status"] == STATUS_OK]

@@ -1,12 +1,12 @@
 """The impact oracle ``g_hat(x | state)`` and the two baselines it must beat.
 
 convexsched estimates the temporary impact ``g_t(x)`` (E16) of trading ``x`` shares in bucket ``t`` with a
-gradient-boosting oracle ``g_hat_t(x | state_t)`` trained on the Task-1 table of the state
+gradient-boosting oracle ``g_hat_t(x | state_t)`` trained on the impact table of the state
 features (E17). This module holds that oracle and the baselines reported beside it, all
 scikit-learn regressors on the same input:
 
 ``X``
-    A DataFrame with the Task-1 columns ``size`` (shares), ``spread`` (currency), ``depth``
+    A DataFrame with the impact-table columns ``size`` (shares), ``spread`` (currency), ``depth``
     (shares on ten levels, both sides), ``imbalance``, ``volatility`` (std of 3-s log mid
     returns over 60 s), ``hour_of_day`` and, for fitting the oracle with a validation split,
     ``timestamp``; with ``target="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as
@@ -17,7 +17,7 @@ scikit-learn regressors on the same input:
     ``timestamp``; further columns are ignored, and prediction needs the width seen in fitting.
 ``y``
     The target: the total cost ``g_t(x)`` in currency of trading ``size`` shares against the
-    book, relative to the mid (the Task-1 ``slippage`` column). Predictions are in the same unit;
+    book, relative to the mid (the impact-table ``slippage`` column). Predictions are in the same unit;
     they are 0 at size 0, since trading nothing costs nothing.
 
 :meth:`ImpactOracle.cost_curves` evaluates the oracle on a size grid for every bucket and
@@ -31,7 +31,7 @@ import warnings
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeGuard
+from typing import TYPE_CHECKING, Self, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -58,10 +58,6 @@ FEATURE_SETS = ("state", "book")
 _FORMAT = "convexsched.ImpactOracle"
 # Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0).
 _FORMAT_VERSION = 2
-
-
-# Tells "transform= not given" apart from transform=None (a valid target).
-_UNSET = object()
 
 
 @functools.cache
@@ -190,8 +186,8 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         How the trade size enters: relative to the book depth (transfers across stocks and
         times) or in shares.
     target : {"bps", "per_share", "log", None}
-        What the boosted trees learn (named ``transform`` before 0.2.0; that keyword still
-        works, with a :class:`FutureWarning`, until 0.3.0). ``"per_share"`` learns the average cost per share
+        What the boosted trees learn (named ``transform`` before 0.2.0; that alias was removed
+        in 0.3.0). ``"per_share"`` learns the average cost per share
         ``c(x) = g(x) / x`` (close to the half-spread for small ``x``; far more homogeneous
         than ``g``) and predicts ``g_hat = x * max(c_hat, 0)``: with ``c_hat`` nondecreasing
         and nonnegative, ``g_hat`` is nondecreasing. ``"bps"`` (default) learns the same cost
@@ -212,12 +208,12 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         (or a DataFrame with unnamed columns) has no timestamps and is fitted as with ``None``: there is no time order to split on,
         and a random split would let the iteration count look ahead.
     features : {"state", "book"}
-        ``"state"``: the state features (E17) above (the Task-1 table); ``"seed"`` is its
+        ``"state"``: the state features (E17) above (the impact table); ``"seed"`` is its
         deprecated 0.2 name. ``"book"`` adds what sets
         the cost on the traded side (:func:`convexsched.data.features.side_features`): the queue at
         the touch, the side depth over 3 and 5 levels, the spread in ticks, and the order's
         share of the 5-level side depth ``size / side_depth_5`` (monotone like the size
-        feature). The table then needs those columns (:func:`convexsched.task1_table` has them).
+        feature). The table then needs those columns (:func:`convexsched.impact_table` has them).
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, random_state
         Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
 
@@ -258,19 +254,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         l2_regularization: float = 0.0,
         random_state: int | None = None,
         features: str = "state",
-        **deprecated: Any,
     ) -> None:
-        transform = deprecated.pop("transform", _UNSET)
-        if deprecated:
-            raise TypeError(f"ImpactOracle() got unexpected keyword argument(s) {sorted(deprecated)}")
-        if transform is not _UNSET:
-            # Stored as ``transform``, scikit-learn took the oracle for a transformer.
-            warnings.warn(
-                "ImpactOracle(transform=...) is deprecated since 0.2.0 and will be removed in 0.3.0; use target=...",
-                FutureWarning,
-                stacklevel=2,
-            )
-            target = transform
         self.size_feature = size_feature
         self.target = target
         self.validation_fraction = validation_fraction
@@ -284,14 +268,14 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: ArrayLike | pd.DataFrame, y: ArrayLike) -> Self:
-        """Fit the oracle on a Task-1 table ``X`` and total costs ``y``; returns ``self``."""
+        """Fit the oracle on an impact table ``X`` and total costs ``y``; returns ``self``."""
         if self.size_feature not in SIZE_FEATURES:
             raise InvalidInputError(f"size_feature must be one of {SIZE_FEATURES}, got {self.size_feature!r}")
         if self.target not in TARGETS:
             raise InvalidInputError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.features == "seed":
             warnings.warn('ImpactOracle(features="seed") is deprecated; use features="state" (removed in 0.4)',
-                          DeprecationWarning, stacklevel=2)
+                          FutureWarning, stacklevel=2)
         elif self.features not in FEATURE_SETS:
             raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if y is None:

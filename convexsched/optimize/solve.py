@@ -119,7 +119,7 @@ class Schedule:
     @property
     def budget(self) -> str:
         """Deprecated name of :attr:`sense` (removed in 0.4)."""
-        warnings.warn("Schedule.budget is deprecated; use Schedule.sense", DeprecationWarning, stacklevel=2)
+        warnings.warn("Schedule.budget is deprecated; use Schedule.sense", FutureWarning, stacklevel=2)
         return self.sense
 
     def __str__(self):

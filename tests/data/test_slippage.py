@@ -1,4 +1,4 @@
-"""Walking the book: hand-walked costs, convexity, extrapolation, the Task-1 table and its reader."""
+"""Walking the book: hand-walked costs, convexity, extrapolation, the impact table and its reader."""
 
 import numpy as np
 import pandas as pd
@@ -96,13 +96,13 @@ def test_walk_book_shape_and_errors(toy):
         cs.walk_book(toy, [1.0], extrapolate="cubic")
 
 
-def test_task1_table_rows_match_walk_and_features():
+def test_impact_table_rows_match_walk_and_features():
     book = cs.synthetic_book(seed=7)
     book.frame = book.frame.iloc[:200]
     sizes = np.array([100.0, 1000.0, 5000.0])
-    table = cs.task1_table(book, sizes, side="sell")
-    task1_columns = "timestamp size slippage vol_ratio spread depth imbalance volatility hour_of_day"
-    assert list(table.columns[:9]) == task1_columns.split()
+    table = cs.impact_table(book, sizes, side="sell")
+    impact_columns = "timestamp size slippage vol_ratio spread depth imbalance volatility hour_of_day"
+    assert list(table.columns[:9]) == impact_columns.split()
     assert len(table) == 200 * 3 and table.attrs["side"] == "sell"
     walk = cs.walk_book(book, sizes, side="sell")
     feats = cs.book_features(book)
@@ -113,28 +113,28 @@ def test_task1_table_rows_match_walk_and_features():
     assert row.imbalance == feats.imbalance.iloc[57]
 
 
-def test_read_task1_round_trip_and_units(tmp_path):
+def test_read_impact_table_round_trip_and_units(tmp_path):
     book = cs.synthetic_book(seed=8)
     book.frame = book.frame.iloc[:30]
-    table = cs.task1_table(book, [200.0, 2000.0])
+    table = cs.impact_table(book, [200.0, 2000.0])
     table.to_csv(tmp_path / "t1.csv", index=False)
-    back = cs.read_task1(tmp_path / "t1.csv")
+    back = cs.read_impact_table(tmp_path / "t1.csv")
     np.testing.assert_allclose(back.slippage, table.slippage)
     assert back.timestamp.dt.tz is not None and back.attrs["slippage_unit"] == "currency"
 
-    bps = cs.task1_table(book, [200.0, 2000.0], unit="bps").rename(
+    bps = cs.impact_table(book, [200.0, 2000.0], unit="bps").rename(
         columns={"slippage": "cost_bps", "size": "qty"}
     )
     bps.to_parquet(tmp_path / "t1.parquet")
-    back = cs.read_task1(tmp_path / "t1.parquet", unit="bps", columns={"cost_bps": "slippage", "qty": "size"})
+    back = cs.read_impact_table(tmp_path / "t1.parquet", unit="bps", columns={"cost_bps": "slippage", "qty": "size"})
     np.testing.assert_allclose(back.slippage, table.slippage, rtol=1e-12)
 
     per_share = table.assign(slippage=table.slippage / table["size"])
     per_share.to_csv(tmp_path / "ps.csv", index=False)
-    np.testing.assert_allclose(cs.read_task1(tmp_path / "ps.csv", unit="per_share").slippage, table.slippage)
+    np.testing.assert_allclose(cs.read_impact_table(tmp_path / "ps.csv", unit="per_share").slippage, table.slippage)
 
 
-def test_read_task1_validation(tmp_path):
+def test_read_impact_table_validation(tmp_path):
     good = pd.DataFrame(
         {"timestamp": ["2024-01-02 10:00:00+00:00"] * 2, "size": [100, 200], "slippage": [1.0, 3.0]}
     )
@@ -148,9 +148,20 @@ def test_read_task1_validation(tmp_path):
     for name, (frame, error, message) in cases.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
         with pytest.raises(error, match=message):
-            cs.read_task1(tmp_path / f"{name}.csv")
+            cs.read_impact_table(tmp_path / f"{name}.csv")
     good.to_csv(tmp_path / "good.csv", index=False)
     with pytest.raises(cs.DataError, match="mid"):
-        cs.read_task1(tmp_path / "good.csv", unit="bps")
+        cs.read_impact_table(tmp_path / "good.csv", unit="bps")
     naive = tmp_path / "naive.csv"
-    assert str(cs.read_task1(naive, tz="Asia/Shanghai").timestamp.dt.tz) == "Asia/Shanghai"
+    assert str(cs.read_impact_table(naive, tz="Asia/Shanghai").timestamp.dt.tz) == "Asia/Shanghai"
+
+
+def test_the_task1_names_are_deprecated_aliases(tmp_path):
+    book = cs.synthetic_book(seed=8)
+    with pytest.warns(FutureWarning, match="task1_table is deprecated; use impact_table"):
+        old = cs.task1_table(book, [200.0])
+    pd.testing.assert_frame_equal(old, cs.impact_table(book, [200.0]))
+    old.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.warns(FutureWarning, match="read_task1 is deprecated; use read_impact_table"):
+        back = cs.read_task1(tmp_path / "t.csv")
+    pd.testing.assert_frame_equal(back, cs.read_impact_table(tmp_path / "t.csv"))

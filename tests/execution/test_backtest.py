@@ -15,8 +15,8 @@ from convexsched import (
     SquareRootImpact,
     backtest,
     execute_schedule,
+    impact_table,
     synthetic_book,
-    task1_table,
 )
 from convexsched.execution.strategies import TWAP, AlmgrenChriss, DepthProportional, RecedingStrategy, StaticPlan
 
@@ -31,7 +31,7 @@ def book():
 
 @pytest.fixture(scope="module")
 def model(book):
-    table = task1_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
+    table = impact_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
     oracle = SquareRootImpact().fit(table, table["slippage"])
     return LiveCurves(BookExecutor(book, freq=FREQ), oracle)
 

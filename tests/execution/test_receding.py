@@ -16,9 +16,9 @@ from convexsched import (
     StateForecast,
     backtest,
     bucket_features,
+    impact_table,
     solve,
     synthetic_book,
-    task1_table,
 )
 from convexsched.execution.strategies import TWAP, RecedingStrategy
 
@@ -149,7 +149,7 @@ def test_bad_settings_are_rejected(settings):
 def test_with_a_model_from_other_days_the_receding_horizon_beats_twap():
     """Oracle fitted on one synthetic day, state profile from a second, executed on a third."""
     train, profile_day, test_day = synthetic_book(10), synthetic_book(11), synthetic_book(12)
-    table = task1_table(train, [100, 500, 1000, 2000, 5000, 10000]).dropna(subset=["volatility"])
+    table = impact_table(train, [100, 500, 1000, 2000, 5000, 10000]).dropna(subset=["volatility"])
     table = table[~table["beyond_depth"]]
     oracle = ImpactOracle(max_iter=100, learning_rate=0.1, random_state=0).fit(table, table["slippage"])
     forecast = StateForecast(freq="5min").fit(bucket_features(profile_day, freq="5min").dropna())
@@ -172,7 +172,7 @@ def test_every_kind_of_model_is_a_curve_source():
     fixed = curve_source(curves_for(n), executor)
     assert isinstance(fixed, CurveSource) and fixed.static().n_buckets == n
     assert list(fixed.index) == list(executor.index)  # fixed curves take the book's buckets
-    table = task1_table(book, [100, 1000]).dropna(subset=["volatility"])
+    table = impact_table(book, [100, 1000]).dropna(subset=["volatility"])
     live = LiveCurves(executor, HalfSpreadImpact().fit(table, table["slippage"]))
     assert isinstance(live, CurveSource) and curve_source(live, executor) is live
     with pytest.raises(InvalidInputError, match="the model must be an impact oracle .* got str"):
@@ -182,11 +182,11 @@ def test_every_kind_of_model_is_a_curve_source():
 def test_the_oracle_keyword_of_0_2_still_works_with_a_warning():
     book = synthetic_book(seed=3)
     curves = curves_for(len(BookExecutor(book, freq="30min")))
-    with pytest.warns(DeprecationWarning, match=r"RecedingHorizon.run\(oracle=...\) is deprecated; use model="):
+    with pytest.warns(FutureWarning, match=r"RecedingHorizon.run\(oracle=...\) is deprecated; use model="):
         old = RecedingHorizon(4).run(book, 2_000.0, oracle=curves, freq="30min")
     new = RecedingHorizon(4).run(book, 2_000.0, curves, freq="30min")
     assert np.array_equal(old.x, new.x)
-    with pytest.warns(DeprecationWarning, match=r"backtest\(oracle=...\)"):
+    with pytest.warns(FutureWarning, match=r"backtest\(oracle=...\)"):
         table = backtest(book, 2_000.0, [TWAP()], oracle=curves, freq="30min", hindsight=False)
     assert list(table.index) == ["TWAP"]
     with pytest.raises(InvalidInputError, match="needs a cost model"):

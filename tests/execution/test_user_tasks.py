@@ -93,4 +93,4 @@ def test_the_readme_dask_block_runs_as_a_script(tmp_path, shared_data):
     result = _run(script, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["30", "True"]
-    assert "DeprecationWarning" not in result.stderr
+    assert "FutureWarning" not in result.stderr

@@ -60,10 +60,6 @@ def _expected_failures(estimator):
     failures.update({check: f"fits on fewer columns than the {columns} the estimator reads" for check in _NARROW})
     if name == "ImpactOracle":
         failures["check_non_transformer_estimators_n_iter"] = f"fits on 4 columns, fewer than {columns}"
-        failures["check_do_not_raise_errors_in_init_or_set_params"] = (
-            "the **kwargs that carries the deprecated transform= alias until 0.3.0 is passed a value "
-            "and rejects unknown keywords with a TypeError, as Python does"
-        )
         failures["check_dtype_object"] = (
             "the check shifts X to a minimum of 0, which lands in the size column: a size-0 row has no "
             "cost per share to learn under target='bps'"
@@ -120,9 +116,8 @@ def test_a_plain_array_is_read_in_the_documented_column_order():
     np.testing.assert_allclose(half.predict(frame[["size", "spread"]].to_numpy()), 0.5 * frame["spread"] * frame["size"])
 
 
-def test_transform_is_a_deprecated_alias_of_target():
-    with pytest.warns(FutureWarning, match="target="):
-        oracle = ImpactOracle(transform="per_share")
-    assert oracle.target == "per_share" and "transform" not in oracle.get_params()
-    with pytest.raises(TypeError, match="unexpected keyword"):
-        ImpactOracle(transfrom="bps")
+def test_the_transform_alias_is_gone():
+    # Removed in 0.3.0 as its warning promised; an unknown keyword is Python's TypeError.
+    with pytest.raises(TypeError, match="transform"):
+        ImpactOracle(transform="per_share")
+    assert "transform" not in ImpactOracle().get_params()

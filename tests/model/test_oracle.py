@@ -1,4 +1,4 @@
-"""Impact oracle, baselines and state forecast on a small synthetic Task-1 table."""
+"""Impact oracle, baselines and state forecast on a small synthetic impact table."""
 
 import joblib
 import numpy as np
@@ -18,14 +18,14 @@ from convexsched import (
     StateForecast,
     synthetic_book,
 )
-from convexsched import task1_table as walk_table
+from convexsched import impact_table as walk_table
 
 SIZES = np.array([100.0, 300, 1000, 3000, 10000])
 FAST = dict(max_iter=40, learning_rate=0.2, min_samples_leaf=10, random_state=0)
 
 
-def task1_table(n_times=240, seed=0, c=0.8):
-    """Task-1 rows: per timestamp a book state and several sizes; cost grows beyond the spread.
+def impact_table(n_times=240, seed=0, c=0.8):
+    """impact-table rows: per timestamp a book state and several sizes; cost grows beyond the spread.
 
     ``g(x) = spread/2 x + c sigma mid x sqrt(x/depth) + spread x (x/depth)^2 (1 + imbalance)``
     plus noise: the square-root law plus a convex term it cannot represent.
@@ -58,7 +58,7 @@ def task1_table(n_times=240, seed=0, c=0.8):
 
 @pytest.fixture(scope="module")
 def table():
-    return task1_table()
+    return impact_table()
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_clone_and_params_round_trip(oracle):
     assert not hasattr(twin, "model_")
     assert ImpactOracle().set_params(**params).get_params() == params
     with pytest.raises(NotFittedError):
-        twin.predict(task1_table(n_times=2))
+        twin.predict(impact_table(n_times=2))
 
 
 def test_init_only_stores_parameters():
@@ -97,7 +97,7 @@ def test_init_only_stores_parameters():
     oracle = ImpactOracle(target="cubic", size_feature="notional")
     assert oracle.target == "cubic"
     with pytest.raises(InvalidInputError, match="size_feature"):
-        oracle.fit(task1_table(n_times=5), np.ones(25))
+        oracle.fit(impact_table(n_times=5), np.ones(25))
 
 
 # ---------------------------------------------------------------- monotone predictions
@@ -130,7 +130,7 @@ def test_validation_can_be_switched_off(table):
 
 
 def test_oracle_beats_both_baselines_out_of_sample(table):
-    train, test = table, task1_table(seed=1)
+    train, test = table, impact_table(seed=1)
     models = {
         "oracle": ImpactOracle(max_iter=150, learning_rate=0.1, random_state=0),
         "half_spread": HalfSpreadImpact(),
@@ -173,7 +173,7 @@ def test_half_spread_baseline_is_exact(table):
 
 
 def test_square_root_baseline_recovers_c_by_least_squares():
-    table = task1_table(c=1.7)
+    table = impact_table(c=1.7)
     crossing = 0.5 * table["spread"] * table["size"]
     impact = table["volatility"] * table["mid"] * table["size"] * np.sqrt(table["size"] / table["depth"])
     exact = crossing + 1.7 * impact
@@ -339,7 +339,7 @@ def test_the_array_path_predicts_what_predict_does(features):
 
 def test_the_seed_feature_set_of_0_2_still_fits_with_a_warning():
     table = walk_table(synthetic_book(5), [100, 1000]).dropna(subset=["volatility"])
-    with pytest.warns(DeprecationWarning, match='features="seed"\\) is deprecated; use features="state"'):
+    with pytest.warns(FutureWarning, match='features="seed"\\) is deprecated; use features="state"'):
         old = ImpactOracle(features="seed", max_iter=5, random_state=0).fit(table, table["slippage"])
     new = ImpactOracle(features="state", max_iter=5, random_state=0).fit(table, table["slippage"])
     np.testing.assert_array_equal(old.predict(table), new.predict(table))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from convexsched import ImpactOracle, synthetic_book
-from convexsched import task1_table as walk_table
+from convexsched import impact_table as walk_table
 from convexsched.model import _trees
 from convexsched.model import oracle as oracle_module
 from convexsched.model._trees import forest, predict_runs, run_starts

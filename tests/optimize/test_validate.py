@@ -51,12 +51,12 @@ def test_positive_rejects_an_empty_order():
 
 
 def test_the_budget_keyword_of_0_2_still_works_with_a_warning():
-    with pytest.warns(DeprecationWarning, match=r"solve\(budget=...\) is deprecated; use sense="):
+    with pytest.warns(FutureWarning, match=r"solve\(budget=...\) is deprecated; use sense="):
         schedule = solve(CURVES, 300.0, budget="le")
     assert schedule.sense == "le"
-    with pytest.warns(DeprecationWarning, match="Schedule.budget is deprecated"):
+    with pytest.warns(FutureWarning, match="Schedule.budget is deprecated"):
         assert schedule.budget == "le"
-    with pytest.warns(DeprecationWarning, match=r"check_kkt\(budget=...\)"):
+    with pytest.warns(FutureWarning, match=r"check_kkt\(budget=...\)"):
         assert check_kkt(CURVES, 300.0, Objective(), schedule.x, budget="le").ok
-    with pytest.warns(DeprecationWarning, match=r"build_problem\(budget=...\)"):
+    with pytest.warns(FutureWarning, match=r"build_problem\(budget=...\)"):
         assert build_problem(CURVES, 300.0, budget="le").spec["sense"] == "le"
