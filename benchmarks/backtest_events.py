@@ -11,7 +11,9 @@ lots of 100): 30 cases. Tactics: ``Sliced(6)`` (the headline), ``Market()`` and
 ``PassiveFirst(1, cross_at=50)``; every row of a tactic's table, TWAP included, is executed with
 that tactic.
 
-Rows: TWAP, Almgren-Chriss, scenario A/B/C (model-free), and the hindsight A/B *reference* (its
+Rows: TWAP, Almgren-Chriss, scenario A/B/C (model-free), scenario A/B + footprint (the smoothing
+weight raised by our own footprint's transient impact, measured in the replay before each decision,
+(E24)), and the hindsight A/B *reference* (its
 schedule solved on the realized tactic curves of the whole day: look-ahead, and not a bound once
 our footprint persists). The ``default`` row (``scenario B``) was fixed before this script was
 first run on these cases.
@@ -36,6 +38,7 @@ import pandas as pd
 
 import convexsched as cs
 from convexsched.data.events import PRINT, TRADE
+from convexsched.execution.strategies import ScenarioStrategy, default_strategies
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info  # noqa: E402
@@ -53,6 +56,14 @@ COLUMNS = ["default", "cost_bps", "vs_twap_bps", "hindsight_bps", "capture", "dr
            "fills", "unfilled"]
 
 
+def strategies():
+    """The model-free defaults plus the scenario steps that price our measured footprint (E24)."""
+    return default_strategies(with_model=False) + [
+        ScenarioStrategy("A", name="scenario A + footprint", footprint=True),
+        ScenarioStrategy("B", name="scenario B + footprint", footprint=True),
+    ]
+
+
 def continuous_volume(events: cs.Events) -> float:
     """Shares traded in continuous trading (prints with an aggressor)."""
     trades = np.isin(events.kind, (TRADE, PRINT)) & (events.aggressor != 0)
@@ -65,7 +76,7 @@ def run_case(events, side, fraction, tactic):
     started = time.perf_counter()
     executor = cs.ReplayExecutor(events, side, tactic=tactic)
     built = time.perf_counter() - started
-    table = cs.backtest(executor, total)
+    table = cs.backtest(executor, total, strategies())
     elapsed = time.perf_counter() - started
     table = table[COLUMNS].copy()
     table.insert(0, "fraction", fraction)

@@ -186,6 +186,32 @@ class ReplayExecutor:
         self.depth = pd.Series(depth, index=self.index, name="depth")
         self.arrival_mid = float(mids[np.flatnonzero(usable)[0]] * self.events.tick_size)
 
+    # -- lanes for measurements (resilience) ----------------------------------------------------
+    def lane_state(self, lanes: int, passive: int = 1) -> BookState:
+        """A fresh state at the session's opening book with ``lanes`` footprint-free lanes."""
+        state = self._new_state(lanes, passive)
+        _share_data(self._opening, state)
+        return state
+
+    def advance_state(self, state: BookState, t_stop: int, actions: tuple | None = None,
+                      log: FillLog | None = None) -> tuple[np.ndarray, ...]:
+        """Apply the events before ``t_stop`` (UNIX ns) and ``actions`` (times, kinds, qty per lane, child) to ``state``.
+
+        Returns the per-lane totals ``(filled, cost in ticks, passive filled, unfilled)``.
+        """
+        if actions is None:
+            actions = (_NO_ACTIONS[0], _NO_ACTIONS[1], np.zeros((state.lanes, 0)), _NO_ACTIONS[3])
+        return self._advance(state, t_stop, actions, log)
+
+    def bucket_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Starts and ends of the buckets (UNIX ns)."""
+        return self._starts.copy(), self._ends.copy()
+
+    @property
+    def bucket_seconds(self) -> float:
+        """The buckets' width (the shortest, when a session's last bucket is cut short)."""
+        return float(self._width.min())
+
     # -- the executor protocol ----------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.index)

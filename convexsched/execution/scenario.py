@@ -97,6 +97,10 @@ class ScenarioHorizon:
         The cvxpy formulation.
     solver : str
         cvxpy solver for ``method="cvxpy"``.
+    footprint : bool
+        Add to the smoothing weight the transient impact of our own footprint, measured in the
+        event replay from windows that ended before each decision
+        (:mod:`convexsched.execution.resilience`, (E24)); needs a :class:`convexsched.ReplayExecutor`.
     profile : StateForecast or array_like of shape (N,), optional
         Intraday depth profile that re-weights the pool (module docstring): a fitted
         :class:`convexsched.StateForecast` (its ``depth`` profile at the day's buckets) or one
@@ -112,7 +116,7 @@ class ScenarioHorizon:
     def __init__(self, objective: Objective | None = None, *, pool: int = 30, warmup: int = 5,
                  pace_cap: float | None = 4.0, participation: float | None = 1.0, method: str = "fast",
                  formulation: str = "segment", solver: str = "CLARABEL", profile: StateForecast | None = None,
-                 progress: bool = False, name: str | None = None) -> None:
+                 footprint: bool = False, progress: bool = False, name: str | None = None) -> None:
         self.objective = Objective() if objective is None else objective
         if not isinstance(self.objective, Objective):
             raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
@@ -133,6 +137,7 @@ class ScenarioHorizon:
         self.pool, self.warmup, self.pace_cap, self.participation = int(pool), int(warmup), pace_cap, participation
         self.method, self.formulation, self.solver, self.progress = method, formulation, solver, progress
         self.profile = profile
+        self.footprint = bool(footprint)
         suffix = "" if method == "fast" else f" ({method})"
         self.name = name or f"scenario {self.objective.kind}{suffix}"
 
@@ -176,14 +181,28 @@ class ScenarioHorizon:
         trace = Trace(executor)
         weights = self.objective.weight_vector(n) if self.objective.psi > 0 else None
         depth = self._depth_profile(executor)
+        footprint = self._footprint(executor, total)
         remaining, steps = total, []
         for i in progress_bar(range(n), self.progress, self.name):
-            target, row = self.decide(executor, fresh, i, remaining, total, weights, depth)
+            rho = self.objective.rho + (footprint.rho(before=executor.index[i].value) if footprint is not None else 0.0)
+            target, row = self.decide(executor, fresh, i, remaining, total, weights, depth, rho)
             filled = trace.fill(i, target)
             remaining = remaining - filled if i < n - 1 else 0.0
             row.update(target=target, filled=filled)
             steps.append(row)
         return trace.finish(self.name, total, [], pd.DataFrame(steps).set_index("bucket"))
+
+    def _footprint(self, executor, total):
+        """The measured transient impact of the replay (None without ``footprint``)."""
+        if not self.footprint:
+            return None
+        if not hasattr(executor, "lane_state"):
+            raise InvalidInputError("footprint=True measures resilience in an event replay: pass a ReplayExecutor")
+        from .resilience import measure_resilience
+
+        lot = executor.lot
+        size = max(lot, lot * round(total / len(executor) / lot))
+        return measure_resilience(executor, size, size)
 
     def _depth_profile(self, executor):
         """Relative depth per bucket from ``profile`` (None without one)."""
@@ -199,10 +218,12 @@ class ScenarioHorizon:
 
     def decide(self, executor: Executor, fresh: tuple[np.ndarray, np.ndarray, np.ndarray], i: int, remaining: float,
                total: float, weights: np.ndarray | None = None,
-               depth: np.ndarray | None = None) -> tuple[float, dict[str, object]]:
+               depth: np.ndarray | None = None, rho: float | None = None) -> tuple[float, dict[str, object]]:
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
 
-        ``depth`` is the relative depth profile (from other days: no look-ahead) or None.
+        ``depth`` is the relative depth profile (from other days: no look-ahead) or None; ``rho``
+        the step's smoothing weight (default the objective's; with ``footprint`` it adds the
+        transient impact measured before this bucket, (E24)).
 
         Returns
         -------
@@ -230,7 +251,7 @@ class ScenarioHorizon:
             target = min(remaining / (n - i), cap)
         else:
             target = self._solve_step(row, (slopes, widths, gamma), fresh, pool, pace, remaining, later, i, weights,
-                                      depth, executor.immediate)
+                                      depth, executor.immediate, self.objective.rho if rho is None else rho)
         # Completion: later buckets take at most `pace` each, so the excess must go now.
         must = remaining - later * pace
         if must > target:
@@ -244,7 +265,7 @@ class ScenarioHorizon:
             return np.full_like(np.asarray(depth, dtype=float), pace)
         return np.minimum(pace, self.participation * np.asarray(depth, dtype=float))
 
-    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate=1.0):
+    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate, rho):
         if immediate < 1.0:
             current = _blend_current(current, fresh[0][pool], fresh[1][pool], immediate)
         slopes, widths = _stack(current[:2], (fresh[0][pool], fresh[1][pool]))
@@ -252,7 +273,7 @@ class ScenarioHorizon:
         omega = np.concatenate([[1.0], np.full(len(pool), later / len(pool))])
         started = time.perf_counter()
         if self.objective.psi > 0:
-            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth)
+            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho)
         else:
             if depth is not None:
                 # s g(x / s): widths scale by s, the tail's gradient by 1 / s.
@@ -260,7 +281,7 @@ class ScenarioHorizon:
                 widths, gamma = widths * scale[:, None], gamma / scale
             caps = self._cap(pace, widths.sum(axis=1))
             caps[0] = row["cap"]
-            buckets = WeightedBuckets.build(slopes, widths, omega, rho=self.objective.rho, gamma=gamma, cap=caps)
+            buckets = WeightedBuckets.build(slopes, widths, omega, rho=rho, gamma=gamma, cap=caps)
             target = self._solve_weighted(row, buckets, remaining)
         row["solve_s"] = time.perf_counter() - started
         return target
@@ -282,7 +303,7 @@ class ScenarioHorizon:
         row.update({"lambda": level, "kkt_ok": report.ok, "kkt_violation": report.max_violation})
         return float(y_value[0])
 
-    def _solve_chain(self, row, slopes, widths, pace, remaining, later, i, weights, pool, depth):
+    def _solve_chain(self, row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho):
         n_pool = len(slopes) - 1
         # Slot i + k replays the pool backwards from its newest book.
         order = n_pool - (np.arange(later) % n_pool)
@@ -298,7 +319,7 @@ class ScenarioHorizon:
         # objective: lifting slopes that pay (passive fills, a rebate) to >= 0 keeps the argmin.
         lift = max(0.0, -float(truncated.slopes[truncated.widths > 0].min(initial=0.0)))
         curves = CostCurves(truncated.slopes + lift, truncated.widths)
-        objective = Objective(rho=self.objective.rho, psi=self.objective.psi, weights=weights[i:])
+        objective = Objective(rho=rho, psi=self.objective.psi, weights=weights[i:])
         if remaining > float(truncated.capacity.sum()) * (1 + 1e-12):
             row["infeasible"] = True
             return float(truncated.capacity[0])
