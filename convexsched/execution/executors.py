@@ -1,7 +1,12 @@
 """Executing a schedule against a real book (or the model) and recording what it cost.
 
-Execution policy
-----------------
+Every executor implements one protocol (:class:`Executor`): the snapshot :class:`BookExecutor`
+below, the :class:`ModelExecutor`, and the event replay :class:`convexsched.ReplayExecutor`
+(:mod:`convexsched.execution.replay`), where child orders meet the exchange's order flow. Every
+record carries the fills log of its executor.
+
+Execution policy of the snapshot executor
+-----------------------------------------
 Bucket ``i``'s slice ``x_i`` is sent as one marketable order against the **first usable
 snapshot** of the bucket (ask side for a buy, bid side for a sell) and walks its displayed
 levels, best first (:func:`convexsched.data.slippage.walk_distances`). This is the model the oracle
@@ -526,7 +531,8 @@ def execute_schedule(executor: Executor, schedule: ArrayLike, name: str,
 
     Parameters
     ----------
-    executor : BookExecutor
+    executor : Executor
+        A :class:`BookExecutor`, :class:`ModelExecutor` or :class:`convexsched.ReplayExecutor`.
     schedule : array_like or pandas.Series, length N
         Shares per bucket; must sum to the order size.
     name : str
