@@ -311,6 +311,21 @@ def _log(lg, lt, lp, lq, lpas, lmid, lchild, count, lane, time, price, qty, pass
 
 
 @njit
+def _passive_fill(g, j, supply, p_left, p_level, price_min, our_side, mid, now, filled, passive_filled, cost, log_on,
+                  lg, lt, lp, lq, lpas, lmid, lchild, count):
+    """Lane ``g``'s resting child ``j`` fills from ``supply`` shares at its own price; returns the part and the log."""
+    part = min(p_left[g, j], supply)
+    p_left[g, j] -= part
+    px = p_level[g, j] + price_min
+    filled[g] += part
+    passive_filled[g] += part
+    cost[g] += our_side * part * (px - mid)
+    if log_on:
+        lg, lt, lp, lq, lpas, lmid, lchild = _log(lg, lt, lp, lq, lpas, lmid, lchild, count, g, now, px, part, True, mid, -1)
+    return part, lg, lt, lp, lq, lpas, lmid, lchild
+
+
+@njit
 def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, tail, level_data, best_data, taken,
                level_eff, best_eff, p_level, p_left, p_seq, touched, n_touched, last_mid,
                ev_time, ev_kind, ev_order, ev_side, ev_price, ev_qty, ev_aggr, price_min, cursor, t_stop,
@@ -411,16 +426,10 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                         if p_left[g, j] > _EPS and supply > _EPS:
                             crosses = level <= p_level[g, j] if our_side > 0 else level >= p_level[g, j]
                             if crosses:
-                                part = min(p_left[g, j], supply)
-                                p_left[g, j] -= part
+                                part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
+                                    g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled,
+                                    passive_filled, cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count)
                                 supply -= part
-                                px = p_level[g, j] + price_min
-                                filled[g] += part
-                                passive_filled[g] += part
-                                cost[g] += our_side * part * (px - lmid_now)
-                                if log_on:
-                                    lg, lt, lp, lq, lpas, lmid, lchild = _log(lg, lt, lp, lq, lpas, lmid, lchild, count, g,
-                                                                              now, px, part, True, lmid_now, -1)
         elif kind == CANCEL or kind == TRADE or kind == MODIFY:
             if o_alive[o]:
                 old = o_data[o]
@@ -480,16 +489,10 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                         through = price < p_level[g, j] if our_side > 0 else price > p_level[g, j]
                         behind = price == p_level[g, j] and o_seq[o] > p_seq[g, j]
                         if through or behind:
-                            part = min(p_left[g, j], supply)
-                            p_left[g, j] -= part
+                            part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
+                                g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled, passive_filled,
+                                cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count)
                             supply -= part
-                            px = p_level[g, j] + price_min
-                            filled[g] += part
-                            passive_filled[g] += part
-                            cost[g] += our_side * part * (px - lmid_now)
-                            if log_on:
-                                lg, lt, lp, lq, lpas, lmid, lchild = _log(lg, lt, lp, lq, lpas, lmid, lchild, count, g, now,
-                                                                          px, part, True, lmid_now, -1)
         _mid(best_data, n_levels, last_mid)
         k += 1
     return k, lg, lt, lp, lq, lpas, lmid, lchild
