@@ -408,6 +408,7 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
         o = ev_order[k]
         sd = _side_index(ev_side[k])
         now = ev_time[k]
+        arrived = False  # the order comes to rest at the back of a level (an add, or a modify that loses priority)
         if kind == ADD or (kind == MODIFY and not o_alive[o]):
             level = ev_price[k] - price_min
             o_data[o] = 0.0
@@ -417,19 +418,7 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
             for g in range(lanes):
                 taken[g, o] = 0.0
             _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff, n_levels)
-            if sd == opp:
-                # A resting order of the other side that crosses our passive child would have traded with it.
-                lmid_now = _mid(best_data, n_levels, last_mid) + price_min
-                for g in range(lanes):
-                    supply = ev_qty[k]
-                    for j in range(p_left.shape[1]):
-                        if p_left[g, j] > _EPS and supply > _EPS:
-                            crosses = level <= p_level[g, j] if our_side > 0 else level >= p_level[g, j]
-                            if crosses:
-                                part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
-                                    g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled,
-                                    passive_filled, cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count)
-                                supply -= part
+            arrived = True
         elif kind == CANCEL or kind == TRADE or kind == MODIFY:
             if o_alive[o]:
                 old = o_data[o]
@@ -445,6 +434,7 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                             taken[g, o] = 0.0
                         _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff,
                                   n_levels)
+                        arrived = True
                     else:
                         _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff,
                                   n_levels)
@@ -478,6 +468,19 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                         _set_data(o2, 0.0, sd2, o_data, o_level, taken, level_data, level_eff, best_data, best_eff, n_levels)
                         _unlink(o2, sd2, o_level, o_next, o_prev, head, tail, o_alive)
                         o2 = nxt
+        if arrived and sd == opp:
+            # An order of the other side that comes to rest crossing our passive child would have traded with it.
+            lmid_now = _mid(best_data, n_levels, last_mid) + price_min
+            for g in range(lanes):
+                supply = ev_qty[k]
+                for j in range(p_left.shape[1]):
+                    if p_left[g, j] > _EPS and supply > _EPS:
+                        crosses = level <= p_level[g, j] if our_side > 0 else level >= p_level[g, j]
+                        if crosses:
+                            part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
+                                g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled, passive_filled,
+                                cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count)
+                            supply -= part
         if (kind == TRADE or kind == PRINT) and ev_aggr[k] != 0 and sd == ours:
             # The tape traded on our side: behind our child at its price, or through its price.
             price = ev_price[k] - price_min
