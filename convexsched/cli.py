@@ -487,9 +487,23 @@ def _load_oracle(path):
         raise DataError(f"cannot read an oracle from {path.name}: {type(error).__name__}: {error}") from None
 
 
-def _read_states(path):
-    """A states file indexed by bucket (timestamps when they parse), rows with gaps dropped."""
+def _read_states(path, symbol=None, pool=False):
+    """A states file indexed by bucket (timestamps when they parse), rows with gaps dropped.
+
+    A file of several symbols (what ``features`` writes for such a book: a leading ``symbol``
+    column) gives the rows of ``symbol``, which it then needs, or all of them with ``pool``
+    (a profile learnt across symbols).
+    """
     states = read_table(path)
+    if pool:
+        states = states.drop(columns="symbol", errors="ignore")
+    if "symbol" in states.columns:
+        symbols = list(pd.unique(states["symbol"]))
+        if symbol is None and len(symbols) > 1:
+            raise InvalidInputError(f"{Path(path).name} holds {len(symbols)} symbols {symbols}; pass --symbol")
+        if symbol is not None and symbol not in symbols:
+            raise InvalidInputError(f"{Path(path).name} has no symbol {symbol!r}; it holds {symbols}")
+        states = states[states["symbol"] == (symbols[0] if symbol is None else symbol)].drop(columns="symbol")
     if "bucket" in states.columns:
         try:
             labels = pd.DatetimeIndex(pd.to_datetime(states["bucket"], format="ISO8601"))
@@ -542,7 +556,7 @@ def _plan_inputs(args):
             raise InvalidInputError("--oracle needs the book state per bucket: pass --states or --book/--synthetic")
         oracle = _load_oracle(args.oracle)
         if args.states is not None:
-            states, name = _read_states(args.states), args.states.name
+            states, name = _read_states(args.states, args.symbol), args.states.name
         else:
             from .data.features import bucket_features
 
@@ -698,7 +712,7 @@ def _state_profile(args):
         return None
     if args.oracle is None:
         raise InvalidInputError("--profile forecasts the book state for the model's plans: it needs --oracle")
-    states = _read_states(args.profile)
+    states = _read_states(args.profile, pool=True)
     if not isinstance(states.index, pd.DatetimeIndex):
         raise DataError(f"{args.profile.name}: the bucket column must hold timestamps (as `convexsched features` writes)")
     return StateForecast(freq=args.freq).fit(states)

@@ -231,6 +231,29 @@ def test_plan_from_an_oracle_and_bucket_states(capsys, demo, tmp_path):
     assert json.loads((tmp_path / "cert.json").read_text())["ok"] is True
 
 
+def test_plan_from_an_oracle_and_a_states_file_of_several_symbols(capsys, demo, tmp_path):
+    # The layout `convexsched features` writes for a file of several symbols: a leading symbol column.
+    one = pd.read_csv(demo[0] / "features.csv")
+    other = one.assign(depth=2 * one["depth"])
+    pd.concat([one.assign(symbol="A"), other.assign(symbol="B")])[["symbol", *one.columns]].to_csv(
+        tmp_path / "states.csv", index=False)  # fmt: skip
+    other.to_csv(tmp_path / "b.csv", index=False)
+    base = ("plan", "--oracle", demo[0] / "oracle.joblib", "--total", 50_000, "--rho", 1e-6, "--force")
+    code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "-o", tmp_path / "x.csv")
+    assert_one_line_error(code, err, "states.csv holds 2 symbols ['A', 'B']; pass --symbol")
+    code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "--symbol", "C",
+                                  "-o", tmp_path / "x.csv")  # fmt: skip
+    assert_one_line_error(code, err, "no symbol 'C'", "'A', 'B'")
+    for states, extra, name in ((tmp_path / "states.csv", ("--symbol", "B"), "picked"), (tmp_path / "b.csv", (), "alone")):
+        code, _, err = run_in_process(capsys, *base, "--states", states, *extra, "--curves-out", tmp_path / f"{name}.csv",
+                                      "-o", tmp_path / f"{name}_x.csv")  # fmt: skip
+        assert code == 0, err
+    picked, alone = read_curves(tmp_path / "picked.csv"), read_curves(tmp_path / "alone.csv")
+    assert picked.n_buckets == 390
+    np.testing.assert_array_equal(picked.slopes, alone.slopes)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "picked_x.csv"), pd.read_csv(tmp_path / "alone_x.csv"))
+
+
 def test_check_certifies_the_planned_schedule(planned):
     curves, schedule, _ = planned
     result = run("check", "--curves", curves, "--schedule", schedule, "--total", 50_000, "--psi", PSI)
