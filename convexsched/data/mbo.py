@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._optional import require
 from ..errors import DataError
 from .book import LoadReport, clean_book
+from .databento import open_store
 from .levels import PriceLevels, sampled_frame
 from .sessions import span_sessions
 
@@ -41,22 +41,13 @@ _SCALE = 1e9
 _DATASET_TZ = {"GLBX": "America/Chicago", "XNAS": "America/New_York", "DBEQ": "America/New_York"}
 
 
-def _store(path):
-    # Imported here: it pulls in an HTTP stack only DBN reading needs.
-    databento = require("databento", "databento", "reading DBN files")
-
-    try:
-        return databento.DBNStore.from_file(path)
-    except Exception as exc:  # the decoder raises bare BentoError/ValueError/OSError variants
-        raise DataError(f"cannot read DBN file {Path(path).name}: {exc}") from exc
-
-
 def looks_mbo(path):
     """True for a DBN file (``.dbn``/``.dbn.zst``) whose metadata says schema ``mbo``."""
     if not str(path).lower().endswith((".dbn", ".dbn.zst")):
         return False
     try:
-        return str(_store(path).schema) in ("mbo", "Schema.MBO")
+        with open_store(path) as store:
+            return str(store.schema) in ("mbo", "Schema.MBO")
     except DataError:
         return False
 
@@ -217,18 +208,18 @@ def read_mbo(path, *, n_levels=10, ts="ts_recv", tick_size=None, tz=None, sessio
         raise DataError(f"no such file: {path}")
     if ts not in ("ts_recv", "ts_event"):
         raise DataError(f"ts must be 'ts_recv' or 'ts_event', got {ts!r}")
-    store = _store(path)
-    if str(store.schema) not in ("mbo", "Schema.MBO"):
-        raise DataError(f"{path.name} has schema {store.schema}, not mbo; use format='databento' for MBP files")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        records = store.to_ndarray()
-    if len(records) == 0:
-        raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
-    dataset = str(store.metadata.dataset or "")
+    with open_store(path) as store:
+        if str(store.schema) not in ("mbo", "Schema.MBO"):
+            raise DataError(f"{path.name} has schema {store.schema}, not mbo; use format='databento' for MBP files")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            records = store.to_ndarray()
+        if len(records) == 0:
+            raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
+        dataset = str(store.metadata.dataset or "")
+        ids = pd.unique(records["instrument_id"])
+        names = _symbols(store, ids)
     tz = tz or _DATASET_TZ.get(dataset.split(".")[0], "UTC")
-    ids = pd.unique(records["instrument_id"])
-    names = _symbols(store, ids)
     books = {}
     for instrument in ids:
         mine = records[records["instrument_id"] == instrument]
@@ -292,8 +283,7 @@ def top_of_book_check(mbo_path, mbp_path, n_levels=1):
         ``bid_px_00, ask_px_00, bid_sz_00, ask_sz_00`` (suffixes ``_mbo`` and ``_mbp``), and
         ``match`` (all equal, an empty side on both counting as equal).
     """
-    mbo, mbp = _store(mbo_path), _store(mbp_path)
-    with warnings.catch_warnings():
+    with open_store(mbo_path) as mbo, open_store(mbp_path) as mbp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         records, exchange = mbo.to_ndarray(), mbp.to_ndarray()
     rows = []
