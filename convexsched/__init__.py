@@ -12,6 +12,8 @@ Data flow, one subpackage per stage:
 The public API is re-exported here; ``cli``, ``demo`` and ``timing`` sit outside the core.
 """
 
+import logging
+
 from ._moved import install as _install_moved_modules
 from .data.book import Book, LoadReport, require_rows
 from .data.events import Events, read_events
@@ -84,6 +86,10 @@ def __getattr__(name):
 
 
 _install_moved_modules(__name__)
+
+# The package logs progress and notes (neither results nor errors) under "convexsched.*"; it
+# prints nothing unless the application configures logging (the CLI does).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "CostCurves",

@@ -13,6 +13,7 @@ and every file is written atomically (:func:`convexsched.files.atomic_path`).
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +36,9 @@ from .io import certificate_record, read_curves, read_schedule, write_certificat
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROGRAM = "convexsched"
+# What is neither a result (stdout) nor an error (the last line, with the exit code): progress,
+# notes and warnings, on stderr through the package's loggers (see _logging).
+log = logging.getLogger(__name__)
 DEFAULT_IMPACT_SIZES = "100,200,500,1000,2000,5000,10000"
 HELP_WIDTH = 92
 # Where the repository keeps its benchmark scripts; absent from an installed wheel.
@@ -42,7 +47,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 EXIT_CODES_HELP = """\
 exit codes:
   0  success (plan, check: the KKT certificate holds)
-  1  failure: a KKT certificate fails, every solver fails, a benchmark fails
+  1  failure: a KKT certificate fails, every solver fails, a benchmark fails, or an
+     internal error (a bug, not your input: --debug shows its traceback)
   2  bad usage or input: unknown option, missing or malformed file, S above the capacity,
      an output that is an input or exists (without --force), a file that cannot be written"""
 
@@ -86,7 +92,7 @@ class _RenamedOption(argparse.Action):
         self.new = new
 
     def __call__(self, parser, namespace, values, option_string=None):
-        print(f"note: {option_string} is deprecated; use {self.new} (removed in 0.4)", file=sys.stderr)
+        log.info(f"note: {option_string} is deprecated; use {self.new} (removed in 0.4)")
         setattr(namespace, self.dest, values)
 
 
@@ -221,6 +227,9 @@ def _add_book_arguments(parser, table=False, required=True, title=None, universe
     source.add_argument("--tz", type=_tz, help="time zone of naive timestamps, e.g. Asia/Shanghai")
     source.add_argument("--sessions", choices=("us_equity", "cn_equity"),
                         help="trading hours of a book whose format does not say them (e.g. a wide CSV)")  # fmt: skip
+    source.add_argument("--previous", type=Path, action="append", metavar="PATH",
+                        help="a Binance depth file of the same stream before --book, for a file that "
+                             "continues it without a snapshot (repeat for several, oldest first)")  # fmt: skip
     source.add_argument("--no-sort", action="store_true",
                         help="drop rows older than a row before them instead of sorting by timestamp")  # fmt: skip
     source.add_argument("--strict", action="store_true",
@@ -298,7 +307,8 @@ def _read_books(args, one=False):
     options = {
         key: value
         for key, value in (
-            ("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz), ("sessions", args.sessions)
+            ("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz), ("sessions", args.sessions),
+            ("previous", args.previous),
         )
         if value is not None
     }
@@ -321,13 +331,13 @@ def _read_books(args, one=False):
     for book in books.values():
         report = book.report
         if not len(book):
-            print(f"warning: {report.symbol} kept no row and is left out: {report.summary()}", file=sys.stderr)
+            log.warning(f"{report.symbol} kept no row and is left out: {report.summary()}")
             continue
-        print(f"book {report.summary()}", file=sys.stderr)
+        log.info(f"book {report.summary()}")
         if book.sessions is not None:
-            print(f"  {_coverage(book, getattr(args, 'freq', '1min'))}", file=sys.stderr)
+            log.info(f"  {_coverage(book, getattr(args, 'freq', '1min'))}")
         for warning in report.warnings:
-            print(f"warning: {report.symbol}: {warning}", file=sys.stderr)
+            log.warning(f"{report.symbol}: {warning}")
     return usable
 
 
@@ -359,6 +369,8 @@ def _inputs(args, *names):
     inputs = {f"--{name.replace('_', '-')}": getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "--book" in inputs and inputs["--book"].is_file():
         inputs.update({f"--book ({path.name})": path for path in source_files(inputs["--book"])[1:]})
+    if "--book" in inputs:
+        inputs.update({f"--previous ({path.name})": path for path in getattr(args, "previous", None) or []})
     return inputs
 
 
@@ -373,7 +385,7 @@ def _heartbeat(what, every=15.0):
 
     def beat():
         while not done.wait(every):
-            print(f"  {what}: still running after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            log.info(f"  {what}: still running after {time.perf_counter() - started:.0f} s")
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
@@ -403,7 +415,7 @@ def _run_features(args):
 
     check_outputs({"--output": args.output}, _inputs(args, "book"), args.force)
     if args.kind == "task1":
-        print("convexsched features: --kind task1 is deprecated; use --kind impact_table (removed in 0.4)", file=sys.stderr)
+        log.info("note: --kind task1 is deprecated; use --kind impact_table (removed in 0.4)")
         args.kind = "impact_table"
     books = _read_books(args)
     frames = []
@@ -456,8 +468,7 @@ def _run_fit(args):
         random_state=args.seed,
     )
     probe = " plus a validation probe" if oracle.validation_fraction else ""
-    print(f"fitting on {len(table):,} rows: up to {args.max_iter} boosting iterations{probe}, "
-          f"{args.threads} thread(s)", file=sys.stderr, flush=True)  # fmt: skip
+    log.info(f"fitting on {len(table):,} rows: up to {args.max_iter} boosting iterations{probe}, {args.threads} thread(s)")
     started = time.perf_counter()
     with _heartbeat("fit"):
         oracle.fit(table, table["slippage"])
@@ -487,9 +498,23 @@ def _load_oracle(path):
         raise DataError(f"cannot read an oracle from {path.name}: {type(error).__name__}: {error}") from None
 
 
-def _read_states(path):
-    """A states file indexed by bucket (timestamps when they parse), rows with gaps dropped."""
+def _read_states(path, symbol=None, pool=False):
+    """A states file indexed by bucket (timestamps when they parse), rows with gaps dropped.
+
+    A file of several symbols (what ``features`` writes for such a book: a leading ``symbol``
+    column) gives the rows of ``symbol``, which it then needs, or all of them with ``pool``
+    (a profile learnt across symbols).
+    """
     states = read_table(path)
+    if pool:
+        states = states.drop(columns="symbol", errors="ignore")
+    if "symbol" in states.columns:
+        symbols = list(pd.unique(states["symbol"]))
+        if symbol is None and len(symbols) > 1:
+            raise InvalidInputError(f"{Path(path).name} holds {len(symbols)} symbols {symbols}; pass --symbol")
+        if symbol is not None and symbol not in symbols:
+            raise InvalidInputError(f"{Path(path).name} has no symbol {symbol!r}; it holds {symbols}")
+        states = states[states["symbol"] == (symbols[0] if symbol is None else symbol)].drop(columns="symbol")
     if "bucket" in states.columns:
         try:
             labels = pd.DatetimeIndex(pd.to_datetime(states["bucket"], format="ISO8601"))
@@ -508,8 +533,7 @@ def _complete_states(states, name):
     if gaps.all():
         raise DataError(f"{name}: every row misses a state value")
     if gaps.any():
-        print(f"note: {int(gaps.sum())} bucket(s) of {name} have missing state values "
-              "and are left out of the plan", file=sys.stderr)  # fmt: skip
+        log.info(f"note: {int(gaps.sum())} bucket(s) of {name} have missing state values and are left out of the plan")
     return states[~gaps]
 
 
@@ -542,7 +566,7 @@ def _plan_inputs(args):
             raise InvalidInputError("--oracle needs the book state per bucket: pass --states or --book/--synthetic")
         oracle = _load_oracle(args.oracle)
         if args.states is not None:
-            states, name = _read_states(args.states), args.states.name
+            states, name = _read_states(args.states, args.symbol), args.states.name
         else:
             from .data.features import bucket_features
 
@@ -619,8 +643,8 @@ def _check_method(args, curves, objective):
             f"solves here ({CVXPY_MAX_SEGMENTS:,}); use wider buckets (--freq) or a coarser --grid"
         )
     if switched:
-        print(f"note: objective C on {curves.n_buckets} x {curves.n_segments} segments is past the exact "
-              "chain solver's limit: solving with cvxpy (Clarabel) instead", file=sys.stderr)  # fmt: skip
+        log.info(f"note: objective C on {curves.n_buckets} x {curves.n_segments} segments is past the exact "
+                 "chain solver's limit: solving with cvxpy (Clarabel) instead")  # fmt: skip
 
 
 def _run_plan(args):
@@ -698,7 +722,7 @@ def _state_profile(args):
         return None
     if args.oracle is None:
         raise InvalidInputError("--profile forecasts the book state for the model's plans: it needs --oracle")
-    states = _read_states(args.profile)
+    states = _read_states(args.profile, pool=True)
     if not isinstance(states.index, pd.DatetimeIndex):
         raise DataError(f"{args.profile.name}: the bucket column must hold timestamps (as `convexsched features` writes)")
     return StateForecast(freq=args.freq).fit(states)
@@ -841,6 +865,8 @@ def _add_command(commands, name, handler, summary, description="", epilog=""):
         epilog=(epilog + "\n\n" if epilog else "") + EXIT_CODES_HELP, formatter_class=_formatter,
     )  # fmt: skip
     sub.set_defaults(handler=handler)
+    sub.add_argument("--debug", action="store_true",
+                     help="log at debug level, and show the traceback of any error")  # fmt: skip
     return sub
 
 
@@ -1038,28 +1064,76 @@ def _thread_limit(threads):
         yield
 
 
+class _LevelPrefix(logging.Formatter):
+    """``warning: ...`` / ``debug [module]: ...``; information as it is."""
+
+    def format(self, record):
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        if record.levelno < logging.INFO:
+            return f"debug [{record.name}]: {message}"
+        return message
+
+
+@contextmanager
+def _logging(debug):
+    """Send the package's log records to stderr for one command (debug level with ``--debug``)."""
+    logger = logging.getLogger("convexsched")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefix())
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _one_line(error):
     text = " ".join(str(error).split())
     return text or type(error).__name__
 
 
 def main(argv=None):
-    """Run the command line; returns the exit code (see :data:`EXIT_CODES_HELP`)."""
-    args = build_parser().parse_args(argv)
-    try:
-        with _thread_limit(getattr(args, "threads", None)):
-            return args.handler(args)
-    except SolverError as error:
-        print(f"{PROGRAM}: solver failure: {_one_line(error)}", file=sys.stderr)
-        return EXIT_FAILURE
-    except (ConvexSchedError, ValueError) as error:
-        print(f"{PROGRAM}: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as error:
+    """Run the command line; returns the exit code (see :data:`EXIT_CODES_HELP`).
+
+    Bad input (a :class:`~convexsched.errors.ConvexSchedError` other than a solver failure, or
+    a file the system cannot read or write) is one line and exit 2; anything else is a bug in
+    convexsched, said as such with exit 1, its traceback shown under ``--debug``.
+    """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    # Logging before parsing: a renamed option says so while it is parsed.
+    debug = "--debug" in argv
+    with _logging(debug):
+        args = build_parser().parse_args(argv)
+        try:
+            with _thread_limit(getattr(args, "threads", None)):
+                return args.handler(args)
+        except KeyboardInterrupt:
+            print(f"{PROGRAM}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as error:
+            if debug:
+                traceback.print_exc()
+            code, message = _error_line(error)
+            print(f"{PROGRAM}: {message}", file=sys.stderr)
+            return code
+
+
+def _error_line(error):
+    """The exit code and the one line that reports ``error``."""
+    if isinstance(error, SolverError):
+        return EXIT_FAILURE, f"solver failure: {_one_line(error)}"
+    if isinstance(error, ConvexSchedError):
+        return EXIT_USAGE, f"error: {_one_line(error)}"
+    if isinstance(error, OSError):
         # A file that cannot be read or written: name it, with the system's reason.
         where = f"{error.filename}: " if error.filename else ""
-        print(f"{PROGRAM}: error: {where}{error.strerror or _one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_USAGE, f"error: {where}{error.strerror or _one_line(error)}"
+    return EXIT_FAILURE, (
+        f"internal error: {type(error).__name__}: {_one_line(error)} (a bug in convexsched, not in your "
+        "input; rerun with --debug for the traceback and report it)"
+    )

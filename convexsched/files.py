@@ -45,6 +45,38 @@ def unreadable_error(path, error):
     return DataError(f"cannot read {Path(path).name} as {'Parquet' if is_parquet(path) else 'CSV'}: {first}")
 
 
+def existing_file(path):
+    """``path`` as a Path if it is a file, else :class:`DataError` ("no such file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    return path
+
+
+def table_columns(path):
+    """The column names of a CSV or Parquet file, read from its header (or schema) only."""
+    try:
+        if is_parquet(path):
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path).names
+        return list(pd.read_csv(path, nrows=0).columns)
+    except UNREADABLE as exc:
+        raise unreadable_error(path, exc) from None
+
+
+def read_columns(path, usecols=None):
+    """A CSV or Parquet file (``usecols`` only, when given), a named Parquet index made a column again."""
+    try:
+        if is_parquet(path):
+            # Databento's to_parquet stores ts_recv as the index.
+            frame = pd.read_parquet(path, columns=usecols)
+            return frame.reset_index() if frame.index.name is not None else frame
+        return pd.read_csv(path, usecols=usecols)
+    except UNREADABLE as exc:
+        raise unreadable_error(path, exc) from None
+
+
 def read_table(path):
     """A CSV or Parquet file as a DataFrame.
 

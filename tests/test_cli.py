@@ -131,12 +131,14 @@ def test_demo_runs_end_to_end_and_writes_its_files(demo):
     assert peak_kb is None or peak_kb < 1_000_000
 
 
-def test_a_long_fit_says_it_is_still_running(capsys):
+def test_a_long_fit_says_it_is_still_running(caplog):
+    import logging
+
     from convexsched.cli import _heartbeat
 
-    with _heartbeat("fit", every=0.05):
+    with caplog.at_level(logging.INFO, logger="convexsched"), _heartbeat("fit", every=0.05):
         time.sleep(0.2)
-    assert "fit: still running after 0 s" in capsys.readouterr().err
+    assert "fit: still running after 0 s" in caplog.text
 
 
 # ------------------------------------------------------------------------------- features and fit
@@ -229,6 +231,29 @@ def test_plan_from_an_oracle_and_bucket_states(capsys, demo, tmp_path):
     assert pd.read_parquet(schedule)["x"].sum() == pytest.approx(50_000, rel=1e-6)
     assert read_curves(curves).n_buckets == 390
     assert json.loads((tmp_path / "cert.json").read_text())["ok"] is True
+
+
+def test_plan_from_an_oracle_and_a_states_file_of_several_symbols(capsys, demo, tmp_path):
+    # The layout `convexsched features` writes for a file of several symbols: a leading symbol column.
+    one = pd.read_csv(demo[0] / "features.csv")
+    other = one.assign(depth=2 * one["depth"])
+    pd.concat([one.assign(symbol="A"), other.assign(symbol="B")])[["symbol", *one.columns]].to_csv(
+        tmp_path / "states.csv", index=False)  # fmt: skip
+    other.to_csv(tmp_path / "b.csv", index=False)
+    base = ("plan", "--oracle", demo[0] / "oracle.joblib", "--total", 50_000, "--rho", 1e-6, "--force")
+    code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "-o", tmp_path / "x.csv")
+    assert_one_line_error(code, err, "states.csv holds 2 symbols ['A', 'B']; pass --symbol")
+    code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "--symbol", "C",
+                                  "-o", tmp_path / "x.csv")  # fmt: skip
+    assert_one_line_error(code, err, "no symbol 'C'", "'A', 'B'")
+    for states, extra, name in ((tmp_path / "states.csv", ("--symbol", "B"), "picked"), (tmp_path / "b.csv", (), "alone")):
+        code, _, err = run_in_process(capsys, *base, "--states", states, *extra, "--curves-out", tmp_path / f"{name}.csv",
+                                      "-o", tmp_path / f"{name}_x.csv")  # fmt: skip
+        assert code == 0, err
+    picked, alone = read_curves(tmp_path / "picked.csv"), read_curves(tmp_path / "alone.csv")
+    assert picked.n_buckets == 390
+    np.testing.assert_array_equal(picked.slopes, alone.slopes)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "picked_x.csv"), pd.read_csv(tmp_path / "alone_x.csv"))
 
 
 def test_check_certifies_the_planned_schedule(planned):
@@ -383,6 +408,51 @@ def test_features_of_one_real_stock(shared_data, tmp_path):
     states = pd.read_csv(output)
     # 09:30-11:30 and 13:00-14:57 in one-minute buckets.
     assert len(states) == 237 and states["spread"].min() >= 0.01 - 1e-9
+
+
+def test_a_binance_continuation_file_takes_previous_on_the_command_line(capsys, shared_data, tmp_path):
+    spot = shared_data / "binance-btcusdt-hftbacktest" / "spot"
+    later, earlier = spot / "btcusdt_20240809.gz", spot / "btcusdt_20240808.gz"
+    code, _, err = run_in_process(capsys, "features", "--book", later, "-o", tmp_path / "f.csv")
+    assert_one_line_error(code, err, "no REST depth snapshot", "--previous PATH")
+    code, out, err = run_in_process(capsys, "features", "--book", later, "--previous", earlier, "-o", tmp_path / "f.csv")
+    assert code == 0, err
+    assert "btcusdt_20240809.gz: read 3044, kept 3044" in err and (tmp_path / "f.csv").is_file()
+    # The earlier file is an input too: never overwritten.
+    code, _, err = run_in_process(capsys, "features", "--book", later, "--previous", earlier, "-o", earlier, "--force")
+    assert_one_line_error(code, err, "is also the input --previous")
+
+
+def test_an_internal_error_is_exit_1_and_debug_shows_its_traceback(capsys, monkeypatch, tmp_path):
+    import convexsched.cli as cli
+
+    def broken(args):
+        raise ValueError("Length of values (3) does not match length of index (6)")  # a pandas bug, say
+
+    monkeypatch.setattr(cli, "_run_features", broken)
+    code, _, err = run_in_process(capsys, "features", "--synthetic", "-o", tmp_path / "f.csv")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "internal error: ValueError: Length of values" in err and "--debug" in err
+    assert main(["features", "--synthetic", "-o", str(tmp_path / "f.csv"), "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and 'raise ValueError("Length of values' in err
+    # Bad input stays exit 2, one line, and --debug adds its traceback.
+    code, _, err = run_in_process(capsys, "plan", "--curves", tmp_path / "missing.csv", "--total", 1, "-o", tmp_path / "x.csv")
+    assert_one_line_error(code, err, "no such file")
+    assert main(["plan", "--curves", str(tmp_path / "missing.csv"), "--total", "1", "-o", str(tmp_path / "x.csv"), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_notes_go_through_logging(capsys, caplog, small_book, tmp_path):
+    # What is neither a result nor an error is a log record of the convexsched loggers.
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="convexsched"):
+        code, _, err = run_in_process(capsys, "features", "--book", small_book[0], "--sessions", "us_equity",
+                                      "-o", tmp_path / "f.csv")  # fmt: skip
+    assert code == 0
+    assert any(r.name == "convexsched.cli" and r.getMessage().startswith("book ") for r in caplog.records)
+    assert "book " in err
 
 
 def test_real_file_with_several_stocks_needs_a_symbol(capsys, shared_data):

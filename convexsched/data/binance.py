@@ -250,7 +250,7 @@ def read_binance(path, *, previous=None, n_levels=10, ts="exchange", tick_size=N
     if state.snapshots == 0:
         raise DataError(
             f"{path.name} has no REST depth snapshot (lastUpdateId) to start the book from; "
-            "pass previous= the file(s) before it"
+            "pass previous= the file(s) before it (on the command line: --previous PATH)"
         )
     unsynced = len(state.pending)  # events of a file whose snapshot never came
     state.dropped["before_snapshot"] += unsynced

@@ -164,12 +164,11 @@ def read_mbo_events(path: str | Path, *, symbol: str | None = None, tick_size: f
     DataError
         Not an MBO file, a truncated file, no usable record.
     """
-    from .mbo import DATASET_TZ, instrument_symbols, mbo_records
+    from .mbo import DATASET_TZ, mbo_records
 
     path = _check_file(path)
-    store, records = mbo_records(path)
+    records, dataset, names = mbo_records(path)
     ids = pd.unique(records["instrument_id"])
-    names = instrument_symbols(store, ids)
     by_symbol = {names[i]: i for i in ids}
     if symbol is None:
         if len(ids) != 1:
@@ -178,7 +177,6 @@ def read_mbo_events(path: str | Path, *, symbol: str | None = None, tick_size: f
     elif symbol not in by_symbol:
         raise InvalidInputError(f"symbol {symbol!r} is not in {path.name}; it holds {sorted(by_symbol)}")
     mine = records[records["instrument_id"] == by_symbol[symbol]]
-    dataset = str(store.metadata.dataset or "")
     tz = DATASET_TZ.get(dataset.split(".")[0], "UTC")
 
     actions = mine["action"].astype("U1")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,32 +27,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._optional import require
 from ..errors import DataError, InvalidInputError
-from ..files import UNREADABLE, unreadable_error
+from ..files import existing_file, is_parquet, read_columns, table_columns
 from .binance import looks_binance, read_binance
-from .book import book_columns, clean_book, level_columns
+from .book import clean_book, level_columns
+from .databento import looks_databento, read_databento
+from .lobster import lobster_pair, looks_lobster, read_lobster
 from .mbo import looks_mbo, read_mbo
-from .sessions import CN_EQUITY, US_EQUITY, as_sessions, with_inferred_sessions
+from .sessions import CN_EQUITY, as_sessions, with_inferred_sessions
 
 if TYPE_CHECKING:
     from .book import Book
     from .sessions import Sessions
-
-_INT64_MAX = np.iinfo(np.int64).max
-# Fixed-point divisors; dividing (not multiplying by 1e-9) gives the correctly rounded price.
-_DATABENTO_UNITS = 1e9
-_LOBSTER_UNITS = 1e4
-_LOBSTER_EMPTY = 9_999_999_999
-_LOBSTER_NAME = re.compile(
-    r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_(?P<kind>orderbook|message)_(?P<levels>\d+)\.csv$"
-)
-# Dataset prefixes of US cash-equity venues: their books trade 09:30-16:00 New York time.
-_US_EQUITY_VENUES = {
-    "XNAS", "XNYS", "XBOS", "XPSX", "XCHI", "XCIS", "XASE", "ARCX", "BATS", "BATY",
-    "EDGA", "EDGX", "IEXG", "MEMX", "EPRL", "DBEQ", "EQUS",
-}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class ColumnMap:
@@ -145,13 +130,6 @@ PRESETS = {
 }  # fmt: skip
 
 
-def _checked_path(path):
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
-    return path
-
-
 def check_tz(tz, what="tz"):
     """``tz`` if it names a time zone pandas knows (or is None), else :class:`InvalidInputError`."""
     if tz is None:
@@ -166,261 +144,7 @@ def check_tz(tz, what="tz"):
     return tz
 
 
-def _name_lower(path):
-    return Path(path).name.lower()
-
-
-# ---------------------------------------------------------------- Databento
-
-
-def _definition_ticks(definition):
-    """instrument_id -> min_price_increment from a Databento definition file (NaN ones left out)."""
-    defs = _dbn_frame(_checked_path(definition), price_type="float")
-    defs = defs.dropna(subset=["min_price_increment"])
-    return dict(
-        zip(defs["instrument_id"].astype(int), defs["min_price_increment"].astype(float), strict=True)
-    )
-
-
-def _dbn_frame(path, price_type):
-    # Imported here: databento pulls in an HTTP stack (~0.5 s) that only DBN reading needs.
-    databento = require("databento", "databento", "reading DBN files")
-
-    try:
-        store = databento.DBNStore.from_file(path)
-        with warnings.catch_warnings():
-            # databento 0.87 calls set_index(inplace=True), deprecated in pandas 3.1: not ours to fix.
-            warnings.filterwarnings("ignore", message="The inplace keyword")
-            frame = store.to_df(price_type=price_type, map_symbols=True)
-    except DataError:
-        raise
-    except Exception as exc:  # the decoder raises bare BentoError/ValueError/OSError variants
-        raise DataError(f"cannot read DBN file {path}: {exc}") from exc
-    frame.attrs["dataset"] = store.metadata.dataset
-    return frame.reset_index()
-
-
-def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sessions, sort):
-    """Books from a Databento MBP frame (fixed-point or float prices), one per symbol."""
-    if ts not in df:
-        raise DataError(f"{source}: no timestamp column {ts!r} (columns: {list(df.columns)[:8]}...)")
-    n_levels = sum(bool(re.fullmatch(r"bid_px_\d\d", c)) for c in df.columns)
-    if n_levels == 0:
-        raise DataError(f"{source}: no bid_px_00 column; is this an MBP-N file?")
-    cols = level_columns(n_levels)
-    venue = (dataset or "").split(".")[0]
-    sessions = as_sessions(sessions) or (US_EQUITY if venue in _US_EQUITY_VENUES else None)
-    tz = tz or (sessions.tz if sessions else "UTC")
-
-    stamps = df[ts]
-    if pd.api.types.is_numeric_dtype(stamps):
-        stamps = pd.to_datetime(stamps, unit="ns", utc=True)
-    else:
-        stamps = pd.to_datetime(stamps, utc=True, format="ISO8601")
-    price_cols = cols["bid_px"] + cols["ask_px"]
-    prices = df[price_cols]
-    fixed = all(pd.api.types.is_integer_dtype(t) for t in prices.dtypes)
-    undefined = (prices.to_numpy() == _INT64_MAX) if fixed else None
-    frame = pd.DataFrame(
-        prices.to_numpy(dtype=float) / (_DATABENTO_UNITS if fixed else 1.0), columns=price_cols
-    )
-    for c in cols["bid_sz"] + cols["ask_sz"]:
-        frame[c] = df[c].to_numpy(dtype=float)
-    frame = frame[book_columns(n_levels)]
-    if "action" in df:
-        # MBP trade records ('T') carry the traded size and leave the book unchanged.
-        frame["volume"] = np.where(df["action"].astype(str) == "T", df["size"].to_numpy(float), 0.0)
-    frame.index = pd.DatetimeIndex(stamps).tz_convert(tz)
-
-    id_col = next((c for c in ("instrument_id", "product_id") if c in df), None)
-    symbols = (df["symbol"] if "symbol" in df else df[id_col]).astype(str).to_numpy()
-    ids = df[id_col].to_numpy() if id_col else np.zeros(len(df), int)
-    if len(df) == 0:
-        raise DataError(f"{source}: the file holds no rows (only a header)")
-    books = {}
-    for sym in pd.unique(symbols):
-        rows = np.flatnonzero(symbols == sym)
-        tick = tick_size if tick_size is not None else tick_by_id.get(int(ids[rows[0]]))
-        books[sym] = clean_book(
-            frame.iloc[rows],
-            symbol=sym,
-            source=source,
-            tick_size=tick,
-            sessions=sessions,
-            undefined=None if undefined is None else undefined[rows],
-            sort=sort,
-            meta={"dataset": dataset, "format": "databento", "timestamp": ts},
-        )
-    return books
-
-
-def read_databento(
-    path, *, definition=None, ts="ts_recv", tick_size=None, tz=None, sessions=None, sort=True
-):
-    """Read a Databento MBP-N file: DBN (``.dbn``, ``.dbn.zst``) or a CSV/Parquet export.
-
-    Parameters
-    ----------
-    path : path-like
-    definition : path-like, optional
-        A Databento definition file; its ``min_price_increment`` gives each instrument's tick.
-    ts : {"ts_recv", "ts_event"}
-        Timestamp of the snapshot; ``ts_recv`` is Databento's sort key.
-    tick_size : float, optional
-        Overrides the definition; inferred from the prices when neither is given.
-    tz : str, optional
-        Index time zone; default the sessions' zone, else UTC.
-    sessions : Sessions or str, optional
-        Default: US equity hours for US equity venues (``XNAS.ITCH``, ``DBEQ.BASIC``, ...), else none.
-    sort : bool
-        Sort by ``ts`` (default) instead of dropping out-of-order rows.
-
-    Returns
-    -------
-    dict[str, Book]
-
-    Notes
-    -----
-    Prices come as int64 fixed point (scale 1e-9) where ``INT64_MAX`` marks an undefined price:
-    an empty level when its size is 0, else the row is dropped as ``undefined_price``. CSV/Parquet
-    exports with integer price columns are read as fixed point, float ones as prices (empty = NaN).
-    """
-    path = _checked_path(path)
-    tick_by_id = _definition_ticks(definition) if definition is not None else {}
-    name = _name_lower(path)
-    if name.endswith((".dbn", ".dbn.zst")):
-        df = _dbn_frame(path, price_type="fixed")
-        dataset = df.attrs.get("dataset")
-    else:
-        df = _read_table(path)
-        dataset = None
-    return _databento_books(
-        df, source=path.name, dataset=dataset, ts=ts, tick_size=tick_size, tick_by_id=tick_by_id,
-        tz=tz, sessions=sessions, sort=sort,
-    )  # fmt: skip
-
-
-# ---------------------------------------------------------------- LOBSTER
-
-
-def _lobster_pair(path):
-    match = _LOBSTER_NAME.match(Path(path).name)
-    if match is None:
-        raise DataError(
-            f"{Path(path).name} is not a LOBSTER file name "
-            "(TICKER_YYYY-MM-DD_START_END_orderbook|message_LEVELS.csv)"
-        )
-    other = "message" if match["kind"] == "orderbook" else "orderbook"
-    partner = Path(path).with_name(Path(path).name.replace(f"_{match['kind']}_", f"_{other}_"))
-    book_file, message_file = (path, partner) if match["kind"] == "orderbook" else (partner, path)
-    if not Path(message_file).is_file() or not Path(book_file).is_file():
-        raise DataError(f"LOBSTER needs both files; missing {partner}")
-    return Path(book_file), Path(message_file), match
-
-
-def source_files(path):
-    """Every file a reader of ``path`` reads: both files of a LOBSTER pair, else ``path`` itself."""
-    if _LOBSTER_NAME.match(Path(path).name):
-        book_file, message_file, _ = _lobster_pair(_checked_path(path))
-        return [book_file, message_file]
-    return [Path(path)]
-
-
-def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQUITY, sort=True):
-    """Read a LOBSTER orderbook + message pair (either file may be given).
-
-    Parameters
-    ----------
-    path : path-like
-        ``TICKER_YYYY-MM-DD_START_END_orderbook_L.csv`` or the matching message file.
-    tick_size : float
-        0.01 USD for the NASDAQ stocks LOBSTER covers.
-    tz : str
-        LOBSTER times are seconds after midnight, exchange (New York) time.
-    sessions : Sessions or str
-    sort : bool
-
-    Returns
-    -------
-    dict[str, Book]
-
-    Notes
-    -----
-    Orderbook row ``k`` is the book after message ``k``; its timestamp is message ``k``'s time.
-    Prices are USD x 10000; ``+-9999999999`` with size 0 marks an empty level. Halt messages
-    (event type 7) are dropped as ``non_trading_phase``. ``volume`` is the size of visible and
-    hidden executions (event types 4 and 5).
-    """
-    book_file, message_file, match = _lobster_pair(_checked_path(path))
-    try:
-        book = pd.read_csv(book_file, header=None)
-        msg = pd.read_csv(message_file, header=None, dtype={0: str})
-    except UNREADABLE as exc:
-        raise unreadable_error(book_file, exc) from None
-    n_levels = int(match["levels"])
-    if book.shape[1] != 4 * n_levels or msg.shape[1] < 6 or len(book) != len(msg):
-        raise DataError(
-            f"LOBSTER shapes do not match: orderbook {book.shape}, message {msg.shape}, "
-            f"expected 4 x {n_levels} columns and equal row counts"
-        )
-    if not all(pd.api.types.is_integer_dtype(t) for t in book.dtypes):
-        raise DataError(f"{book_file.name}: LOBSTER prices and sizes must be integers on every row")
-    raw = book.to_numpy(dtype=np.int64)
-    # Columns per level i: AskPrice, AskSize, BidPrice, BidSize.
-    bid_px, bid_sz = raw[:, 2::4], raw[:, 3::4]
-    ask_px, ask_sz = raw[:, 0::4], raw[:, 1::4]
-    undefined = np.abs(np.hstack([bid_px, ask_px])) == _LOBSTER_EMPTY
-    cols = level_columns(n_levels)
-    frame = pd.DataFrame(
-        np.hstack([bid_px, ask_px]) / _LOBSTER_UNITS, columns=cols["bid_px"] + cols["ask_px"]
-    )
-    frame[cols["bid_sz"]] = bid_sz.astype(float)
-    frame[cols["ask_sz"]] = ask_sz.astype(float)
-
-    # Seconds as text: a float64 round trip would move nanosecond stamps.
-    secs = msg[0].str.split(".", n=1, expand=True).reindex(columns=[0, 1]).fillna("0")
-    nanos = secs[0].astype(np.int64) * 1_000_000_000 + secs[1].str.ljust(9, "0").str[:9].astype(np.int64)
-    midnight = pd.Timestamp(match["date"]).tz_localize(tz)
-    frame.index = midnight + pd.to_timedelta(nanos.to_numpy(), unit="ns")
-    event = msg[1].to_numpy()
-    frame["volume"] = np.where(np.isin(event, (4, 5)), msg[3].to_numpy(float), 0.0)
-    symbol = match["symbol"]
-    return {
-        symbol: clean_book(
-            frame, symbol=symbol, source=book_file.name, tick_size=tick_size, sessions=as_sessions(sessions),
-            undefined=undefined, trading=event != 7, sort=sort,
-            meta={"format": "lobster", "date": match["date"], "message_file": message_file.name},
-        )
-    }  # fmt: skip
-
-
 # ---------------------------------------------------------------- mapped tables
-
-
-def _is_parquet(path):
-    return _name_lower(path).endswith((".parquet", ".pq"))
-
-
-def _table_columns(path):
-    try:
-        if _is_parquet(path):
-            import pyarrow.parquet as pq
-
-            return pq.read_schema(path).names
-        return list(pd.read_csv(path, nrows=0).columns)
-    except UNREADABLE as exc:
-        raise unreadable_error(path, exc) from None
-
-
-def _read_table(path, usecols=None):
-    try:
-        if _is_parquet(path):
-            # Databento's to_parquet stores ts_recv as the index: make it a column again.
-            frame = pd.read_parquet(path, columns=usecols)
-            return frame.reset_index() if frame.index.name is not None else frame
-        return pd.read_csv(path, usecols=usecols)
-    except UNREADABLE as exc:
-        raise unreadable_error(path, exc) from None
 
 
 def _float_columns(df, columns, name):
@@ -438,10 +162,6 @@ def _float_columns(df, columns, name):
             f"{df[columns[col]].iloc[row]!r}"
         )
     return values.to_numpy(dtype=float)
-
-
-def _looks_databento(columns):
-    return "bid_px_00" in columns and ("ts_recv" in columns or "ts_event" in columns)
 
 
 def _detect_preset(path, columns):
@@ -483,8 +203,8 @@ def read_mapped(path: str | Path, *, preset: str | None = None, columns: ColumnM
     symbol in file order, so volume that arrives with a dropped row (e.g. the auctions) is not
     moved onto a kept one.
     """
-    path = _checked_path(path)
-    header = _table_columns(path)
+    path = existing_file(path)
+    header = table_columns(path)
     cmap, preset = _column_map(path, header, preset, columns, tick_size=tick_size, tz=tz, sessions=sessions)
     df = _read_mapped_columns(path, header, cmap)
     stamps, assumptions = _mapped_timestamps(df, cmap, tz, path.name)
@@ -534,7 +254,7 @@ def _read_mapped_columns(path, header, cmap):
     if missing:
         raise DataError(f"{path.name}: missing columns {missing[:8]}{'...' if len(missing) > 8 else ''}")
     extra = [c for c in (cmap.symbol, cmap.volume) if c and c in header]
-    df = _read_table(path, usecols=list(dict.fromkeys(cmap.required() + extra)))
+    df = read_columns(path, usecols=list(dict.fromkeys(cmap.required() + extra)))
     if len(df) == 0:
         raise DataError(f"{path.name}: the file holds no rows (only a header)")
     return df
@@ -604,7 +324,7 @@ def _read_table_auto(path, preset=None, **options):
     if preset == "databento" or (
         preset is None
         and options.get("columns") is None
-        and _looks_databento(_table_columns(_checked_path(path)))
+        and looks_databento(table_columns(existing_file(path)))
     ):
         return _call(read_databento, path, options)
     return _call(read_mapped, path, dict(options, preset=preset))
@@ -621,18 +341,26 @@ _FORMATS = {
 
 
 def _infer_format(path):
-    name = _name_lower(path)
+    name = Path(path).name.lower()
     if name.endswith((".dbn", ".dbn.zst")):
         return "mbo" if looks_mbo(path) else "databento"  # the schema in the DBN metadata
-    if _LOBSTER_NAME.match(Path(path).name):
+    if looks_lobster(path):
         return "lobster"
-    if _is_parquet(path):
+    if is_parquet(path):
         return "parquet"
     if re.search(r"\.(csv|txt)(\.(gz|bz2|zst|xz))?$|\.zip$", name):
         return "csv"
     if looks_binance(path):  # recognized by content: "<ns> {json}" lines of a depth stream
         return "binance"
     raise DataError(f"cannot infer the format of {Path(path).name}; pass format= one of {sorted(_FORMATS)}")
+
+
+def source_files(path):
+    """Every file a reader of ``path`` reads: both files of a LOBSTER pair, else ``path`` itself."""
+    if looks_lobster(path):
+        book_file, message_file, _ = lobster_pair(existing_file(path))
+        return [book_file, message_file]
+    return [Path(path)]
 
 
 def _call(loader, path, options):

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._optional import require
 from ..errors import DataError
 from .book import LoadReport, clean_book
+from .databento import open_store
 from .levels import PriceLevels, sampled_frame
 from .sessions import span_sessions
 
@@ -41,19 +41,19 @@ _SCALE = 1e9
 DATASET_TZ = {"GLBX": "America/Chicago", "XNAS": "America/New_York", "DBEQ": "America/New_York"}
 
 
-def open_dbn(path):
-    """Open a DBN file with ``databento`` (a :class:`DataError` when it cannot be decoded)."""
-    # Imported here: it pulls in an HTTP stack only DBN reading needs.
-    databento = require("databento", "databento", "reading DBN files")
-
+def looks_mbo(path):
+    """True for a DBN file (``.dbn``/``.dbn.zst``) whose metadata says schema ``mbo``."""
+    if not str(path).lower().endswith((".dbn", ".dbn.zst")):
+        return False
     try:
-        return databento.DBNStore.from_file(path)
-    except Exception as exc:  # the decoder raises bare BentoError/ValueError/OSError variants
-        raise DataError(f"cannot read DBN file {Path(path).name}: {exc}") from exc
+        with open_store(path) as store:
+            return str(store.schema) in ("mbo", "Schema.MBO")
+    except DataError:
+        return False
 
 
 def mbo_records(path):
-    """The store and the records of an MBO DBN file.
+    """The records of an MBO DBN file, its dataset and ``instrument_id -> symbol``.
 
     Raises
     ------
@@ -62,30 +62,22 @@ def mbo_records(path):
         would silently lose the end of the day, so it is refused.
     """
     path = Path(path)
-    store = open_dbn(path)
-    if str(store.schema) not in ("mbo", "Schema.MBO"):
-        raise DataError(f"{path.name} has schema {store.schema}, not mbo; use format='databento' for MBP files")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = store.to_ndarray()
-    for warning in caught:
-        text = str(warning.message)
-        if "truncated" in text or "incomplete record" in text:
-            raise DataError(f"{path.name} is truncated: it ends inside a record ({len(records)} whole records before "
-                            "it); refusing a partial file")
-    if len(records) == 0:
-        raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
-    return store, records
-
-
-def looks_mbo(path):
-    """True for a DBN file (``.dbn``/``.dbn.zst``) whose metadata says schema ``mbo``."""
-    if not str(path).lower().endswith((".dbn", ".dbn.zst")):
-        return False
-    try:
-        return str(open_dbn(path).schema) in ("mbo", "Schema.MBO")
-    except DataError:
-        return False
+    with open_store(path) as store:
+        if str(store.schema) not in ("mbo", "Schema.MBO"):
+            raise DataError(f"{path.name} has schema {store.schema}, not mbo; use format='databento' for MBP files")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = store.to_ndarray()
+        for warning in caught:
+            text = str(warning.message)
+            if "truncated" in text or "incomplete record" in text:
+                raise DataError(f"{path.name} is truncated: it ends inside a record ({len(records)} whole records "
+                                "before it); refusing a partial file")
+        if len(records) == 0:
+            raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
+        dataset = str(store.metadata.dataset or "")
+        names = _symbols(store, pd.unique(records["instrument_id"]))
+    return records, dataset, names
 
 
 @dataclass
@@ -187,7 +179,7 @@ def replay(records, n_levels=10, ts="ts_recv"):
     return out
 
 
-def instrument_symbols(store, ids):
+def _symbols(store, ids):
     """instrument_id -> symbol from the file's metadata (the id as text when unmapped)."""
     from databento.common.symbology import InstrumentMap
 
@@ -244,11 +236,9 @@ def read_mbo(path, *, n_levels=10, ts="ts_recv", tick_size=None, tz=None, sessio
         raise DataError(f"no such file: {path}")
     if ts not in ("ts_recv", "ts_event"):
         raise DataError(f"ts must be 'ts_recv' or 'ts_event', got {ts!r}")
-    store, records = mbo_records(path)
-    dataset = str(store.metadata.dataset or "")
-    tz = tz or DATASET_TZ.get(dataset.split(".")[0], "UTC")
+    records, dataset, names = mbo_records(path)
     ids = pd.unique(records["instrument_id"])
-    names = instrument_symbols(store, ids)
+    tz = tz or DATASET_TZ.get(dataset.split(".")[0], "UTC")
     books = {}
     for instrument in ids:
         mine = records[records["instrument_id"] == instrument]
@@ -312,8 +302,7 @@ def top_of_book_check(mbo_path, mbp_path, n_levels=1):
         ``bid_px_00, ask_px_00, bid_sz_00, ask_sz_00`` (suffixes ``_mbo`` and ``_mbp``), and
         ``match`` (all equal, an empty side on both counting as equal).
     """
-    mbo, mbp = open_dbn(mbo_path), open_dbn(mbp_path)
-    with warnings.catch_warnings():
+    with open_store(mbo_path) as mbo, open_store(mbp_path) as mbp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         records, exchange = mbo.to_ndarray(), mbp.to_ndarray()
     rows = []

@@ -11,7 +11,10 @@ scikit-learn regressors on the same input:
     returns over 60 s), ``hour_of_day`` and, for fitting the oracle with a validation split,
     ``timestamp``; with ``target="bps"`` also ``mid`` (currency). ``vol_ratio`` is recomputed as
     ``size / depth`` so that training and curve evaluation (:meth:`ImpactOracle.cost_curves`) use
-    one definition. Extra columns are ignored. Any other array-like (anything
+    one definition. Extra columns are ignored. The oracle takes NaN (a missing value, which the
+    trees route at every split) in the columns of :data:`MISSING_OK`, e.g. the ``volatility`` of
+    a book's first snapshots, so ``ImpactOracle().fit(table, table["slippage"])`` works on a
+    walked table as it is; the baselines, which compute with every column, do not. Any other array-like (anything
     :func:`sklearn.utils.check_array` takes, a DataFrame with unnamed columns included) is read
     by position: its first columns are those the estimator reads, in this order and without
     ``timestamp``; further columns are ignored, and prediction needs the width seen in fitting.
@@ -55,6 +58,11 @@ if TYPE_CHECKING:
 SIZE_FEATURES = ("size", "vol_ratio")
 TARGETS = ("bps", "per_share", "log", None)
 FEATURE_SETS = ("state", "book")
+# The state columns the trees read as they are: a NaN there is a missing value, which the
+# gradient boosting routes at every split (a book's first snapshots have no volatility yet).
+# Size, spread, depth, mid and side_depth_5 enter arithmetic (size / depth, spread in bps, the
+# bps target) and must be finite.
+MISSING_OK = ("imbalance", "volatility", "hour_of_day", "touch", "side_depth_3", "spread_ticks")
 _FORMAT = "convexsched.ImpactOracle"
 # Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0).
 _FORMAT_VERSION = 2
@@ -66,7 +74,8 @@ def _openmp():
     return ThreadpoolController()
 
 
-def _check_frame(X, columns, what):
+def _check_frame(X, columns, what, missing_ok=()):
+    """The float ``columns`` of ``X``, checked: present, numeric, finite (NaN allowed in ``missing_ok``), sizes >= 0."""
     if not isinstance(X, pd.DataFrame):
         raise InvalidInputError(f"{what} must be a pandas DataFrame with columns {list(columns)}")
     missing = [c for c in columns if c not in X.columns]
@@ -77,7 +86,9 @@ def _check_frame(X, columns, what):
         values = values.astype(float)
     except (TypeError, ValueError):
         raise InvalidInputError(f"{what} columns {list(columns)} must be numeric") from None
-    bad = ~np.isfinite(values.to_numpy())
+    array = values.to_numpy()
+    # NaN may stand for "missing" in the columns of missing_ok; inf never may.
+    bad = ~np.isfinite(array) & ~(np.isnan(array) & np.isin(list(columns), list(missing_ok)))
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise InvalidInputError(f"{what} has NaN or inf in column {columns[col]!r} (row {X.index[row]!r})")
@@ -95,7 +106,7 @@ def _named(X: object) -> TypeGuard[pd.DataFrame]:
     return isinstance(X, pd.DataFrame) and all(isinstance(name, str) for name in X.columns)
 
 
-def _check_input(estimator, X, columns, reset):
+def _check_input(estimator, X, columns, reset, missing_ok=()):
     """The checked float ``columns`` of ``X`` as a DataFrame, and on ``reset`` the input schema.
 
     A DataFrame with string column names is read by name; any other array-like (as
@@ -105,7 +116,7 @@ def _check_input(estimator, X, columns, reset):
     width it was fitted with, as scikit-learn requires.
     """
     if _named(X):
-        frame = _check_frame(X, columns, "X")
+        frame = _check_frame(X, columns, "X", missing_ok)
         names, width = np.asarray(columns, dtype=object), len(columns)
     else:
         try:
@@ -124,7 +135,7 @@ def _check_input(estimator, X, columns, reset):
                 f"X has {width} feature(s), but {type(estimator).__name__} needs at least {len(columns)}: "
                 f"{list(columns)} in this order (or pass a DataFrame with these columns)"
             )
-        frame = _check_frame(pd.DataFrame(array[:, : len(columns)], columns=list(columns)), columns, "X")
+        frame = _check_frame(pd.DataFrame(array[:, : len(columns)], columns=list(columns)), columns, "X", missing_ok)
         names = None
     if reset:
         estimator.n_features_in_ = width
@@ -280,7 +291,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
             raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if y is None:
             _check_target(y, 0, type(self).__name__)
-        frame = _check_input(self, X, self._columns(), reset=True)
+        frame = _check_input(self, X, self._columns(), reset=True, missing_ok=MISSING_OK)
         y = _check_target(y, len(frame), type(self).__name__)
         size = frame["size"].to_numpy()
         if self.target is not None and (size <= 0).any():
@@ -374,7 +385,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
     def predict(self, X: ArrayLike | pd.DataFrame) -> np.ndarray:
         """Predicted total cost ``g_hat(size | state)`` (currency) for every row of ``X``."""
         check_is_fitted(self, "model_")
-        frame = _check_input(self, X, self._columns(), reset=False)
+        frame = _check_input(self, X, self._columns(), reset=False, missing_ok=MISSING_OK)
         return self.predict_columns({name: frame[name].to_numpy() for name in self._columns()})
 
     def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -453,7 +464,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         sizes = np.asarray(sizes, dtype=float)
         if sizes.ndim != 1 or len(sizes) < 2:
             raise InvalidInputError(f"sizes must be a 1-D grid of at least 2 sizes, got shape {sizes.shape}")
-        state = _check_frame(states, self._columns()[1:], "states")
+        state = _check_frame(states, self._columns()[1:], "states", MISSING_OK)
         n, g = len(state), len(sizes)
         rows = state.loc[state.index.repeat(g)].reset_index(drop=True)
         rows.insert(0, "size", np.tile(sizes, n))

@@ -429,3 +429,17 @@ def test_sse_preset_reads_the_30_stock_panel(shared_data):
     for book in books.values():
         assert book.report.dropped["non_trading_phase"] > 0  # the 09:15-09:25 call auction
         assert_clean(book)
+
+
+def test_databento_reads_close_their_files(shared_data):
+    # DBNStore.from_file never closed its file: one ResourceWarning per MBP or MBO read.
+    import gc
+    import warnings
+
+    es = shared_data / "es-futures-mbo-databento"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cs.read_books(es / "futures_mbp-1_2024-07-01T23-58_2024-07-02T00-02.dbn.zst")
+        cs.read_books(es / "esh4-glbx-mdp3-20231224.mbo.dbn.zst")
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]

@@ -245,6 +245,27 @@ def test_bad_training_input_is_rejected(table):
         ImpactOracle(**FAST).fit(table.assign(size=-table["size"]), y)
 
 
+def test_the_documented_recipe_fits_a_walked_table_with_missing_volatility():
+    # A book's first snapshots have no volatility yet (NaN): the trees take NaN as "missing",
+    # so fit(table, table["slippage"]) works as documented; arithmetic inputs must stay finite.
+    table = walk_table(synthetic_book(seed=3), [100.0, 1000.0, 5000.0])
+    assert table["volatility"].isna().any()
+    oracle = ImpactOracle(max_iter=20, random_state=0).fit(table, table["slippage"])
+    gaps = table[table["volatility"].isna()]
+    predicted = oracle.predict(gaps)
+    assert np.isfinite(predicted).all() and (predicted >= 0).all()
+    states = gaps.drop_duplicates("timestamp").set_index("timestamp")
+    assert np.isfinite(oracle.predict_grid(states, [0.0, 500.0, 2000.0])).all()
+    for column in ("size", "spread", "depth", "mid"):
+        with pytest.raises(InvalidInputError, match=f"NaN or inf in column '{column}'"):
+            ImpactOracle(**FAST).fit(table.assign(**{column: np.nan}), table["slippage"])
+    with pytest.raises(InvalidInputError, match="NaN or inf in column 'volatility'"):
+        ImpactOracle(**FAST).fit(table.assign(volatility=np.inf), table["slippage"])
+    # The baselines compute with the volatility: it must be there.
+    with pytest.raises(InvalidInputError, match="NaN or inf"):
+        SquareRootImpact().fit(table, table["slippage"])
+
+
 # ---------------------------------------------------------------- state forecast
 def seasonal_states(days=3, phi=0.8, seed=0):
     """Per-minute states: a U-shaped spread profile plus AR(1) anomalies with persistence phi."""
