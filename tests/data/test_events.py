@@ -261,7 +261,7 @@ def test_es_stream_matches_the_level_replay(shared_data, es_events):
     """The kernel's book from the events equals Databento's own level replay (mbo.replay) at every 25th event."""
     from convexsched.data.mbo import mbo_records, replay
 
-    _, records = mbo_records(shared_data / ES)
+    records, _, _ = mbo_records(shared_data / ES)
     levels = replay(records, n_levels=10)
     stamps = np.asarray(levels.stamps, np.int64)
     last_of_stamp = np.flatnonzero(np.r_[stamps[1:] != stamps[:-1], True])
