@@ -58,12 +58,12 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from .._optional import pyplot
+from ..data.book import Book
 from ..data.sessions import session_buckets
 from ..data.slippage import book_side, walk_distances
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from ..data.book import Book
     from ..data.sessions import Sessions
     from ..optimize.curves import CostCurves
 
@@ -109,21 +109,28 @@ class Executor(Protocol):
     def fills(self) -> pd.DataFrame: ...
 
 
+_PROTOCOL = ("index", "side", "arrival_mid", "hindsight_is_bound", "immediate", "reset", "usable", "mid", "walk_curve",
+             "realized_curves", "fill", "drift", "settle", "fills")
+
+
 def as_executor(book: Any, side: str | None = None, freq: str | None = None, half_life: float | None = None) -> Executor:
     """``book`` itself when it is an executor, else a :class:`BookExecutor` over it.
 
     Options that only build a snapshot executor (``side``, ``freq``, ``half_life``) are an error
     next to an executor, unless they repeat what it already is.
     """
-    if isinstance(book, Executor):
-        given = {"freq": freq, "half_life": half_life}
-        wrong = [name for name, value in given.items() if value is not None]
-        if side is not None and side != book.side:
-            wrong.append(f"side={side!r} (the executor trades {book.side!r})")
-        if wrong:
-            raise InvalidInputError(f"{', '.join(wrong)} cannot apply to an executor: set them when building it")
-        return book
-    return BookExecutor(book, side or "buy", freq or "1min", half_life=0.0 if half_life is None else half_life)
+    if isinstance(book, Book):
+        return BookExecutor(book, side or "buy", freq or "1min", half_life=0.0 if half_life is None else half_life)
+    if not isinstance(book, Executor):
+        missing = sorted(name for name in _PROTOCOL if not hasattr(book, name))
+        raise InvalidInputError(f"expected a Book or an executor, got {type(book).__name__} (missing {', '.join(missing)})")
+    given = {"freq": freq, "half_life": half_life}
+    wrong = [name for name, value in given.items() if value is not None]
+    if side is not None and side != book.side:
+        wrong.append(f"side={side!r} (the executor trades {book.side!r})")
+    if wrong:
+        raise InvalidInputError(f"{', '.join(wrong)} cannot apply to an executor: set them when building it")
+    return book
 
 
 def _fills_frame(rows: list[tuple], tz: Any) -> pd.DataFrame:

@@ -218,3 +218,8 @@ def test_a_decision_reads_nothing_stamped_after_its_bucket_starts(sse):
     a = horizon.run(full, 50_000).steps["target"].to_numpy()[:101]
     b = horizon.run(truncated, 50_000).steps["target"].to_numpy()[:101]
     np.testing.assert_array_equal(a, b)
+
+
+def test_backtest_names_what_is_missing_from_something_that_is_neither_a_book_nor_an_executor():
+    with pytest.raises(InvalidInputError, match="missing .*fill"):
+        cs.backtest(object(), 100)
