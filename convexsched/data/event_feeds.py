@@ -108,14 +108,19 @@ class _Stream:
     def arrays(self):
         columns = list(zip(*self.rows)) if self.rows else [()] * 7
         time = np.asarray(columns[0], np.int64)
+        kind, price = np.asarray(columns[1], np.int8), np.asarray(columns[4], np.int64)
+        clear = kind == CLEAR
+        if clear.any() and not clear.all():
+            # A clear has no price; one on the stream's own grid keeps the replay's price range tight.
+            price[clear] = price[~clear].min()
         late = int((np.diff(time) < 0).sum()) if len(time) else 0
         return {
             # A stamp out of step takes the running max: the file order is the exchange order.
             "time": np.maximum.accumulate(time) if len(time) else time,
-            "kind": np.asarray(columns[1], np.int8),
+            "kind": kind,
             "order": np.asarray(columns[2], np.int64),
             "side": np.asarray(columns[3], np.int8),
-            "price": np.asarray(columns[4], np.int64),
+            "price": price,
             "qty": np.asarray(columns[5], float),
             "aggressor": np.asarray(columns[6], np.int8),
         }, late
