@@ -277,6 +277,14 @@ def test_es_stream_matches_the_level_replay(shared_data, es_events):
     assert report.rows_read == 68_792 and report.dropped["trade_summary"] == 2_973
 
 
+def test_es_session_is_the_traded_hour(es_events):
+    """The session runs from the open to the last record, so the snapshot stamped 18:00 CT the day
+    before does not make a second trading day: 60 one-minute buckets, all on the 25th."""
+    executor = cs.ReplayExecutor(es_events, "buy", "1min")
+    assert len(executor) == 60 and (executor.index.day == 25).all()
+    assert sum(executor.usable(i) for i in range(60)) >= 59
+
+
 def test_es_book_never_crossed_and_prints_at_the_touch(es_events):
     """From the open, the rebuilt book is never crossed, and the first fill of each stamp meets its side's
     best price and its resting order's own price.
