@@ -23,7 +23,10 @@ What hftbacktest cannot model, and why we need more than it:
   price. Children larger than the touch are reported apart: there hftbacktest is optimistic.
 * **Our fill rule for passive children** differs where the tape says so: we fill when the tape
   trades an order *behind* ours at our price, trades through it, or an order of the other side
-  comes to rest crossing it.
+  comes to rest crossing it. hftbacktest's FIFO model fills us when any order behind us at our
+  price reports a fill, including the aggressor's own order: on CME a resting order modified into
+  the other side gets a fill record (at the other side's price) before the record that moves it.
+  No one traded at our price then; our reader marks those fills (aggressor 0) and we wait.
 
 Clocks: both read the same records. hftbacktest's own converter (``hftbacktest.data.utils.
 databento.convert``) stamps ``exch_ts`` with ``ts_event`` and ``local_ts`` with ``ts_recv``; our
@@ -53,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, markdown_table, write_results
 
 import convexsched as cs
-from convexsched.data.events import CLEAR
+from convexsched.data.events import ADD, CLEAR, MODIFY, PRINT
 from convexsched.execution.matching import POST, SWEEP, BookState, FillLog, run_window
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "es-futures-mbo-databento"
@@ -247,6 +250,20 @@ def main():
     report(events, market, passive, convert_s, hbt_market_s, ours_market_s, hftbacktest.__version__)
 
 
+def _prints_at(events, stamp):
+    """The prints stamped ``stamp``: whose fill (the aggressor's own, or a resting order's), where it rested, its price."""
+    tick = events.tick_size
+    out = []
+    for k in np.flatnonzero((events.time == stamp) & (events.kind == PRINT)):
+        o = events.order[k]
+        placed = np.flatnonzero((events.order == o) & (events.time < stamp) & np.isin(events.kind, (ADD, MODIFY)))
+        rested = f"{events.price[placed[-1]] * tick:.2f}" if len(placed) else "?"
+        who = "aggressor's own" if events.aggressor[k] == 0 else "resting"
+        side = "bid" if events.side[k] > 0 else "ask"
+        out.append(f"{who} {side} (rested at {rested}) at {events.price[k] * tick:.2f}")
+    return "; ".join(out) or "no print (a cancel or add)"
+
+
 def _stamp(ns):
     return pd.Timestamp(int(ns), unit="ns", tz="UTC").strftime("%H:%M:%S.%f")
 
@@ -296,12 +313,17 @@ def report(events, market, passive, convert_s, hbt_market_s, ours_market_s, vers
                                  "same record", "median ours - hbt (us)"], rows, "lrrrrrrrr"))
     odd = passive[(passive.ours_filled != passive.hbt_filled) | (passive.ours_filled & passive.hbt_filled & ~passive.same_record)]
     if len(odd):
-        lines += ["", "Children where the two differ:", "", markdown_table(
-            ["side", "posted", "ours fill (UTC)", "ours price", "hbt fill (UTC)", "hbt price"],
+        lines += ["", "Children where the two differ (last column: the prints of the record at hftbacktest's fill):", "",
+                  markdown_table(
+            ["side", "posted", "ours fill (UTC)", "ours price", "hbt fill (UTC)", "hbt price", "prints at hbt's fill"],
             [[r.side, f"{r.posted:.2f}", _stamp(r.ours_time) if r.ours_filled else "none", f"{r.ours_price:.2f}",
-              _stamp(r.hbt_record or r.hbt_time) if r.hbt_filled else "none", f"{r.hbt_price:.2f}"]
+              _stamp(r.hbt_record or r.hbt_time) if r.hbt_filled else "none", f"{r.hbt_price:.2f}",
+              _prints_at(events, r.hbt_record) if r.hbt_filled else ""]
              for r in odd.itertuples()])]
-    lines += ["", "Fill times on the receive clock: ours is the triggering record's `ts_recv`; hftbacktest's fill stamp "
+    lines += ["", "Where hftbacktest fills first, the record it reacts to is the fill report of the aggressor's own "
+              "order: it rested behind us at our price and was modified into the other side, so its fill prints at the "
+              "other side's price before the record that moves it. Nobody traded at our price; ours fills at the next "
+              "trade that reaches it.", "", "Fill times on the receive clock: ours is the triggering record's `ts_recv`; hftbacktest's fill stamp "
               "is mapped to the exact `ts_recv` of the last record it had processed. Same record: equal stamps.", "",
               "## Timings", "", markdown_table(["step", "seconds"], [
                   ["hftbacktest's Databento converter (68,792 records)", f"{convert_s:.1f}"],
