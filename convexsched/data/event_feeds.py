@@ -15,8 +15,10 @@ Records of one instrument, in file order (``ts_recv``, Databento's sort key):
         file never added is an add, as in Databento's book examples, and noted
 ``R``   CLEAR
 ``F``   PRINT against the resting order (its dense number and side); the aggressor is the
-        other side, 0 when the record's side is ``N`` (the opening auction's fills). The ``C``
-        or ``M`` that follows the fill changes the book
+        other side, 0 when the record's side is ``N`` (the opening auction's fills) and 0 for
+        the fill of the aggressor's own order (its side is the preceding ``T``'s: CME reports
+        both sides when a resting order is modified into the other side). The ``C`` or ``M``
+        that follows the fill changes the book
 ``T``   nothing: the trade summary repeats its ``F`` records (counted as ``trade_summary``)
 ======  ==================================================================================
 
@@ -108,14 +110,19 @@ class _Stream:
     def arrays(self):
         columns = list(zip(*self.rows)) if self.rows else [()] * 7
         time = np.asarray(columns[0], np.int64)
+        kind, price = np.asarray(columns[1], np.int8), np.asarray(columns[4], np.int64)
+        clear = kind == CLEAR
+        if clear.any() and not clear.all():
+            # A clear has no price; one on the stream's own grid keeps the replay's price range tight.
+            price[clear] = price[~clear].min()
         late = int((np.diff(time) < 0).sum()) if len(time) else 0
         return {
             # A stamp out of step takes the running max: the file order is the exchange order.
             "time": np.maximum.accumulate(time) if len(time) else time,
-            "kind": np.asarray(columns[1], np.int8),
+            "kind": kind,
             "order": np.asarray(columns[2], np.int64),
             "side": np.asarray(columns[3], np.int8),
-            "price": np.asarray(columns[4], np.int64),
+            "price": price,
             "qty": np.asarray(columns[5], float),
             "aggressor": np.asarray(columns[6], np.int8),
         }, late
@@ -208,7 +215,7 @@ def _mbo_stream(records, actions, tick, dropped):
         dropped[reason] = 0
     stream = _Stream()
     book: dict[int, list] = {}  # feed id -> [dense, side, price in ticks, size]
-    as_add = snapshot = 0
+    as_add = snapshot = own = taker = 0
     columns = [records[name].tolist() for name in ("side", "price", "size", "order_id", "flags", "ts_recv")]
     for action, side_code, price, size, oid, flags, stamp in zip(actions.tolist(), *columns):
         side_code = side_code.decode() if isinstance(side_code, bytes) else side_code
@@ -217,6 +224,7 @@ def _mbo_stream(records, actions, tick, dropped):
         valid = side != 0 and price != _UNDEF_PRICE and size > 0
         if action == "T":
             dropped["trade_summary"] += 1
+            taker = side  # the aggressor's side for the fills that follow
         elif action == "R":
             book.clear()
             stream.emit(stamp, CLEAR, -1, 0, 0, 0.0)
@@ -252,13 +260,17 @@ def _mbo_stream(records, actions, tick, dropped):
             if order is None or price == _UNDEF_PRICE:
                 dropped["orphan_fill"] += 1
                 continue
-            aggressor = -order[1] if side != 0 else 0
+            # The aggressor's own order can rest too (a modify that crossed): its fill is no passive fill.
+            aggressor = 0 if side == 0 or order[1] == taker else -order[1]
+            own += side != 0 and order[1] == taker
             stream.emit(stamp, PRINT, order[0], order[1], round(price / tick), float(size), aggressor)
         else:
             dropped["unknown_action"] += 1
     notes = [f"{len(records)} MBO records of the instrument; {snapshot} snapshot records (F_SNAPSHOT) added as orders"]
     if as_add:
         notes.append(f"{as_add} modifies of orders the file never added, taken as adds")
+    if own:
+        notes.append(f"{own} fills of the aggressor's own resting order (its side is the trade's), printed with aggressor 0")
     if snapshot == 0 and not any(row[1] == CLEAR for row in stream.rows):
         notes.append("no snapshot or clear record: the book starts empty, orders resting before the file are missing")
     return stream, notes

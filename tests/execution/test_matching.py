@@ -150,7 +150,7 @@ def scenarios(draw):
     return rows, actions, cuts, draw(st.sampled_from([1, -1])), draw(st.integers(1, 3))
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(scenarios(), st.booleans())
 def test_kernel_matches_the_reference(scenario, rematch):
     rows, actions, cuts, our_side, slots = scenario
