@@ -19,16 +19,18 @@ import threading
 from collections.abc import Callable
 
 _pending: list[Callable] = []
+_inlined: set[Callable] = set()
 _lock = threading.Lock()
 
 
 def _dispatcher(function):
     import numba
 
+    inline = "always" if function in _inlined else "never"
     try:
-        return numba.njit(cache=True)(function)
+        return numba.njit(cache=True, inline=inline)(function)
     except RuntimeError:
-        return numba.njit(function)
+        return numba.njit(inline=inline)(function)
 
 
 def _materialize():
@@ -37,6 +39,14 @@ def _materialize():
         while _pending:
             function = _pending.pop()
             function.__globals__[function.__name__] = _dispatcher(function)
+
+
+def inline(function):
+    """Register ``function`` as a small kernel that its callers inline (``inline="always"``):
+    a call of a compiled function passes every array as a struct of several fields, which
+    costs more than a short loop body."""
+    _inlined.add(function)
+    return njit(function)
 
 
 def njit(function):

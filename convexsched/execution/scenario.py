@@ -66,7 +66,7 @@ from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
 from ..optimize.validate import Order, check_total
-from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
+from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted_batch, weighted_kkt
 from .executors import ExecutionRecord, Executor, Trace, as_executor, progress_bar
 
 if TYPE_CHECKING:
@@ -281,24 +281,32 @@ class ScenarioHorizon:
                 widths, gamma = widths * scale[:, None], gamma / scale
             caps = self._cap(pace, widths.sum(axis=1))
             caps[0] = row["cap"]
-            buckets = WeightedBuckets.build(slopes, widths, omega, rho=rho, gamma=gamma, cap=caps)
-            target = self._solve_weighted(row, buckets, remaining)
+            target = self._solve_weighted(row, (slopes, widths, omega, gamma, caps), remaining, rho)
         row["solve_s"] = time.perf_counter() - started
         return target
 
-    def _solve_weighted(self, row, buckets, remaining):
-        room = float(buckets.weights @ buckets.capacity)
-        if remaining > room:
-            # Neither now nor the capped future can take it all: as much as allowed now.
+    def _solve_weighted(self, row, problem, remaining, rho):
+        slopes, widths, omega, gamma, caps = problem
+        if self.method == "fast":
+            # One compiled call solves and certifies the step (a batch of one): no Python
+            # object is built per step.
+            batch = solve_weighted_batch(slopes[None], widths[None], omega[None], remaining, rho=rho,
+                                         gamma=gamma[None], cap=caps[None])  # fmt: skip
+            if remaining > batch.maximum[0]:
+                # Neither now nor the capped future can take it all: as much as allowed now
+                # (an infeasible problem comes back with every bucket at its cap).
+                row["infeasible"] = True
+            else:
+                row.update({"lambda": float(batch.multiplier[0]), "kkt_ok": bool(batch.kkt_ok[0]),
+                            "kkt_violation": float(batch.max_violation[0])})  # fmt: skip
+            return float(batch.y[0, 0])
+        buckets = WeightedBuckets.build(slopes, widths, omega, rho=rho, gamma=gamma, cap=caps)
+        if remaining > float(buckets.weights @ buckets.capacity):
             row["infeasible"] = True
             return float(buckets.capacity[0])
-        if self.method == "cvxpy":
-            problem, y, budget, (share_unit, cost_unit) = build_weighted_problem(buckets, remaining, self.formulation)
-            problem.solve(solver=self.solver)
-            y_value, level = np.asarray(y.value, dtype=float), -float(budget.dual_value) * cost_unit / share_unit
-        else:
-            solution = solve_weighted(buckets, remaining)
-            y_value, level = solution.y, solution.multiplier
+        problem, y, budget, (share_unit, cost_unit) = build_weighted_problem(buckets, remaining, self.formulation)
+        problem.solve(solver=self.solver)
+        y_value, level = np.asarray(y.value, dtype=float), -float(budget.dual_value) * cost_unit / share_unit
         report = weighted_kkt(buckets, remaining, y_value, level)
         row.update({"lambda": level, "kkt_ok": report.ok, "kkt_violation": report.max_violation})
         return float(y_value[0])

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._jit import inline, njit
 from ..errors import InfeasibleError, InvalidInputError
 from .kkt import KKTReport
 
@@ -98,8 +99,6 @@ class WeightedBuckets:
         """
         slopes = np.atleast_2d(np.asarray(slopes, dtype=float))
         widths = np.atleast_2d(np.asarray(widths, dtype=float))
-        if slopes.shape != widths.shape:
-            raise InvalidInputError(f"slopes {slopes.shape} and widths {widths.shape} differ in shape")
         n = slopes.shape[0]
         weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float).reshape(-1)
         gamma = np.zeros(n) if gamma is None else np.asarray(gamma, dtype=float).reshape(-1)
@@ -107,24 +106,12 @@ class WeightedBuckets:
         for name, array in (("weights", weights), ("gamma", gamma), ("cap", cap)):
             if array.shape != (n,):
                 raise InvalidInputError(f"{name} has shape {array.shape}; expected ({n},)")
-        if not (np.isfinite(slopes).all() and np.isfinite(widths).all() and np.isfinite(weights).all()
-                and np.isfinite(gamma).all()):
-            raise InvalidInputError("slopes, widths, weights and gamma must be finite")
-        if (widths < 0).any() or (weights < 0).any() or (gamma < 0).any() or np.isnan(cap).any() or (cap < 0).any():
-            raise InvalidInputError("widths, weights, gamma and caps must be >= 0")
-        if not np.isfinite(rho) or rho < 0:
-            raise InvalidInputError(f"rho must be finite and >= 0, got {rho}")
-        if (np.diff(slopes, axis=1) < 0).any():
-            i = int(np.argwhere(np.diff(slopes, axis=1) < 0)[0, 0])
-            raise InvalidInputError(f"bucket {i}'s slopes decrease: every curve must be convex")
-        depth = widths.sum(axis=1)
-        last_slope = _last_real(slopes, widths > 0)
-        # A tail continues the book past D_j only where there is a book to continue.
-        gamma = np.where(depth > 0, gamma, 0.0)
-        ends = np.cumsum(widths, axis=1)
-        truncated = np.clip(np.minimum(ends, cap[:, None]) - (ends - widths), 0.0, widths)
-        tail_cap = np.where(gamma > 0, np.maximum(cap - depth, 0.0), 0.0)
-        return cls(slopes, truncated, weights, gamma, depth, tail_cap, last_slope, float(rho))
+        slopes, widths, weights, gamma, cap = (np.ascontiguousarray(a) for a in (slopes, widths, weights, gamma, cap))
+        _check_arrays(slopes, widths, weights, gamma, cap, np.asarray(rho, dtype=float))
+        truncated, tail_gamma = np.empty_like(widths), np.empty(n)
+        depth, tail_cap, last_slope = np.empty(n), np.empty(n), np.empty(n)
+        _prepare(slopes, widths, gamma, cap, truncated, tail_gamma, depth, tail_cap, last_slope)
+        return cls(slopes, truncated, weights, tail_gamma, depth, tail_cap, last_slope, float(rho))
 
     @property
     def n_buckets(self) -> int:
@@ -193,6 +180,24 @@ def _last_real(slopes, real):
     return np.where(real.any(axis=1), slopes[np.arange(len(slopes)), last], 0.0)
 
 
+def _check_arrays(slopes, widths, weights, gamma, cap, rho):
+    """The checks of (E12)'s data, whole arrays at once (one problem or a batch)."""
+    if slopes.shape != widths.shape:
+        raise InvalidInputError(f"slopes {slopes.shape} and widths {widths.shape} differ in shape")
+    if not (np.isfinite(slopes).all() and np.isfinite(widths).all() and np.isfinite(weights).all()
+            and np.isfinite(gamma).all()):
+        raise InvalidInputError("slopes, widths, weights and gamma must be finite")
+    if (widths < 0).any() or (weights < 0).any() or (gamma < 0).any() or np.isnan(cap).any() or (cap < 0).any():
+        raise InvalidInputError("widths, weights, gamma and caps must be >= 0")
+    if not (np.isfinite(rho).all() and (rho >= 0).all()):
+        raise InvalidInputError(f"rho must be finite and >= 0, got {rho}")
+    decreasing = np.diff(slopes, axis=-1) < 0
+    if decreasing.any():
+        *problem, bucket = (int(i) for i in np.argwhere(decreasing)[0][:-1])
+        where = f"problem {problem[0]}, bucket {bucket}" if problem else f"bucket {bucket}"
+        raise InvalidInputError(f"{where}'s slopes decrease: every curve must be convex")
+
+
 def _segment_fills(slopes, widths, rho, level, upper):
     if rho > 0:
         starts = np.cumsum(widths, axis=1) - widths
@@ -224,7 +229,7 @@ class WeightedSolution:
 
 
 def solve_weighted(buckets: WeightedBuckets, total: float) -> WeightedSolution:
-    """Solve (E12) exactly (module docstring).
+    """Solve (E12) exactly (module docstring), in one compiled call.
 
     Parameters
     ----------
@@ -241,57 +246,15 @@ def solve_weighted(buckets: WeightedBuckets, total: float) -> WeightedSolution:
     InfeasibleError
         ``R`` above ``sum_j omega_j u_j``; the message names that maximum.
     """
-    total = float(total)
-    if not np.isfinite(total) or total < 0:
-        raise InvalidInputError(f"the budget must be finite and >= 0, got {total}")
-    maximum = float(buckets.weights @ buckets.capacity)
-    if total > maximum * (1 + 1e-12):
+    total = _check_budget(total)
+    y = np.empty(buckets.n_buckets)
+    level, value, tie, maximum, feasible = _solve_prepared(*_kernel_args(buckets), total, y)
+    if not feasible:
         raise InfeasibleError(
             f"{total:.6g} shares exceed what the buckets can take; the maximum executable is {maximum:.6g}",
             max_executable=maximum,
         )
-    points = buckets.breakpoints()
-    if total == 0 or len(points) == 0:
-        level = float(points[0]) if len(points) else 0.0
-        y = np.zeros(buckets.n_buckets)
-        return WeightedSolution(y, level, 0.0, np.nan)
-    # First breakpoint whose upper total reaches the budget (S is nondecreasing).
-    lo, hi = 0, len(points) - 1
-    if buckets.total(points[hi], upper=True) < total:
-        # Beyond every breakpoint only uncapped tails grow, linearly.
-        y, level = _beyond(buckets, points[hi], total)
-        return WeightedSolution(y, level, buckets.value(y), np.nan)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if buckets.total(points[mid], upper=True) >= total:
-            hi = mid
-        else:
-            lo = mid + 1
-    level = float(points[lo])
-    below = buckets.total(level, upper=False)
-    if below <= total:
-        low, high = buckets.response(level, False), buckets.response(level, True)
-        span = float(buckets.weights @ (high - low))
-        fraction = (total - below) / span if span > 0 else 0.0
-        y = low + fraction * (high - low)
-        return WeightedSolution(y, level, buckets.value(y), fraction if span > 0 else np.nan)
-    # S is continuous and linear on (points[lo-1], points[lo]]: interpolate the level.
-    left = float(points[lo - 1])
-    at_left = buckets.total(left, upper=True)
-    level = left + (total - at_left) * (level - left) / (below - at_left)
-    y = buckets.response(level, upper=True)
-    return WeightedSolution(y, level, buckets.value(y), np.nan)
-
-
-def _beyond(buckets, last, total):
-    base = buckets.response(last, upper=True)
-    open_tail = (buckets.tail_cap > 0) & np.isinf(buckets.tail_cap)
-    rate = float(buckets.weights[open_tail] @ (1.0 / (buckets.rho + buckets.gamma[open_tail])))
-    if rate == 0:
-        # R is the whole capacity (up to rounding of the ramps' ends): every bucket is full.
-        return buckets.capacity.copy(), float(last)
-    level = float(last) + (total - float(buckets.weights @ base)) / rate
-    return buckets.response(level, upper=True), level
+    return WeightedSolution(y, level, value, tie)
 
 
 def weighted_kkt(buckets: WeightedBuckets, total: float, y: ArrayLike, multiplier: float, tol: float = 1e-6) -> KKTReport:
@@ -299,64 +262,422 @@ def weighted_kkt(buckets: WeightedBuckets, total: float, y: ArrayLike, multiplie
 
     The dual function is ``D(lambda) = lambda R - sum_j omega_j phi_j^*(lambda)`` with
     ``phi_j^*(lambda) = lambda y_j(lambda) - phi_j(y_j(lambda))``; ``F(y) - D(lambda) >= 0``
-    bounds the suboptimality of ``y``.
+    bounds the suboptimality of ``y``. Stationarity compares ``lambda`` with the left and right
+    derivatives of every ``phi_j`` at ``y_j`` (``-inf`` at 0, ``+inf`` at the cap; a point
+    within ``tol R`` of a breakpoint counts as on it).
 
     Returns
     -------
     KKTReport
     """
-    y = np.asarray(y, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
     n = buckets.n_buckets
     if y.shape != (n,) or not np.isfinite(y).all():
         raise InvalidInputError(f"y must be {n} finite numbers")
-    scale_shares = max(float(total), 1.0)
-    capacity = buckets.capacity
-    price_scale = max(float(np.abs(buckets.slopes[buckets.widths > 0]).max(initial=0.0)), abs(multiplier), 1e-12)
-    snap = tol * scale_shares
-    left, right = _slope_bounds(buckets, y, snap)
-    used = buckets.weights > 0
-    stationarity = float(np.maximum(np.maximum(left - multiplier, multiplier - right), 0.0)[used].max(initial=0.0))
-    lo, hi = float(left[used].max(initial=-np.inf)), float(right[used].min(initial=np.inf))
-    primal = abs(float(buckets.weights @ y) - total) / scale_shares
-    bounds = float(np.maximum(np.maximum(-y, y - capacity), 0.0).max(initial=0.0)) / scale_shares
-    value = buckets.value(np.clip(y, 0.0, capacity))
-    response = buckets.response(multiplier, upper=True)
-    dual = multiplier * total - float(buckets.weights @ (multiplier * response - buckets.bucket_values(response)))
-    gap = (value - dual) / max(abs(value), price_scale * scale_shares)
-    violations = (primal, bounds, stationarity / price_scale, max(gap, 0.0))
-    worst = float(max(violations))
+    out = np.empty(_N_CERTIFICATE)
+    _certify(*_kernel_args(buckets), float(total), y, float(multiplier), float(tol), out)
+    worst, primal, bounds, stationarity, gap, value, dual, lo, hi = out
     return KKTReport(
-        ok=bool(worst <= tol), max_violation=worst, primal_residual=primal, bound_violation=bounds,
-        stationarity=stationarity / price_scale, complementarity=0.0, duality_gap=float(gap),
-        objective_value=value, dual_value=dual, multiplier=float(multiplier), multiplier_interval=(lo, hi), tol=tol,
+        ok=bool(worst <= tol), max_violation=float(worst), primal_residual=float(primal), bound_violation=float(bounds),
+        stationarity=float(stationarity), complementarity=0.0, duality_gap=float(gap), objective_value=float(value),
+        dual_value=float(dual), multiplier=float(multiplier), multiplier_interval=(float(lo), float(hi)), tol=tol,
     )
 
 
-def _slope_bounds(buckets, y, snap):
-    """Left and right derivatives of ``phi_j`` at ``y_j`` (``-inf`` at 0, ``+inf`` at the cap)."""
-    widths = buckets.widths
-    ends = np.cumsum(widths, axis=1)
-    starts = ends - widths
-    real = widths > 0
-    book = widths.sum(axis=1)
-    inside = np.minimum(y, book)
+@dataclass(frozen=True)
+class WeightedBatch:
+    """Solutions and certificates of a batch of (E12) problems (:func:`solve_weighted_batch`).
+
+    Row ``b`` of every array belongs to problem ``b``; an infeasible problem (``feasible`` False)
+    has every bucket at its cap in ``y``, NaN for its level, objective and certificate.
+
+    Attributes
+    ----------
+    y : numpy.ndarray, shape (B, n)
+    multiplier, objective_value, tie_fraction : numpy.ndarray, shape (B,)
+        As in :class:`WeightedSolution`.
+    maximum : numpy.ndarray, shape (B,)
+        ``sum_j omega_j u_j``, the most the problem can take.
+    feasible : numpy.ndarray of bool, shape (B,)
+    kkt_ok : numpy.ndarray of bool, shape (B,)
+    max_violation, duality_gap : numpy.ndarray, shape (B,)
+        As in :class:`~convexsched.KKTReport` (:func:`weighted_kkt` of the same problem).
+    """
+
+    y: np.ndarray
+    multiplier: np.ndarray
+    objective_value: np.ndarray
+    tie_fraction: np.ndarray
+    maximum: np.ndarray
+    feasible: np.ndarray
+    kkt_ok: np.ndarray
+    max_violation: np.ndarray
+    duality_gap: np.ndarray
+
+
+def solve_weighted_batch(slopes: ArrayLike, widths: ArrayLike, weights: ArrayLike, totals: ArrayLike, *,
+                         rho: ArrayLike = 0.0, gamma: ArrayLike | None = None, cap: ArrayLike | None = None,
+                         tol: float = 1e-6, check: bool = True) -> WeightedBatch:
+    """Solve and certify ``B`` problems (E12) of the same shape in one compiled call.
+
+    Problem ``b`` is ``WeightedBuckets.build(slopes[b], widths[b], weights[b], rho=rho[b],
+    gamma=gamma[b], cap=cap[b])`` with budget ``totals[b]``; its answer is bit for bit that of
+    :func:`solve_weighted` and :func:`weighted_kkt` on that problem (the same compiled steps), but
+    the batch is checked once and builds no Python object per problem. Problems with fewer
+    buckets are padded with buckets of weight 0 and zero widths (they take nothing).
+
+    Parameters
+    ----------
+    slopes, widths : array_like, shape (B, n, K)
+    weights : array_like, shape (B, n)
+    totals : array_like, shape (B,)
+        Budgets ``R_b >= 0``.
+    rho : float or array_like of shape (B,)
+    gamma, cap : array_like, shape (B, n), optional
+        Tail gradients (default none) and caps (default ``inf``).
+    tol : float
+        Tolerance of the certificates.
+    check : bool
+        Check the data (finite, nonnegative, convex curves: as :meth:`WeightedBuckets.build`).
+        ``False`` is for a caller whose curves are checked already (the scenario's book walks):
+        unchecked bad data gives meaningless answers, not an error.
+
+    Returns
+    -------
+    WeightedBatch
+        Infeasible problems are flagged, not raised: the others are still solved.
+    """
+    slopes = np.ascontiguousarray(slopes, dtype=float)
+    widths = np.ascontiguousarray(widths, dtype=float)
+    if slopes.ndim != 3:
+        raise InvalidInputError(f"slopes must have shape (B, n, K), got {slopes.shape}")
+    b, n, _ = slopes.shape
+    weights, totals, rho = _batch_array(weights, (b, n)), _batch_array(totals, (b,)), _batch_array(rho, (b,))
+    gamma = np.zeros((b, n)) if gamma is None else _batch_array(gamma, (b, n))
+    cap = np.full((b, n), np.inf) if cap is None else _batch_array(cap, (b, n))
+    if check:
+        _check_arrays(slopes, widths, weights, gamma, cap, rho)
+        if not (np.isfinite(totals).all() and (totals >= 0).all()):
+            raise InvalidInputError("the budgets must be finite and >= 0")
+    y, info = np.empty((b, n)), np.empty((b, _N_INFO))
+    _solve_batch(slopes, widths, weights, gamma, cap, rho, totals, float(tol), y, info)
+    feasible = info[:, 4] > 0
+    return WeightedBatch(
+        y=y, multiplier=info[:, 0], objective_value=info[:, 1], tie_fraction=info[:, 2], maximum=info[:, 3],
+        feasible=feasible, kkt_ok=feasible & (info[:, 5] <= tol), max_violation=info[:, 5], duality_gap=info[:, 9],
+    )
+
+
+def _batch_array(value, shape):
+    """``value`` broadcast to ``shape`` as a writable C array (one compiled signature)."""
+    array = np.asarray(value, dtype=float)
+    if array.shape == shape and array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(np.broadcast_to(array, shape), order="C")
+
+
+def _check_budget(total):
+    total = float(total)
+    if not np.isfinite(total) or total < 0:
+        raise InvalidInputError(f"the budget must be finite and >= 0, got {total}")
+    return total
+
+
+def _kernel_args(buckets):
+    return (buckets.slopes, buckets.widths, buckets.weights, buckets.gamma, buckets.depth, buckets.tail_cap,
+            buckets.last_slope, buckets.rho)  # fmt: skip
+
+
+# ---------------------------------------------------------------- compiled kernels
+#
+# One problem's steps, shared by the single-problem functions and the batch: the batch answer
+# is the single answer bit for bit. The pure-numpy reference is tests/reference_weighted.py.
+
+_N_CERTIFICATE = 9  # worst, primal, bounds, stationarity, gap, value, dual, lo, hi
+_N_INFO = 5 + _N_CERTIFICATE  # level, objective, tie fraction, maximum, feasible, then the certificate
+
+
+@njit
+def _prepare(slopes, widths, gamma, cap, truncated, tail_gamma, depth, tail_cap, last_slope):
+    """Caps and tails of one problem (:meth:`WeightedBuckets.build` after its checks)."""
+    n, k = slopes.shape
+    for j in range(n):
+        total, last = 0.0, 0.0
+        for q in range(k):
+            total += widths[j, q]
+            if widths[j, q] > 0:
+                last = slopes[j, q]
+        depth[j], last_slope[j] = total, last
+        # A tail continues the book past D_j only where there is a book to continue.
+        tail_gamma[j] = gamma[j] if total > 0 else 0.0
+        end = 0.0
+        for q in range(k):
+            w = widths[j, q]
+            end += w
+            truncated[j, q] = min(max(min(end, cap[j]) - (end - w), 0.0), w)
+        tail_cap[j] = max(cap[j] - total, 0.0) if tail_gamma[j] > 0 else 0.0
+
+
+@inline
+def _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, upper):
+    """``y_j(lambda)`` of (E13); at a level equal to a slope (``rho = 0``) ``upper`` takes the segment."""
+    # Slopes rise along the row, so the first segment left empty ends the walk (zero widths
+    # take nothing either way).
+    fill, start = 0.0, 0.0
+    for q in range(slopes.shape[1]):
+        w = widths[j, q]
+        if rho > 0:
+            ramp = (level - slopes[j, q]) / rho - start
+            if ramp <= 0.0:
+                break
+            fill += min(ramp, w)
+        elif slopes[j, q] < level or (upper and slopes[j, q] == level):
+            fill += w
+        else:
+            break
+        start += w
+    if tail_cap[j] > 0:
+        fill += min(max((level - (last_slope[j] + rho * depth[j])) / (rho + gamma[j]), 0.0), tail_cap[j])
+    return fill
+
+
+@inline
+def _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, upper):
+    """``S(lambda) = sum_j omega_j y_j(lambda)``."""
+    total = 0.0
+    for j in range(slopes.shape[0]):
+        if weights[j] > 0:
+            total += weights[j] * _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, upper)
+    return total
+
+
+@inline
+def _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, y):
+    """``phi_j(y)``: the book walk, the tail beyond ``D_j`` and the smoothing."""
+    book = 0.0
+    for q in range(slopes.shape[1]):
+        book += widths[j, q]
+    inside, start, value = min(y, book), 0.0, 0.0
+    for q in range(slopes.shape[1]):
+        w = widths[j, q]
+        value += slopes[j, q] * min(max(inside - start, 0.0), w)
+        start += w
+    beyond = max(y - depth[j], 0.0)
+    return value + beyond * last_slope[j] + 0.5 * gamma[j] * beyond * beyond + 0.5 * rho * y * y
+
+
+@inline
+def _value(slopes, widths, weights, gamma, depth, last_slope, rho, y):
+    value = 0.0
+    for j in range(slopes.shape[0]):
+        if weights[j] > 0:
+            value += weights[j] * _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, y[j])
+    return value
+
+
+@inline
+def _capacity(widths, tail_cap, j):
+    book = 0.0
+    for q in range(widths.shape[1]):
+        book += widths[j, q]
+    return book + tail_cap[j]
+
+
+@njit
+def _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho):
+    """Every level where some response changes slope or jumps, sorted and unique."""
+    n, k = slopes.shape
+    points = np.empty(2 * n * k + 2 * n)
+    m = 0
+    for j in range(n):
+        start = 0.0
+        for q in range(k):
+            w = widths[j, q]
+            if w > 0:
+                if rho > 0:
+                    points[m], points[m + 1] = slopes[j, q] + rho * start, slopes[j, q] + rho * (start + w)
+                    m += 2
+                else:
+                    points[m] = slopes[j, q]
+                    m += 1
+            start += w
+        if tail_cap[j] > 0:
+            begin = last_slope[j] + rho * depth[j]
+            points[m] = begin
+            m += 1
+            end = begin + (rho + gamma[j]) * tail_cap[j]
+            if np.isfinite(end):
+                points[m] = end
+                m += 1
+    points = np.sort(points[:m])
+    unique = 0
+    for i in range(m):
+        if i == 0 or points[i] != points[unique - 1]:
+            points[unique] = points[i]
+            unique += 1
+    return points[:unique]
+
+
+@inline
+def _fill(slopes, widths, gamma, depth, tail_cap, last_slope, rho, level, upper, y):
+    for j in range(slopes.shape[0]):
+        y[j] = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, upper)
+
+
+@njit
+def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y):
+    """(E12) on prepared data; writes ``y``, returns ``(level, objective, tie, maximum, feasible)``.
+
+    ``S`` is nondecreasing: bisect the breakpoints for the first whose upper total reaches
+    ``R``; there either split a jump of ``S`` (tied slopes) at one fraction of every tied
+    width, or interpolate the level on the linear piece before it.
+    """
+    n = slopes.shape[0]
+    maximum = 0.0
+    for j in range(n):
+        if weights[j] > 0:
+            maximum += weights[j] * _capacity(widths, tail_cap, j)
+    if total > maximum * (1 + 1e-12):
+        for j in range(n):
+            y[j] = _capacity(widths, tail_cap, j)
+        return np.nan, np.nan, np.nan, maximum, False
+    points = _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho)
+    if total == 0 or len(points) == 0:
+        y[:] = 0.0
+        return (points[0] if len(points) else 0.0), 0.0, np.nan, maximum, True
+    lo, hi = 0, len(points) - 1
+    if _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, points[hi], True) < total:
+        # Beyond every breakpoint only uncapped tails grow, linearly.
+        level = _beyond(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, points[hi], total, y)
+        return level, _value(slopes, widths, weights, gamma, depth, last_slope, rho, y), np.nan, maximum, True
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, points[mid], True) >= total:
+            hi = mid
+        else:
+            lo = mid + 1
+    level = points[lo]
+    below = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, False)
+    if below <= total:
+        low, span = np.empty(n), 0.0
+        for j in range(n):
+            low[j] = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, False)
+            y[j] = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, True) - low[j]
+            if weights[j] > 0:
+                span += weights[j] * y[j]
+        fraction = (total - below) / span if span > 0 else 0.0
+        for j in range(n):
+            y[j] = low[j] + fraction * y[j]
+        value = _value(slopes, widths, weights, gamma, depth, last_slope, rho, y)
+        return level, value, (fraction if span > 0 else np.nan), maximum, True
+    # S is continuous and linear on (points[lo-1], points[lo]]: interpolate the level.
+    left = points[lo - 1]
+    at_left = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, left, True)
+    level = left + (total - at_left) * (level - left) / (below - at_left)
+    _fill(slopes, widths, gamma, depth, tail_cap, last_slope, rho, level, True, y)
+    return level, _value(slopes, widths, weights, gamma, depth, last_slope, rho, y), np.nan, maximum, True
+
+
+@inline
+def _beyond(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, last, total, y):
+    rate = 0.0
+    for j in range(slopes.shape[0]):
+        if weights[j] > 0 and np.isinf(tail_cap[j]):
+            rate += weights[j] / (rho + gamma[j])
+    if rate == 0:
+        # R is the whole capacity (up to rounding of the ramps' ends): every bucket is full.
+        for j in range(slopes.shape[0]):
+            y[j] = _capacity(widths, tail_cap, j)
+        return last
+    base = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, last, True)
+    level = last + (total - base) / rate
+    _fill(slopes, widths, gamma, depth, tail_cap, last_slope, rho, level, True, y)
+    return level
+
+
+@njit
+def _certify(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y, multiplier, tol, out):
+    """The certificate of :func:`weighted_kkt` into ``out`` (``_N_CERTIFICATE`` numbers)."""
+    n, k = slopes.shape
+    scale = max(total, 1.0)
+    snap = tol * scale
+    price = max(abs(multiplier), 1e-12)
+    for j in range(n):
+        for q in range(k):
+            if widths[j, q] > 0:
+                price = max(price, abs(slopes[j, q]))
+    stationarity, lo, hi, sold, bounds, value, conjugates = 0.0, -np.inf, np.inf, 0.0, 0.0, 0.0, 0.0
+    for j in range(n):
+        left, right = _slope_bounds(slopes, widths, gamma, depth, tail_cap, last_slope, j, y[j], snap)
+        left, right = left + rho * y[j], right + rho * y[j]
+        capacity = _capacity(widths, tail_cap, j)
+        bounds = max(bounds, -y[j], y[j] - capacity)
+        if weights[j] > 0:
+            stationarity = max(stationarity, left - multiplier, multiplier - right)
+            lo, hi = max(lo, left), min(hi, right)
+            sold += weights[j] * y[j]
+            value += weights[j] * _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, min(max(y[j], 0.0), capacity))
+            response = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, multiplier, True)
+            conjugates += weights[j] * (multiplier * response - _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, response))
+    primal = abs(sold - total) / scale
+    dual = multiplier * total - conjugates
+    gap = (value - dual) / max(abs(value), price * scale)
+    worst = max(primal, max(bounds, 0.0) / scale, stationarity / price, max(gap, 0.0))
+    out[0], out[1], out[2], out[3], out[4] = worst, primal, max(bounds, 0.0) / scale, stationarity / price, gap
+    out[5], out[6], out[7], out[8] = value, dual, lo, hi
+
+
+@inline
+def _slope_bounds(slopes, widths, gamma, depth, tail_cap, last_slope, j, y, snap):
+    """Left and right derivatives of ``g_j`` plus its tail at ``y`` (``-inf`` at 0, ``+inf`` at the cap)."""
+    book = 0.0
+    for q in range(slopes.shape[1]):
+        book += widths[j, q]
+    inside = min(y, book)
     # Segments strictly containing y (up to snap) give both bounds; at a breakpoint the left
     # one comes from the segment ending there and the right one from the segment starting there.
-    left_mask = real & (starts < inside[:, None] - snap)
-    right_mask = real & (ends > inside[:, None] + snap)
-    last_left = np.where(left_mask, buckets.slopes, -np.inf).max(axis=1)
-    first_right = np.where(right_mask, buckets.slopes, np.inf).min(axis=1)
-    beyond = np.maximum(y - buckets.depth, 0.0)
-    tail_slope = buckets.last_slope + buckets.gamma * beyond
-    has_tail = buckets.tail_cap > 0
-    in_tail = has_tail & (y > book + snap)
-    at_book_end = ~right_mask.any(axis=1)
-    left = np.where(in_tail, tail_slope, last_left)
-    right = np.where(at_book_end, np.where(has_tail & (y < book + buckets.tail_cap - snap), tail_slope, np.inf), first_right)
-    right = np.where(in_tail & (y < book + buckets.tail_cap - snap), tail_slope, right)
-    left = np.where(y <= snap, -np.inf, left)
-    smooth = buckets.rho * y
-    return left + smooth, right + smooth
+    last_left, first_right, start = -np.inf, np.inf, 0.0
+    for q in range(slopes.shape[1]):
+        w = widths[j, q]
+        if w > 0:
+            if start < inside - snap:
+                last_left = max(last_left, slopes[j, q])
+            if start + w > inside + snap:
+                first_right = min(first_right, slopes[j, q])
+        start += w
+    tail_slope = last_slope[j] + gamma[j] * max(y - depth[j], 0.0)
+    has_tail = tail_cap[j] > 0
+    in_tail = has_tail and y > book + snap
+    room = has_tail and y < book + tail_cap[j] - snap
+    left = tail_slope if in_tail else last_left
+    if in_tail and room:
+        right = tail_slope
+    elif first_right == np.inf:  # at the end of the book
+        right = tail_slope if room else np.inf
+    else:
+        right = first_right
+    if y <= snap:
+        left = -np.inf
+    return left, right
+
+
+@njit
+def _solve_batch(slopes, widths, weights, gamma, cap, rho, totals, tol, y, info):
+    """:func:`solve_weighted_batch`'s loop: prepare, solve and certify every problem."""
+    n, k = slopes.shape[1], slopes.shape[2]
+    truncated, tail_gamma = np.empty((n, k)), np.empty(n)
+    depth, tail_cap, last_slope = np.empty(n), np.empty(n), np.empty(n)
+    for b in range(slopes.shape[0]):
+        _prepare(slopes[b], widths[b], gamma[b], cap[b], truncated, tail_gamma, depth, tail_cap, last_slope)
+        level, value, tie, maximum, feasible = _solve_prepared(
+            slopes[b], truncated, weights[b], tail_gamma, depth, tail_cap, last_slope, rho[b], totals[b], y[b]
+        )
+        info[b, 0], info[b, 1], info[b, 2], info[b, 3], info[b, 4] = level, value, tie, maximum, 1.0 if feasible else 0.0
+        if feasible:
+            _certify(slopes[b], truncated, weights[b], tail_gamma, depth, tail_cap, last_slope, rho[b], totals[b], y[b],
+                     level, tol, info[b, 5:])  # fmt: skip
+        else:
+            info[b, 5:] = np.nan
 
 
 def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: str = "segment") -> tuple[Any, Any, Any, tuple[float, float]]:
