@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from typing import Literal
 
 _pending: list[Callable] = []
 _inlined: set[Callable] = set()
@@ -26,7 +27,7 @@ _lock = threading.Lock()
 def _dispatcher(function):
     import numba
 
-    inline = "always" if function in _inlined else "never"
+    inline: Literal["always", "never"] = "always" if function in _inlined else "never"
     try:
         return numba.njit(cache=True, inline=inline)(function)
     except RuntimeError:
