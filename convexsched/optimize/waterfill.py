@@ -92,7 +92,7 @@ def _median_of_three(values, lo, hi):
 
 
 @njit
-def _weighted_select(values, weights, total):
+def weighted_select(values, weights, total):
     """Smallest value ``v`` with ``sum(weights[values <= v]) >= total`` (weighted quickselect).
 
     Returns ``(v, weight strictly below v, weight at v)``. Each round splits the open range
@@ -146,7 +146,7 @@ def _cost_only(slopes, widths, total):
                 values[m] = slopes[i, j]
                 weights[m] = widths[i, j]
                 m += 1
-    level, below, tied = _weighted_select(values[:m], weights[:m], total)
+    level, below, tied = weighted_select(values[:m], weights[:m], total)
     remainder = total - below
     share = min(remainder / tied, 1.0) if tied > 0 else 0.0
     upper = np.inf

@@ -49,6 +49,7 @@ from numpy.typing import ArrayLike
 
 from .._jit import inline, njit
 from ..errors import InfeasibleError, InvalidInputError
+from . import waterfill
 from .kkt import KKTReport
 
 
@@ -530,7 +531,9 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
 
     ``S`` is nondecreasing: bisect the breakpoints for the first whose upper total reaches
     ``R``; there either split a jump of ``S`` (tied slopes) at one fraction of every tied
-    width, or interpolate the level on the linear piece before it.
+    width, or interpolate the level on the linear piece before it. When ``S`` is a step
+    function (``rho = 0``, no open tail: the capped scenario step) that breakpoint is found by
+    weighted selection instead, without sorting, and checked as the bisection would.
     """
     n = slopes.shape[0]
     maximum = 0.0
@@ -541,6 +544,13 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
         for j in range(n):
             y[j] = _capacity(widths, tail_cap, j)
         return np.nan, np.nan, np.nan, maximum, False
+    if total > 0 and rho == 0 and _jumps_only(weights, tail_cap):
+        level = _jump_level(slopes, widths, weights, total)
+        if not np.isnan(level):
+            value, tie, solved = _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y,
+                                            True)
+            if solved:
+                return level, value, tie, maximum, True
     points = _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho)
     if total == 0 or len(points) == 0:
         y[:] = 0.0
@@ -557,25 +567,74 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
         else:
             lo = mid + 1
     level = points[lo]
+    value, tie, solved = _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, False)
+    if solved:
+        return level, value, tie, maximum, True
     below = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, False)
-    if below <= total:
-        low, span = np.empty(n), 0.0
-        for j in range(n):
-            low[j] = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, False)
-            y[j] = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, True) - low[j]
-            if weights[j] > 0:
-                span += weights[j] * y[j]
-        fraction = (total - below) / span if span > 0 else 0.0
-        for j in range(n):
-            y[j] = low[j] + fraction * y[j]
-        value = _value(slopes, widths, weights, gamma, depth, last_slope, rho, y)
-        return level, value, (fraction if span > 0 else np.nan), maximum, True
     # S is continuous and linear on (points[lo-1], points[lo]]: interpolate the level.
     left = points[lo - 1]
     at_left = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, left, True)
     level = left + (total - at_left) * (level - left) / (below - at_left)
     _fill(slopes, widths, gamma, depth, tail_cap, last_slope, rho, level, True, y)
     return level, _value(slopes, widths, weights, gamma, depth, last_slope, rho, y), np.nan, maximum, True
+
+
+@njit
+def _jumps_only(weights, tail_cap):
+    """Whether ``S`` is a pure step function: no ramps (``rho = 0``) and no open tails."""
+    for j in range(len(weights)):
+        if weights[j] > 0 and tail_cap[j] > 0:
+            return False
+    return True
+
+
+@njit
+def _jump_level(slopes, widths, weights, total):
+    """The smallest slope whose upper total reaches ``R`` (S a step function), in expected
+    linear time (weighted quickselect, no sort); NaN when rounding leaves ``R`` out of reach."""
+    n, k = slopes.shape
+    values, amounts = np.empty(n * k), np.empty(n * k)
+    m, reach = 0, 0.0
+    for j in range(n):
+        if weights[j] > 0:
+            for q in range(k):
+                if widths[j, q] > 0:
+                    values[m], amounts[m] = slopes[j, q], weights[j] * widths[j, q]
+                    reach += amounts[m]
+                    m += 1
+    if m == 0 or reach < total:
+        return np.nan
+    # Through the module: its global is the compiled kernel once numba is loaded (_jit).
+    return waterfill.weighted_select(values[:m], amounts[:m], total)[0]
+
+
+@njit
+def _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, selected):
+    """At a breakpoint ``level`` where ``S`` jumps over ``R``, ``y`` gives every segment tied
+    at the level the same fraction of its width (the centre of the optimal face).
+
+    Returns ``(objective, fraction, done)``. After the bisection (``selected`` False) the level
+    is the first breakpoint with ``S_upper >= R`` and the split applies when
+    ``S_lower(level) <= R``; a ``selected`` level is accepted only if ``S_lower < R <= S_upper``
+    there, the bisection's own test, with the sums of :func:`_total` in its order: a level found
+    by selection gives the bisection's answer bit for bit. ``done`` False leaves ``y`` scratch.
+    """
+    n = slopes.shape[0]
+    low, below, upper, span = np.empty(n), 0.0, 0.0, 0.0
+    for j in range(n):
+        low[j] = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, False)
+        high = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, level, True)
+        y[j] = high - low[j]
+        if weights[j] > 0:
+            below += weights[j] * low[j]
+            upper += weights[j] * high
+            span += weights[j] * y[j]
+    if not (below < total <= upper if selected else below <= total):
+        return np.nan, np.nan, False
+    fraction = (total - below) / span if span > 0 else 0.0
+    for j in range(n):
+        y[j] = low[j] + fraction * y[j]
+    return _value(slopes, widths, weights, gamma, depth, last_slope, rho, y), (fraction if span > 0 else np.nan), True
 
 
 @inline
