@@ -60,7 +60,7 @@ from numpy.typing import ArrayLike
 from .._optional import pyplot
 from ..data.book import Book
 from ..data.sessions import session_buckets
-from ..data.slippage import book_side, walk_distances
+from ..data.slippage import book_side, walk_one
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -190,9 +190,13 @@ class BookExecutor:
             usable = (ask0 > bid0) & (self._qty.sum(axis=1) > 0) & np.isfinite(self._mid)
         usable &= buckets.labels.notna().to_numpy()
         positions = np.flatnonzero(usable)
-        first = pd.Series(positions).groupby(buckets.labels.to_numpy()[positions]).min()
         self.index = buckets.index
-        self.rows = first.reindex(self.index).fillna(-1).astype(int).to_numpy()
+        # Bucket number of every usable snapshot (labels and buckets are both ns starts); the
+        # positions rise, so a bucket's first occurrence is its first usable snapshot.
+        bucket = np.searchsorted(self.index.asi8, pd.DatetimeIndex(buckets.labels).asi8[positions])
+        taken, first = np.unique(bucket, return_index=True)
+        self.rows = np.full(len(self.index), -1, dtype=int)
+        self.rows[taken] = positions[first]
         if (self.rows < 0).all():
             raise InvalidInputError(f"book {book.symbol!r} has no usable snapshot in its continuous sessions")
         depth = np.where(self.rows >= 0, self._qty[np.maximum(self.rows, 0)].sum(axis=1), 0.0)
@@ -282,7 +286,10 @@ class BookExecutor:
         usable = self.rows >= 0
         rows = np.maximum(self.rows, 0)
         slopes, widths = self._dist[rows].copy(), np.where(usable[:, None], self._qty[rows], 0.0)
-        gamma = np.array([_tail_gradient(s, w, self.book.tick_size) for s, w in zip(slopes, widths)])
+        depth = widths.sum(axis=1)
+        # _tail_gradient for every bucket at once.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gamma = np.where(depth > 0, np.maximum(slopes[:, -1] - slopes[:, 0], self.book.tick_size) / depth, 0.0)
         return slopes, widths, gamma
 
     def fill(self, i: int, shares: float) -> tuple[float, float, bool]:
@@ -305,11 +312,11 @@ class BookExecutor:
         if qty.sum() <= 0:
             # Every displayed level is still depleted by earlier fills: nothing to walk.
             return 0.0, 0.0, False
-        cost, beyond = walk_distances(self._dist[r : r + 1], qty[None, :], np.array([shares]), self.book.tick_size)
-        self._log_walk(r, qty, shares, float(cost[0, 0]))
+        cost, beyond = walk_one(self._dist[r], qty, shares, self.book.tick_size)
+        self._log_walk(r, qty, shares, cost)
         if self.half_life > 0:
             self._deplete(r, qty, shares)
-        return shares, float(cost[0, 0]), bool(beyond[0, 0])
+        return shares, cost, beyond
 
     def _log_walk(self, r, qty, shares, cost):
         """One fill per level walked; what lies beyond the shown depth as one fill at its average price."""

@@ -82,15 +82,26 @@ def arrival_objectives(executor: Executor, total: float) -> dict[str, Objective]
     """Objectives (A), (B), (C) scaled to the arrival book, as :func:`default_objectives` does.
 
     The curve is the book walk of the first usable snapshot, ``rho`` its curvature
-    ``(d_last - d_0) / D`` and ``lambda_A`` its marginal cost at the even pace ``S / N``.
+    ``(d_last - d_0) / D`` and ``lambda_A`` its marginal cost at the even pace ``S / N``
+    (:func:`objectives_for` on the executor's realized curves).
     """
     first = next(i for i in range(len(executor)) if executor.usable(i))
-    slopes, widths, _ = (array[first] for array in executor.realized_curves())
+    slopes, widths, _ = executor.realized_curves()
+    return objectives_for(slopes, widths, total, first)
+
+
+def objectives_for(slopes: np.ndarray, widths: np.ndarray, total: float, first: int | None = None) -> dict[str, Objective]:
+    """:func:`arrival_objectives` from a day's curves, shape (N, L): bucket ``first`` holds the
+    arrival book (default: the first bucket with a book; buckets without one have zero widths)."""
+    n = len(widths)
+    if first is None:
+        first = int(np.flatnonzero(widths.sum(axis=1) > 0)[0])
+    slopes, widths = slopes[first], widths[first]
     depth = float(widths.sum())
     rho = float((slopes[-1] - slopes[0]) / depth)
-    reached = np.cumsum(widths) >= total / len(executor)
+    reached = np.cumsum(widths) >= total / n
     level = float(slopes[int(np.argmax(reached))] if reached.any() else slopes[-1])
-    psi = 2.0 * max(level, 0.0) / (total * len(executor))
+    psi = 2.0 * max(level, 0.0) / (total * n)
     return {"A": Objective(), "B": Objective(rho=rho), "C": Objective(psi=psi)}
 
 

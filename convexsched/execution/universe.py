@@ -50,6 +50,8 @@ from ..errors import DataError, InvalidInputError
 
 STATUS_OK, STATUS_ERROR, STATUS_LOST = "ok", "error", "lost"
 MANIFEST_COLUMNS = ("symbol", "day", "file", "size")
+#: A key with these columns and no ``file`` is a synthetic symbol (:func:`load_key_book`).
+SYNTHETIC_COLUMNS = ("price", "tick_size", "spread_ticks", "level_size", "volume_per_minute", "minute_volatility", "seed")
 
 
 # ---------------------------------------------------------------- keys
@@ -126,6 +128,18 @@ def _run_one(key, task, kwargs, threads):
         return STATUS_ERROR, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - started
 
 
+def _run_many(keys, task, kwargs, threads):
+    """:func:`_run_one` over a batch of keys in one worker call."""
+    return [_run_one(key, task, kwargs, threads) for key in keys]
+
+
+def _batch_size(n_keys, client, batch):
+    if batch is not None:
+        return int(batch)
+    threads = max(1, sum(client.nthreads().values()))
+    return int(min(256, max(1, -(-n_keys // (8 * threads)))))
+
+
 def _progress(total, enabled, description):
     if enabled is None:
         enabled = sys.stderr.isatty()
@@ -137,7 +151,8 @@ def _progress(total, enabled, description):
 
 
 def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None, threads: int = 1,
-                 progress: bool | None = None, window: int | None = None, **kwargs: Any) -> pd.DataFrame:
+                 progress: bool | None = None, window: int | None = None, batch: int | None = None,
+                 **kwargs: Any) -> pd.DataFrame:
     """Map ``task`` over ``keys`` and return one table with the keys and a status column.
 
     Parameters
@@ -155,8 +170,14 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
     progress : bool, optional
         A tqdm bar over completed keys; default when stderr is a terminal.
     window : int, optional
-        With a client: at most this many keys in flight, the next submitted as one completes
-        (bounds the scheduler's memory for very large universes); default all at once.
+        With a client: at most this many Dask tasks in flight, the next submitted as one
+        completes (bounds the scheduler's memory for very large universes); default all at once.
+    batch : int, optional
+        With a client: keys per Dask task, run one after the other in the worker. Many small
+        keys then cost one scheduler round trip per batch, not per key; a worker that dies
+        loses its whole batch (each key reported ``"lost"``). Default: about 8 tasks per worker
+        thread (``ceil(keys / (8 threads))``, at most 256 keys), one key per task for small
+        universes.
     **kwargs
         Passed to every ``task`` call (small: they travel to every worker).
 
@@ -175,6 +196,8 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
         raise InvalidInputError(f"threads must be >= 1, got {threads}")
     if window is not None and int(window) < 1:
         raise InvalidInputError(f"window must be >= 1, got {window}")
+    if batch is not None and int(batch) < 1:
+        raise InvalidInputError(f"batch must be >= 1, got {batch}")
     run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads))
     results: list[tuple | None] = [None] * len(keys)
     bar = _progress(len(keys), progress, getattr(task, "__name__", "tasks"))
@@ -186,25 +209,30 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
     else:
         from distributed import as_completed
 
+        size = _batch_size(len(keys), client, batch)
+        batches = [list(range(i, min(i + size, len(keys)))) for i in range(0, len(keys), size)]
+        run_many = functools.partial(_run_many, task=task, kwargs=kwargs, threads=int(threads))
         # pure=False: a re-run of the same key is a new computation (files may have changed).
-        first = len(keys) if window is None else int(window)
-        futures = client.map(run, keys[:first], pure=False)
-        position = {future.key: i for i, future in enumerate(futures)}
+        first = len(batches) if window is None else int(window)
+        futures = client.map(run_many, [[keys[i] for i in b] for b in batches[:first]], pure=False)
+        position = {future.key: n for n, future in enumerate(futures)}
         pending = as_completed(futures)
-        following = iter(range(first, len(keys)))
+        following = iter(range(first, len(batches)))
         for future in pending:
-            for i in itertools.islice(following, 1):  # keep ``window`` keys in flight
-                extra = client.submit(run, keys[i], pure=False)
-                position[extra.key] = i
+            for n in itertools.islice(following, 1):  # keep ``window`` tasks in flight
+                extra = client.submit(run_many, [keys[i] for i in batches[n]], pure=False)
+                position[extra.key] = n
                 pending.add(extra)
-            i = position[future.key]
+            chosen = batches[position[future.key]]
             try:
-                results[i] = future.result()
+                for i, result in zip(chosen, future.result(), strict=True):
+                    results[i] = result
             except Exception as exc:  # noqa: BLE001 - the worker died or the result did not arrive
-                results[i] = (STATUS_LOST, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", np.nan)
+                for i in chosen:
+                    results[i] = (STATUS_LOST, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", np.nan)
             future.release()
             if bar is not None:
-                bar.update()
+                bar.update(len(chosen))
     if bar is not None:
         bar.close()
     return _collect(keys, results)
@@ -242,17 +270,40 @@ def _cached_books(path, format, sessions, mtime_ns, size):
     return read_books(path, format, **({} if sessions is None else {"sessions": sessions}))
 
 
-def load_key_book(key):
-    """The book of a key: ``file`` (and ``format``, ``sessions``), its ``symbol``, cut to its ``day``.
+def _is_synthetic(key):
+    return _is_missing(key.get("file")) and all(not _is_missing(key.get(name)) for name in SYNTHETIC_COLUMNS)
 
-    A worker reads each file once for all its keys (a small per-process cache keyed on the
-    path, its size and modification time).
+
+def _synthetic_day(key):
+    from ..data.universe import universe_day
+
+    day = key.get("day")
+    return universe_day(pd.DataFrame([key]), *(() if _is_missing(day) else (str(day),)))
+
+
+def load_key_book(key):
+    """The book of a key, from one of three sources, cut to its ``day``.
+
+    * ``file`` (and ``format``, ``sessions``) and its ``symbol``: a book file. A worker reads
+      each file once for all its keys (a small per-process cache keyed on the path, its size
+      and modification time);
+    * ``dataset``: the root of a hive-partitioned Parquet dataset of books
+      (:func:`convexsched.data.universe.read_dataset_book`, partitions ``symbol=/day=``);
+    * a synthetic symbol: the columns of :func:`convexsched.data.universe.synthetic_universe`
+      (no ``file``): its book of ``day`` (:func:`~convexsched.data.universe.universe_day`).
 
     Raises
     ------
     DataError
         Missing file, unknown symbol, or no rows on ``day``.
     """
+    if not _is_missing(key.get("dataset")):
+        from ..data.universe import read_dataset_book
+
+        day = key.get("day")
+        return read_dataset_book(key["dataset"], str(key.get("symbol")), None if _is_missing(day) else str(day))
+    if _is_synthetic(key):
+        return _synthetic_day(key).book(0)
     path = key.get("file")
     if _is_missing(path):
         raise InvalidInputError(f"key {key} has no 'file'")
@@ -347,32 +398,59 @@ def plan_task(key, *, objective=None, side="buy", freq="1min", size=None):
     Each bucket of the next business day gets the book-walk curve of the same minute of the
     key's day (the fresh, undepleted curve of :meth:`BookExecutor.realized_curves`); the
     schedule is solved exactly (:func:`convexsched.solve`) and carries its KKT certificate.
-    Buckets without a usable snapshot get no capacity.
+    Buckets without a usable snapshot get no capacity. A synthetic key (:func:`load_key_book`)
+    takes its curves from the generated day directly (one snapshot per one-minute bucket: the
+    same curves, without building its book).
+
+    Parameters
+    ----------
+    objective : Objective, str or list of them, optional
+        Default (A). ``"A"``, ``"B"``, ``"C"`` are the objectives scaled to the key's first book
+        (:func:`convexsched.execution.strategies.arrival_objectives`); a list plans each in turn.
 
     Returns
     -------
     pandas.DataFrame
         ``bucket`` (tomorrow's start times), ``x`` (shares), ``multiplier`` (the water level),
-        ``kkt_ok``.
+        ``kkt_ok``; with a list of objectives also ``objective`` (its name, or its repr).
     """
     from ..optimize.curves import CostCurves
     from ..optimize.solve import solve
-    from .executors import BookExecutor
+    from .strategies import objectives_for
 
-    book = load_key_book(key)
-    executor = BookExecutor(book, side, freq)
-    slopes, widths, _ = executor.realized_curves()
-    index = executor.index
+    if _is_synthetic(key) and pd.Timedelta(freq) == pd.Timedelta("1min"):
+        day = _synthetic_day(key)
+        slopes, widths = day.curves(0, side)
+        index = day.index
+    else:
+        from .executors import BookExecutor
+
+        book = load_key_book(key)
+        executor = BookExecutor(book, side, freq)
+        slopes, widths, _ = executor.realized_curves()
+        index = executor.index
     days = pd.DatetimeIndex(index.normalize().unique())
     if len(days) != 1:
-        raise InvalidInputError(f"plan_task needs a key of one day; {book.symbol} has {len(days)} (set 'day')")
+        raise InvalidInputError(f"plan_task needs a key of one day; {key.get('symbol')} has {len(days)} (set 'day')")
     tomorrow = index + pd.offsets.BDay(1)
     curves = CostCurves(slopes, widths, index=tomorrow)
-    schedule = solve(curves, _key_size(key, size), objective)
-    return pd.DataFrame({
-        "bucket": tomorrow, "x": np.asarray(schedule.x, float), "multiplier": schedule.multiplier,
-        "kkt_ok": bool(schedule.kkt.ok),
-    })  # fmt: skip
+    total = _key_size(key, size)
+    many = isinstance(objective, (list, tuple))
+    chosen = list(objective) if many else [objective]
+    named = objectives_for(slopes, widths, total) if any(isinstance(o, str) for o in chosen) else {}
+    tables = []
+    for item in chosen:
+        if isinstance(item, str) and item not in named:
+            raise InvalidInputError(f"unknown objective {item!r}; use 'A', 'B', 'C' or an Objective")
+        schedule = solve(curves, total, named[item] if isinstance(item, str) else item)
+        table = pd.DataFrame({
+            "bucket": tomorrow, "x": np.asarray(schedule.x, float), "multiplier": schedule.multiplier,
+            "kkt_ok": bool(schedule.kkt.ok),
+        })  # fmt: skip
+        if many:
+            table.insert(0, "objective", item if isinstance(item, str) else repr(item))
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 def _split_files(value):

@@ -165,3 +165,17 @@ def test_the_task1_names_are_deprecated_aliases(tmp_path):
     with pytest.warns(FutureWarning, match="read_task1 is deprecated; use read_impact_table"):
         back = cs.read_task1(tmp_path / "t.csv")
     pd.testing.assert_frame_equal(back, cs.read_impact_table(tmp_path / "t.csv"))
+
+
+def test_walk_one_is_walk_distances_for_one_row_and_size():
+    from convexsched.data.slippage import walk_distances, walk_one
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        levels = int(rng.integers(1, 8))
+        dist = np.sort(rng.integers(0, 6, levels)) * 0.01 + 0.005
+        qty = rng.integers(0, 4, levels) * 100.0
+        qty[-1] += 100.0  # some depth
+        size = float(rng.choice([50.0, 100.0, qty.sum(), qty.sum() + 70.0, float(np.cumsum(qty)[0])]))
+        cost, beyond = walk_distances(dist[None], qty[None], np.array([size]), 0.01)
+        assert walk_one(dist, qty, size, 0.01) == (pytest.approx(float(cost[0, 0]), rel=1e-12), bool(beyond[0, 0]))

@@ -213,3 +213,66 @@ def test_a_dead_worker_is_reported_as_lost(client):
     table = run_universe([{"n": 0}, {"n": 1}, {"n": 2}], _exit_on_one, client=client, progress=False)
     assert table["status"].tolist() == ["ok", "lost", "ok"]
     assert table.loc[1, "error"].startswith("KilledWorker") and table["v"].drop(1).tolist() == [0, 2]
+
+
+# ---------------------------------------------------------------- synthetic and dataset sources, batches
+
+
+@pytest.fixture(scope="module")
+def synthetic_keys():
+    from convexsched.data.universe import synthetic_universe
+
+    keys = synthetic_universe(6, seed=5)
+    keys["day"] = "2024-03-05"
+    keys["size"] = (0.01 * keys["volume_per_minute"] * 237).round(-2).clip(lower=100)
+    return keys
+
+
+def test_batches_of_keys_on_the_cluster_give_the_serial_table(client, synthetic_keys):
+    def task(key):
+        return pd.DataFrame({"pid": [__import__("os").getpid()], "twice": [2 * key["size"]]})
+
+    serial = run_universe(synthetic_keys, task, progress=False)
+    for batch, window in ((4, None), (1, 2), (None, 1)):
+        table = run_universe(synthetic_keys, task, client=client, progress=False, batch=batch, window=window)
+        pd.testing.assert_frame_equal(_plain(table.drop(columns="pid")), _plain(serial.drop(columns="pid")))
+    # A batch runs in one worker call: keys 0-3 share a process.
+    table = run_universe(synthetic_keys, task, client=client, progress=False, batch=4)
+    assert table["pid"].iloc[:4].nunique() == 1
+    with pytest.raises(InvalidInputError, match="batch"):
+        run_universe(synthetic_keys, task, client=client, batch=0)
+
+
+def test_a_dead_worker_loses_its_whole_batch(client):
+    table = run_universe([{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}], _exit_on_one, client=client, progress=False,
+                         batch=2)  # fmt: skip
+    assert table["status"].tolist() == ["lost", "lost", "ok", "ok"]
+
+
+def test_synthetic_keys_plan_a_b_c_and_backtest(synthetic_keys):
+    plan = run_universe(synthetic_keys, plan_task, objective=["A", "B", "C"], progress=False)
+    assert (plan["status"] == "ok").all() and plan["kkt_ok"].all()
+    sums = plan.groupby(["symbol", "objective"])["x"].sum().unstack()
+    np.testing.assert_allclose(sums.to_numpy(), synthetic_keys.set_index("symbol")["size"].to_numpy()[:, None] * [1, 1, 1])
+    # The synthetic fast path gives the curves the book would: the same plan through the book.
+    key = synthetic_keys.iloc[0].to_dict()
+    via_book = plan_task(key, objective=["A", "C"], freq="60s")
+    direct = plan[(plan["symbol"] == key["symbol"]) & plan["objective"].isin(["A", "C"])]
+    np.testing.assert_allclose(via_book["x"].to_numpy(), direct["x"].to_numpy(), rtol=1e-9, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="unknown objective"):
+        plan_task(key, objective=["D"])
+    table = run_universe(synthetic_keys.iloc[:2], backtest_task, strategies=FAST, progress=False)
+    assert (table["status"] == "ok").all() and table["n_buckets"].eq(237).all()
+
+
+def test_a_parquet_dataset_is_a_universe_source(tmp_path, synthetic_keys):
+    from convexsched.data.universe import dataset_manifest, universe_day, write_book_dataset
+
+    day = universe_day(synthetic_keys.iloc[:3], "2024-03-05")
+    write_book_dataset((day.book(i) for i in range(3)), tmp_path / "books")
+    keys = dataset_manifest(tmp_path / "books", size=dict(zip(synthetic_keys["symbol"], synthetic_keys["size"])))
+    from_dataset = run_universe(keys, backtest_task, strategies=FAST, progress=False)
+    from_keys = run_universe(synthetic_keys.iloc[:3], backtest_task, strategies=FAST, progress=False)
+    assert (from_dataset["status"] == "ok").all()
+    columns = ["strategy", "cost_bps", "vs_twap_bps", "hindsight_bps", "unfilled"]
+    pd.testing.assert_frame_equal(from_dataset[columns], from_keys[columns])
