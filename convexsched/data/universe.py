@@ -11,7 +11,7 @@ level), ``volume_per_minute`` (shares traded per session minute) and ``minute_vo
 
 fitted per book by :meth:`LiquidityModel.fit` (:func:`book_liquidity`). :data:`CN_BOOKS` is that
 fit on the 35 real Chinese books (``tick.zip``: 5 SZSE stocks, a full day; the SSE 30-stock panel,
-its first hour); ``tests/data/test_universe.py`` refits it from ``../shared/data`` and checks the
+its first hour); ``tests/data/test_synthetic_universe.py`` refits it from ``../shared/data`` and checks the
 constants.
 
 :func:`synthetic_universe` draws symbols from the model; :func:`universe_day` generates one day of
@@ -29,6 +29,7 @@ universe source beside the CSV manifest (:func:`dataset_manifest`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +289,7 @@ def _mean_one(profile):
     return profile / profile.mean()
 
 
+@functools.lru_cache(maxsize=8)
 def _bucket_starts(sessions, date, freq="1min"):
     day = pd.Timestamp(date).date()
     starts = [pd.date_range(pd.Timestamp.combine(day, a), pd.Timestamp.combine(day, b), freq=freq, inclusive="left")

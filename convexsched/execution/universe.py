@@ -438,19 +438,20 @@ def plan_task(key, *, objective=None, side="buy", freq="1min", size=None):
     many = isinstance(objective, (list, tuple))
     chosen = list(objective) if many else [objective]
     named = objectives_for(slopes, widths, total) if any(isinstance(o, str) for o in chosen) else {}
-    tables = []
+    x, multiplier, ok = [], [], []
     for item in chosen:
         if isinstance(item, str) and item not in named:
             raise InvalidInputError(f"unknown objective {item!r}; use 'A', 'B', 'C' or an Objective")
         schedule = solve(curves, total, named[item] if isinstance(item, str) else item)
-        table = pd.DataFrame({
-            "bucket": tomorrow, "x": np.asarray(schedule.x, float), "multiplier": schedule.multiplier,
-            "kkt_ok": bool(schedule.kkt.ok),
-        })  # fmt: skip
-        if many:
-            table.insert(0, "objective", item if isinstance(item, str) else repr(item))
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+        x.append(np.asarray(schedule.x, float))
+        multiplier.append(schedule.multiplier)
+        ok.append(bool(schedule.kkt.ok))
+    n = len(tomorrow)
+    columns = {"objective": np.repeat([o if isinstance(o, str) else repr(o) for o in chosen], n)} if many else {}
+    return pd.DataFrame({
+        **columns, "bucket": tomorrow.append([tomorrow] * (len(chosen) - 1)),
+        "x": np.concatenate(x), "multiplier": np.repeat(multiplier, n), "kkt_ok": np.repeat(ok, n),
+    })  # fmt: skip
 
 
 def _split_files(value):
