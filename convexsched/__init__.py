@@ -26,6 +26,15 @@ from .data.slippage import beyond_depth, impact_table, read_impact_table, walk_b
 from .data.slippage import read_task1 as read_task1
 from .data.slippage import task1_table as task1_table
 from .data.synthetic import synthetic_book
+from .data.universe import (
+    LiquidityModel,
+    UniverseDay,
+    dataset_manifest,
+    read_dataset_book,
+    synthetic_universe,
+    universe_day,
+    write_book_dataset,
+)
 from .errors import (
     ConvexSchedError,
     DataError,
@@ -58,7 +67,14 @@ from .optimize.curves import CostCurves
 from .optimize.kkt import KKTReport, check_kkt
 from .optimize.objective import Objective
 from .optimize.solve import Schedule, solve
-from .optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted, weighted_kkt
+from .optimize.weighted import (
+    WeightedBatch,
+    WeightedBuckets,
+    build_weighted_problem,
+    solve_weighted,
+    solve_weighted_batch,
+    weighted_kkt,
+)
 
 __version__ = "0.3.0"
 
@@ -134,6 +150,13 @@ __all__ = [
     "synthetic_book",
     "Events",
     "read_events",
+    "LiquidityModel",
+    "UniverseDay",
+    "synthetic_universe",
+    "universe_day",
+    "write_book_dataset",
+    "dataset_manifest",
+    "read_dataset_book",
     "BookExecutor",
     "ReplayExecutor",
     "Executor",
@@ -163,5 +186,7 @@ __all__ = [
     "solve_weighted",
     "build_weighted_problem",
     "weighted_kkt",
+    "WeightedBatch",
+    "solve_weighted_batch",
     "run_universe",
 ]

@@ -484,11 +484,10 @@ def _capacity(widths, tail_cap, j):
     return book + tail_cap[j]
 
 
-@njit
-def _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho):
-    """Every level where some response changes slope or jumps, sorted and unique."""
+@inline
+def _collect_breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho, points):
+    """Every level where some response changes slope or jumps, unsorted, into ``points``; returns the count."""
     n, k = slopes.shape
-    points = np.empty(2 * n * k + 2 * n)
     m = 0
     for j in range(n):
         start = 0.0
@@ -510,6 +509,15 @@ def _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho):
             if np.isfinite(end):
                 points[m] = end
                 m += 1
+    return m
+
+
+@njit
+def _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho):
+    """Every level where some response changes slope or jumps, sorted and unique."""
+    n, k = slopes.shape
+    points = np.empty(2 * n * k + 2 * n)
+    m = _collect_breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho, points)
     points = np.sort(points[:m])
     unique = 0
     for i in range(m):
@@ -551,6 +559,11 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
                                             True)
             if solved:
                 return level, value, tie, maximum, True
+    if total > 0 and rho > 0:
+        left, level = _ramp_bracket(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total)
+        if not np.isnan(level):
+            return _finish_at(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y, left, level,
+                              maximum)  # fmt: skip
     points = _breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho)
     if total == 0 or len(points) == 0:
         y[:] = 0.0
@@ -566,17 +579,116 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
             hi = mid
         else:
             lo = mid + 1
-    level = points[lo]
+    return _finish_at(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y,
+                      points[lo - 1] if lo > 0 else -np.inf, points[lo], maximum)  # fmt: skip
+
+
+@njit
+def _finish_at(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y, left, level, maximum):
+    """The answer at ``level``, the first breakpoint whose upper total reaches ``R`` (``left``
+    the one before it): split the jump of ``S`` there, or interpolate on the piece before it."""
     value, tie, solved = _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, False)
     if solved:
         return level, value, tie, maximum, True
     below = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, False)
-    # S is continuous and linear on (points[lo-1], points[lo]]: interpolate the level.
-    left = points[lo - 1]
+    # S is continuous and linear on (left, level]: interpolate the level.
     at_left = _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, left, True)
     level = left + (total - at_left) * (level - left) / (below - at_left)
     _fill(slopes, widths, gamma, depth, tail_cap, last_slope, rho, level, True, y)
     return level, _value(slopes, widths, weights, gamma, depth, last_slope, rho, y), np.nan, maximum, True
+
+
+@inline
+def _total_and_rate(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level):
+    """``S(lambda)`` and its right derivative for ``rho > 0`` (every response a sum of ramps)."""
+    total, rate = 0.0, 0.0
+    for j in range(slopes.shape[0]):
+        if weights[j] <= 0:
+            continue
+        fill, start = 0.0, 0.0
+        for q in range(slopes.shape[1]):
+            w = widths[j, q]
+            ramp = (level - slopes[j, q]) / rho - start
+            if ramp <= 0.0:
+                break
+            if ramp < w:
+                fill += ramp
+                rate += weights[j] / rho
+            else:
+                fill += w
+            start += w
+        if tail_cap[j] > 0:
+            into = (level - (last_slope[j] + rho * depth[j])) / (rho + gamma[j])
+            if into > 0:
+                if into < tail_cap[j]:
+                    fill += into
+                    rate += weights[j] / (rho + gamma[j])
+                else:
+                    fill += tail_cap[j]
+        total += weights[j] * fill
+    return total, rate
+
+
+@njit
+def _ramp_bracket(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total):
+    """For ``rho > 0``: the breakpoints ``(previous, first)`` the bisection would find, without
+    sorting: a safeguarded Newton iteration on the piecewise-linear ``S`` lands on the piece that
+    reaches ``R``, one scan of the breakpoints gives its ends, and both are checked with
+    :func:`_total` as the bisection checks them. NaNs when that fails (the caller bisects)."""
+    n, k = slopes.shape
+    points = np.empty(2 * n * k + 2 * n)
+    m = _collect_breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho, points)
+    if m == 0:
+        return np.nan, np.nan
+    low = np.inf
+    for i in range(m):
+        low = min(low, points[i])
+    a, high = low, np.inf
+    at_a, rate = _total_and_rate(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, a)
+    at_high = np.nan
+    for _ in range(40):
+        if at_a >= total:
+            break
+        if rate > 0:
+            level = a + (total - at_a) / rate
+            if level >= high:  # past a point known to be too far: interpolate instead
+                level = a + (total - at_a) * (high - a) / (at_high - at_a)
+        else:
+            level = np.inf  # S is flat here: go to the next breakpoint
+            for i in range(m):
+                if a < points[i] < level:
+                    level = points[i]
+            if not np.isfinite(level):
+                return np.nan, np.nan
+        if not a < level:
+            break
+        value, slope = _total_and_rate(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level)
+        if value < total:
+            a, at_a, rate = level, value, slope
+        else:
+            high, at_high = level, value
+            if value == total or (high - a) <= 1e-15 * max(abs(a), abs(high), 1e-300):
+                break
+            # Newton overshot: step from a again, now bounded by high.
+    target = a if at_a >= total else min(high, np.inf)
+    if not np.isfinite(target):
+        return np.nan, np.nan
+    for _ in range(2):
+        first, previous = np.inf, -np.inf
+        for i in range(m):
+            if points[i] >= target:
+                first = min(first, points[i])
+            else:
+                previous = max(previous, points[i])
+        if not np.isfinite(first):
+            return np.nan, np.nan
+        if _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, first, True) < total:
+            return np.nan, np.nan
+        if previous == -np.inf or _total(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, previous,
+                                         True) < total:  # fmt: skip
+            return previous, first
+        target = previous  # the piece ends at an earlier breakpoint: step back once
+    return np.nan, np.nan
 
 
 @njit
