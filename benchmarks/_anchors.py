@@ -6,7 +6,8 @@ its data updated in place between re-quotes and its tolerance as loose as the an
 * :class:`HighsA`: objective (A) as the LP in segment form, ``min sum s_ik y_ik`` over
   ``0 <= y_ik <= w_ik``, ``sum y = S``, through highspy: a re-quote changes the costs
   (``changeColsCost``) and, when the depth moved, the column bounds (``changeColsBounds``); both
-  keep the previous optimal basis, so ``run()`` restarts the simplex from it.
+  keep the previous optimal basis, so ``run()`` restarts the simplex from it (or, tuned
+  per instance, ``clearSolver()`` first: a fresh start).
 * :class:`ClarabelBC`: objectives (B) and (C) in epigraph form through clarabel's own Python API:
   ``t_i >= G_i(b_{i,k-1}) + s_ik (x_i - b_{i,k-1})`` for every segment, ``0 <= x_i <= c_i``,
   ``rho/2 x^2`` on the diagonal of ``P``, and for (C) the inventory chain ``R_i = R_{i-1} - x_i``
@@ -30,7 +31,7 @@ def _price_unit(slopes):
 class HighsA:
     """(A) by HiGHS (simplex, ``threads=1``) with the basis kept between re-quotes."""
 
-    def __init__(self, slopes, widths, total, tol=1e-7, strategy=1):
+    def __init__(self, slopes, widths, total, tol=1e-7, strategy=1, keep_basis=True):
         import highspy
 
         self.n, self.k = slopes.shape
@@ -49,6 +50,7 @@ class HighsA:
         highs.addRow(1.0, 1.0, m, self.columns, np.ones(m))
         self.highs, self.status_ok = highs, highspy.HighsModelStatus.kOptimal
         self.widths = np.array(widths, dtype=float)
+        self.keep_basis = keep_basis
 
     def data(self, slopes, widths):
         """The solver's data for a book (scaling and flattening): part of a re-quote."""
@@ -62,6 +64,8 @@ class HighsA:
         self.highs.changeColsCost(m, self.columns, cost)
         if upper is not None:
             self.highs.changeColsBounds(m, self.columns, self.lower, upper)
+        if not self.keep_basis:
+            self.highs.clearSolver()  # a fresh start: when the depth moves, the old basis can cost more than it saves
         self.highs.run()
         if self.highs.getModelStatus() != self.status_ok:
             raise RuntimeError(f"HiGHS: {self.highs.getModelStatus()}")

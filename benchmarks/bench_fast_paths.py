@@ -226,7 +226,8 @@ def tune_anchor(name, arrays, total, objective, optima):
     (HiGHS: dual and primal simplex; Clarabel: iterative refinement on and off), and the
     fastest of those settings. Returns ``(chosen settings, {setting label: (settings, error)})``."""
     if name == "A":
-        families = {f"simplex_strategy={s}": {"strategy": s} for s in (1, 4)}
+        families = {f"simplex_strategy={s}, {'basis kept' if keep else 'fresh'}": {"strategy": s, "keep_basis": keep}
+                    for s in (1, 4) for keep in (True, False)}
         tolerances = HIGHS_TOLERANCES
     else:
         families = {f"refinement {'on' if r else 'off'}": {"refine": r} for r in (True, False)}
@@ -306,7 +307,8 @@ def paired(name, arrays, total, objective, settings, rounds, cold):
 def settings_text(name, settings):
     if name == "A":
         kind = {1: "dual", 4: "primal"}[settings["strategy"]]
-        return f"HiGHS {kind} simplex, basis kept, threads=1, feasibility tol {settings['tol']:.0e}"
+        start = "basis kept" if settings["keep_basis"] else "fresh start"
+        return f"HiGHS {kind} simplex, {start}, threads=1, feasibility tol {settings['tol']:.0e}"
     return (f"Clarabel epigraph, `update(A, b)`, tol {settings['tol']:.0e}, "
             f"refinement {'on' if settings['refine'] else 'off'}")
 
