@@ -173,44 +173,47 @@ def _release(free, block):
 
 
 @njit
-def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r0):
-    """Drop the pieces that start at or below ``r = 0`` and trim the one crossing it; returns
-    the live block count.
+def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r_end):
+    """Drop the pieces that start at or below ``r = 0`` and trim the one crossing it, given the
+    polyline's end ``r_end``: ``(live blocks, sum of E removed, sum of dr removed)``.
 
     ``R_i >= R_N >= 0`` under both budgets, so no optimal state lies below zero: the cut keeps
-    the polyline as long as the inventory, not the capacity seen so far, requires.
+    the polyline as long as the inventory, not the capacity seen so far, requires. The walk
+    starts from the end, where the cut is, so it costs the blocks it drops.
     """
-    r, b = r0, 0
-    while b < live and r + sum_dr[order[b]] > 0.0:
-        r += sum_dr[order[b]]
-        b += 1
-    if b == live:
-        return live
-    block, j = order[b], 0
+    removed_e, removed_dr = 0.0, 0.0
+    r, b = r_end, live - 1
+    while b >= 0 and r - sum_dr[order[b]] <= 0.0:
+        r -= sum_dr[order[b]]
+        removed_e += sum_e[order[b]]
+        removed_dr += sum_dr[order[b]]
+        _release(free, order[b])
+        b -= 1
+    if b < 0:
+        return 0, removed_e, removed_dr
+    block = order[b]
+    removed_e += sum_e[block]
+    removed_dr += sum_dr[block]
+    r -= sum_dr[block]  # the block's start, above zero
+    j = 0
     while j < count[block] and r > 0.0:
         r += D[block, j]
         j += 1
-    kept = b + 1 if j > 0 else b
-    if j > 0:
-        count[block] = j
-    for t in range(kept, live):
-        _release(free, order[t])
-    if kept == 0:
-        return 0
-    last = order[kept - 1]
-    d = D[last, count[last] - 1]
+    count[block] = j
     if r < 0.0:
         # r is the last piece's end: it keeps its part above zero.
+        d = D[block, j - 1]
         top = r - d
-        E[last, count[last] - 1] *= top / -d
-        D[last, count[last] - 1] = -top
-    _resum(E, D, count, sum_e, sum_dr, last)
-    return kept
+        E[block, j - 1] *= top / -d
+        D[block, j - 1] = -top
+    _resum(E, D, count, sum_e, sum_dr, block)
+    return b + 1, removed_e - sum_e[block], removed_dr - sum_dr[block]
 
 
 @njit
 def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
-    """Drop the pieces above ``r = top`` and trim the one crossing it: ``(live, new p0)``.
+    """Drop the pieces above ``r = top`` and trim the one crossing it: ``(live, new p0, sum of E
+    removed, sum of dr removed)``.
 
     Under the ``=`` budget no inventory above the capacity still ahead can be completed, so
     those states go as the day runs out. The first piece kept is the first that ends below
@@ -232,11 +235,16 @@ def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
         if j < count[block]:
             break
         b, j = b + 1, 0
+    removed_e, removed_dr = 0.0, 0.0
     for t in range(min(b, live)):
+        removed_e += sum_e[order[t]]
+        removed_dr += sum_dr[order[t]]
         _release(free, order[t])
     if b == live:
-        return 0, p0
+        return 0, p0, removed_e, removed_dr
     block = order[b]
+    removed_e += sum_e[block]
+    removed_dr += sum_dr[block]
     d = D[block, j]
     cut = min(max((r - top) / -d, 0.0), 1.0) if d < 0.0 else 0.0
     anchor = p + cut * (E[block, j] + a * d)
@@ -248,7 +256,7 @@ def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
     count[block] = c
     _resum(E, D, count, sum_e, sum_dr, block)
     order[: live - b] = order[b:live].copy()
-    return live - b, anchor
+    return live - b, anchor, removed_e - sum_e[block], removed_dr - sum_dr[block]
 
 
 @njit
@@ -435,15 +443,24 @@ def _staircase_chain(slopes, widths, q, total, le, size):
                 e += E[block, u]
                 d += D[block, u]
             sum_e[block], sum_dr[block] = e, d
+        if i % 64 == 0:
+            # The totals follow the insertions and cuts; summed afresh now and then, so that
+            # their rounding cannot build up over a long day.
+            total_e, total_dr = 0.0, 0.0
+            for t in range(live):
+                total_e += sum_e[order[t]]
+                total_dr += sum_dr[order[t]]
         if live > 0 and r0 + total_dr < 0.0:
-            live = _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r0)
+            live, removed_e, removed_dr = _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free,
+                                                          r0 + total_dr)
+            total_e, total_dr = total_e - removed_e, total_dr - removed_dr
         if not le and future[i] < r0:
-            live, p0 = _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, future[i])
+            live, p0, removed_e, removed_dr = _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0,
+                                                         r0, future[i])
+            total_e, total_dr = total_e - removed_e, total_dr - removed_dr
             r0 = future[i]
-        total_e, total_dr = 0.0, 0.0
-        for t in range(live):
-            total_e += sum_e[order[t]]
-            total_dr += sum_dr[order[t]]
+        if live == 0:
+            total_e, total_dr = 0.0, 0.0
         a -= q[i]
         p0 -= q[i] * r0
 
