@@ -70,6 +70,7 @@ from .optimize.solve import Schedule, solve
 from .optimize.weighted import (
     WeightedBatch,
     WeightedBuckets,
+    WeightedProblem,
     build_weighted_problem,
     solve_weighted,
     solve_weighted_batch,
@@ -185,6 +186,7 @@ __all__ = [
     "WeightedBuckets",
     "solve_weighted",
     "build_weighted_problem",
+    "WeightedProblem",
     "weighted_kkt",
     "WeightedBatch",
     "solve_weighted_batch",

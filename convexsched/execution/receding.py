@@ -155,7 +155,7 @@ class LiveCurves:
     """Oracle cost curves of the buckets still ahead, from the book state seen so far.
 
     The live state of bucket ``i`` is the state feature vector (E17) of the snapshot the bucket trades
-    against (the first usable one, :class:`convexsched.execution.backtest.BookExecutor`): known when the
+    against (the first usable one, :class:`convexsched.BookExecutor`): known when the
     slice is sent, so nothing looks ahead. Later buckets get a forecast of that state:
 
     * no ``forecast``: persistence, every later bucket looks like the live one;

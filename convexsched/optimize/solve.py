@@ -129,7 +129,7 @@ class Schedule:
 
     @property
     def success(self) -> bool:
-        """scipy's convention: the status is "optimal" and the KKT certificate holds."""
+        """Whether the status is "optimal" and the KKT certificate holds (scipy's ``success``)."""
         return self.status == "optimal" and bool(self.kkt.ok)
 
     @property

@@ -41,6 +41,7 @@ cvxpy problem in both formulations, and :func:`weighted_kkt` certifies any ``y``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -851,7 +852,46 @@ def _solve_batch(slopes, widths, weights, gamma, cap, rho, totals, tol, y, info)
             info[b, 5:] = np.nan
 
 
-def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: str = "segment") -> tuple[Any, Any, Any, tuple[float, float]]:
+@dataclass(frozen=True)
+class WeightedProblem:
+    """Problem (E12) as a cvxpy problem, scaled, with what reads its solution in user units.
+
+    Attributes
+    ----------
+    problem : cvxpy.Problem
+        Solved in scaled units (shares / ``share_unit``, cost / ``cost_unit``).
+    y : cvxpy.Expression
+        Per-bucket amounts in shares.
+    budget : cvxpy.Constraint
+        ``sum_j omega_j y_j == R`` (scaled).
+    share_unit, cost_unit : float
+        The scales.
+    """
+
+    problem: Any
+    y: Any
+    budget: Any
+    share_unit: float
+    cost_unit: float
+
+    @property
+    def multiplier(self) -> float:
+        """``lambda`` of (E12) in currency per share, once solved: the budget's dual, unscaled and sign-fixed."""
+        return -float(self.budget.dual_value) * self.cost_unit / self.share_unit
+
+    @property
+    def cost(self) -> float:
+        """The optimal objective in currency, once solved."""
+        return float(self.problem.value) * self.cost_unit
+
+    def __iter__(self):
+        # The 0.2 return value was the tuple (problem, y, budget, (share_unit, cost_unit)).
+        warnings.warn("unpacking build_weighted_problem(...) is deprecated; use its attributes "
+                      "(.problem, .y, .budget, .multiplier) (removed in 0.4)", FutureWarning, stacklevel=2)  # fmt: skip
+        return iter((self.problem, self.y, self.budget, (self.share_unit, self.cost_unit)))
+
+
+def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: str = "segment") -> WeightedProblem:
     """Problem (E12) as an explicit cvxpy problem.
 
     Parameters
@@ -865,13 +905,9 @@ def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: 
 
     Returns
     -------
-    problem : cvxpy.Problem
-    y : cvxpy.Expression
-        Per-bucket amounts in shares.
-    budget : cvxpy.Constraint
-        ``sum_j omega_j y_j == R``; its dual times ``-cost_unit / share_unit`` is ``lambda``.
-    units : tuple of float
-        ``(share_unit, cost_unit)`` used to scale the problem.
+    WeightedProblem
+        The cvxpy problem; after ``.problem.solve()``, ``.y.value`` (shares), ``.multiplier``
+        (``lambda``, currency per share) and ``.cost`` (currency) read it in user units.
     """
     import cvxpy as cp
 
@@ -912,4 +948,4 @@ def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: 
     budget = omega @ y == float(total) / share_unit
     objective = omega @ (book_cost + tail_cost + smooth)
     problem = cp.Problem(cp.Minimize(objective), constraints + [budget])
-    return problem, y * share_unit, budget, (share_unit, cost_unit)
+    return WeightedProblem(problem, y * share_unit, budget, share_unit, cost_unit)
