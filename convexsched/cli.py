@@ -410,7 +410,8 @@ def _run_demo(args):
     check_outputs({f"--output-dir {name}": folder / name for name in demo_files(not args.no_plots)}, force=args.force)
     started = time.perf_counter()
     result = run_demo(folder, total=args.total, seed=args.seed, plots=not args.no_plots, echo=print)
-    print(f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s")
+    print(f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s of wall time "
+          "(after start-up; with an empty numba cache this includes compiling the kernels)")
     return EXIT_OK if result.certified else EXIT_FAILURE
 
 
@@ -928,7 +929,7 @@ def _add_demo_parser(commands):
         "end to end on the synthetic book: features, oracle, curves, A/B/C fast vs cvxpy with KKT, "
         "receding horizon, backtest, plots",
         "Writes features, curves, schedules with certificates, the oracle, the backtest table and "
-        "plots to OUTPUT_DIR; about half a minute on two cores.",
+        "plots to OUTPUT_DIR; its last line says how long it took (see the README for a measured run).",
     )  # fmt: skip
     demo.add_argument("--output-dir", "-o", type=Path, default=Path("convexsched-demo"), metavar="DIR",
                       help="folder for the files (default ./convexsched-demo/)")  # fmt: skip
