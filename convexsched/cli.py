@@ -813,7 +813,8 @@ def _run_manifest_backtest(args):
         write_table(table, args.output)
     ok = table[table["status"] == STATUS_OK]
     failed = table.attrs["failed"]
-    print(f"universe {Path(args.universe).name}: {len(keys)} keys {where} in {seconds:.1f} s, "
+    print(f"universe {Path(args.universe).name}: {len(keys)} keys {where} in {seconds:.1f} s of wall time "
+          "(cluster start-up and book reading included), "
           f"{len(keys) - len(failed)} ok, {len(failed)} failed")  # fmt: skip
     if len(ok):
         summary = ok.pivot_table(index="strategy", values=["cost_bps", "vs_twap_bps", "capture"], aggfunc="mean")
