@@ -92,8 +92,11 @@ def arrival_objectives(executor: Executor, total: float) -> dict[str, Objective]
 
 
 def objectives_for(slopes: np.ndarray, widths: np.ndarray, total: float, first: int | None = None) -> dict[str, Objective]:
-    """:func:`arrival_objectives` from a day's curves, shape (N, L): bucket ``first`` holds the
-    arrival book (default: the first bucket with a book; buckets without one have zero widths)."""
+    """:func:`arrival_objectives` from a day's curves, shape (N, L).
+
+    Bucket ``first`` holds the arrival book (default: the first bucket with a book; buckets
+    without one have zero widths).
+    """
     n = len(widths)
     if first is None:
         first = int(np.flatnonzero(widths.sum(axis=1) > 0)[0])

@@ -586,8 +586,11 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
 
 @njit
 def _finish_at(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y, left, level, maximum):
-    """The answer at ``level``, the first breakpoint whose upper total reaches ``R`` (``left``
-    the one before it): split the jump of ``S`` there, or interpolate on the piece before it."""
+    """The answer at ``level``, the first breakpoint whose upper total reaches ``R``.
+
+    ``left`` is the breakpoint before it: split the jump of ``S`` there, or interpolate on the
+    piece before it.
+    """
     value, tie, solved = _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, False)
     if solved:
         return level, value, tie, maximum, True
@@ -632,10 +635,12 @@ def _total_and_rate(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
 
 @njit
 def _ramp_bracket(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total):
-    """For ``rho > 0``: the breakpoints ``(previous, first)`` the bisection would find, without
-    sorting: a safeguarded Newton iteration on the piecewise-linear ``S`` lands on the piece that
+    """For ``rho > 0``: the breakpoints ``(previous, first)`` the bisection would find, without sorting.
+
+    A safeguarded Newton iteration on the piecewise-linear ``S`` lands on the piece that
     reaches ``R``, one scan of the breakpoints gives its ends, and both are checked with
-    :func:`_total` as the bisection checks them. NaNs when that fails (the caller bisects)."""
+    :func:`_total` as the bisection checks them. NaNs when that fails (the caller bisects).
+    """
     n, k = slopes.shape
     points = np.empty(2 * n * k + 2 * n)
     m = _collect_breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho, points)
@@ -703,8 +708,11 @@ def _jumps_only(weights, tail_cap):
 
 @njit
 def _jump_level(slopes, widths, weights, total):
-    """The smallest slope whose upper total reaches ``R`` (S a step function), in expected
-    linear time (weighted quickselect, no sort); NaN when rounding leaves ``R`` out of reach."""
+    """The smallest slope whose upper total reaches ``R`` (S a step function).
+
+    In expected linear time (weighted quickselect, no sort); NaN when rounding leaves ``R`` out
+    of reach.
+    """
     n, k = slopes.shape
     values, amounts = np.empty(n * k), np.empty(n * k)
     m, reach = 0, 0.0
@@ -723,8 +731,10 @@ def _jump_level(slopes, widths, weights, total):
 
 @njit
 def _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, selected):
-    """At a breakpoint ``level`` where ``S`` jumps over ``R``, ``y`` gives every segment tied
-    at the level the same fraction of its width (the centre of the optimal face).
+    """Split the jump of ``S`` over ``R`` at the breakpoint ``level``.
+
+    ``y`` gives every segment tied at the level the same fraction of its width (the centre of
+    the optimal face).
 
     Returns ``(objective, fraction, done)``. After the bisection (``selected`` False) the level
     is the first breakpoint with ``S_upper >= R`` and the split applies when
