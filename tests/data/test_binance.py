@@ -231,3 +231,11 @@ def test_a_negative_quantity_is_refused_not_a_delete(tmp_path, where):
     events = [_event(1001, 1003, 0), _event(1004, 1006, 1, qty=-2 if where == "event" else None)]
     with pytest.raises(cs.DataError, match="negative"):
         read_binance(_write_stream(tmp_path / "toy.gz", [snapshot, *events]))
+
+
+def test_a_cut_gzip_member_is_refused(tmp_path):
+    events = [_event(1001 + 3 * k, 1003 + 3 * k, k) for k in range(200)]
+    whole = _write_stream(tmp_path / "toy.gz", [_snapshot(1000), *events]).read_bytes()
+    (tmp_path / "cut.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(cs.DataError, match=r"cannot read Binance stream cut.gz \(line \d+\)"):
+        read_binance(tmp_path / "cut.gz")
