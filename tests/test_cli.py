@@ -240,7 +240,7 @@ def test_plan_from_an_oracle_and_a_states_file_of_several_symbols(capsys, demo, 
     pd.concat([one.assign(symbol="A"), other.assign(symbol="B")])[["symbol", *one.columns]].to_csv(
         tmp_path / "states.csv", index=False)  # fmt: skip
     other.to_csv(tmp_path / "b.csv", index=False)
-    base = ("plan", "--oracle", demo[0] / "oracle.joblib", "--total", 50_000, "--rho", 1e-6, "--force")
+    base = ("plan", "--oracle", demo[0] / "oracle.skops", "--total", 50_000, "--rho", 1e-6, "--force")
     code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "-o", tmp_path / "x.csv")
     assert_one_line_error(code, err, "states.csv holds 2 symbols ['A', 'B']; pass --symbol")
     code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "--symbol", "C",
