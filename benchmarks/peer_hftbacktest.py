@@ -85,7 +85,7 @@ def exact_stamps(data):
     """The exact ``ts_recv`` of each converted row (the converter's stamps went through float seconds)."""
     from convexsched.data.mbo import mbo_records
 
-    _, records = mbo_records(ES)
+    records, _, _ = mbo_records(ES)
     exact = records["ts_recv"].astype(np.int64)
     if len(exact) != len(data) or np.abs(data["local_ts"] - exact).max() > 10_000:
         raise RuntimeError("hftbacktest's rows are not the file's records in order: cannot map its stamps")
