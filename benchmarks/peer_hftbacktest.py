@@ -85,7 +85,7 @@ def exact_stamps(data):
     """The exact ``ts_recv`` of each converted row (the converter's stamps went through float seconds)."""
     from convexsched.data.mbo import mbo_records
 
-    _, records = mbo_records(ES)
+    records, _, _ = mbo_records(ES)
     exact = records["ts_recv"].astype(np.int64)
     if len(exact) != len(data) or np.abs(data["local_ts"] - exact).max() > 10_000:
         raise RuntimeError("hftbacktest's rows are not the file's records in order: cannot map its stamps")
@@ -244,8 +244,11 @@ def main():
     passive["dt_us"] = np.where(both, (passive.ours_time - passive.hbt_time) / 1e3, np.nan)
     # hftbacktest's fill stamp back to the exact stamp of the record it processed last.
     exact = exact_stamps(data)
-    row = np.searchsorted(data["local_ts"], passive.hbt_time.to_numpy(), side="right") - 1
-    passive["hbt_record"] = np.where(both, exact[np.clip(row, 0, None)], 0)
+    stamps = passive.hbt_time.to_numpy()
+    after = np.clip(np.searchsorted(data["local_ts"], stamps), 1, len(data) - 1)
+    # The nearest converted stamp (they are float-rounded by up to a microsecond either way).
+    row = np.where(np.abs(data["local_ts"][after] - stamps) < np.abs(data["local_ts"][after - 1] - stamps), after, after - 1)
+    passive["hbt_record"] = np.where(both | passive.hbt_filled, exact[row], 0)
     passive["same_record"] = both & (passive.hbt_record == passive.ours_time)
     report(events, market, passive, convert_s, hbt_market_s, ours_market_s, hftbacktest.__version__)
 
@@ -324,7 +327,7 @@ def report(events, market, passive, convert_s, hbt_market_s, ours_market_s, vers
               "order: it rested behind us at our price and was modified into the other side, so its fill prints at the "
               "other side's price before the record that moves it. Nobody traded at our price; ours fills at the next "
               "trade that reaches it.", "", "Fill times on the receive clock: ours is the triggering record's `ts_recv`; hftbacktest's fill stamp "
-              "is mapped to the exact `ts_recv` of the last record it had processed. Same record: equal stamps.", "",
+              "is mapped to the exact `ts_recv` of the nearest record. Same record: equal stamps.", "",
               "## Timings", "", markdown_table(["step", "seconds"], [
                   ["hftbacktest's Databento converter (68,792 records)", f"{convert_s:.1f}"],
                   [f"hftbacktest, {len(market)} market children (with its numba compile)", f"{hbt_market_s:.2f}"],
