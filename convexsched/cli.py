@@ -16,6 +16,7 @@ import argparse
 import logging
 import math
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -31,7 +32,7 @@ import pandas as pd
 from . import __version__
 from ._optional import require
 from .errors import ConvexSchedError, DataError, InvalidInputError, SolverError
-from .files import atomic_path, check_outputs, read_table, save_figure, write_table
+from .files import atomic_path, check_outputs, read_table, release_outputs, save_figure, write_table
 from .io import certificate_record, read_curves, read_schedule, write_certificate, write_curves, write_schedule
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -40,6 +41,8 @@ PROGRAM = "convexsched"
 # notes and warnings, on stderr through the package's loggers (see _logging).
 log = logging.getLogger(__name__)
 DEFAULT_IMPACT_SIZES = "100,200,500,1000,2000,5000,10000"
+# Sizes of a grid or size list: each is a column of predictions or book walks per bucket or snapshot.
+MAX_SIZES = 10_000
 HELP_WIDTH = 92
 # Where the repository keeps its benchmark scripts; absent from an installed wheel.
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -142,8 +145,13 @@ def _sizes(text):
     try:
         if ":" in text:
             start, stop, step = (float(part) for part in text.split(":"))
-            if step <= 0 or stop <= start:
+            if not step > 0 or not stop > start:
                 raise ValueError
+            count = (stop - start) / step + 1
+            if not count <= MAX_SIZES:  # checked before np.arange allocates (NaN and inf included)
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} makes {count:,.0f} sizes; at most {MAX_SIZES:,}: choose a larger STEP"
+                )
             values = np.arange(start, stop + step / 2, step)
         else:
             values = np.array([float(part) for part in text.split(",")])
@@ -153,6 +161,8 @@ def _sizes(text):
         ) from None
     if not np.isfinite(values).all() or (values < 0).any() or np.any(np.diff(values) <= 0):
         raise argparse.ArgumentTypeError(f"sizes must be finite, >= 0 and increasing, got {text!r}")
+    if len(values) > MAX_SIZES:
+        raise argparse.ArgumentTypeError(f"{len(values):,} sizes; at most {MAX_SIZES:,}")
     return values
 
 
@@ -732,7 +742,12 @@ def _run_backtest(args):
     from .execution.backtest import backtest
     from .execution.strategies import default_strategies
 
-    check_outputs({"--output": args.output}, _inputs(args, "book", "oracle", "profile", "universe"), args.force)
+    inputs = _inputs(args, "book", "oracle", "profile", "universe")
+    if args.universe is not None:
+        from .execution.universe import manifest_files
+
+        inputs.update(manifest_files(args.universe))  # the books it names are inputs too
+    check_outputs({"--output": args.output}, inputs, args.force)
     if args.universe is not None:
         from .execution.universe import run_manifest_backtest
 
@@ -922,7 +937,8 @@ def _add_fit_parser(commands):
         commands, "fit", _run_fit,
         "train the impact oracle on a book (walked for a size grid) or an impact table, and save it",
         "Rows whose size exceeds the displayed depth are left out (their cost is extrapolated, not "
-        "observed). The saved file is a joblib pickle: load only files you wrote.",
+        "observed). The saved file is in skops' format, not a pickle: --oracle loads it without running code "
+        "from it, and refuses pickle or joblib files.",
     )  # fmt: skip
     source = _add_book_arguments(fit, table=True)
     source.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_IMPACT_SIZES),
@@ -940,7 +956,7 @@ def _add_fit_parser(commands):
                        help="time-ordered early-stopping split, 0 for none (default 0.2)")  # fmt: skip
     model.add_argument("--seed", type=int, default=0)
     _add_threads_argument(model)
-    _add_output_arguments(fit, "oracle file to write (.joblib)")
+    _add_output_arguments(fit, "oracle file to write (.skops)")
 
 
 def _add_plan_parser(commands):
@@ -1018,6 +1034,9 @@ def _add_backtest_parser(commands):
                          "manifest's sizes)")  # fmt: skip
     backtest.add_argument("--scheduler", metavar="WHERE",
                           help="with --universe: omitted = serial, 'local' = a LocalCluster, or a Dask scheduler address")
+    backtest.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                          help="with --universe: seconds a key may run; a key still running then is reported "
+                          "with status 'timeout' and the others go on")  # fmt: skip
     backtest.add_argument("--oracle", type=Path, metavar="PATH", help="oracle from `convexsched fit`")
     backtest.add_argument(
         "--profile", type=Path, metavar="PATH",
@@ -1097,14 +1116,59 @@ def _one_line(error):
     return text or type(error).__name__
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (temporary files) runs."""
+
+
+@contextmanager
+def _terminate_like_interrupt():
+    """While the command runs, SIGTERM unwinds the stack as SIGINT does, then the old handler is back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _escaped_output():
+    """stdout and stderr with control characters escaped: data (symbols, file names, cells) must
+    not drive the user's terminal."""
+    from ._text import EscapingStream
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
 def main(argv=None):
     """Run the command line; returns the exit code (see :data:`EXIT_CODES_HELP`).
 
     Bad input (a :class:`~convexsched.errors.ConvexSchedError` other than a solver failure, or
     a file the system cannot read or write) is one line and exit 2; anything else is a bug in
-    convexsched, said as such with exit 1, its traceback shown under ``--debug``.
+    convexsched, said as such with exit 1, its traceback shown under ``--debug``. SIGTERM is
+    handled like Ctrl-C (temporary files removed, exit 143), and everything printed has its
+    control characters escaped.
     """
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        with _escaped_output(), _terminate_like_interrupt():
+            return _main(argv)
+    finally:
+        release_outputs()
+
+
+def _main(argv):
     # Logging before parsing: a renamed option says so while it is parsed.
     debug = "--debug" in argv
     with _logging(debug):
@@ -1112,6 +1176,9 @@ def main(argv=None):
         try:
             with _thread_limit(getattr(args, "threads", None)):
                 return args.handler(args)
+        except Terminated:
+            print(f"{PROGRAM}: terminated", file=sys.stderr)
+            return 143
         except KeyboardInterrupt:
             print(f"{PROGRAM}: interrupted", file=sys.stderr)
             return 130

@@ -42,7 +42,7 @@ LIVE_GRID = 17
 
 def demo_files(plots=True):
     """Names of the files :func:`run_demo` writes into its folder."""
-    names = ["features.csv", "oracle.joblib", "curves.csv", "comparison.csv"]
+    names = ["features.csv", "oracle.skops", "curves.csv", "comparison.csv"]
     names += [f"schedule_{kind}{suffix}" for kind in "ABC" for suffix in (".csv", ".kkt.json")]
     names += ["backtest.csv", "receding_steps.csv"]
     return names + (["curves.png", "schedules.png", "receding.png"] if plots else [])
@@ -218,9 +218,9 @@ def run_demo(folder="convexsched-demo", total=100_000.0, seed=0, plots=True, ech
 
     echo("[3/7] impact oracle (gradient boosting, monotone in size)")
     oracle = _fit_oracle(book, echo)
-    with atomic_path(folder / "oracle.joblib") as temporary:
+    with atomic_path(folder / "oracle.skops") as temporary:
         oracle.save(temporary)
-    files.append(folder / "oracle.joblib")
+    files.append(folder / "oracle.skops")
 
     curves, report = oracle.cost_curves(states, state_size_grid(states), return_report=True)
     files.append(write_curves(curves, folder / "curves.csv"))

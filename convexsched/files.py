@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -65,14 +66,19 @@ def table_columns(path):
         raise unreadable_error(path, exc) from None
 
 
-def read_columns(path, usecols=None):
-    """A CSV or Parquet file (``usecols`` only, when given), a named Parquet index made a column again."""
+def read_columns(path, usecols=None, text=()):
+    """A CSV or Parquet file (``usecols`` only, when given), a named Parquet index made a column
+    again, the columns ``text`` read as strings (codes such as ``000400``)."""
     try:
         if is_parquet(path):
             # Databento's to_parquet stores ts_recv as the index.
             frame = pd.read_parquet(path, columns=usecols)
-            return frame.reset_index() if frame.index.name is not None else frame
-        return pd.read_csv(path, usecols=usecols)
+            frame = frame.reset_index() if frame.index.name is not None else frame
+            for column in text:
+                if column in frame and not pd.api.types.is_string_dtype(frame[column]):
+                    frame[column] = frame[column].astype(str)
+            return frame
+        return pd.read_csv(path, usecols=usecols, dtype=dict.fromkeys(text, str) or None)
     except UNREADABLE as exc:
         raise unreadable_error(path, exc) from None
 
@@ -103,12 +109,28 @@ def _umask():
     return mask
 
 
+# Outputs that check_outputs found absent without --force: they are published without replacing
+# whatever may have appeared since (another run writing the same name).
+_MUST_BE_NEW: set[str] = set()
+_MUST_BE_NEW_LOCK = threading.Lock()
+
+
+def _key(path):
+    return os.path.normcase(os.path.abspath(path))
+
+
 @contextmanager
 def atomic_path(path):
     """A temporary path beside ``path`` that is renamed onto ``path`` when the block succeeds.
 
     The temporary name keeps the suffix (writers that pick a format by suffix still work) and
-    starts with a dot; it is removed when the block raises. The folder is created if needed.
+    starts with a dot; it is removed when the block raises (an error, Ctrl-C, or SIGTERM under
+    the command line). The folder is created if needed.
+
+    When :func:`check_outputs` validated ``path`` as a new file (no ``force``), the rename does
+    not replace a file that appeared since: the temporary file is hard-linked to ``path``, which
+    fails atomically if the name is taken (:class:`OutputError`), so two runs writing the same
+    output cannot silently replace one another.
 
     Examples
     --------
@@ -124,9 +146,42 @@ def atomic_path(path):
         # mkstemp makes the file private (0600); a finished output gets the usual permissions.
         os.chmod(temporary, 0o666 & ~_umask())
         yield temporary
-        os.replace(temporary, path)
+        with _MUST_BE_NEW_LOCK:
+            new = _key(path) in _MUST_BE_NEW
+        if new:
+            _publish_new(temporary, path)
+            with _MUST_BE_NEW_LOCK:
+                _MUST_BE_NEW.discard(_key(path))
+        else:
+            os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def release_outputs():
+    """Forget the outputs :func:`check_outputs` reserved as new (the command line calls it when a
+    command ends, written or not)."""
+    with _MUST_BE_NEW_LOCK:
+        _MUST_BE_NEW.clear()
+
+
+def _publish_new(temporary, path):
+    """Move ``temporary`` to ``path`` only if no file has that name (atomically)."""
+    taken = OutputError(
+        f"{path} appeared while this command ran (another run writing the same file?); it was left as it "
+        "is: pass --force to overwrite it"
+    )
+    try:
+        os.link(temporary, path)  # fails if path exists, never replaces it
+    except FileExistsError:
+        raise taken from None
+    except OSError:
+        # No hard links on this file system: claim the name exclusively, then fill it.
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask()))
+        except FileExistsError:
+            raise taken from None
+        os.replace(temporary, path)
 
 
 def check_outputs(outputs, inputs=None, force=False):
@@ -140,7 +195,8 @@ def check_outputs(outputs, inputs=None, force=False):
     inputs : dict, optional
         ``name -> path`` of the files it reads.
     force : bool
-        Allow replacing existing files.
+        Allow replacing existing files. Without it, the outputs must still be new when they are
+        written (:func:`atomic_path`).
 
     Raises
     ------
@@ -166,6 +222,9 @@ def check_outputs(outputs, inputs=None, force=False):
         if path.exists() and not force:
             raise OutputError(f"{name} {path} exists; pass --force to overwrite it")
         _check_writable_folder(name, path.parent)
+        if not force:
+            with _MUST_BE_NEW_LOCK:
+                _MUST_BE_NEW.add(_key(path))
 
 
 def _same_file(a, b):

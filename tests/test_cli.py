@@ -119,7 +119,7 @@ def test_demo_runs_end_to_end_and_writes_its_files(demo):
         assert f"[{stage}/7]" in out
     assert "Schedule of S = 100000 over 390 buckets, objective C" in out
     assert out.count("KKT certificate: OK") == 1 and "FAILED" not in out
-    for name in ("features.csv", "curves.csv", "oracle.joblib", "comparison.csv", "schedule_A.csv",
+    for name in ("features.csv", "curves.csv", "oracle.skops", "comparison.csv", "schedule_A.csv",
                  "schedule_C.kkt.json", "backtest.csv", "receding_steps.csv", "curves.png",
                  "schedules.png", "receding.png"):  # fmt: skip
         assert (folder / name).is_file(), name
@@ -173,13 +173,13 @@ def test_fit_caps_its_threads_and_says_what_it_fits(capsys, monkeypatch, impact_
 
     monkeypatch.setattr(ImpactOracle, "fit", recording_fit)
     code, _, err = run_in_process(capsys, "fit", "--table", impact_file[0], "--max-iter", 5, "--threads", 2,
-                                  "--validation-fraction", 0, "-o", tmp_path / "o.joblib")  # fmt: skip
+                                  "--validation-fraction", 0, "-o", tmp_path / "o.skops")  # fmt: skip
     assert code == 0 and "up to 5 boosting iterations, 2 thread(s)" in err
     assert seen and set(seen) == {2}  # the tests run with OMP_NUM_THREADS=1: the option set it
 
 
 def test_fit_on_a_impact_table_saves_an_oracle_that_loads(impact_file, tmp_path):
-    oracle_path = tmp_path / "oracle.joblib"
+    oracle_path = tmp_path / "oracle.skops"
     result = run("fit", "--table", impact_file[0], "--max-iter", 20, "--validation-fraction", 0,
                  "--output", oracle_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -191,15 +191,15 @@ def test_fit_on_a_impact_table_saves_an_oracle_that_loads(impact_file, tmp_path)
 
 
 def test_fit_target_option_and_the_removed_transform_alias(capsys, impact_file, tmp_path):
-    path = tmp_path / "o.joblib"
+    path = tmp_path / "o.skops"
     code, _, err = run_in_process(capsys, "fit", "--table", impact_file[0], "--max-iter", 3, "--target", "per_share",
                                   "--validation-fraction", 0, "-o", path)  # fmt: skip
     assert code == 0
     assert ImpactOracle.load(path).target == "per_share"
     # --transform was removed in 0.3.0 as promised: argparse rejects it (exit 2, nothing written).
     code, _, err = run_in_process(capsys, "fit", "--table", impact_file[0], "--transform", "per_share",
-                                  "-o", tmp_path / "t.joblib")  # fmt: skip
-    assert code == 2 and "--transform" in err and not (tmp_path / "t.joblib").exists()
+                                  "-o", tmp_path / "t.skops")  # fmt: skip
+    assert code == 2 and "--transform" in err and not (tmp_path / "t.skops").exists()
 
 
 # ------------------------------------------------------------------------------- plan and check
@@ -222,7 +222,7 @@ def test_plan_from_an_oracle_and_bucket_states(capsys, demo, tmp_path):
     folder = demo[0]
     schedule, curves = tmp_path / "schedule.parquet", tmp_path / "curves.csv"
     code, out, err = run_in_process(
-        capsys, "plan", "--oracle", folder / "oracle.joblib", "--states", folder / "features.csv",
+        capsys, "plan", "--oracle", folder / "oracle.skops", "--states", folder / "features.csv",
         "--total", 50_000, "--rho", 1e-6, "--method", "cvxpy", "--curves-out", curves,
         "--output", schedule, "--certificate", tmp_path / "cert.json",
     )  # fmt: skip
@@ -240,7 +240,7 @@ def test_plan_from_an_oracle_and_a_states_file_of_several_symbols(capsys, demo, 
     pd.concat([one.assign(symbol="A"), other.assign(symbol="B")])[["symbol", *one.columns]].to_csv(
         tmp_path / "states.csv", index=False)  # fmt: skip
     other.to_csv(tmp_path / "b.csv", index=False)
-    base = ("plan", "--oracle", demo[0] / "oracle.joblib", "--total", 50_000, "--rho", 1e-6, "--force")
+    base = ("plan", "--oracle", demo[0] / "oracle.skops", "--total", 50_000, "--rho", 1e-6, "--force")
     code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "-o", tmp_path / "x.csv")
     assert_one_line_error(code, err, "states.csv holds 2 symbols ['A', 'B']; pass --symbol")
     code, _, err = run_in_process(capsys, *base, "--states", tmp_path / "states.csv", "--symbol", "C",
@@ -285,7 +285,7 @@ def test_check_with_the_wrong_objective_fails(capsys, planned):
 
 def test_backtest_with_an_oracle_writes_the_table(demo, tmp_path):
     output = tmp_path / "backtest.csv"
-    result = run("backtest", "--synthetic", "--total", 20_000, "--oracle", demo[0] / "oracle.joblib",
+    result = run("backtest", "--synthetic", "--total", 20_000, "--oracle", demo[0] / "oracle.skops",
                  "--strategies", "TWAP,static A", "--output", output)  # fmt: skip
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(output)
@@ -381,7 +381,7 @@ def test_gamma_outside_the_family_is_a_usage_error(capsys, planned, tmp_path):
 
 
 def test_oracle_without_states_is_a_usage_error(capsys, demo, tmp_path):
-    code, _, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.joblib", "--total", 5,
+    code, _, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.skops", "--total", 5,
                                   "-o", tmp_path / "s.csv")  # fmt: skip
     assert_one_line_error(code, err, "--oracle needs the book state per bucket")
 
@@ -389,11 +389,11 @@ def test_oracle_without_states_is_a_usage_error(capsys, demo, tmp_path):
 def test_a_file_that_is_not_an_oracle_is_a_usage_error(capsys, demo, tmp_path):
     code, _, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "curves.csv", "--states",
                                   demo[0] / "features.csv", "--total", 5, "-o", tmp_path / "s.csv")  # fmt: skip
-    assert_one_line_error(code, err, "cannot read an oracle")
+    assert_one_line_error(code, err, "is not a saved oracle")
 
 
 def test_missing_book_is_a_usage_error(capsys, tmp_path):
-    code, _, err = run_in_process(capsys, "fit", "--book", tmp_path / "book.zip", "-o", tmp_path / "o.joblib")
+    code, _, err = run_in_process(capsys, "fit", "--book", tmp_path / "book.zip", "-o", tmp_path / "o.skops")
     assert_one_line_error(code, err, "no such file", "book.zip")
 
 
@@ -678,7 +678,7 @@ def test_plan_from_a_book_by_percent_of_volume_in_lots(capsys, tmp_path):
 
 
 def test_plan_from_an_oracle_and_a_book(capsys, demo, tmp_path):
-    code, out, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.joblib", "--synthetic",
+    code, out, err = run_in_process(capsys, "plan", "--oracle", demo[0] / "oracle.skops", "--synthetic",
                                     "-S", 20_000, "-o", tmp_path / "s.csv")  # fmt: skip
     assert code == 0, err
     assert "convexify[slopes-isotonic]" in out and len(pd.read_csv(tmp_path / "s.csv")) > 380
@@ -686,7 +686,7 @@ def test_plan_from_an_oracle_and_a_book(capsys, demo, tmp_path):
 
 def test_backtest_says_persistence_unless_given_a_state_profile(capsys, demo, tmp_path):
     assert main(["features", "--synthetic", "1", "-o", str(tmp_path / "day1.csv")]) == 0
-    base = ("backtest", "--synthetic", "-S", 20_000, "--oracle", demo[0] / "oracle.joblib",
+    base = ("backtest", "--synthetic", "-S", 20_000, "--oracle", demo[0] / "oracle.skops",
             "--strategies", "TWAP,depth-proportional", "-o")  # fmt: skip
     code, _, err = run_in_process(capsys, *base, tmp_path / "persistence.csv")
     assert code == 0, err

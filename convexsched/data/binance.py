@@ -14,9 +14,12 @@ The book is rebuilt with Binance's rules ("How to manage a local order book corr
 * quantities are absolute, a quantity of 0 removes the level.
 
 A broken chain is a **gap**: events are missing, so the local book is wrong from there on.
-It is reported (``book.meta["update_id_gaps"]``, the report's notes) and every later event
-is dropped as ``update_id_gap`` until a new REST snapshot re-synchronises the book; nothing is
-patched over. A file without a snapshot (a continuation) needs ``previous=``: the file before
+It is reported (``book.meta["update_id_gaps"]``, the report's notes) and the later events are
+buffered until a newer REST snapshot re-synchronises the book (the snapshot replays the
+buffered events it does not contain, as at the start); without one they are dropped as
+``update_id_gap``. Nothing is patched over. A snapshot no newer than the book already built
+(a repeated line) is ignored and counted. Spot and futures events mixed in one file, events of
+two symbols, and negative quantities are refused (:class:`DataError`). A file without a snapshot (a continuation) needs ``previous=``: the file before
 it, whose replay initializes the book and the update-id chain.
 
 Why our own replay: hftbacktest's converters (``hftbacktest.data.utils.binance*``) turn these
@@ -35,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._text import printable
 from ..errors import DataError, InvalidInputError
 from .book import LoadReport, clean_book
 from .levels import PriceLevels, sampled_frame
@@ -80,15 +84,28 @@ class _Replay:
     snapshots: int = 0
     pending: list = field(default_factory=list)
     first: bool = False
+    stale_snapshots: int = 0
+
+
+def _quantity(text, where):
+    qty = float(text)
+    if not qty >= 0:  # NaN too: a quantity is absolute, 0 deletes; a negative one is no Binance message
+        raise DataError(f"{where}: quantity {qty!r} is negative or not a number; Binance quantities are absolute (>= 0)")
+    return qty
 
 
 def _load_snapshot(state, snap):
+    last = int(snap["lastUpdateId"])
+    if state.synced and last <= state.last_u:
+        # Older than (or the same as) the book already built: a repeated line, nothing to re-sync.
+        state.stale_snapshots += 1
+        return []
     state.levels.clear()
     for price, qty in snap["bids"]:
-        state.levels.set(True, float(price), float(qty))
+        state.levels.set(True, float(price), _quantity(qty, "snapshot"))
     for price, qty in snap["asks"]:
-        state.levels.set(False, float(price), float(qty))
-    state.last_u = int(snap["lastUpdateId"])
+        state.levels.set(False, float(price), _quantity(qty, "snapshot"))
+    state.last_u = last
     state.synced, state.first = True, True
     state.snapshots += 1
     # The snapshot is newer than the events buffered before it: replay those that it misses.
@@ -113,11 +130,10 @@ def _chained(state, event, first):
 
 def _apply(state, event, stamp, n_levels):
     """Apply one diff-depth event (or buffer/drop it) and sample the book after it."""
-    if state.last_u is None:
-        state.pending.append((event, stamp))  # buffered until the snapshot arrives
-        return
-    if not state.synced:
-        state.dropped["update_id_gap"] += 1  # out of sync since a gap: wait for a new snapshot
+    if state.last_u is None or not state.synced:
+        # Buffered until a snapshot arrives (Binance's rule, also after a gap): the snapshot
+        # replays the events it does not contain.
+        state.pending.append((event, stamp))
         return
     if _stale(state, event):
         state.dropped["before_snapshot"] += 1
@@ -131,14 +147,33 @@ def _apply(state, event, stamp, n_levels):
         state.synced = False
         state.dropped["update_id_gap"] += 1
         return
+    where = f"event u={event['u']}"
     for price, qty in event["b"]:
-        state.levels.set(True, float(price), float(qty))
+        state.levels.set(True, float(price), _quantity(qty, where))
     for price, qty in event["a"]:
-        state.levels.set(False, float(price), float(qty))
+        state.levels.set(False, float(price), _quantity(qty, where))
     state.last_u, state.first = event["u"], False
     state.rows.append(state.levels.top(n_levels))
     state.stamps.append(stamp)
     state.ids.append(event["u"])
+
+
+def _check_same_stream(state, data, path, number):
+    """One market and one symbol per replay: spot events carry no ``pu``, USD-M futures ones do."""
+    futures, symbol = "pu" in data, data.get("s", "")
+    if state.futures is None:
+        state.futures = futures
+    elif state.futures != futures:
+        raise DataError(
+            f"{Path(path).name} (line {number}): spot and USD-M futures depth events are mixed; their update-id "
+            "rules differ, so one file (chain) must hold one market"
+        )
+    if state.symbol and symbol and symbol != state.symbol:
+        raise DataError(
+            f"{Path(path).name} (line {number}): depth events of {printable(symbol)} follow those of "
+            f"{printable(state.symbol)}; one file (chain) must hold one symbol"
+        )
+    state.symbol = state.symbol or symbol
 
 
 def _replay(path, state, n_levels, ts, keep_tickers=False):
@@ -172,13 +207,13 @@ def _replay(path, state, n_levels, ts, keep_tickers=False):
                     state.trades.append((trade_time, float(data["q"])))
                     continue
                 state.events += 1
-                state.symbol = state.symbol or data.get("s", "")
-                if state.futures is None:
-                    state.futures = "pu" in data
+                _check_same_stream(state, data, path, number)
                 pu = data.get("pu")
                 event = {"U": int(data["U"]), "u": int(data["u"]), "pu": None if pu is None else int(pu),
                          "b": data["b"], "a": data["a"]}  # fmt: skip
                 _apply(state, event, local if ts == "local" else int(data["E"]) * _MS, n_levels)
+    except DataError:
+        raise
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"cannot read Binance stream {Path(path).name} (line {number}): {exc}") from exc
     return state
@@ -252,8 +287,8 @@ def read_binance(path, *, previous=None, n_levels=10, ts="exchange", tick_size=N
             f"{path.name} has no REST depth snapshot (lastUpdateId) to start the book from; "
             "pass previous= the file(s) before it (on the command line: --previous PATH)"
         )
-    unsynced = len(state.pending)  # events of a file whose snapshot never came
-    state.dropped["before_snapshot"] += unsynced
+    unsynced = len(state.pending)  # events whose (re-)synchronizing snapshot never came
+    state.dropped["update_id_gap" if state.last_u is not None else "before_snapshot"] += unsynced
     stamps = np.asarray(state.stamps, dtype=np.int64)
     span = None
     if len(stamps):
@@ -290,8 +325,10 @@ def read_binance(path, *, previous=None, n_levels=10, ts="exchange", tick_size=N
         notes.append(
             f"{len(state.gaps)} gap(s) in the update ids, first at {first['time']} after u={first['after_u']} "
             f"(expected {first['expected']}, got U={first['got_U']}, pu={first['got_pu']}); later events dropped "
-            "until a new snapshot"
+            "until a newer snapshot re-synchronizes the book"
         )
+    if state.stale_snapshots:
+        notes.append(f"{state.stale_snapshots} REST snapshot(s) no newer than the book built so far ignored (repeats)")
     if outside_trades:
         notes.append(f"{outside_trades} trades before the first or after the last kept book row are not in 'volume'")
     report = LoadReport(

@@ -12,6 +12,8 @@ rows by timestamp (stably: rows with equal timestamps keep their file order; mer
 exports arrive out of order), then drops bad rows and counts each drop under exactly one reason,
 checked in this order:
 
+0. ``duplicate_row`` - a repeat of an earlier row of the source (every field equal, e.g. a file
+   exported twice): it is no new event, and its traded volume must not count twice;
 1. ``non_trading_phase`` - the source flags the row as auction, break, halt or after-hours;
 2. ``nan`` - a missing timestamp or size, or a missing price that carries a size;
 3. ``non_finite`` - an infinite size, or an infinite price that carries a size;
@@ -42,6 +44,7 @@ from ..errors import DataError
 from .sessions import Sessions
 
 DROP_REASONS = (
+    "duplicate_row",
     "non_trading_phase",
     "nan",
     "non_finite",
@@ -246,7 +249,7 @@ def _count_out_of_order(index):
     return int((~index.isna() & (stamps < np.maximum.accumulate(stamps))).sum())
 
 
-def _time_sorted(frame, undefined, trading, source, sort):
+def _time_sorted(frame, undefined, row_masks, source, sort):
     """The rows (and their masks) stable-sorted by timestamp when ``sort``, with the ns index and the out-of-order count."""
     index = pd.DatetimeIndex(frame.index).as_unit("ns")
     if len(index) and index.tz is None:
@@ -254,8 +257,9 @@ def _time_sorted(frame, undefined, trading, source, sort):
     out_of_order = _count_out_of_order(index)
     if sort:
         order = np.argsort(index.asi8, kind="stable")
-        frame, index, undefined, trading = frame.iloc[order], index[order], undefined[order], trading[order]
-    return frame, index, undefined, trading, out_of_order
+        frame, index, undefined = frame.iloc[order], index[order], undefined[order]
+        row_masks = tuple(mask[order] for mask in row_masks)
+    return frame, index, undefined, row_masks, out_of_order
 
 
 def _value_masks(index, px, sz, undefined):
@@ -325,26 +329,57 @@ def _volume_onto_survivors(frame, tie, alive_t):
     return volume
 
 
-def _on_tick_grid(px, tick_size):
-    """Round the kept prices to the tick's decimals, inferring the tick when not given; returns prices, tick, notes."""
+def _on_tick_grid(px, tick_size, tick_stated, source):
+    """The kept prices on their grid, the tick and the notes; never a grid coarser than the prices' own.
+
+    The prices' own grid (:func:`infer_tick_size`) is the tick when none is given. A tick the
+    caller stated (``tick_stated``) that some prices are off is refused: rounding onto it would
+    move quotes and lock books. A format's default tick (a preset, a definition file) that the
+    prices contradict gives way to the finer common grid, and the off-grid prices are counted.
+    """
     notes = []
+    own = infer_tick_size(px)
     if tick_size is None:
-        tick_size = infer_tick_size(px)
+        tick_size = own
         notes.append(
             f"tick size {tick_size:g} inferred from the prices (coarsest common grid)"
             if np.isfinite(tick_size)
             else "tick size unknown: no prices kept to infer it from"
         )
-    else:
-        tick_size = float(tick_size)
-    if np.isfinite(tick_size):
-        # Rounding removes float artefacts such as 19.379999999999998.
-        px = np.round(px, _decimals(tick_size))
-        with np.errstate(invalid="ignore"):
-            off = np.abs(px / tick_size - np.rint(px / tick_size)) > 1e-6
-        if off.any():
-            notes.append(f"{int(off.sum())} prices off the {tick_size:g} tick grid")
-    return px, tick_size, notes
+        return _rounded(px, tick_size), tick_size, notes
+    tick_size = float(tick_size)
+    if not (np.isfinite(tick_size) and tick_size > 0):
+        raise DataError(f"{source}: tick size must be a positive number, got {tick_size!r}")
+    with np.errstate(invalid="ignore"):
+        ratio = px / tick_size
+        off = np.abs(ratio - np.rint(ratio)) > 1e-6
+    n_off = int(off.sum())
+    if n_off:
+        finite = int(np.isfinite(px).sum())
+        if tick_stated:
+            raise DataError(
+                f"{source}: {n_off} of {finite} prices are off the stated {tick_size:g} tick grid (the prices "
+                f"lie on a {own:g} grid); pass the right tick size, or none to infer it"
+            )
+        finer = _common_grid(tick_size, own)
+        notes.append(
+            f"{n_off} of {finite} prices off the default {tick_size:g} tick grid: the tick is taken as "
+            f"{finer:g}, the prices' own grid, so that no price is moved"
+        )
+        tick_size = finer
+    return _rounded(px, tick_size), tick_size, notes
+
+
+def _common_grid(a, b):
+    """The coarsest grid both steps lie on (their gcd at the price resolution)."""
+    units = np.rint(np.array([a, b]) / _PRICE_RESOLUTION).astype(np.int64)
+    return float(np.gcd.reduce(units)) * _PRICE_RESOLUTION
+
+
+def _rounded(px, tick_size):
+    # Rounding to the tick's decimals removes float artefacts such as 19.379999999999998; the
+    # tick is never coarser than the prices' grid, so no price moves by more than that.
+    return np.round(px, _decimals(tick_size)) if np.isfinite(tick_size) else px
 
 
 def _depth_notes(kept, n_levels):
@@ -385,6 +420,9 @@ def clean_book(
     sort=True,
     meta=None,
     warnings=(),
+    notes=(),
+    duplicated=None,
+    tick_stated=True,
 ):
     """Drop bad rows of a raw book frame and return the normalized :class:`Book`.
 
@@ -396,7 +434,11 @@ def clean_book(
     symbol, source : str
     tick_size : float, optional
         Known grid step; prices are rounded to its decimals (float artefacts like
-        19.379999999999998) and off-grid prices are counted in the notes. Inferred when omitted.
+        19.379999999999998). Inferred from the prices when omitted.
+    tick_stated : bool
+        ``tick_size`` was stated by the caller (default): prices off its grid are a
+        :class:`DataError`. False for a format's default, which gives way to the prices' finer
+        grid with the off-grid prices counted in the notes.
     sessions : Sessions, optional
     undefined : array_like of bool, shape (n, 2L), optional
         Price cells (bid then ask block) holding the source's undefined-price sentinel.
@@ -407,6 +449,11 @@ def clean_book(
     meta : dict, optional
     warnings : sequence of str
         The loader's assumptions to pass on to :attr:`LoadReport.warnings`.
+    notes : sequence of str
+        The loader's observations, put first in :attr:`LoadReport.notes`.
+    duplicated : array_like of bool, shape (n,), optional
+        Rows that repeat an earlier source row (the loader compares every field it read);
+        dropped as ``duplicate_row``.
 
     Returns
     -------
@@ -416,11 +463,14 @@ def clean_book(
     n = len(frame)
     undefined = np.zeros((n, 2 * n_levels), bool) if undefined is None else np.asarray(undefined, bool)
     trading = np.ones(n, bool) if trading is None else np.asarray(trading, bool)
-    frame, index, undefined, trading, out_of_order = _time_sorted(frame, undefined, trading, source, sort)
+    duplicated = np.zeros(n, bool) if duplicated is None else np.asarray(duplicated, bool)
+    frame, index, undefined, (trading, duplicated), out_of_order = _time_sorted(
+        frame, undefined, (trading, duplicated), source, sort
+    )
     px = frame[cols["bid_px"] + cols["ask_px"]].to_numpy(dtype=float, copy=True)
     sz = frame[cols["bid_sz"] + cols["ask_sz"]].to_numpy(dtype=float, copy=True)
     # The reasons in the order of DROP_REASONS: a row is counted under the first that hits it.
-    masks = {"non_trading_phase": ~trading, **_value_masks(index, px, sz, undefined)}
+    masks = {"duplicate_row": duplicated, "non_trading_phase": ~trading, **_value_masks(index, px, sz, undefined)}
     filled = _blank_unfilled(px, sz, undefined)
     masks.update(_shape_masks(px, filled, n_levels))
     dropped, alive = _drop_by_first_reason(masks, n)
@@ -430,7 +480,10 @@ def clean_book(
     volume = _volume_onto_survivors(frame, tie, alive_t)
     alive &= ~(older | tie)
 
-    px, tick_size, notes = _on_tick_grid(px[alive], tick_size)
+    px, tick_size, grid_notes = _on_tick_grid(px[alive], tick_size, tick_stated, source)
+    notes = list(notes) + grid_notes
+    if dropped["duplicate_row"]:
+        notes.append(f"{dropped['duplicate_row']} rows repeat an earlier row field for field and are dropped with their volume")
     notes += _depth_notes(filled[alive], n_levels)
     out = _book_frame(px, sz[alive], index[alive], None if volume is None else volume[alive], cols)
     if dropped["duplicate_timestamp"]:

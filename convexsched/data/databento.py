@@ -45,6 +45,38 @@ def _definition_ticks(definition):
     )
 
 
+def _zst_complete(path):
+    """Whether every zstd frame of ``path`` ends (a download cut short ends mid-frame)."""
+    import zstandard
+
+    decompressor = None
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            while chunk:
+                if decompressor is None or decompressor.eof:
+                    decompressor = zstandard.ZstdDecompressor().decompressobj()
+                try:
+                    decompressor.decompress(chunk)
+                except zstandard.ZstdError:
+                    return True  # not zstd at all: not a cut file, the decoder's own error says what it is
+                chunk = decompressor.unused_data if decompressor.eof else b""
+    return decompressor is None or decompressor.eof
+
+
+def truncation_error(path, caught):
+    """A :class:`DataError` when the decoder warned of a cut record or a zstd frame does not end, else None.
+
+    ``caught`` are the warnings recorded while decoding: ``databento`` only warns ("DBN file is
+    truncated or contains an incomplete record") and decodes the records before the cut.
+    """
+    name = Path(path).name
+    if any("truncated" in str(w.message) for w in caught):
+        return DataError(f"{name} is truncated: its last record is cut short; download the file again")
+    if name.lower().endswith(".zst") and Path(path).is_file() and not _zst_complete(path):
+        return DataError(f"{name} is truncated: its compressed stream ends mid-frame; download the file again")
+    return None
+
+
 @contextmanager
 def open_store(path):
     """A ``databento.DBNStore`` on ``path`` whose file is closed when the block ends.
@@ -64,7 +96,7 @@ def open_store(path):
     except Exception as exc:  # the decoder raises bare BentoError/ValueError/OSError variants
         if source is not None:
             source.reader.close()
-        raise DataError(f"cannot read DBN file {Path(path).name}: {exc}") from exc
+        raise (truncation_error(path, []) or DataError(f"cannot read DBN file {Path(path).name}: {exc}")) from None
     try:
         yield store
     finally:
@@ -74,12 +106,16 @@ def open_store(path):
 def _dbn_frame(path, price_type):
     with open_store(path) as store:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 # databento 0.87 calls set_index(inplace=True), deprecated in pandas 3.1: not ours to fix.
                 warnings.filterwarnings("ignore", message="The inplace keyword")
                 frame = store.to_df(price_type=price_type, map_symbols=True)
         except Exception as exc:  # the decoder raises bare BentoError/ValueError/OSError variants
-            raise DataError(f"cannot read DBN file {path}: {exc}") from exc
+            raise (truncation_error(path, []) or DataError(f"cannot read DBN file {path}: {exc}")) from None
+        truncated = truncation_error(path, caught)
+        if truncated is not None:
+            raise truncated
         frame.attrs["dataset"] = store.metadata.dataset
     return frame.reset_index()
 
@@ -87,7 +123,7 @@ def _dbn_frame(path, price_type):
 def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sessions, sort):
     """Books from a Databento MBP frame (fixed-point or float prices), one per symbol."""
     if ts not in df:
-        raise DataError(f"{source}: no timestamp column {ts!r} (columns: {list(df.columns)[:8]}...)")
+        raise DataError(f"{source}: no timestamp column {ts!r} among its {len(df.columns)} columns")
     n_levels = sum(bool(re.fullmatch(r"bid_px_\d\d", c)) for c in df.columns)
     if n_levels == 0:
         raise DataError(f"{source}: no bid_px_00 column; is this an MBP-N file?")
@@ -121,6 +157,8 @@ def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sess
     ids = df[id_col].to_numpy() if id_col else np.zeros(len(df), int)
     if len(df) == 0:
         raise DataError(f"{source}: the file holds no rows (only a header)")
+    # Every field equal (sequence numbers included): the same record exported twice.
+    duplicated = df.duplicated().to_numpy()
     books = {}
     for sym in pd.unique(symbols):
         rows = np.flatnonzero(symbols == sym)
@@ -130,10 +168,12 @@ def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sess
             symbol=sym,
             source=source,
             tick_size=tick,
+            tick_stated=tick_size is not None,
             sessions=sessions,
             undefined=None if undefined is None else undefined[rows],
             sort=sort,
             meta={"dataset": dataset, "format": "databento", "timestamp": ts},
+            duplicated=duplicated[rows],
         )
     return books
 

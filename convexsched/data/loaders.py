@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._text import printable
 from ..errors import DataError, InvalidInputError
 from ..files import existing_file, is_parquet, read_columns, table_columns
 from .binance import looks_binance, read_binance
@@ -159,7 +160,7 @@ def _float_columns(df, columns, name):
         row, col = np.argwhere(bad)[0]
         raise DataError(
             f"{name}: column {columns[col]!r} must hold numbers; data row {row + 1} has "
-            f"{df[columns[col]].iloc[row]!r}"
+            f"{printable(df[columns[col]].iloc[row])}"
         )
     return values.to_numpy(dtype=float)
 
@@ -170,7 +171,7 @@ def _detect_preset(path, columns):
             return name
     raise DataError(
         f"{Path(path).name}: columns match no preset ({', '.join(PRESETS)}) nor a Databento export; "
-        f"pass preset= or columns=ColumnMap(...). First columns: {columns[:10]}"
+        f"pass preset= or columns=ColumnMap(...) (its header has {len(columns)} columns)"
     )
 
 
@@ -214,18 +215,30 @@ def read_mapped(path: str | Path, *, preset: str | None = None, columns: ColumnM
         if cmap.symbol in df
         else np.full(len(df), path.name.split(".")[0])
     )
-    volume = _mapped_volume(df, cmap, stamps, symbols, path.name)
+    # Every field equal: the same snapshot twice (a file exported twice), no new trade.
+    duplicated = df.duplicated().to_numpy()
+    volume, resets = _mapped_volume(df, cmap, stamps, symbols, path.name, duplicated)
     if volume is not None:
         frame["volume"] = volume
     trading = df[cmap.phase].isin(cmap.trading_phases).to_numpy() if cmap.phase else None
+    # A preset's tick is a default the prices may contradict (an ETF on a 0.001 grid); the
+    # caller's own is stated.
+    stated = tick_size is not None or (columns is not None and cmap.tick_size is not None)
 
     books = {}
     for sym in pd.unique(symbols):
         rows = np.flatnonzero(symbols == sym)
+        notes = []
+        if resets.get(sym):
+            notes.append(
+                f"the cumulative volume ({cmap.cum_volume}) decreases {resets[sym]} times within a day: each "
+                "decrease is taken as a reset to 0, the row's volume is its new cumulative value"
+            )
         books[str(sym)] = clean_book(
-            frame.iloc[rows], symbol=str(sym), source=path.name, tick_size=cmap.tick_size, sessions=cmap.sessions,
-            undefined=undefined[rows], trading=None if trading is None else trading[rows], sort=sort,
-            meta={"format": "mapped", "preset": preset}, warnings=assumptions,
+            frame.iloc[rows], symbol=str(sym), source=path.name, tick_size=cmap.tick_size, tick_stated=stated,
+            sessions=cmap.sessions, undefined=undefined[rows], trading=None if trading is None else trading[rows],
+            sort=sort, meta={"format": "mapped", "preset": preset, "volume_resets": resets.get(sym, 0)},
+            warnings=assumptions, notes=notes, duplicated=duplicated[rows],
         )  # fmt: skip
     return books
 
@@ -254,7 +267,9 @@ def _read_mapped_columns(path, header, cmap):
     if missing:
         raise DataError(f"{path.name}: missing columns {missing[:8]}{'...' if len(missing) > 8 else ''}")
     extra = [c for c in (cmap.symbol, cmap.volume) if c and c in header]
-    df = read_columns(path, usecols=list(dict.fromkeys(cmap.required() + extra)))
+    # Security codes are text: SZSE's 000400 is not the number 400.
+    df = read_columns(path, usecols=list(dict.fromkeys(cmap.required() + extra)),
+                      text=[cmap.symbol] if cmap.symbol in header else [])  # fmt: skip
     if len(df) == 0:
         raise DataError(f"{path.name}: the file holds no rows (only a header)")
     return df
@@ -273,7 +288,10 @@ def _mapped_timestamps(df, cmap, tz, name):
         try:
             stamps = pd.DatetimeIndex(pd.to_datetime(text, format=cmap.time_format or "ISO8601"))
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{name}: cannot parse timestamps {text.iloc[0]!r}: {exc}") from exc
+            stamps = _mixed_offsets(text, cmap, tz)
+            if stamps is None:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise DataError(f"{name}: cannot parse timestamps {printable(text.iloc[0])}: {first}") from None
     assumptions = []
     if stamps.tz is None:
         zone = cmap.tz or (cmap.sessions.tz if cmap.sessions else "UTC")
@@ -286,6 +304,16 @@ def _mapped_timestamps(df, cmap, tz, name):
     elif tz is not None:
         stamps = stamps.tz_convert(tz)
     return stamps, assumptions
+
+
+def _mixed_offsets(text, cmap, tz):
+    """Timestamps with several UTC offsets (a day across a DST change): the instants, in the
+    caller's, the map's or the sessions' zone (else UTC); None when they are not that."""
+    try:
+        stamps = pd.DatetimeIndex(pd.to_datetime(text, format=cmap.time_format or "ISO8601", utc=True))
+    except (ValueError, TypeError):
+        return None
+    return stamps.tz_convert(tz or cmap.tz or (cmap.sessions.tz if cmap.sessions else "UTC"))
 
 
 def _mapped_levels(df, cmap, stamps, name):
@@ -302,18 +330,32 @@ def _mapped_levels(df, cmap, stamps, name):
     return frame, np.hstack(undefined)
 
 
-def _mapped_volume(df, cmap, stamps, symbols, name):
-    """Shares traded since each symbol's previous row, from a cumulative or a per-row volume column (None if neither)."""
+def _mapped_volume(df, cmap, stamps, symbols, name, duplicated):
+    """Shares traded since each row's previous row of its symbol and day, and the resets per symbol.
+
+    From a cumulative column: differenced per symbol and per local trading day in time order
+    (a shuffled file's consecutive rows are not consecutive trades; a day's count starts again
+    at 0, so its first row carries that day's volume before it, e.g. the opening auction when
+    the file lacks its rows). A decrease within a day is a vendor reset: counted, and the row's
+    volume is its new cumulative value. Repeated rows (``duplicated``) carry none. From a
+    per-row column: its values. ``(None, {})`` when the map has neither.
+    """
     if cmap.cum_volume:
-        # Differenced in time order: in a shuffled file, consecutive rows are not consecutive trades.
-        order = np.argsort(stamps.asi8, kind="stable")
-        cum = pd.Series(_float_columns(df, [cmap.cum_volume], name)[order, 0])
-        volume = np.empty(len(df))
-        volume[order] = cum.groupby(symbols[order]).diff().fillna(cum).to_numpy()
-        return volume
+        cum_all = _float_columns(df, [cmap.cum_volume], name)[:, 0]
+        days = stamps.tz_localize(None).normalize().asi8
+        keep = np.flatnonzero(~duplicated)
+        order = keep[np.argsort(stamps.asi8[keep], kind="stable")]
+        cum = pd.Series(cum_all[order])
+        groups = [symbols[order], days[order]]
+        step = cum.groupby(groups).diff()
+        reset = (step < 0).to_numpy()
+        volume = np.zeros(len(df))
+        volume[order] = np.where(step.isna().to_numpy() | reset, cum.to_numpy(), step.to_numpy())
+        per_symbol = pd.Series(reset).groupby(symbols[order]).sum()
+        return volume, {sym: int(n) for sym, n in per_symbol.items() if n}
     if cmap.volume in df:
-        return _float_columns(df, [cmap.volume], name)[:, 0]
-    return None
+        return np.where(duplicated, 0.0, _float_columns(df, [cmap.volume], name)[:, 0]), {}
+    return None, {}
 
 
 # ---------------------------------------------------------------- entry points

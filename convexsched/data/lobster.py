@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._text import printable
 from ..errors import DataError
 from ..files import UNREADABLE, existing_file, unreadable_error
 from .book import clean_book, level_columns
@@ -43,15 +44,20 @@ def lobster_pair(path):
     return Path(book_file), Path(message_file), match
 
 
-def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQUITY, sort=True):
+_LOBSTER_TICK = 0.01
+_LOBSTER_EVENTS = (1, 2, 3, 4, 5, 6, 7)
+
+
+def read_lobster(path, *, tick_size=None, tz="America/New_York", sessions=US_EQUITY, sort=True):
     """Read a LOBSTER orderbook + message pair (either file may be given).
 
     Parameters
     ----------
     path : path-like
         ``TICKER_YYYY-MM-DD_START_END_orderbook_L.csv`` or the matching message file.
-    tick_size : float
-        0.01 USD for the NASDAQ stocks LOBSTER covers.
+    tick_size : float, optional
+        Default 0.01 USD, the tick of the NASDAQ stocks LOBSTER covers, unless the prices lie on
+        a finer grid (a stock under one dollar): then that grid, with the off-grid prices counted.
     tz : str
         LOBSTER times are seconds after midnight, exchange (New York) time.
     sessions : Sessions or str
@@ -66,7 +72,8 @@ def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQU
     Orderbook row ``k`` is the book after message ``k``; its timestamp is message ``k``'s time.
     Prices are USD x 10000; ``+-9999999999`` with size 0 marks an empty level. Halt messages
     (event type 7) are dropped as ``non_trading_phase``. ``volume`` is the size of visible and
-    hidden executions (event types 4 and 5).
+    hidden executions (event types 4 and 5). An event type outside LOBSTER's 1-7 is a
+    :class:`DataError`: the file is not what it claims to be.
     """
     book_file, message_file, match = lobster_pair(existing_file(path))
     try:
@@ -99,12 +106,20 @@ def read_lobster(path, *, tick_size=0.01, tz="America/New_York", sessions=US_EQU
     nanos = secs[0].astype(np.int64) * 1_000_000_000 + secs[1].str.ljust(9, "0").str[:9].astype(np.int64)
     midnight = pd.Timestamp(match["date"]).tz_localize(tz)
     frame.index = midnight + pd.to_timedelta(nanos.to_numpy(), unit="ns")
-    event = msg[1].to_numpy()
+    event = pd.to_numeric(msg[1], errors="coerce").to_numpy()
+    unknown = ~np.isin(event, _LOBSTER_EVENTS)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise DataError(
+            f"{message_file.name}: {int(unknown.sum())} messages have an event type outside LOBSTER's 1-7 "
+            f"(first at data row {row + 1}: {printable(msg[1].iloc[row])})"
+        )
     frame["volume"] = np.where(np.isin(event, (4, 5)), msg[3].to_numpy(float), 0.0)
     symbol = match["symbol"]
     return {
         symbol: clean_book(
-            frame, symbol=symbol, source=book_file.name, tick_size=tick_size, sessions=as_sessions(sessions),
+            frame, symbol=symbol, source=book_file.name, tick_size=_LOBSTER_TICK if tick_size is None else tick_size,
+            tick_stated=tick_size is not None, sessions=as_sessions(sessions),
             undefined=undefined, trading=event != 7, sort=sort,
             meta={"format": "lobster", "date": match["date"], "message_file": message_file.name},
         )

@@ -30,11 +30,13 @@ import pandas as pd
 
 from ..errors import DataError
 from .book import LoadReport, clean_book
-from .databento import open_store
+from .databento import open_store, truncation_error
 from .levels import PriceLevels, sampled_frame
 from .sessions import span_sessions
 
 F_LAST, F_TOB, F_SNAPSHOT = 128, 64, 32
+_ACTIONS = ("A", "C", "M", "R", "T", "F", "N")
+_SIDES = ("B", "A", "N")
 _UNDEF_PRICE = np.iinfo(np.int64).max
 _SCALE = 1e9
 # Datasets whose books are quoted in a known exchange time zone.
@@ -73,6 +75,9 @@ def mbo_records(path):
             if "truncated" in text or "incomplete record" in text:
                 raise DataError(f"{path.name} is truncated: it ends inside a record ({len(records)} whole records "
                                 "before it); refusing a partial file")
+        cut = truncation_error(path, [])  # a .zst whose last frame does not end (cut on a record boundary)
+        if cut is not None:
+            raise cut
         if len(records) == 0:
             raise DataError(f"{path.name} holds no MBO records (a multi-frame .zst read as its header only?)")
         dataset = str(store.metadata.dataset or "")
@@ -118,8 +123,9 @@ def replay(records, n_levels=10, ts="ts_recv"):
     levels = PriceLevels()
     orders = {}
     out = MboReplay()
-    counts = {k: 0 for k in ("A", "C", "M", "R", "T", "F", "N")}
-    counts.update(unknown_order=0, modify_as_add=0, overfilled_level=0, tob_records=0, snapshot_records=0)
+    counts = {k: 0 for k in _ACTIONS}
+    counts.update(unknown_order=0, modify_as_add=0, overfilled_level=0, tob_records=0, snapshot_records=0,
+                  unknown_action=0, unknown_side=0)  # fmt: skip
     pending_volume = 0.0
     event_has_trade = False
     before = (None, None)
@@ -127,7 +133,12 @@ def replay(records, n_levels=10, ts="ts_recv"):
     for action, side, price, size, oid, flags, stamp, seq in zip(*columns, strict=True):
         action = action.decode() if isinstance(action, bytes) else action
         side = side.decode() if isinstance(side, bytes) else side
-        counts[action] = counts.get(action, 0) + 1
+        if action in counts and action in _ACTIONS:
+            counts[action] += 1
+        else:
+            counts["unknown_action"] += 1
+        if side not in _SIDES or (action in ("A", "M") and side not in ("B", "A")):
+            counts["unknown_side"] += 1  # an order needs a side: it cannot rest in the book
         if flags & F_SNAPSHOT:
             counts["snapshot_records"] += 1
         if flags & F_TOB:
@@ -264,19 +275,33 @@ def read_mbo(path, *, n_levels=10, ts="ts_recv", tick_size=None, tz=None, sessio
         )
         if counts["snapshot_records"] == 0 and counts["R"] == 0:
             notes.append("no snapshot or clear record: the book starts empty, orders resting before the file are missing")
-        for key, text in (("unknown_order", "cancels of unknown orders"), ("modify_as_add", "modifies of unknown orders (added)"),
-                          ("overfilled_level", "cancels larger than their level"),
-                          ("tob_records", "top-of-book (F_TOB) records, treated as orders")):  # fmt: skip
-            if counts[key]:
-                notes.append(f"{counts[key]} {text}")
+        if counts["tob_records"]:
+            notes.append(f"{counts['tob_records']} top-of-book (F_TOB) records, treated as orders")
+        # Records the replay could not apply: the rebuilt book may differ from the venue's, so
+        # they are warnings (printed with the load report), not notes.
+        anomalies = [f"{counts[key]} {text}" for key, text in _ANOMALIES if counts[key]]
+        if anomalies:
+            warnings_ = [f"records the replay could not apply as sent: {', '.join(anomalies)}"]
+        else:
+            warnings_ = []
         if check["events"]:
             notes.append(f"trade check: {check['at_touch']} of {check['events']} events' first trade printed at "
                          "the rebuilt best price")  # fmt: skip
         report = LoadReport(rows_read=book.report.rows_read, rows_kept=book.report.rows_kept,
-                            dropped=book.report.dropped, source=path.name, symbol=symbol, notes=notes)  # fmt: skip
+                            dropped=book.report.dropped, source=path.name, symbol=symbol, notes=notes,
+                            warnings=list(book.report.warnings) + warnings_)  # fmt: skip
         book.report = report
         books[symbol] = book
     return books
+
+
+_ANOMALIES = (
+    ("unknown_action", "with an unknown action (ignored)"),
+    ("unknown_side", "with an unknown side (not added to the book)"),
+    ("unknown_order", "cancels of unknown orders (ignored)"),
+    ("modify_as_add", "modifies of unknown orders (added)"),
+    ("overfilled_level", "cancels larger than their level"),
+)
 
 
 def _trade_check(trades):

@@ -143,6 +143,31 @@ def bucket_grid(days, sessions: Sessions, freq: pd.Timedelta) -> tuple[pd.Dateti
     return starts, ends, np.concatenate(last) if last else np.array([], bool)
 
 
+# Buckets a book may be cut into: at least this many, more when it has many snapshots (an empty
+# bucket costs the same as a full one, and a million suffices for a year of 5-second buckets).
+MAX_BUCKETS, BUCKETS_PER_SNAPSHOT, MAX_BUCKETS_HARD = 1_000_000, 10, 50_000_000
+
+
+def _check_bucket_count(days, sessions, freq, n_snapshots):
+    """:class:`InvalidInputError` before allocating when ``freq`` cuts the sessions into too many buckets."""
+    seconds = sum(
+        (pd.Timestamp.combine(pd.Timestamp(0).date(), b) - pd.Timestamp.combine(pd.Timestamp(0).date(), a)).total_seconds()
+        for a, b in sessions.intervals
+    )
+    count = len(days) * seconds / freq.total_seconds()
+    limit = min(MAX_BUCKETS_HARD, max(MAX_BUCKETS, BUCKETS_PER_SNAPSHOT * n_snapshots))
+    if count > limit:
+        raise InvalidInputError(
+            f"freq {_freq_text(freq)} cuts {len(days)} day(s) of sessions into {count:,.0f} buckets for "
+            f"{n_snapshots:,} snapshots; at most {limit:,} (the larger of {MAX_BUCKETS:,} and "
+            f"{BUCKETS_PER_SNAPSHOT} per snapshot): choose a wider freq"
+        )
+
+
+def _freq_text(freq):
+    return str(freq).replace("0 days ", "")
+
+
 def session_buckets(book: Book, freq: str = "1min", sessions: Sessions | str | None = None) -> SessionBuckets:
     """Map every snapshot of ``book`` onto the continuous-session buckets of width ``freq``.
 
@@ -162,7 +187,8 @@ def session_buckets(book: Book, freq: str = "1min", sessions: Sessions | str | N
     Raises
     ------
     InvalidInputError
-        When neither the book nor the call gives sessions, or ``freq`` is not positive.
+        When neither the book nor the call gives sessions, ``freq`` is not positive, or it makes
+        more buckets than :data:`MAX_BUCKETS` and ten per snapshot (checked before allocating).
 
     Notes
     -----
@@ -179,7 +205,9 @@ def session_buckets(book: Book, freq: str = "1min", sessions: Sessions | str | N
     if freq <= pd.Timedelta(0):
         raise InvalidInputError(f"freq must be positive, got {freq}")
     times = book.frame.index.tz_convert(sessions.tz).as_unit("ns")
-    starts, ends, last = bucket_grid(pd.unique(times.date), sessions, freq)
+    days = pd.unique(times.date)
+    _check_bucket_count(days, sessions, freq, len(book.frame))
+    starts, ends, last = bucket_grid(days, sessions, freq)
 
     labels = pd.Series(pd.NaT, index=book.frame.index, dtype=f"datetime64[ns, {sessions.tz}]", name="bucket")
     if len(starts) == 0:

@@ -36,7 +36,10 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import socket
+import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -46,9 +49,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._text import printable
 from ..errors import DataError, InvalidInputError
 
 STATUS_OK, STATUS_ERROR, STATUS_LOST = "ok", "error", "lost"
+STATUS_TIMEOUT, STATUS_INTERRUPTED = "timeout", "interrupted"
 MANIFEST_COLUMNS = ("symbol", "day", "file", "size")
 #: A key with these columns and no ``file`` is a synthetic symbol (:func:`load_key_book`).
 SYNTHETIC_COLUMNS = ("price", "tick_size", "spread_ticks", "level_size", "volume_per_minute", "minute_volatility", "seed")
@@ -83,14 +88,26 @@ def as_keys(keys):
     if not records:
         raise InvalidInputError("run_universe needs at least one key")
     # numpy scalars -> Python ones, so keys pickle small and compare equal everywhere.
-    return [{name: (v.item() if isinstance(v, np.generic) else v) for name, v in r.items()} for r in records]
+    records = [{name: (v.item() if isinstance(v, np.generic) else v) for name, v in r.items()} for r in records]
+    seen: dict[str, int] = {}
+    for i, record in enumerate(records):
+        text = repr(sorted((name, repr(value)) for name, value in record.items()))
+        if text in seen:
+            raise InvalidInputError(
+                f"key {i} repeats key {seen[text]} ({printable(record.get('symbol', ''))} {record.get('day', '')}): "
+                "it would run and count twice"
+            )
+        seen[text] = i
+    return records
 
 
 def read_manifest(path):
     """A universe manifest: a CSV with the columns ``symbol, day, file, size``.
 
     Relative ``file`` paths are resolved against the manifest's folder; ``day`` may be empty
-    (every day in the file). Raises :class:`DataError` when the file or a column is missing.
+    (every day in the file). Raises :class:`DataError` when the file or a column is missing, a
+    row has no ``file`` or no ``symbol``, or two rows name the same ``symbol, day, file``.
+    ``attrs["outside"]`` counts the files that lie outside the manifest's folder.
     """
     path = Path(path)
     if not path.is_file():
@@ -98,23 +115,77 @@ def read_manifest(path):
     try:
         table = pd.read_csv(path, dtype={"symbol": str, "day": str, "file": str})
     except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read manifest {path}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read manifest {path}: {first}") from None
     missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{path.name}: manifest lacks columns {missing} (needs {list(MANIFEST_COLUMNS)})")
-    table["file"] = [str(f if Path(f).is_absolute() else (path.parent / f).resolve()) for f in table["file"]]
+    for column in ("file", "symbol"):
+        empty = table[column].isna() | (table[column].astype(str).str.strip() == "")
+        if empty.any():
+            rows = [int(i) + 2 for i in np.flatnonzero(empty.to_numpy())]  # line numbers, the header is line 1
+            raise DataError(f"{path.name}: the {column} cell is empty on line(s) {rows[:5]}{'...' if len(rows) > 5 else ''}")
+    folder = path.parent.resolve()
+    files = [Path(f) if Path(f).is_absolute() else (path.parent / f).resolve() for f in table["file"]]
+    table["file"] = [str(f) for f in files]
     table["day"] = table["day"].fillna("")
+    repeated = table.duplicated(subset=["symbol", "day", "file"], keep="first")
+    if repeated.any():
+        line = int(np.flatnonzero(repeated.to_numpy())[0]) + 2
+        row = table.iloc[line - 2]
+        raise DataError(
+            f"{path.name}: line {line} repeats the key {printable(row['symbol'])} {row['day'] or '(every day)'} "
+            f"{Path(row['file']).name} ({int(repeated.sum())} repeated rows): each key would run and count twice"
+        )
+    table.attrs["outside"] = sum(not f.is_relative_to(folder) for f in files)
     return table
+
+
+def manifest_files(path):
+    """Every book file a manifest names (a LOBSTER pair's both files), as ``{label: path}``: the
+    inputs a command must not overwrite."""
+    from ..data.loaders import source_files
+
+    table = read_manifest(path)
+    inputs = {}
+    for line, value in enumerate(table["file"], start=2):
+        try:
+            sources = source_files(value)
+        except DataError:
+            sources = [Path(value)]
+        for source in sources:
+            inputs[f"{Path(path).name} line {line} ({Path(source).name})"] = Path(source)
+    return inputs
 
 
 # ---------------------------------------------------------------- running
 
 
-def _run_one(key, task, kwargs, threads):
+def _run_one(key, task, kwargs, threads, timeout=None):
     """Run ``task(key, **kwargs)`` with pinned inner thread pools; never raises.
+
+    With ``timeout`` (seconds) the task runs in a daemon thread that is abandoned, and the key
+    reported as ``"timeout"``, when it has not finished by then: Python cannot stop a thread, but
+    the caller (and the table) no longer waits for it.
 
     Returns ``(status, table or None, error message, seconds)``.
     """
+    if timeout is None:
+        return _run_here(key, task, kwargs, threads)
+    outcome: list[tuple] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_run_here(key, task, kwargs, threads)), name=f"convexsched-key-{key.get('symbol')}",
+        daemon=True,
+    )  # fmt: skip
+    started = time.perf_counter()
+    worker.start()
+    worker.join(timeout)
+    if outcome:
+        return outcome[0]
+    return STATUS_TIMEOUT, None, f"TimeoutError: still running after {timeout:g} s (timeout=)", time.perf_counter() - started
+
+
+def _run_here(key, task, kwargs, threads):
     from threadpoolctl import threadpool_limits
 
     started = time.perf_counter()
@@ -128,9 +199,9 @@ def _run_one(key, task, kwargs, threads):
         return STATUS_ERROR, None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - started
 
 
-def _run_many(keys, task, kwargs, threads):
+def _run_many(keys, task, kwargs, threads, timeout=None):
     """:func:`_run_one` over a batch of keys in one worker call."""
-    return [_run_one(key, task, kwargs, threads) for key in keys]
+    return [_run_one(key, task, kwargs, threads, timeout) for key in keys]
 
 
 def _batch_size(n_keys, client, batch):
@@ -152,6 +223,7 @@ def _progress(total, enabled, description):
 
 def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None, threads: int = 1,
                  progress: bool | None = None, window: int | None = None, batch: int | None = None,
+                 timeout: float | None = None,
                  **kwargs: Any) -> pd.DataFrame:
     """Map ``task`` over ``keys`` and return one table with the keys and a status column.
 
@@ -178,6 +250,9 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
         loses its whole batch (each key reported ``"lost"``). Default: about 8 tasks per worker
         thread (``ceil(keys / (8 threads))``, at most 256 keys), one key per task for small
         universes.
+    timeout : float, optional
+        Seconds a key may run (measured where it runs); a key still running then is reported
+        with status ``"timeout"`` and the others go on. Default: no limit.
     **kwargs
         Passed to every ``task`` call (small: they travel to every worker).
 
@@ -185,11 +260,19 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
     -------
     pandas.DataFrame
         The key columns, ``status`` (``"ok"``, ``"error"``: the task raised, ``"lost"``: the
-        worker died) and ``error`` (``"ExceptionType: message"``, empty when ok), then the
+        worker died, ``"timeout"``: still running after ``timeout``, ``"interrupted"``: not
+        finished when the run was interrupted) and ``error`` (``"ExceptionType: message"``, empty when ok), then the
         task's columns (a task column named like a key column, ``status`` or ``error`` gives
         way to the key's); a key contributes one row per row of its table (one row of NaN
         results on failure). Rows are in key order. ``attrs["seconds"]`` holds each key's run time
-        and ``attrs["failed"]`` the failed keys.
+        and ``attrs["failed"]`` the failed keys. On Ctrl-C (or SIGTERM under the command line)
+        the finished keys' results are returned, the others marked ``"interrupted"``, and
+        ``attrs["interrupted"]`` is True.
+
+    Raises
+    ------
+    InvalidInputError
+        No key, a key repeated, ``threads`` or ``window`` below 1, ``timeout`` not positive.
     """
     keys = as_keys(keys)
     if int(threads) < 1:
@@ -198,20 +281,42 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
         raise InvalidInputError(f"window must be >= 1, got {window}")
     if batch is not None and int(batch) < 1:
         raise InvalidInputError(f"batch must be >= 1, got {batch}")
-    run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads))
+    if timeout is not None and not float(timeout) > 0:
+        raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout}")
+    timeout = None if timeout is None else float(timeout)
+    run = functools.partial(_run_one, task=task, kwargs=kwargs, threads=int(threads), timeout=timeout)
     results: list[tuple | None] = [None] * len(keys)
     bar = _progress(len(keys), progress, getattr(task, "__name__", "tasks"))
-    if client is None:
-        for i, key in enumerate(keys):
-            results[i] = run(key)
-            if bar is not None:
-                bar.update()
-    else:
-        from distributed import as_completed
+    interrupted = False
+    try:
+        if client is None:
+            for i, key in enumerate(keys):
+                results[i] = run(key)
+                if bar is not None:
+                    bar.update()
+        else:
+            run_many = functools.partial(_run_many, task=task, kwargs=kwargs, threads=int(threads), timeout=timeout)
+            _run_on_client(client, keys, run_many, results, window, batch, bar)
+    except KeyboardInterrupt:
+        interrupted = True  # the finished keys are kept: the table says which did not run
+    if bar is not None:
+        bar.close()
+    unfinished = (STATUS_INTERRUPTED, None, "KeyboardInterrupt: the run was interrupted", np.nan)
+    table = _collect(keys, [unfinished if r is None else r for r in results])
+    table.attrs["interrupted"] = interrupted
+    table.attrs["finished"] = sum(r is not None for r in results)
+    return table
 
+
+def _run_on_client(client, keys, run_many, results, window, batch, bar):
+    """Fill ``results`` from the keys run on ``client`` in batches (``window`` tasks in flight);
+    cancels what is left on interrupt."""
+    from distributed import as_completed
+
+    futures: list = []
+    try:
         size = _batch_size(len(keys), client, batch)
         batches = [list(range(i, min(i + size, len(keys)))) for i in range(0, len(keys), size)]
-        run_many = functools.partial(_run_many, task=task, kwargs=kwargs, threads=int(threads))
         # pure=False: a re-run of the same key is a new computation (files may have changed).
         first = len(batches) if window is None else int(window)
         futures = client.map(run_many, [[keys[i] for i in b] for b in batches[:first]], pure=False)
@@ -222,6 +327,7 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
             for n in itertools.islice(following, 1):  # keep ``window`` tasks in flight
                 extra = client.submit(run_many, [keys[i] for i in batches[n]], pure=False)
                 position[extra.key] = n
+                futures.append(extra)
                 pending.add(extra)
             chosen = batches[position[future.key]]
             try:
@@ -233,9 +339,9 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
             future.release()
             if bar is not None:
                 bar.update(len(chosen))
-    if bar is not None:
-        bar.close()
-    return _collect(keys, results)
+    except KeyboardInterrupt:
+        client.cancel([f for f in futures if not f.done()])
+        raise
 
 
 def _collect(keys, results):
@@ -358,7 +464,7 @@ def backtest_task(key, *, strategies=None, oracle=None, side="buy", freq="1min",
         Names among :func:`convexsched.execution.strategies.default_strategies` (names travel, objects
         are rebuilt in the worker); default all that apply.
     oracle : ImpactOracle or path, optional
-        A fitted oracle (or its ``.joblib`` file, loaded in the worker).
+        A fitted oracle (or its ``.skops`` file, loaded in the worker).
     side, freq, half_life
         As in :func:`convexsched.backtest`.
 
@@ -510,7 +616,7 @@ def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100
     sizes : array_like, optional
         Order-size grid of the book walks; default 20 sizes up to the median one-sided depth.
     output_dir : path-like, optional
-        Save the oracle there as ``<symbol>.joblib`` (a path travels back, not the model).
+        Save the oracle there as ``<symbol>.skops`` (a path travels back, not the model).
     max_iter, random_state : int
         Boosting settings (:class:`~convexsched.ImpactOracle`).
     thin : int
@@ -529,7 +635,7 @@ def calibrate_task(key, *, sizes=None, side="buy", output_dir=None, max_iter=100
     saved = ""
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
-        saved = str(Path(output_dir) / f"{key.get('symbol')}.joblib")
+        saved = str(Path(output_dir) / f"{key.get('symbol')}.skops")
         oracle.save(saved)
     return pd.DataFrame([{"n_days": n_days, "n_rows": n_rows, "n_iter": int(oracle.n_iter_),
                           "mae": mae, "oracle": saved}])  # fmt: skip
@@ -609,11 +715,63 @@ def make_manifest(paths, participation=0.05, lot=100):
     return pd.DataFrame(rows, columns=["symbol", "day", "file", "size", "volume"])
 
 
+# What a Dask scheduler sends first: its handshake, one message of a few hundred bytes.
+_HANDSHAKE_MAX_BYTES = 1 << 20
+
+
+def check_scheduler(address, timeout=10.0):
+    """Raise :class:`InvalidInputError` unless a Dask scheduler answers at ``address`` (TCP).
+
+    A Dask server sends its handshake as soon as a connection opens: an 8-byte length, then the
+    message. A server that sends nothing within ``timeout`` seconds, or something else (an HTTP
+    server, e.g. the dashboard), is not a scheduler; asking ``distributed`` to talk to it would
+    wait forever or read a text banner as a length of exabytes. Other protocols (``tls://``,
+    ``ucx://``, ``inproc://``) are left to ``distributed``.
+    """
+    text = str(address)
+    if "://" in text and not text.startswith("tcp://"):
+        return
+    host, _, port = text.removeprefix("tcp://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInputError(f"--scheduler {printable(text)}: expected HOST:PORT, tcp://HOST:PORT, 'local' or 'serial'")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            try:
+                head = conn.recv(8, socket.MSG_WAITALL)
+            except TimeoutError:
+                head = None
+            if head is None:
+                # Silent: perhaps a server that waits for a request (HTTP). Ask, to say which.
+                try:
+                    conn.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+                    conn.settimeout(min(timeout, 2.0))
+                    reply = conn.recv(8)
+                except OSError:
+                    reply = b""
+                if reply.startswith(b"HTTP/"):
+                    raise InvalidInputError(
+                        f"--scheduler {printable(text)} answers HTTP, not the Dask protocol (a dashboard? the "
+                        "scheduler's own port is usually 8786)"
+                    )
+                raise InvalidInputError(
+                    f"--scheduler {printable(text)} accepted the connection but sent no Dask handshake within "
+                    f"{timeout:g} s: not a Dask scheduler, or one too busy to answer"
+                )
+    except OSError as error:
+        raise InvalidInputError(f"--scheduler {printable(text)}: cannot connect: {error.strerror or error}") from None
+    if head.startswith(b"HTTP/"):
+        raise InvalidInputError(f"--scheduler {printable(text)} answers HTTP, not the Dask protocol")
+    if len(head) < 8 or not 0 < struct.unpack("<Q", head)[0] <= _HANDSHAKE_MAX_BYTES:
+        raise InvalidInputError(f"--scheduler {printable(text)} does not speak the Dask protocol (its first bytes are no handshake)")
+
+
 class _Cluster:
     """``scheduler`` as a context manager yielding a Dask client (or None for a serial run)."""
 
-    def __init__(self, scheduler, n_workers=None):
-        self.scheduler, self.n_workers = scheduler, n_workers
+    def __init__(self, scheduler, n_workers=None, timeout=10.0):
+        self.scheduler, self.n_workers, self.timeout = scheduler, n_workers, timeout
         self._stack = []
 
     def __enter__(self):
@@ -633,7 +791,14 @@ class _Cluster:
             self._stack.append(cluster)
             client = Client(cluster)
         else:
-            client = Client(self.scheduler)
+            check_scheduler(self.scheduler, self.timeout)
+            try:
+                client = Client(self.scheduler, timeout=self.timeout)
+            except (OSError, TimeoutError) as error:
+                raise InvalidInputError(
+                    f"--scheduler {printable(self.scheduler)}: no Dask scheduler connection within {self.timeout:g} s "
+                    f"({type(error).__name__})"
+                ) from None
         self._stack.append(client)
         return client
 
@@ -643,13 +808,17 @@ class _Cluster:
         return False
 
 
-def cluster(scheduler=None, n_workers=None):
+def cluster(scheduler=None, n_workers=None, timeout=10.0):
     """A client for ``scheduler``: ``None``/``"serial"`` (no client), ``"local"`` (a process
     ``LocalCluster``, one thread per worker) or a scheduler address (``"tcp://host:8786"``).
 
+    An address is checked first (:func:`check_scheduler`): an address that does not answer
+    like a Dask scheduler within ``timeout`` seconds is an :class:`InvalidInputError`, never
+    a hang.
+
     Use as ``with cluster("local") as client: run_universe(keys, task, client=client)``.
     """
-    return _Cluster(scheduler, n_workers)
+    return _Cluster(scheduler, n_workers, timeout)
 
 
 def run_manifest_backtest(args):
@@ -658,6 +827,8 @@ def run_manifest_backtest(args):
     Returns the exit code: 0 when every key ran, 1 when some failed (they are listed).
     """
     keys = read_manifest(args.universe)
+    if keys.attrs["outside"]:
+        print(f"note: {keys.attrs['outside']} file(s) of {Path(args.universe).name} lie outside its folder", file=sys.stderr)
     options = {"side": args.side, "freq": args.freq, "half_life": args.half_life}
     if args.strategies is not None:
         options["strategies"] = list(args.strategies)
@@ -668,7 +839,8 @@ def run_manifest_backtest(args):
     started = time.perf_counter()
     with cluster(args.scheduler) as client:
         where = "serially" if client is None else f"on {args.scheduler} ({len(client.scheduler_info()['workers'])} workers)"
-        table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(), **options)
+        table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(),
+                             timeout=getattr(args, "timeout", None), **options)  # fmt: skip
     seconds = time.perf_counter() - started
     if args.output is not None:
         from ..files import write_table
@@ -688,4 +860,9 @@ def run_manifest_backtest(args):
             print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
     for key, (_, row) in zip(failed, table[table["status"] != STATUS_OK].iterrows(), strict=True):
         print(f"failed: {key.get('symbol')} {key.get('day') or ''}: {row['error']}", file=sys.stderr)
+    if table.attrs["interrupted"]:
+        done = table.attrs["finished"]
+        saved = f"; their results are in {args.output}" if args.output is not None else ""
+        print(f"interrupted after {done} of {len(keys)} keys{saved}", file=sys.stderr)
+        return 130
     return 0 if not failed else 1

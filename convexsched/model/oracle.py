@@ -64,8 +64,13 @@ FEATURE_SETS = ("state", "book")
 # bps target) and must be finite.
 MISSING_OK = ("imbalance", "volatility", "hour_of_day", "touch", "side_depth_3", "spread_ticks")
 _FORMAT = "convexsched.ImpactOracle"
-# Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0).
-_FORMAT_VERSION = 2
+# Version 2: the hyperparameter ``transform`` became ``target`` (0.2.0). Version 3: skops, not
+# a pickle (0.3.0).
+_FORMAT_VERSION = 3
+# The one type of a saved oracle that skops does not trust by itself: the fitted trees of
+# scikit-learn's HistGradientBoostingRegressor (plain arrays, no code). Anything else is refused.
+TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 @functools.cache
@@ -504,56 +509,90 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         return {"features": self.features_, "size_feature": self.size_feature, "target": self.target}
 
     def save(self, path: str | Path) -> None:
-        """Write the fitted oracle with its schema to ``path`` (joblib).
+        """Write the fitted oracle with its schema to ``path`` in skops' format.
 
-        Like every pickle, the file runs code when loaded: load only files you wrote.
+        The file is no pickle: :meth:`load` reads it without running code from it (skops
+        rebuilds only the types it trusts, and :data:`TRUSTED_TYPES`).
         """
-        import joblib
+        import skops.io
 
+        check_is_fitted(self, "model_")
+        fitted = {name: value for name, value in vars(self).items() if name.endswith("_") and not name.startswith("_")}
+        if fitted.get("validation_start_") is not None:
+            fitted["validation_start_"] = pd.Timestamp(fitted["validation_start_"]).isoformat()
         payload = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
             "sklearn_version": sklearn.__version__,
             "schema": self.schema_,
-            "estimator": self,
+            "params": self.get_params(),
+            "fitted": fitted,
         }
-        joblib.dump(payload, path)
+        skops.io.dump(payload, path)
 
     @classmethod
     def load(cls, path: str | Path) -> ImpactOracle:
         """Read an oracle written by :meth:`save` and check its feature schema.
 
+        No code from the file runs: a file that is not in skops' format (a pickle or joblib
+        file: unpickling runs whatever the file says) is refused before it is parsed, and a
+        skops file holding any type skops does not trust besides :data:`TRUSTED_TYPES` is
+        refused before anything is built from it.
+
         Raises
         ------
         DataError
-            When the file is not a saved oracle, was written by another scikit-learn version,
-            or its schema does not match the features this version of the code builds.
+            When the file is not a saved oracle (a pickle included), holds untrusted types, was
+            written by another scikit-learn version, or its schema does not match the features
+            this version of the code builds.
         """
-        import joblib
+        import skops.io
 
+        path = Path(path)
         try:
-            payload = joblib.load(path)
+            with open(path, "rb") as handle:
+                head = handle.read(4)
         except FileNotFoundError:
             raise DataError(f"no such oracle file: {path}") from None
-        except Exception as error:  # noqa: BLE001 -- unpickling a foreign file can raise anything
-            raise DataError(f"cannot read an oracle from {path}: {type(error).__name__}: {error}") from None
+        except OSError as error:
+            raise DataError(f"cannot read an oracle from {path}: {error.strerror or error}") from None
+        if head != _ZIP_MAGIC:
+            kind = "a pickle (joblib) file" if head[:1] == b"\x80" or head[:2] in (b"x\x9c", b"\x1f\x8b") else "not a saved oracle"
+            raise DataError(
+                f"{path} is {kind}: convexsched loads oracles only in skops' format, since unpickling a file runs "
+                "any code it holds; refit with this version (`convexsched fit` writes skops)"
+            )
+        try:
+            untrusted = skops.io.get_untrusted_types(file=path)
+        except Exception as error:  # noqa: BLE001 -- a damaged archive fails in the zip or JSON reader
+            raise DataError(f"cannot read an oracle from {path}: {type(error).__name__}") from None
+        refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if refused:
+            raise DataError(f"{path} holds types convexsched does not trust, refused unbuilt: {', '.join(refused[:5])}")
+        try:
+            payload = skops.io.load(path, trusted=list(untrusted))
+        except Exception as error:  # noqa: BLE001 -- a damaged archive fails in many ways
+            raise DataError(f"cannot read an oracle from {path}: {type(error).__name__}") from None
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise DataError(f"{path} is not a saved convexsched ImpactOracle")
-        if payload.get("format_version") == 1:
-            raise DataError(
-                f"{path} was saved by convexsched 0.1 (oracle format 1, before the hyperparameter "
-                "transform became target); refit it with this version"
-            )
         if payload.get("format_version") != _FORMAT_VERSION:
-            raise DataError(f"{path} has oracle format {payload.get('format_version')}, expected {_FORMAT_VERSION}")
+            raise DataError(f"{path} has oracle format {payload.get('format_version')}, expected {_FORMAT_VERSION}; refit")
         if payload.get("sklearn_version") != sklearn.__version__:
             raise DataError(
                 f"{path} was saved with scikit-learn {payload.get('sklearn_version')}, this is "
                 f"{sklearn.__version__}; tree models do not survive version changes: refit"
             )
-        oracle = payload.get("estimator")
-        if not isinstance(oracle, cls):
-            raise DataError(f"{path} holds a {type(oracle).__name__}, not an ImpactOracle")
+        try:
+            oracle = cls(**payload["params"])
+            fitted = dict(payload["fitted"])
+            if fitted.get("validation_start_") is not None:
+                fitted["validation_start_"] = pd.Timestamp(fitted["validation_start_"])
+            fitted["features_"] = tuple(fitted["features_"])
+            for name, value in fitted.items():
+                setattr(oracle, name, value)
+            check_is_fitted(oracle, "model_")
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise DataError(f"{path} is not a complete saved ImpactOracle ({type(error).__name__})") from None
         expected = tuple(oracle._design(pd.DataFrame(columns=oracle._columns(), dtype=float)).columns)
         schema = payload.get("schema")
         if schema != oracle.schema_ or tuple(schema["features"]) != expected:

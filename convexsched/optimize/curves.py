@@ -42,6 +42,21 @@ def _as_2d_float(name, value):
     return array
 
 
+def _frame_index(index, **arrays):
+    """``index``, else the labels of the pandas inputs among ``arrays`` (a frame's DatetimeIndex
+    labels the buckets, it is not dropped); pandas inputs whose labels differ are refused."""
+    labelled = {name: a.index for name, a in arrays.items() if isinstance(a, (pd.DataFrame, pd.Series))}
+    labelled = {name: labels for name, labels in labelled.items() if not isinstance(labels, pd.RangeIndex)}
+    if not labelled:
+        return index
+    names = list(labelled)
+    first = labelled[names[0]]
+    for name in names[1:]:
+        if not labelled[name].equals(first):
+            raise InvalidInputError(f"{names[0]} and {name} are pandas objects with different indexes: align them first")
+    return first if index is None else index  # an explicit index= relabels
+
+
 def _label(index, i):
     return f"bucket {i}" if index is None else f"bucket {i} ({index[i]})"
 
@@ -124,6 +139,7 @@ class CostCurves:
 
     def __init__(self, slopes: ArrayLike, widths: ArrayLike, index: pd.Index | Sequence | None = None,
                  allow_negative: bool = False) -> None:
+        index = _frame_index(index, slopes=slopes, widths=widths)
         slopes = _as_2d_float("slopes", slopes)
         n, k = slopes.shape
         widths = np.asarray(widths, dtype=float)
@@ -227,6 +243,7 @@ class CostCurves:
         NonConvexCurveError
             When the forward differences decrease (noisy oracle output): convexify first.
         """
+        index = _frame_index(index, values=values)
         values = _as_2d_float("values", values)
         if values.shape[1] < 2:
             raise InvalidInputError("a size grid needs at least two points, 0 and one size")

@@ -55,6 +55,10 @@ class LotRounding:
         )
 
 
+# Lot counts are floats: above 2**53 they are no longer whole numbers.
+_MAX_LOTS = 2.0**53
+
+
 def round_to_lots(curves, total, objective, x, lot):
     """Round schedule ``x`` to whole lots of ``lot`` shares, keeping ``sum x``.
 
@@ -78,7 +82,8 @@ def round_to_lots(curves, total, objective, x, lot):
     Raises
     ------
     InvalidInputError
-        ``lot`` not positive and finite, or ``x`` of the wrong length.
+        ``lot`` not positive and finite, so small that ``sum x / lot`` exceeds 2**53, or ``x``
+        of the wrong length.
     InfeasibleError
         The buckets' capacities hold too few whole lots for ``sum x``.
     """
@@ -88,11 +93,19 @@ def round_to_lots(curves, total, objective, x, lot):
     exact = np.asarray(x, dtype=float)
     if exact.shape != (curves.n_buckets,):
         raise InvalidInputError(f"x must have {curves.n_buckets} entries, got shape {exact.shape}")
+    executed = float(exact.sum())
+    with np.errstate(over="ignore"):
+        too_many = not executed / lot <= _MAX_LOTS
+    if too_many:
+        raise InvalidInputError(
+            f"lot {lot!r} is too small for {executed:,.6g} shares: more lots than a float counts exactly "
+            f"(2**53); use a lot of at least {executed / _MAX_LOTS:.3g} shares"
+        )
     # A relative guard: 299.99999999 shares from a solver are 3 lots of 100, not 2.
     guard = 1e-9
-    room = np.floor(curves.capacity / lot + guard)
+    with np.errstate(over="ignore"):  # a huge capacity in tiny lots is room without limit
+        room = np.floor(curves.capacity / lot + guard)
     units = np.minimum(np.floor(exact / lot + guard), room)
-    executed = float(exact.sum())
     wanted = int(np.floor(executed / lot + guard))
     missing = wanted - int(units.sum())
     spare = np.flatnonzero(units < room)

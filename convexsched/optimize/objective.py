@@ -20,7 +20,7 @@ its term vanishes, as in (E6); under ``<=`` the last weight prices what is left 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -54,17 +54,28 @@ class Objective:
     weights : "linear" | "constant" | ("power", gamma) | array_like of length N
         The time weights ``w_i``: ``i/N`` (default), 1, ``(i/N)**gamma`` (``gamma`` in [1, 2])
         or a user array, e.g. proportional to a forecast variance ``sigma_i^2``. ``w_N``
-        multiplies ``R_N``, which is 0 under the equality budget.
+        multiplies ``R_N``, which is 0 under the equality budget. A pandas Series is aligned
+        on the curves' index by label (a bucket it misses is an error), not taken by position.
+    weight_index : tuple, optional
+        The labels of array weights (set from a Series); see :meth:`aligned`.
     """
 
     rho: float = 0.0
     psi: float = 0.0
     weights: Weights = field(default="linear")
+    weight_index: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "rho", _check_nonnegative("rho", self.rho))
         object.__setattr__(self, "psi", _check_nonnegative("psi", self.psi))
-        weights = self.weights
+        weights: Any = self.weights
+        if hasattr(weights, "index") and hasattr(weights, "to_numpy"):  # a pandas Series: keep its labels
+            if self.weight_index is not None:
+                raise InvalidInputError("give the weights' labels once: a Series, or weight_index= with an array")
+            object.__setattr__(self, "weight_index", tuple(weights.index))
+            weights = weights.to_numpy(dtype=float)
+        elif self.weight_index is not None:
+            object.__setattr__(self, "weight_index", tuple(self.weight_index))
         if isinstance(weights, str):
             if weights not in ("linear", "constant"):
                 raise InvalidInputError(
@@ -79,6 +90,8 @@ class Objective:
             if array.ndim != 1 or not np.isfinite(array).all() or (array < 0).any():
                 raise InvalidInputError("a weight array must be 1-D, finite and >= 0")
             object.__setattr__(self, "weights", tuple(array.tolist()))
+            if self.weight_index is not None and len(self.weight_index) != len(array):
+                raise InvalidInputError(f"weight_index has {len(self.weight_index)} labels for {len(array)} weights")
 
     # ------------------------------------------------------------------ named constructors
     @classmethod
@@ -142,6 +155,35 @@ class Objective:
     def separable(self) -> bool:
         """True when the objective splits per bucket (no inventory term): A, B."""
         return self.psi == 0
+
+    def aligned(self, index: object) -> Objective:
+        """The objective with labelled weights (a Series) put in the order of ``index`` (the curves').
+
+        Raises
+        ------
+        InvalidInputError
+            The curves have no labels to align on, the weights repeat a label, or miss one of
+            the curves' buckets.
+        """
+        if self.weight_index is None:
+            return self
+        import pandas as pd
+
+        labels = pd.Index(self.weight_index)
+        if index is None:
+            raise InvalidInputError(
+                "the weights are a labelled Series but the curves have no bucket labels to align them on: "
+                "give the curves an index, or the weights as a plain array in bucket order"
+            )
+        if labels.has_duplicates:
+            raise InvalidInputError(f"the weights repeat the label {labels[labels.duplicated()][0]!r}")
+        missing = pd.Index(index).difference(labels, sort=False)
+        if len(missing):
+            raise InvalidInputError(
+                f"the weights have no entry for bucket {missing[0]!r} of the curves ({len(missing)} missing)"
+            )
+        values = pd.Series(np.asarray(self.weights, dtype=float), index=labels).reindex(pd.Index(index))
+        return Objective(rho=self.rho, psi=self.psi, weights=tuple(values.to_numpy().tolist()))
 
     def weight_vector(self, n: int) -> np.ndarray:
         """The weights ``w_1..w_N`` for an ``n``-bucket problem."""

@@ -107,6 +107,7 @@ def validate(
     if not isinstance(objective, Objective):
         raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
     if objective.psi > 0:
+        objective = objective.aligned(curves.index)  # a Series of weights by label, not by position
         objective.weight_vector(curves.n_buckets)  # array weights of another length raise here
     value = check_total(total, positive=positive)
     if sense not in SENSES:

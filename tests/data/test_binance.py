@@ -159,3 +159,83 @@ def test_update_id_rule_and_gaps(tmp_path_factory, futures, stale, fresh, gap_at
     assert report.dropped["update_id_gap"] == fresh - applied
     assert report.rows_kept == applied and len(book.meta["update_id_gaps"]) == (gap is not None)
     assert book.frame["bid_sz_00"].eq(1).all() and book.frame["bid_sz_01"].iloc[-1] == 3 + stale + applied - 1
+
+
+# ---------------------------------------------------------------- Binance's rules at the edges
+
+
+def _snapshot(last, bid="1"):
+    return {"lastUpdateId": last, "bids": [["99.00", bid], ["98.00", "2"]], "asks": [["101.00", "1"], ["102.00", "2"]]}
+
+
+def _event(lo, hi, k, qty=None, pu=None, symbol="TOY"):
+    data = {"e": "depthUpdate", "E": 1_723_161_000_000 + 100 * k, "s": symbol, "U": lo, "u": hi,
+            "b": [["98.00", str(3 + k if qty is None else qty)]], "a": [["102.00", "4"]]}  # fmt: skip
+    if pu is not None:
+        data["pu"] = pu
+    return {"stream": "toy@depth", "data": data}
+
+
+def _write_stream(path, messages):
+    t0 = 1_723_161_000_000_000_000
+    with gzip.open(path, "wt") as out:
+        out.write("".join(f"{t0 + 1000 * k} {json.dumps(m)}\n" for k, m in enumerate(messages)))
+    return path
+
+
+def test_a_repeated_snapshot_line_is_ignored_not_a_gap(tmp_path):
+    events = [_event(1001 + 3 * k, 1003 + 3 * k, k) for k in range(8)]
+    path = _write_stream(tmp_path / "toy.gz", [_snapshot(1000), *events[:4], _snapshot(1000), *events[4:]])
+    book = read_binance(path)["TOY"]
+    assert book.report.rows_kept == 8 and book.report.dropped["update_id_gap"] == 0
+    assert book.meta["update_id_gaps"] == [] and book.frame["bid_sz_01"].iloc[-1] == 3 + 7
+    assert any("1 REST snapshot(s) no newer" in note for note in book.report.notes)
+
+
+def test_a_gap_is_resynchronized_by_a_later_snapshot(tmp_path):
+    # Events 0-2 chain from snapshot 1000; event 3 skips ids (a gap); events 4-6 arrive before the
+    # new snapshot 1020 (Binance: buffer them), event 5 straddles it; events 7-8 follow.
+    ids = [(1001, 1003), (1004, 1006), (1007, 1009), (1013, 1015), (1016, 1018), (1019, 1021), (1022, 1024),
+           (1025, 1027), (1028, 1030)]  # fmt: skip
+    events = [_event(lo, hi, k) for k, (lo, hi) in enumerate(ids)]
+    path = _write_stream(tmp_path / "toy.gz", [_snapshot(1000), *events[:7], _snapshot(1020, bid="9"), *events[7:]])
+    book = read_binance(path)["TOY"]
+    report = book.report
+    assert len(book.meta["update_id_gaps"]) == 1
+    # applied: 0-2 before the gap, then 5-8 after the new snapshot (4 is in it, 3 is the gap).
+    assert report.rows_kept == 7 and report.dropped["update_id_gap"] == 1 and report.dropped["before_snapshot"] == 1
+    assert book.frame["bid_sz_00"].iloc[-1] == 9 and book.frame["bid_sz_01"].iloc[-1] == 3 + 8
+
+
+def test_a_gap_without_a_later_snapshot_drops_the_rest(tmp_path):
+    events = [_event(1001, 1003, 0), _event(1004, 1006, 1), _event(1010, 1012, 2), _event(1013, 1015, 3)]
+    book = read_binance(_write_stream(tmp_path / "toy.gz", [_snapshot(1000), *events]))["TOY"]
+    assert book.report.rows_kept == 2 and book.report.dropped["update_id_gap"] == 2
+
+
+def test_mixed_spot_and_futures_streams_are_refused(tmp_path):
+    messages = [_snapshot(1000), _event(1001, 1003, 0), _event(1004, 1006, 1, pu=1003)]
+    with pytest.raises(cs.DataError, match="spot and USD-M futures depth events are mixed"):
+        read_binance(_write_stream(tmp_path / "toy.gz", messages))
+
+
+def test_two_symbols_in_one_stream_are_refused(tmp_path):
+    messages = [_snapshot(1000), _event(1001, 1003, 0), _event(1004, 1006, 1, symbol="OTHER")]
+    with pytest.raises(cs.DataError, match="'OTHER' follow those of 'TOY'"):
+        read_binance(_write_stream(tmp_path / "toy.gz", messages))
+
+
+@pytest.mark.parametrize("where", ["event", "snapshot"])
+def test_a_negative_quantity_is_refused_not_a_delete(tmp_path, where):
+    snapshot = _snapshot(1000, bid="-1" if where == "snapshot" else "1")
+    events = [_event(1001, 1003, 0), _event(1004, 1006, 1, qty=-2 if where == "event" else None)]
+    with pytest.raises(cs.DataError, match="negative"):
+        read_binance(_write_stream(tmp_path / "toy.gz", [snapshot, *events]))
+
+
+def test_a_cut_gzip_member_is_refused(tmp_path):
+    events = [_event(1001 + 3 * k, 1003 + 3 * k, k) for k in range(200)]
+    whole = _write_stream(tmp_path / "toy.gz", [_snapshot(1000), *events]).read_bytes()
+    (tmp_path / "cut.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(cs.DataError, match=r"cannot read Binance stream cut.gz \(line \d+\)"):
+        read_binance(tmp_path / "cut.gz")

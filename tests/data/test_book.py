@@ -283,6 +283,7 @@ def test_bad_rows_are_dropped_and_counted(tmp_path):
         "out_of_order": 0,
         "duplicate_timestamp": 2,
         "non_trading_phase": 0,
+        "duplicate_row": 0,
     }
     assert book.report.dropped == expected
     assert book.report.rows_read == 20 and book.report.rows_kept == 11 and book.report.out_of_order == 1

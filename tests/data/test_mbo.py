@@ -151,3 +151,64 @@ def test_replay_equals_the_sum_of_resting_orders(flow):
         np.testing.assert_array_equal(got_sz, [levels[p] for p in prices])
         assert np.isnan(top[10 * k + len(prices) : 10 * (k + 1)]).all()
     assert state.counts["unknown_order"] == 0 and state.counts["overfilled_level"] == 0
+
+
+# ---------------------------------------------------------------- files cut short, records the replay cannot apply
+
+
+def _dbn(path, rows, compress=False):
+    """An MBO DBN file of ``rows`` (action, side, price, size, order id, flags), one per microsecond."""
+    import databento_dbn as dbn
+
+    metadata = dbn.Metadata(dataset="GLBX.MDP3", start=1_700_000_000_000_000_000, stype_in=dbn.SType.RAW_SYMBOL,
+                            stype_out=dbn.SType.INSTRUMENT_ID, schema=dbn.Schema.MBO, symbols=[], partial=[],
+                            not_found=[], mappings=[])  # fmt: skip
+    body = b""
+    for k, (action, side, price, size, oid, flags) in enumerate(rows):
+        ts = 1_700_000_000_000_000_000 + 1000 * k
+        body += bytes(dbn.MBOMsg(publisher_id=1, instrument_id=7, ts_event=ts, order_id=oid, price=round(price * 1e9),
+                                 size=size, action=dbn.Action(action), side=dbn.Side(side), ts_recv=ts, flags=flags,
+                                 sequence=k))  # fmt: skip
+    data = metadata.encode() + body
+    if compress:
+        import zstandard
+
+        data = zstandard.ZstdCompressor().compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def _flow(n=40):
+    rows = [("A", "B", 100.0, 5, 1, F_LAST), ("A", "A", 100.25, 5, 2, F_LAST)]
+    for k in range(n):
+        rows.append(("A", "B" if k % 2 else "A", 99.75 if k % 2 else 100.5, 1 + k % 3, 10 + k, F_LAST))
+    return rows
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_truncated_dbn_file_is_refused(tmp_path, compress):
+    whole = _dbn(tmp_path / ("whole.dbn" + (".zst" if compress else "")), _flow(), compress)
+    assert len(cs.read_book(whole)) > 0
+    data = whole.read_bytes()
+    cut = tmp_path / ("cut.dbn" + (".zst" if compress else ""))
+    cut.write_bytes(data[: len(data) - (9 if compress else 30)])  # mid-record / mid-frame
+    with pytest.raises(cs.DataError, match="cut.dbn(.zst)? is truncated"):
+        cs.read_book(cut)
+
+
+def test_unknown_actions_sides_and_orphans_are_counted_and_warned(tmp_path):
+    rows = _flow(6) + [("C", "B", 99.0, 1, 999, F_LAST), ("M", "A", 101.0, 2, 998, F_LAST), ("A", "N", 99.5, 3, 50, F_LAST)]
+    path = _dbn(tmp_path / "odd.dbn", rows)
+    data = bytearray(path.read_bytes())
+    # Overwrite the action byte (offset 38 of a 56-byte MBO record) of the third record with 'X'.
+    third = len(data) - (len(rows) - 2) * 56
+    assert data[third + 38] == ord("A")
+    data[third + 38] = ord("X")
+    path.write_bytes(bytes(data))
+    book = cs.read_book(path)
+    counts = book.meta["counts"]
+    assert (counts["unknown_action"], counts["unknown_side"], counts["unknown_order"], counts["modify_as_add"]) == (1, 1, 1, 1)
+    warning = " ".join(book.report.warnings)
+    for text in ("1 with an unknown action", "1 with an unknown side", "1 cancels of unknown orders",
+                 "1 modifies of unknown orders"):  # fmt: skip
+        assert text in warning

@@ -276,3 +276,123 @@ def test_a_parquet_dataset_is_a_universe_source(tmp_path, synthetic_keys):
     assert (from_dataset["status"] == "ok").all()
     columns = ["strategy", "cost_bps", "vs_twap_bps", "hindsight_bps", "unfilled"]
     pd.testing.assert_frame_equal(from_dataset[columns], from_keys[columns])
+
+
+# ---------------------------------------------------------------- universes that finish
+
+
+def test_a_hanging_key_times_out_and_the_others_complete():
+    release = __import__("threading").Event()
+
+    def task(key):
+        if key["n"] == 1:
+            release.wait()  # hangs until the test ends
+        return pd.DataFrame({"square": [key["n"] ** 2]})
+
+    try:
+        table = run_universe([{"n": n} for n in range(3)], task, timeout=3.0, progress=False)
+    finally:
+        release.set()
+    assert table["status"].tolist() == ["ok", "timeout", "ok"]
+    assert "still running after 3 s" in table.loc[1, "error"] and table["square"].drop(1).tolist() == [0, 4]
+    with pytest.raises(InvalidInputError, match="timeout must be > 0"):
+        run_universe([{"n": 0}], task, timeout=0)
+
+
+def test_a_hanging_key_times_out_on_the_cluster_too(client):
+    def task(key):
+        if key["n"] == 0:
+            __import__("time").sleep(60)  # the abandoned thread ends on its own
+        return pd.DataFrame({"square": [key["n"] ** 2]})
+
+    table = run_universe([{"n": n} for n in range(3)], task, client=client, timeout=5.0, progress=False)
+    assert table["status"].tolist() == ["timeout", "ok", "ok"] and table["square"].drop(0).tolist() == [1, 4]
+
+
+def test_an_interrupt_returns_the_finished_keys():
+    def task(key):
+        if key["n"] == 2:
+            raise KeyboardInterrupt
+        return pd.DataFrame({"square": [key["n"] ** 2]})
+
+    table = run_universe([{"n": n} for n in range(5)], task, progress=False)
+    assert table.attrs["interrupted"] and table.attrs["finished"] == 2
+    assert table["status"].tolist() == ["ok", "ok", "interrupted", "interrupted", "interrupted"]
+    assert table["square"].iloc[:2].tolist() == [0, 1]
+
+
+def test_repeated_keys_are_refused():
+    with pytest.raises(InvalidInputError, match="key 2 repeats key 0"):
+        run_universe([{"symbol": "A", "day": "2024-01-02"}, {"symbol": "B"}, {"symbol": "A", "day": "2024-01-02"}],
+                     lambda key: pd.DataFrame({"x": [1]}))  # fmt: skip
+
+
+def test_manifest_edges(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "m.csv").write_text("symbol,day,file,size\n000400,,../book.csv,100\n")
+    table = read_manifest(tmp_path / "sub" / ".." / "m.csv")
+    assert table["symbol"].item() == "000400" and table.attrs["outside"] == 1
+    (tmp_path / "sub" / "m.csv").write_text("symbol,day,file,size\nA,,book.csv,100\n,,book.csv,100\n")
+    with pytest.raises(cs.DataError, match=r"the symbol cell is empty on line\(s\) \[3\]"):
+        read_manifest(tmp_path / "sub" / "m.csv")
+
+
+class _Silent:
+    """A loopback server that accepts connections and then says nothing (or answers HTTP)."""
+
+    def __init__(self, http=False):
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        self.http, self.connections, self.stop = http, [], threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections.append(conn)
+            if self.http:
+                conn.settimeout(5)
+                try:
+                    conn.recv(1024)  # the request
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        for conn in self.connections:
+            conn.close()
+        self.server.close()
+
+
+@pytest.mark.parametrize("http", [False, True])
+def test_an_address_that_is_no_dask_scheduler_is_a_clear_error(http):
+    pytest.importorskip("distributed")
+    from convexsched.execution.universe import cluster
+
+    server = _Silent(http)
+    try:
+        message = "answers HTTP, not the Dask protocol" if http else "sent no Dask handshake within 1 s"
+        with pytest.raises(InvalidInputError, match=message):
+            with cluster(server.address, timeout=1.0):
+                pass
+    finally:
+        server.close()
+    with pytest.raises(InvalidInputError, match="cannot connect"):
+        with cluster(server.address, timeout=0.5):  # closed now: refused
+            pass
+
+
+def test_a_real_scheduler_passes_the_check(client):
+    from convexsched.execution.universe import check_scheduler
+
+    check_scheduler(client.scheduler.address, timeout=5)

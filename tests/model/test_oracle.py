@@ -1,5 +1,8 @@
 """Impact oracle, baselines and state forecast on a small synthetic impact table."""
 
+import pickle
+from pathlib import Path
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -187,39 +190,91 @@ def test_square_root_baseline_recovers_c_by_least_squares():
 
 # ---------------------------------------------------------------- persistence
 def test_save_load_round_trip(oracle, table, tmp_path):
-    path = tmp_path / "oracle.joblib"
+    path = tmp_path / "oracle.skops"
     oracle.save(path)
     loaded = ImpactOracle.load(path)
     np.testing.assert_array_equal(loaded.predict(table), oracle.predict(table))
-    assert loaded.schema_ == oracle.schema_
+    assert loaded.schema_ == oracle.schema_ and loaded.get_params() == oracle.get_params()
+    assert loaded.validation_start_ == oracle.validation_start_ and loaded.n_iter_ == oracle.n_iter_
 
 
 def test_load_checks_schema_and_format(oracle, tmp_path):
-    path = tmp_path / "oracle.joblib"
+    import skops.io
+
+    path = tmp_path / "oracle.skops"
     oracle.save(path)
-    payload = joblib.load(path)
+    payload = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
 
     tampered = dict(payload, schema=dict(payload["schema"], features=("size", "spread")))
-    joblib.dump(tampered, path)
+    skops.io.dump(tampered, path)
     with pytest.raises(DataError, match="feature schema"):
         ImpactOracle.load(path)
 
-    joblib.dump(dict(payload, sklearn_version="0.1"), path)
+    skops.io.dump(dict(payload, sklearn_version="0.1"), path)
     with pytest.raises(DataError, match="scikit-learn 0.1"):
         ImpactOracle.load(path)
 
-    joblib.dump(dict(payload, format_version=1), path)
-    with pytest.raises(DataError, match="transform became target"):
+    skops.io.dump(dict(payload, format_version=2), path)
+    with pytest.raises(DataError, match="oracle format 2, expected 3; refit"):
         ImpactOracle.load(path)
 
-    joblib.dump({"weights": [1, 2]}, path)
+    skops.io.dump({"weights": [1, 2]}, path)
     with pytest.raises(DataError, match="not a saved"):
         ImpactOracle.load(path)
 
     (tmp_path / "junk").write_bytes(b"not a pickle")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="junk is not a saved oracle"):
         ImpactOracle.load(tmp_path / "junk")
+    (tmp_path / "cut.skops").write_bytes((tmp_path / "oracle.skops").read_bytes()[:200])
+    with pytest.raises(DataError, match="cannot read an oracle"):
+        ImpactOracle.load(tmp_path / "cut.skops")
     assert payload["sklearn_version"] == sklearn.__version__
+
+
+class _RunsCode:
+    """A pickle that, when loaded, runs ``marker.touch()``: what a crafted model file does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_model_file_runs_no_code(oracle, tmp_path):
+    import skops.io
+
+    marker = tmp_path / "code-ran"
+    for name, write in (("model.joblib", lambda p: joblib.dump({"format": "convexsched.ImpactOracle",
+                                                                "estimator": _RunsCode(marker)}, p)),
+                        ("model.pkl", lambda p: p.write_bytes(pickle.dumps(_RunsCode(marker)))),
+                        ("model.gz", lambda p: joblib.dump(_RunsCode(marker), p, compress=3))):  # fmt: skip
+        write(tmp_path / name)
+        with pytest.raises(DataError, match="is a pickle \\(joblib\\) file: convexsched loads oracles only in skops"):
+            ImpactOracle.load(tmp_path / name)
+        assert not marker.exists()
+    # A skops file with a type outside the trusted ones is refused before anything is built.
+    skops.io.dump({"format": "convexsched.ImpactOracle", "thing": _Stranger()}, tmp_path / "stranger.skops")
+    with pytest.raises(DataError, match="holds types convexsched does not trust, refused unbuilt: .*_Stranger"):
+        ImpactOracle.load(tmp_path / "stranger.skops")
+    assert not _Stranger.built
+
+
+def test_a_saved_oracle_needs_no_other_trusted_type(oracle, tmp_path):
+    import skops.io
+
+    from convexsched.model.oracle import TRUSTED_TYPES
+
+    oracle.save(tmp_path / "o.skops")
+    assert set(skops.io.get_untrusted_types(file=tmp_path / "o.skops")) <= set(TRUSTED_TYPES)
+
+
+class _Stranger:
+    built = False
+
+    def __setstate__(self, state):
+        _Stranger.built = True
+        self.__dict__.update(state)
 
 
 # ---------------------------------------------------------------- bad input

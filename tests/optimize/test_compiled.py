@@ -46,3 +46,22 @@ def test_fast_paths_work_without_a_writable_numba_cache_and_without_cvxpy(tmp_pa
     result = run(SCRIPT, dict(env, NUMBA_CACHE_DIR=str(cache)), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(cache.rglob("*.nbi"))
+
+
+def test_a_damaged_numba_cache_is_discarded_and_rebuilt_with_one_warning(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "convexsched", ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "numba-cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(tmp_path), PYTHONDONTWRITEBYTECODE="1")
+    script = "import numpy as np, convexsched as cs\n" \
+             "print(cs.solve(cs.CostCurves(np.tile([0.01, 0.02, 0.05], (10, 1)), 1000.0), 12_500.0).kkt.ok)\n"
+    assert run(script, env, tmp_path).returncode == 0
+    files = sorted(cache.rglob("*.nb[ic]"))
+    assert files
+    for k, path in enumerate(files):  # a full disk or a killed process: files cut short
+        path.write_bytes(path.read_bytes()[: 20 if k % 2 else 100])
+    result = run(script, env, tmp_path)
+    assert result.returncode == 0 and "True" in result.stdout, result.stderr[-3000:]
+    assert result.stderr.count("RuntimeWarning: the numba cache of convexsched") == 1
+    assert "Traceback" not in result.stderr
+    again = run(script, env, tmp_path)  # rebuilt: read back without a word
+    assert again.returncode == 0 and "RuntimeWarning" not in again.stderr, again.stderr[-3000:]

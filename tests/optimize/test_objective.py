@@ -54,3 +54,42 @@ def test_bad_almgren_chriss_parameters_are_typed_errors(parameters, fragment):
     arguments = dict(eta_tilde=1e-6, tau=1.0, risk_aversion=1e-6, sigma=0.02) | parameters
     with pytest.raises(InvalidInputError, match=f"Almgren-Chriss {fragment}"):
         Objective.almgren_chriss(**arguments)
+
+
+# ---------------------------------------------------------------- pandas inputs by label
+
+
+def test_series_weights_are_aligned_on_the_curves_index_not_taken_by_position():
+    import pandas as pd
+
+    import convexsched as cs
+
+    labels = pd.date_range("2024-03-04 09:30", periods=6, freq="1min", tz="America/New_York")
+    curves = cs.CostCurves(np.tile([0.01, 0.03], (6, 1)), 500.0, index=labels)
+    weights = pd.Series([1.0, 2.0, 3.0, 5.0, 8.0, 13.0], index=labels)
+    by_label = cs.solve(curves, 2_000.0, cs.Objective(psi=1e-4, weights=weights.iloc[::-1]))
+    by_array = cs.solve(curves, 2_000.0, cs.Objective(psi=1e-4, weights=weights.to_numpy()))
+    np.testing.assert_allclose(by_label.x.to_numpy(), by_array.x.to_numpy(), atol=1e-9)
+    assert by_label.kkt.ok
+    # Labels the curves do not have, or curves without labels: refused, not used by position.
+    with pytest.raises(cs.InvalidInputError, match="no entry for bucket"):
+        cs.solve(curves, 2_000.0, cs.Objective(psi=1e-4, weights=weights.iloc[:5]))
+    with pytest.raises(cs.InvalidInputError, match="no bucket labels to align them on"):
+        cs.solve(curves.with_index(None), 2_000.0, cs.Objective(psi=1e-4, weights=weights))
+
+
+def test_a_frame_keeps_its_datetime_index_in_the_schedule():
+    import pandas as pd
+
+    import convexsched as cs
+
+    labels = pd.date_range("2024-03-04 09:30", periods=4, freq="5min", tz="America/New_York")
+    slopes = pd.DataFrame(np.tile([0.01, 0.02], (4, 1)), index=labels)
+    curves = cs.CostCurves(slopes, 100.0)
+    assert curves.index.equals(labels)
+    schedule = cs.solve(curves, 300.0)
+    assert schedule.x.index.equals(labels)
+    grid = cs.CostCurves.from_grid([0, 100, 200], pd.DataFrame(np.tile([0.0, 1.0, 3.0], (4, 1)), index=labels))
+    assert grid.index.equals(labels)
+    with pytest.raises(cs.InvalidInputError, match="different indexes"):
+        cs.CostCurves(slopes, pd.Series(100.0, index=labels[::-1]))
