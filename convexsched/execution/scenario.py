@@ -65,7 +65,7 @@ from ..errors import InvalidInputError
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
-from ..optimize.validate import Order, check_total
+from ..optimize.validate import Order, as_objective, check_total
 from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted_batch, weighted_kkt
 from .executors import ExecutionRecord, Executor, Trace, as_executor, progress_bar
 
@@ -117,9 +117,7 @@ class ScenarioHorizon:
                  pace_cap: float | None = 4.0, participation: float | None = 1.0, method: str = "fast",
                  formulation: str = "segment", solver: str = "CLARABEL", profile: StateForecast | None = None,
                  footprint: bool = False, progress: bool = False, name: str | None = None) -> None:
-        self.objective = Objective() if objective is None else objective
-        if not isinstance(self.objective, Objective):
-            raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
+        self.objective = as_objective(objective)
         if not (isinstance(pool, (int, np.integer)) and pool >= 1):
             raise InvalidInputError(f"pool must be a positive number of buckets, got {pool!r}")
         if not (isinstance(warmup, (int, np.integer)) and warmup >= 0):
@@ -130,8 +128,8 @@ class ScenarioHorizon:
             raise InvalidInputError(f"participation must be > 0 (a fraction of displayed depth) or None, got {participation!r}")
         if method not in ("fast", "cvxpy"):
             raise InvalidInputError(f"method must be 'fast' or 'cvxpy', got {method!r}")
-        if method == "cvxpy" and self.objective.psi > 0:
-            raise InvalidInputError("method='cvxpy' covers objectives (A) and (B); (C) steps use convexsched.solve")
+        if method == "cvxpy" and (self.objective.psi > 0 or self.objective.terms):
+            raise InvalidInputError("method='cvxpy' covers objectives (A) and (B); other steps use convexsched.solve")
         if formulation not in ("segment", "epigraph"):
             raise InvalidInputError(f"formulation must be 'segment' or 'epigraph', got {formulation!r}")
         self.pool, self.warmup, self.pace_cap, self.participation = int(pool), int(warmup), pace_cap, participation
@@ -272,7 +270,8 @@ class ScenarioHorizon:
         gamma = np.concatenate([[current[2]], fresh[2][pool]])
         omega = np.concatenate([[1.0], np.full(len(pool), later / len(pool))])
         started = time.perf_counter()
-        if self.objective.psi > 0:
+        if self.objective.psi > 0 or self.objective.terms:
+            # The chain lays the pool out slot by slot: inventory risk and any other term see time.
             target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho)
         else:
             if depth is not None:
@@ -327,7 +326,7 @@ class ScenarioHorizon:
         # objective: lifting slopes that pay (passive fills, a rebate) to >= 0 keeps the argmin.
         lift = max(0.0, -float(truncated.slopes[truncated.widths > 0].min(initial=0.0)))
         curves = CostCurves(truncated.slopes + lift, truncated.widths)
-        objective = Objective(rho=rho, psi=self.objective.psi, weights=weights[i:])
+        objective = self.objective.window(i, len(rows), rho=rho, weights=None if weights is None else weights[i:])
         if remaining > float(truncated.capacity.sum()) * (1 + 1e-12):
             row["infeasible"] = True
             return float(truncated.capacity[0])
