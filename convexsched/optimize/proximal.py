@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import SolverError
 from . import waterfill
-from .kkt import KKTReport, certify
+from .kkt import KKTReport, bound_at_level, certify
 from .objective import combine
 from .validate import Order
 
@@ -45,12 +45,6 @@ class ProximalResult:
     report: KKTReport
 
 
-def _prox(curves, total, sense, curvature, step, point, gradient):
-    """(E23): the exact water-filling of the separable part around ``point - gradient / step``."""
-    moved = curves.shifted(gradient - step * point)
-    return waterfill.smoothed(moved, total, curvature + step, sense)
-
-
 def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, check_every: int = 5) -> ProximalResult:
     """Solve any objective whose extra terms are smooth by FISTA with restart (E23).
 
@@ -63,7 +57,8 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
     max_iter : int
         Guard against a stall (a :class:`~convexsched.errors.SolverError` names the gap reached).
     check_every : int
-        Iterations between certificates.
+        Iterations between full certificates once the one-pass bound at the prox's level
+        (:func:`~convexsched.optimize.kkt.bound_at_level`) is within ``tol``.
 
     Returns
     -------
@@ -75,30 +70,39 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
     curvature = float(sum(term.curvature for term in terms))
     bounds = [term.lipschitz(n) for term in terms]
     known = all(bound is not None for bound in bounds)
-    step = max(float(sum(bounds)) - curvature, 0.0) if known else 0.0  # type: ignore[arg-type]
 
     def smooth(x):
         value, gradient, _ = combine(terms, x)
         return value - 0.5 * curvature * float(np.dot(x, x)), gradient - curvature * x
 
-    # Start from the separable problem (the prox at 0 with no step): the impact curves with the
-    # terms' curvature.
-    x = waterfill.smoothed(curves.shifted(smooth(np.zeros(n))[1]), total, curvature, sense).x \
-        if curvature > 0 else waterfill.cost_only(curves.shifted(smooth(np.zeros(n))[1]), total, sense).x
-    if not known:
+    def separable(shift, rho):
+        # The exact water-filling of G + rho/2 |x|^2 + shift'x: (E7) with moved slopes.
+        if rho > 0:
+            filled = waterfill.smoothed(curves.shifted(shift), total, rho, sense)
+        else:
+            filled = waterfill.cost_only(curves.shifted(shift), total, sense)
+        return filled.x, filled.multiplier
+
+    # Start from the separable problem: the curves with the terms' curvature and their
+    # gradient at 0.
+    x, level = separable(smooth(np.zeros(n))[1], curvature)
+    if known:
+        step = max(float(sum(bounds)) - curvature, 0.0)  # type: ignore[arg-type]
+    else:
         # A first Lipschitz estimate from two gradients, refined by backtracking.
         probe = x + 1e-3 * max(total, 1.0) / n
-        difference = np.linalg.norm(smooth(probe)[1] - smooth(x)[1]) / np.linalg.norm(probe - x)
-        step = max(float(difference), 1e-300)
-    y, momentum = x.copy(), 1.0
-    restarts = 0
+        step = max(float(np.linalg.norm(smooth(probe)[1] - smooth(x)[1]) / np.linalg.norm(probe - x)), 1e-300)
     report = certify(order, x, tol=tol)
+    if report.ok or step == 0.0:
+        # Nothing smooth beyond a linear term: the start is the exact answer.
+        report = report if report.ok else certify(order, x, tol=tol)
+        return ProximalResult(x, report.multiplier, report.multiplier_interval, 0, 0, report)
+    ramps = waterfill.ShiftedRamps(curves, curvature + step)
+    y, momentum, restarts, since_check = x.copy(), 1.0, 0, check_every
     for iteration in range(1, max_iter + 1):
-        if report.ok:
-            return ProximalResult(x, report.multiplier, report.multiplier_interval, iteration - 1, restarts, report)
         f_y, gradient = smooth(y)
         while True:
-            candidate = _prox(curves, total, sense, curvature, step, y, gradient).x
+            candidate, level = ramps.fill(gradient - step * y, total, sense)
             if known:
                 break
             move = candidate - y
@@ -106,6 +110,7 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
                     + 1e-12 * abs(f_y):
                 break
             step *= 2.0
+            ramps = waterfill.ShiftedRamps(curves, curvature + step)
         following = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum * momentum))
         if float(np.dot(y - candidate, candidate - x)) > 0:
             # The step goes against the momentum: restart (O'Donoghue-Candes).
@@ -115,8 +120,16 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
             y = candidate + ((momentum - 1.0) / following) * (candidate - x)
             momentum = following
         x = candidate
-        if iteration % check_every == 0:
-            report = certify(order, x, tol=tol)
+        since_check += 1
+        if since_check >= check_every:
+            value, bound = bound_at_level(order, x, level)
+            if value - bound <= tol * abs(value):
+                since_check = 0
+                # The prox's level is the candidate multiplier (it converges with x).
+                report = certify(order, x, multiplier=level, tol=tol)
+                if report.ok:
+                    return ProximalResult(x, report.multiplier, report.multiplier_interval, iteration, restarts,
+                                          report)
     report = certify(order, x, tol=tol)
     if report.ok:
         return ProximalResult(x, report.multiplier, report.multiplier_interval, max_iter, restarts, report)
