@@ -327,7 +327,9 @@ def build_order_problem(order: Order, *, formulation: str = "segment", dpp: bool
     x_shares = share_unit * u
     for term in objective.terms:
         # Terms are in currency, the problem in cost units.
-        terms.append(term.bind(total, n).expression(x_shares) / cost_unit)
+        expression, extra = term.bind(total, n).formulate(x_shares, share_unit)
+        terms.append(expression / cost_unit)
+        constraints += extra
     if dpp:
         _assign(parameters, data)
     handles = {

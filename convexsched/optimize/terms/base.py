@@ -20,6 +20,10 @@ Optional hints (what the dispatcher may exploit), all with safe defaults:
   (``False``) makes ``method="fast"`` hand the problem to cvxpy.
 * ``lipschitz(n)``: an upper bound on the Lipschitz constant of ``gradient`` over ``n`` buckets
   (default ``None``: found by backtracking).
+* ``formulate(x, unit)``: ``(expression, constraints)``, a sparser statement with auxiliary
+  variables for :func:`~convexsched.build_problem` (default: ``(expression(x), [])``);
+  ``unit`` is the share unit the solver's variables are scaled by (auxiliary variables in that
+  unit keep the solver's numbers near 1).
 * ``bind(total, n)``: the term for a problem of ``n`` buckets and order size ``total`` (terms on
   the remaining inventory need ``S``); default ``self``.
 * ``window(start, size)``: the term on buckets ``start .. start + size - 1`` of the day, for a
@@ -90,6 +94,9 @@ class Term:
     def lipschitz(self, n: int) -> float | None:
         return None
 
+    def formulate(self, x: Any, unit: float = 1.0) -> tuple[Any, list]:
+        return self.expression(x), []
+
     def bind(self, total: float, n: int) -> Term:
         return self
 
@@ -142,6 +149,10 @@ class Scaled(Term):
     def lipschitz(self, n):
         bound = self.term.lipschitz(n)
         return None if bound is None else self.factor * bound
+
+    def formulate(self, x, unit=1.0):
+        expression, constraints = self.term.formulate(x, unit)
+        return self.factor * expression, constraints
 
     def bind(self, total, n):
         return Scaled(self.term.bind(total, n), self.factor)

@@ -15,7 +15,9 @@ stationary AR(1) process, so it is positive definite with eigenvalues in
   ``b_i = x_i + a b_{i+1}``, ``K x = f + b - x`` (compiled; :func:`kernel_matvec_reference`
   is the dense numpy reference);
 * ``x' K x = |C' x|^2`` with ``C`` the AR(1) Cholesky factor (``C_i1 = a^{i-1}``,
-  ``C_ij = sqrt(1-a^2) a^{i-j}`` for ``2 <= j <= i``): the cvxpy expression is a sum of squares;
+  ``C_ij = sqrt(1-a^2) a^{i-j}`` for ``2 <= j <= i``): the cvxpy expression is a sum of squares
+  (dense ``C'``), and :meth:`TransientImpact.formulate` states ``v = C' x / (scale)`` by the
+  backward chain ``v_j = x_j + a v_{j+1}`` instead (O(N) nonzeros, what ``build_problem`` uses);
 * ``curvature = k (1-a)/(1+a)`` (``T - Q/2 |x|^2`` stays convex) and
   ``lipschitz = k (1+a)/(1-a)``.
 
@@ -148,6 +150,24 @@ class TransientImpact(Term):
         if self.history:
             expression = expression + self.residual(n) @ x
         return expression
+
+    def formulate(self, x, unit=1.0):
+        import cvxpy as cp
+
+        n = x.shape[0]
+        a = self.decay
+        # v_j = sum_{i>=j} a^{i-j} x_i by the backward chain, in units of `unit` shares;
+        # |C'x|^2 = v_1^2 + (1-a^2) sum_{j>=2} v_j^2.
+        v = cp.Variable(n, name="transient_state")
+        constraints = [unit * v[n - 1] == x[n - 1]]
+        if n > 1:
+            constraints.append(unit * (v[:-1] - a * v[1:]) == x[:-1])
+        weights = np.full(n, 1 - a * a)
+        weights[0] = 1.0
+        expression = 0.5 * self.strength * unit**2 * cp.sum(cp.multiply(weights, cp.square(v)))
+        if self.history:
+            expression = expression + self.residual(n) @ x
+        return expression, constraints
 
     def after(self, executed: ArrayLike) -> TransientImpact:
         """The term for the buckets after ``executed`` (slices already traded, oldest first)."""
