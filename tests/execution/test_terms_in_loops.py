@@ -55,7 +55,7 @@ def test_a_user_term_reaches_the_scenario_loop_and_changes_its_steps(book):
 
 def test_a_user_term_reaches_the_receding_loop_and_the_backtest(book):
     executor = BookExecutor(book, freq=FREQ)
-    table = cs.task1_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
+    table = cs.impact_table(book, [100, 500, 1000, 2000, 5000]).dropna(subset=["volatility"])
     model = LiveCurves(executor, SquareRootImpact().fit(table, table["slippage"]))
     term = Wiggle(1e-3)
     before = Wiggle.calls
