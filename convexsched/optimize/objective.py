@@ -176,18 +176,25 @@ class Objective:
         """:meth:`parts` bound to ``S = total`` and ``n`` buckets (raises on a length mismatch)."""
         return [term.bind(total, n) for term in self.parts()]
 
-    def window(self, start: int, size: int, *, rho: float | None = None, weights: Any = None) -> Objective:
+    def window(self, start: int, size: int, *, rho: float | None = None, weights: Any = None,
+               executed: ArrayLike | None = None) -> Objective:
         """The objective of a step's window: buckets ``start .. start + size - 1`` of the day.
 
         The receding and scenario loops call it so that every term reaches the step whole:
-        ``rho`` and ``weights`` replace the fields (the loops adjust them), and each extra term
-        is restricted by its own :meth:`~convexsched.optimize.terms.Term.window`.
+        ``rho`` and ``weights`` replace the fields (the loops adjust them), each extra term is
+        restricted by its own :meth:`~convexsched.optimize.terms.Term.window`, and, given the
+        slices ``executed`` before ``start``, a term with memory adds what they left
+        (:meth:`~convexsched.optimize.terms.Term.after`).
         """
+        terms = [term.window(start, size) for term in self.terms]
+        history = np.asarray(executed if executed is not None else [], dtype=float)
+        if history.size:
+            terms = [term.after(history) for term in terms]
         return replace(
             self,
             rho=self.rho if rho is None else rho,
             weights=self.weights if weights is None else weights,
-            terms=tuple(term.window(start, size) for term in self.terms),
+            terms=tuple(terms),
         )
 
     # ------------------------------------------------------------------ helpers

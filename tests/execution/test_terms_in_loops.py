@@ -64,3 +64,20 @@ def test_a_user_term_reaches_the_receding_loop_and_the_backtest(book):
     assert Wiggle.calls > before
     assert sum("A+Wiggle" in name for name in result.index) == 2  # both strategies, labelled by the term
     assert (result["unfilled"] == 0).all()
+
+
+def test_the_scenario_step_prices_what_earlier_slices_left_in_the_book(book):
+    executor = BookExecutor(book, freq=FREQ)
+    n = len(executor)
+    # Half-life 1 bucket; the executor's resilience (seconds) maps to buckets the same way.
+    term = cs.TransientImpact(half_life=1.0, strength=2e-5)
+    horizon = ScenarioHorizon(Objective() + term, warmup=2, pace_cap=None, participation=None)
+    fresh = executor.realized_curves()
+    i = 6
+    quiet, _ = horizon.decide(executor, fresh, i, 12_000.0, 20_000.0, None, None, np.zeros(i))
+    loud, _ = horizon.decide(executor, fresh, i, 12_000.0, 20_000.0, None, None, np.r_[np.zeros(i - 1), 8_000.0])
+    # A big slice one bucket ago still weighs on the book now: trade less now, more later.
+    assert loud < quiet
+    record = horizon.run(executor, 20_000)
+    assert record.x.sum() == pytest.approx(20_000, rel=1e-9) and len(record.x) == n
+    assert record.steps["kkt_ok"].astype(bool).all()

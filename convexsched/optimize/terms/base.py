@@ -26,6 +26,8 @@ Optional hints (what the dispatcher may exploit), all with safe defaults:
   unit keep the solver's numbers near 1).
 * ``bind(total, n)``: the term for a problem of ``n`` buckets and order size ``total`` (terms on
   the remaining inventory need ``S``); default ``self``.
+* ``after(executed)``: the term for the buckets after slices already traded (a term with
+  memory, like the transient impact, adds what they left); default ``self``.
 * ``window(start, size)``: the term on buckets ``start .. start + size - 1`` of the day, for a
   receding or scenario step (a per-bucket parameter is sliced, and padded with zeros past the
   day's end); default ``self`` (a term that does not depend on the bucket's position).
@@ -103,6 +105,11 @@ class Term:
     def window(self, start: int, size: int) -> Term:
         return self
 
+    def after(self, executed: Any) -> Term:
+        """The term for buckets after the slices ``executed`` (oldest first); a term without
+        memory of earlier slices returns itself."""
+        return self
+
     @property
     def name(self) -> str:
         """The label used in ``Objective.kind`` and tables."""
@@ -159,6 +166,9 @@ class Scaled(Term):
 
     def window(self, start, size):
         return Scaled(self.term.window(start, size), self.factor)
+
+    def after(self, executed):
+        return Scaled(self.term.after(executed), self.factor)
 
     @property
     def name(self):

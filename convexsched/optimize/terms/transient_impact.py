@@ -90,7 +90,10 @@ class TransientImpact(Term):
     executed: ``term.after(executed)`` is the same term plus the residual impact of
     ``executed`` on the window's buckets, so ``solve(curves_window, remaining, Objective() +
     term.after(executed))`` prices what is still in the book. The decay can be measured from
-    the books (e.g. the replay's resilience): ``half_life = ln 2 / (resilience * bucket length)``.
+    the books: a :class:`~convexsched.BookExecutor` with ``half_life = h`` seconds and buckets of
+    ``b`` seconds gives ``half_life = h / b`` buckets; a resilience rate ``r`` per second (an event
+    replay's) gives ``ln 2 / (r b)``. The scenario loop does this at every step: its window's
+    objective is ``objective.window(i, ..., executed=x[:i])``.
     """
 
     half_life: float
