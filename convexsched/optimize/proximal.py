@@ -98,11 +98,11 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
         report = report if report.ok else certify(order, x, tol=tol)
         return ProximalResult(x, report.multiplier, report.multiplier_interval, 0, 0, report)
     ramps = waterfill.ShiftedRamps(curves, curvature + step)
-    y, momentum, restarts, since_check = x.copy(), 1.0, 0, check_every
+    y, momentum, restarts, since_check, wait = x.copy(), 1.0, 0, 0, check_every
     for iteration in range(1, max_iter + 1):
         f_y, gradient = smooth(y)
         while True:
-            candidate, level = ramps.fill(gradient - step * y, total, sense)
+            candidate, level = ramps.fill(gradient - step * y, total, sense, guess=level)
             if known:
                 break
             move = candidate - y
@@ -121,15 +121,17 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
             momentum = following
         x = candidate
         since_check += 1
-        if since_check >= check_every:
+        if since_check >= wait:
+            since_check = 0
             value, bound = bound_at_level(order, x, level)
             if value - bound <= tol * abs(value):
-                since_check = 0
                 # The prox's level is the candidate multiplier (it converges with x).
                 report = certify(order, x, multiplier=level, tol=tol)
                 if report.ok:
                     return ProximalResult(x, report.multiplier, report.multiplier_interval, iteration, restarts,
                                           report)
+                # The gap is closed but a bucket is not yet stationary: check less often.
+                wait = min(2 * wait, 4 * check_every)
     report = certify(order, x, tol=tol)
     if report.ok:
         return ProximalResult(x, report.multiplier, report.multiplier_interval, max_iter, restarts, report)
