@@ -1,7 +1,8 @@
 """Objective terms (issue 18): Impact + TransientImpact at N = 390, K = 64, fast path vs warm cvxpy.
 
 1. The fast path (accelerated proximal gradient, prox = the exact (B) water-filling, stopped by
-   the certificate: relative gap and per-bucket stationarity within 1e-6) on the order-book
+   the certificate: relative gap and per-bucket stationarity within 1e-6; and, the issue's
+   measure, stopped as soon as the relative gap alone is within 1e-6) on the order-book
    curves of ``bench_fast_paths.instance(390, 64)`` and their re-quoted variants, with
    ``TransientImpact(half_life=5, strength=k)``, ``k`` set so that an even slice's own impact
    ``k S/N`` equals the (A) water level; also half-lives 2 and 20 and strengths x0.1.
@@ -69,8 +70,21 @@ def time_fast(half_life, strength):
         iterations.append(int(schedule.algorithm.split("(")[1].split()[0]))
         gaps.append(schedule.kkt.relative_gap)
         ok &= bool(schedule.kkt.ok) and schedule.status == "optimal"
+    # The issue's measure: time to a relative gap <= 1e-6 alone (stationarity still lagging).
+    from convexsched.optimize.proximal import accelerated
+    from convexsched.optimize.validate import validate
+
+    gap_wall, gap_iterations, gap_reached = [], [], []
+    for r in range(ROUNDS):
+        curves = variants[r % len(variants)]
+        started = time.perf_counter()
+        result = accelerated(validate(curves, total, objective), tol=TARGET_GAP, stop="gap")
+        gap_wall.append(time.perf_counter() - started)
+        gap_iterations.append(result.iterations)
+        gap_reached.append(result.report.relative_gap)
     return {"seconds": float(np.median(wall)), "iterations": int(np.median(iterations)),
-            "gap": float(max(gaps)), "ok": ok}
+            "gap": float(max(gaps)), "ok": ok, "gap_seconds": float(np.median(gap_wall)),
+            "gap_iterations": int(np.median(gap_iterations)), "gap_reached": float(max(gap_reached))}
 
 
 def warm_cvxpy(half_life, strength, repeats=3):
@@ -150,11 +164,13 @@ def main():
             best_key = min(certified, key=certified.get) if certified else None
             best = certified.get(best_key) if best_key else None
             ratio = best / fast["seconds"] if best else None
+        gap_ratio = best / fast["gap_seconds"] if best else None
         if (half_life, strength) == settings[0]:
-            headline = (fast, best_key, best, ratio, warm)
+            headline = (fast, best_key, best, ratio, warm, gap_ratio)
         rows.append([f"{half_life:g}", f"{strength:g}", fmt_time(fast["seconds"]), fast["iterations"],
-                     f"{fast['gap']:.1e}", "yes" if fast["ok"] else "NO", best_key or "none", fmt_time(best),
-                     fmt_ratio(ratio)])
+                     f"{fast['gap']:.1e}", "yes" if fast["ok"] else "NO", fmt_time(fast["gap_seconds"]),
+                     fast["gap_iterations"], f"{fast['gap_reached']:.1e}", best_key or "-", fmt_time(best),
+                     fmt_ratio(ratio), fmt_ratio(gap_ratio)])
         print(rows[-1], flush=True)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -167,7 +183,7 @@ def main():
     new = abc_times(ROOT)
     abc = [[name, fmt_time(old[name]), fmt_time(new[name]), f"{new[name] / old[name]:.2f}"] for name in new]
 
-    fast, best_key, best, ratio, warm = headline
+    fast, best_key, best, ratio, warm, gap_ratio = headline
     lines = [
         "# Objective terms: Impact + TransientImpact at N = 390, K = 64",
         "",
@@ -181,10 +197,13 @@ def main():
         "",
         f"**Headline (half-life 5 buckets, own impact of an even slice = the water level):** fast "
         f"{fmt_time(fast['seconds'])} ({fast['iterations']} iterations, relative gap {fast['gap']:.1e}) vs "
-        f"{best_key} {fmt_time(best)}: **{fmt_ratio(ratio)}** (target >= 30x).",
+        f"{best_key} {fmt_time(best)}: **{fmt_ratio(ratio)}** certified; to a relative gap <= 1e-6 alone "
+        f"{fmt_time(fast['gap_seconds'])} ({fast['gap_iterations']} iterations): **{fmt_ratio(gap_ratio)}** "
+        "(target >= 30x).",
         "",
-        markdown_table(["half-life", "strength", "fast", "iterations", "max rel. gap", "certified", "best warm cvxpy",
-                        "cvxpy", "ratio"], rows, "rrrrrllrr"),
+        markdown_table(["half-life", "strength", "fast (certified)", "iterations", "max rel. gap", "certified",
+                        "fast (gap <= 1e-6)", "iterations", "gap reached", "best warm cvxpy", "cvxpy",
+                        "ratio (certified)", "ratio (gap)"], rows, "rrrrrlrrrlrrr"),
         "",
         "Every warm cvxpy candidate at the headline setting (seconds, relative gap of its schedule):",
         "",

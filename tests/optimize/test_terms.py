@@ -184,3 +184,17 @@ def test_a_plain_cvxpy_problem_is_a_clear_error_and_extended_problems_are_honest
     schedule = solve(curves, total, problem=extended)  # a problem goes to cvxpy
     assert schedule.method == "cvxpy" and schedule.status == "solver-optimal" and not schedule.success
     assert schedule.kkt.duality_gap > 0
+
+
+def test_the_proximal_gradient_stops_on_the_certificate_or_on_the_gap():
+    from convexsched.optimize.proximal import accelerated
+    from convexsched.optimize.validate import validate
+
+    curves = tick_curves(np.random.default_rng(8), 60, 6)
+    total = 0.4 * curves.capacity.sum()
+    order = validate(curves, total, cs.TransientImpact(half_life=8.0, strength=5e-5))
+    certified = accelerated(order)
+    early = accelerated(order, stop="gap")
+    assert certified.report.ok and early.report.relative_gap <= 1e-6
+    assert early.iterations <= certified.iterations
+    assert early.report.objective_value >= certified.report.objective_value - 1e-9 * certified.report.objective_value
