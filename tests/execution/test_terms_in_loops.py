@@ -74,8 +74,8 @@ def test_the_scenario_step_prices_what_earlier_slices_left_in_the_book(book):
     horizon = ScenarioHorizon(Objective() + term, warmup=2, pace_cap=None, participation=None)
     fresh = executor.realized_curves()
     i = 6
-    quiet, _ = horizon.decide(executor, fresh, i, 12_000.0, 20_000.0, None, None, np.zeros(i))
-    loud, _ = horizon.decide(executor, fresh, i, 12_000.0, 20_000.0, None, None, np.r_[np.zeros(i - 1), 8_000.0])
+    quiet, _ = horizon.decide(executor, fresh, i, 12_000.0, 20_000.0, executed=np.zeros(i))
+    loud, _ = horizon.decide(executor, fresh, i, 12_000.0, 20_000.0, executed=np.r_[np.zeros(i - 1), 8_000.0])
     # A big slice one bucket ago still weighs on the book now: trade less now, more later.
     assert loud < quiet
     record = horizon.run(executor, 20_000)
