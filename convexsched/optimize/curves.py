@@ -269,7 +269,7 @@ class CostCurves:
         """``g_i(x) + price_i x``: every slope of bucket ``i`` moved by ``price_i``.
 
         Still convex (a linear term keeps the slopes' order); the slopes may turn negative.
-        The certificate minimizes a linearized objective on such curves (E21).
+        The certificate minimizes a linearized objective on such curves (E25).
         """
         price = np.broadcast_to(np.asarray(price, dtype=float), (self.n_buckets,))
         return CostCurves._trusted(self._slopes + price[:, None], self._widths, self.index)

@@ -3,7 +3,7 @@
 Write the objective as ``F = G + H`` with ``G(x) = sum_i g_i(x_i) + iota_{[0, c_i]}(x_i)`` (the
 impact curves and the bounds) and ``H`` every other term, and let ``Q >= 0`` be a uniform
 curvature with ``H - Q/2 |x|^2`` convex (the smoothing ``rho``; 0 otherwise). ``x`` is optimal
-if and only if there is a water level ``lambda`` with, for every bucket ((E10), (E21)),
+if and only if there is a water level ``lambda`` with, for every bucket ((E10), (E25)),
 
 .. math::
 
@@ -15,7 +15,7 @@ primal feasibility (``sum x = S`` or ``<= S``, ``0 <= x <= c``) and, under ``<=`
 x_i`` with ``P_i = psi sum_{j>=i} w_j R_j``.) Every bucket gives an interval of admissible
 levels; their intersection is the *multiplier interval*.
 
-The lower bound comes from convexity alone (E21): with ``c = \\nabla H(x) - Q x``,
+The lower bound comes from convexity alone (E25): with ``c = \\nabla H(x) - Q x``,
 
 .. math::
 
@@ -360,7 +360,7 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
 
 
 def bound_at_level(order: Order, x: np.ndarray, level: float) -> tuple[float, float]:
-    """``(F(x), D(lambda))``: the objective and the one-pass weak-duality bound of (E21) at a level.
+    """``(F(x), D(lambda))``: the objective and the one-pass weak-duality bound of (E25) at a level.
 
     ``D(lambda) <= F*`` for any level (``<= 0`` under ``<=``); the iterative solvers use it as a
     cheap test before the full :func:`certify`.

@@ -222,7 +222,7 @@ class Objective:
         """The terms beside the impact curves at ``x``: ``(H(x), grad H(x), Q)``.
 
         ``H`` is everything in ``F`` but ``sum g_i``; ``Q`` is the uniform curvature the
-        certificate and the prox keep exact (``H - Q/2 |x|^2`` is convex), see (E21).
+        certificate and the prox keep exact (``H - Q/2 |x|^2`` is convex), see (E25).
         """
         return combine(self.bound(total, len(x)), x)
 

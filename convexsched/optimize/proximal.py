@@ -10,10 +10,10 @@ step from ``y`` is the prox of the separable part, an exact (B) water-filling un
 
     x^+ = \\arg\\min_{0 \\le x \\le c,\\ \\sum x = S} \\sum_i g_i(x_i) + \\frac{Q + L}{2} x_i^2
           + \\big(\\nabla f(y)_i - L y_i\\big) x_i .
-    \\qquad (E23)
+    \\qquad (E27)
 
 Nesterov's momentum with O'Donoghue-Candes adaptive restart (restart when the step goes
-against the momentum). The iteration stops when the certificate (E21) passes at ``x`` (its
+against the momentum). The iteration stops when the certificate (E25) passes at ``x`` (its
 gap relative to the cost paid and every residual within ``tol``), not after a set number of
 iterations; ``max_iter`` only guards against a stall, and its result reports the gap reached.
 ``L`` is the sum of the terms' Lipschitz bounds when they all give one (the transient term's
@@ -47,7 +47,7 @@ class ProximalResult:
 
 def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, check_every: int = 5,
                 stop: str = "certificate") -> ProximalResult:
-    """Solve any objective whose extra terms are smooth by FISTA with restart (E23).
+    """Solve any objective whose extra terms are smooth by FISTA with restart (E27).
 
     Parameters
     ----------

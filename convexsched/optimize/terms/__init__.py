@@ -1,4 +1,4 @@
-"""Objective terms as objects: one class per file (E9, E21, E22).
+"""Objective terms as objects: one class per file (E9, E25, E26).
 
 :class:`Term` is the base class a user subclasses (``value``, ``gradient``, ``expression``);
 the built-in terms are :class:`Smoothing` (B), :class:`InventoryRisk` (C), :class:`Drift`,

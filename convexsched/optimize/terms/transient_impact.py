@@ -3,7 +3,7 @@
 .. math::
 
     T(x) = \\frac{k}{2} \\sum_i \\sum_j x_i x_j \\, a^{|i-j|}, \\qquad a = 2^{-1/h} ,
-    \\qquad (E22)
+    \\qquad (E26)
 
 with ``|i-j|`` in buckets: each slice pays ``k/2`` per share for its own impact and
 ``k a^d`` per share for what a slice ``d`` buckets earlier left in the book (Obizhaeva-Wang,
@@ -72,7 +72,7 @@ def residual_impact(history: ArrayLike, n: int, a: float) -> np.ndarray:
 
 @dataclass(frozen=True, eq=True)
 class TransientImpact(Term):
-    """``k/2 sum_i sum_j x_i x_j 2^(-|i-j|/h)`` (E22): our own footprint, decaying with half-life ``h``.
+    """``k/2 sum_i sum_j x_i x_j 2^(-|i-j|/h)`` (E26): our own footprint, decaying with half-life ``h``.
 
     Parameters
     ----------

@@ -14,7 +14,7 @@ class Turnover(Term):
     """``kappa sum_{i>=2} |x_i - x_{i-1}|``: each change of pace costs ``kappa`` per share.
 
     Nonsmooth (``smooth = False``): ``gradient`` is a subgradient, which the certificate uses
-    to linearize (E21); the fast path hands a problem with this term to cvxpy.
+    to linearize (E25); the fast path hands a problem with this term to cvxpy.
 
     Parameters
     ----------
