@@ -303,7 +303,8 @@ class WeightedBatch:
     feasible : numpy.ndarray of bool, shape (B,)
     kkt_ok : numpy.ndarray of bool, shape (B,)
     max_violation, duality_gap : numpy.ndarray, shape (B,)
-        As in :class:`~convexsched.KKTReport` (:func:`weighted_kkt` of the same problem).
+        As in :class:`~convexsched.KKTReport` (:func:`weighted_kkt` of the same problem); the gap
+        here is the relative one, ``KKTReport.relative_gap``.
     """
 
     y: np.ndarray
