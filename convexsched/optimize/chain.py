@@ -18,8 +18,8 @@ is convex. Its price ``p = -V_i'(R)`` is the marginal price offered to bucket ``
     \\mu_i = \\lambda + \\sum_{j \\ge i} q_j R_j, \\qquad
     \\mu_{i+1} = \\mu_i - q_i R_i .
 
-``rho = 0`` (C and its cost-only mixes): a forward pass in L log L
-----------------------------------------------------------------------
+``rho = 0`` (C and its cost-only mixes): a forward pass over a block list
+------------------------------------------------------------------------
 The relation between ``p`` and ``R`` is one non-increasing polyline ``G`` in the ``(p, r)``
 plane, from ``(-inf, S)`` (no price trades anything) to ``(+inf, S - sum c)``. Bucket ``i``
 changes it in two exact steps:
@@ -29,17 +29,19 @@ changes it in two exact steps:
   at price ``v`` and lowers everything at higher prices by ``W``;
 * the risk term ``q_i R^2 / 2`` shears the plane, ``p -> p - q_i r``.
 
-The polyline is stored as pieces ``(E, dr)`` in a treap ordered by position, with subtree sums
-of ``E`` and ``dr``; a piece's price increment is ``dp = E + A dr`` with one global ``A``, so
-the shear is O(1): ``A -= q_i`` and the anchor (the first piece's start, at the top inventory
-``r_0``) moves by ``-q_i r_0``. Inserting a level is one descent by price (which adds the new
-piece's sums on its way down), a split of at most one piece and one treap insertion: a node
-holds two consecutive pieces, so the split's rest and the vertical share one new node next to
-the split one. O(log L) expected. The inventory ``rtop`` at the top
-of the inserted vertical piece is final for the bucket: later levels of the bucket sit at
-higher prices, after it, and later buckets describe ``R_{i+1}``, not ``R_i``.
+The polyline is stored as pieces ``(E, dr)`` in order, in blocks of a few dozen contiguous
+pieces with the sums of ``E`` and ``dr`` per block; a piece's price increment is
+``dp = E + A dr`` with one global ``A``, so the shear is O(1): ``A -= q_i`` and the anchor (the
+first piece's start, at the top inventory ``r_0``) moves by ``-q_i r_0``. A vertical piece
+moves no price, so a bucket's levels, which come in increasing price, are placed by one walk
+forward along the polyline: whole blocks are passed on their sums, pieces inside a block one by
+one; a level splits at most one piece and goes in next to it (a full block is halved first).
+A bucket costs about ``blocks + K * block size``, read from memory in order, where a search
+tree pays ``K log L`` dependent node visits. The inventory ``rtop`` at the top of the
+inserted vertical piece is final for the bucket: later levels of the bucket sit at higher
+prices, after it, and later buckets describe ``R_{i+1}``, not ``R_i``.
 
-States no schedule can reach are cut after each bucket, which keeps the tree as long as the
+States no schedule can reach are cut after each bucket, which keeps the polyline as long as the
 inventory, not the capacity seen so far, requires: ``R_i < 0`` (``R_i >= R_N >= 0`` under both
 budgets), and under ``=`` ``R_i`` above the capacity still ahead (``r_0`` becomes that
 capacity). A level priced past the end of a polyline already down to zero inventory only
@@ -78,7 +80,8 @@ representable amount (see :func:`_ramp_chain`). Each sweep costs O(N log K); a s
 most about 130 sweeps (bisection down to adjacent floats, twice), usually far fewer, and the
 cut, when needed, log2 N searches more.
 
-The forward pass costs O(L log L) for ``L <= N K`` levels, and both keep O(L) memory, so
+The forward pass costs O(N (L / b + K b)) for ``L <= N K`` levels and blocks of ``b`` pieces
+(``b`` grows with the problem), and both keep O(L) memory, so
 ``solve`` needs no fallback up to 2 million segments (:data:`MAX_SEGMENTS`).
 """
 
@@ -94,8 +97,12 @@ from .waterfill import WaterLevel, centred_fill, ramps
 # million; peak memory there is about 0.5 GB for the whole process). ``solve`` hands larger
 # problems to Clarabel.
 MAX_SEGMENTS = 2_000_000
-# Treap height bound for the path buffers: a treap of 2 * 10^6 nodes is about 45 deep.
-_MAX_DEPTH = 4096
+
+
+def _block_size(segments):
+    """Pieces per block of the forward pass: a walk over a bucket costs about
+    ``blocks + K * size``, so larger problems (longer polylines) take larger blocks."""
+    return 32 if segments <= 200_000 else 256
 
 
 def too_large(curves):
@@ -128,404 +135,348 @@ def _levels(slopes, widths):
 
 
 @njit
-def _priorities(count):
-    """Treap priorities from splitmix64: deterministic, and as good as random for balance."""
-    out = np.empty(count, np.uint64)
-    golden = np.uint64(0x9E3779B97F4A7C15)
-    mix1 = np.uint64(0xBF58476D1CE4E5B9)
-    mix2 = np.uint64(0x94D049BB133111EB)
-    z = np.uint64(0)
-    for i in range(count):
-        z += golden
-        y = (z ^ (z >> np.uint64(30))) * mix1
-        y = (y ^ (y >> np.uint64(27))) * mix2
-        out[i] = y ^ (y >> np.uint64(31))
-    return out
-
-
-# One row of 10 floats per node, so that a descent reads one row per level: left and right
-# child (-1: none), the node's two pieces in order (E, dr each), the sums of E and dr over the
-# node's subtree and over its left subtree alone. Two pieces per node make every inserted level
-# cost one node: the split of a piece and the new vertical share the node that follows.
-_LEFT, _RIGHT, _E1, _DR1, _E2, _DR2, _SUM_E, _SUM_DR, _LEFT_E, _LEFT_DR = range(10)
+def _resum(E, D, count, sum_e, sum_dr, block):
+    e, d = 0.0, 0.0
+    for j in range(count[block]):
+        e += E[block, j]
+        d += D[block, j]
+    sum_e[block], sum_dr[block] = e, d
 
 
 @njit
-def _pull(tree, node):
-    """Recompute a node's subtree and left-subtree sums from its children."""
-    left, right = int(tree[node, _LEFT]), int(tree[node, _RIGHT])
-    left_e, left_d = 0.0, 0.0
-    if left >= 0:
-        left_e, left_d = tree[left, _SUM_E], tree[left, _SUM_DR]
-    e = tree[node, _E1] + tree[node, _E2] + left_e
-    d = tree[node, _DR1] + tree[node, _DR2] + left_d
-    if right >= 0:
-        e += tree[right, _SUM_E]
-        d += tree[right, _SUM_DR]
-    tree[node, _LEFT_E], tree[node, _LEFT_DR] = left_e, left_d
-    tree[node, _SUM_E], tree[node, _SUM_DR] = e, d
+def _split(E, D, count, sum_e, sum_dr, order, live, free, b, j):
+    """Split the full block ``order[b]`` in two halves, the new one after it (its sums
+    computed: the walk meets it ahead). Returns where the insertion place ``j`` went
+    ``(b, j)`` and the live block count. ``free[0]`` counts the free blocks, which ``free[1:]``
+    lists."""
+    block = order[b]
+    new = free[free[0]]
+    free[0] -= 1
+    half = count[block] // 2
+    moved = count[block] - half
+    E[new, :moved] = E[block, half:count[block]]
+    D[new, :moved] = D[block, half:count[block]]
+    count[new], count[block] = moved, half
+    order[b + 2 : live + 1] = order[b + 1 : live].copy()
+    order[b + 1] = new
+    _resum(E, D, count, sum_e, sum_dr, new)
+    _resum(E, D, count, sum_e, sum_dr, block)
+    if j > half:
+        return b + 1, j - half, live + 1
+    return b, j, live + 1
 
 
 @njit
-def _new(tree, node, e1, d1, e2, d2):
-    tree[node, _LEFT] = -1.0
-    tree[node, _RIGHT] = -1.0
-    tree[node, _E1], tree[node, _DR1], tree[node, _E2], tree[node, _DR2] = e1, d1, e2, d2
-    tree[node, _SUM_E], tree[node, _SUM_DR] = e1 + e2, d1 + d2
-    tree[node, _LEFT_E], tree[node, _LEFT_DR] = 0.0, 0.0
-    return node
+def _release(free, block):
+    free[0] += 1
+    free[free[0]] = block
 
 
 @njit
-def _descend(tree, root, a, p0, r0, price, path, side, e, d):
-    """Walk to the first node whose end price exceeds ``price``, adding ``(e, d)`` on the way.
-
-    Returns ``(node, start price, start r, depth)``: ``path[:depth]`` holds the nodes above
-    the one found and that node itself, ``side[j]`` the turn taken below ``path[j]`` (0 left,
-    1 right). When every node ends at or before ``price``, ``node = -1``, the start is the
-    polyline's end and the path is the right spine. A node inserted next to the one found lies
-    in the subtree of every node on the path, so the walk adds its sums ``(e, d)`` to them as it
-    goes (to their left sums too where it turns left). Subtree sums and a node's own increment
-    may disagree by a rounding step; the last node left of which the walk turned is kept, so a
-    walk that falls off a subtree returns that node (and takes back what it added below it),
-    never a position inside the subtree.
-    """
-    current, start_p, start_r, depth = root, p0, r0, 0
-    found, found_p, found_r, found_depth = -1, 0.0, 0.0, 0
-    while current >= 0:
-        path[depth] = current
-        tree[current, _SUM_E] += e
-        tree[current, _SUM_DR] += d
-        left_r = tree[current, _LEFT_DR]
-        node_p = start_p + tree[current, _LEFT_E] + a * left_r
-        node_r = start_r + left_r
-        if tree[current, _LEFT] >= 0 and node_p > price:
-            tree[current, _LEFT_E] += e
-            tree[current, _LEFT_DR] += d
-            found, found_p, found_r, found_depth = current, node_p, node_r, depth + 1
-            side[depth] = 0
-            depth += 1
-            current = int(tree[current, _LEFT])
-            continue
-        own_r = tree[current, _DR1] + tree[current, _DR2]
-        end_p = node_p + tree[current, _E1] + tree[current, _E2] + a * own_r
-        if end_p > price:
-            return current, node_p, node_r, depth + 1
-        side[depth] = 1
-        depth += 1
-        start_p, start_r = end_p, node_r + own_r
-        current = int(tree[current, _RIGHT])
-    if found < 0:
-        return -1, start_p, start_r, depth
-    # The nodes below the found one give back what the walk added, and so do the found node's
-    # left sums: _attach adds those when it hangs the insertion right before it.
-    _add_on_path(tree, path[found_depth:], side[found_depth:], depth - found_depth, -e, -d)
-    tree[found, _LEFT_E] -= e
-    tree[found, _LEFT_DR] -= d
-    return found, found_p, found_r, found_depth
-
-
-@njit
-def _add_on_path(tree, path, side, depth, e, d):
-    """Add a subtree's sums to the nodes ``path[:depth]`` above it (and to the left sums of
-    those it lies left of)."""
-    for j in range(depth):
-        node = path[j]
-        tree[node, _SUM_E] += e
-        tree[node, _SUM_DR] += d
-        if side[j] == 0:
-            tree[node, _LEFT_E] += e
-            tree[node, _LEFT_DR] += d
-
-
-@njit
-def _attach(tree, priority, root, path, side, depth, turn, node):
-    """Hang leaf ``node`` next to ``path[depth - 1]`` and rotate it up by priority.
-
-    ``turn = 1`` puts it right after that node in order (the leftmost slot of its right
-    subtree), ``turn = 0`` right before it (the rightmost slot of its left subtree). The caller
-    has added the leaf's sums to ``path[:depth]`` (the left sums of the last one excepted);
-    the nodes passed below it gain them here. Returns the new root.
-    """
-    e, d = tree[node, _SUM_E], tree[node, _SUM_DR]
-    above = path[depth - 1]
-    side[depth - 1] = turn
-    if turn == 0:
-        tree[above, _LEFT_E] += e
-        tree[above, _LEFT_DR] += d
-    current = int(tree[above, turn])
-    while current >= 0:
-        path[depth] = current
-        side[depth] = 1 - turn
-        tree[current, _SUM_E] += e
-        tree[current, _SUM_DR] += d
-        if turn == 1:
-            tree[current, _LEFT_E] += e
-            tree[current, _LEFT_DR] += d
-        depth += 1
-        current = int(tree[current, 1 - turn])
-    tree[path[depth - 1], side[depth - 1]] = node
-    # Rotations keep the in-order sequence and every subtree sum above the rotated pair.
-    while depth > 0 and priority[node] > priority[path[depth - 1]]:
-        parent = path[depth - 1]
-        if side[depth - 1] == 0:
-            tree[parent, _LEFT] = tree[node, _RIGHT]
-            tree[node, _RIGHT] = parent
-        else:
-            tree[parent, _RIGHT] = tree[node, _LEFT]
-            tree[node, _LEFT] = parent
-        _pull(tree, parent)
-        _pull(tree, node)
-        depth -= 1
-        if depth > 0:
-            tree[path[depth - 1], side[depth - 1]] = node
-    return node if depth == 0 else root
-
-
-@njit
-def _price_at_zero_inventory(tree, root, a, p0, r0):
-    """The price where the polyline crosses ``r = 0`` (its end price if it never does)."""
-    current, start_p, start_r = root, p0, r0
-    while current >= 0:
-        left_r = tree[current, _LEFT_DR]
-        node_p = start_p + tree[current, _LEFT_E] + a * left_r
-        node_r = start_r + left_r
-        if tree[current, _LEFT] >= 0 and node_r <= 0.0:
-            current = int(tree[current, _LEFT])
-            continue
-        for e_col, d_col in ((_E1, _DR1), (_E2, _DR2)):
-            if node_r <= 0.0:
-                return node_p
-            d = tree[current, d_col]
-            dp = tree[current, e_col] + a * d
-            if node_r + d <= 0.0:
-                return node_p + dp * (node_r / -d)
-            node_p, node_r = node_p + dp, node_r + d
-        start_p, start_r = node_p, node_r
-        current = int(tree[current, _RIGHT])
-    return start_p
-
-
-@njit
-def _cut_below_zero(tree, root, r0, path):
-    """Drop the pieces below ``r = 0`` and trim the one crossing it; returns the new root.
+def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r_end):
+    """Drop the pieces that start at or below ``r = 0`` and trim the one crossing it, given the
+    polyline's end ``r_end``: ``(live blocks, sum of E removed, sum of dr removed)``.
 
     ``R_i >= R_N >= 0`` under both budgets, so no optimal state lies below zero: the cut keeps
-    the polyline as long as the inventory, not the capacity seen so far, requires. A node
-    starting above zero is kept with its left subtree (nodes before it start higher still),
-    one starting at or below zero is dropped with its right subtree; kept nodes are chained
-    along their right links, and their sums recomputed bottom-up.
+    the polyline as long as the inventory, not the capacity seen so far, requires. The walk
+    starts from the end, where the cut is, so it costs the blocks it drops.
     """
-    current, start_r, new_root, last, last_r, depth = root, r0, -1, -1, 0.0, 0
-    while current >= 0:
-        node_r = start_r + tree[current, _LEFT_DR]
-        if node_r > 0.0:
-            if last < 0:
-                new_root = current
-            else:
-                tree[last, _RIGHT] = current
-            last, last_r = current, node_r
-            path[depth] = current
-            depth += 1
-            start_r = node_r + tree[current, _DR1] + tree[current, _DR2]
-            current = int(tree[current, _RIGHT])
-        else:
-            current = int(tree[current, _LEFT])
-    if last < 0:
-        return -1
-    tree[last, _RIGHT] = -1.0
-    d1, d2 = tree[last, _DR1], tree[last, _DR2]
-    if last_r + d1 < 0.0:
-        # The first piece crosses zero: it keeps its part above, the second goes.
-        tree[last, _E1] *= last_r / -d1
-        tree[last, _DR1] = -last_r
-        tree[last, _E2], tree[last, _DR2] = 0.0, 0.0
-    elif last_r + d1 + d2 < 0.0:
-        tree[last, _E2] *= (last_r + d1) / -d2
-        tree[last, _DR2] = -(last_r + d1)
-    for j in range(depth - 1, -1, -1):
-        _pull(tree, path[j])
-    return new_root
+    removed_e, removed_dr = 0.0, 0.0
+    r, b = r_end, live - 1
+    while b >= 0 and r - sum_dr[order[b]] <= 0.0:
+        r -= sum_dr[order[b]]
+        removed_e += sum_e[order[b]]
+        removed_dr += sum_dr[order[b]]
+        _release(free, order[b])
+        b -= 1
+    if b < 0:
+        return 0, removed_e, removed_dr
+    block = order[b]
+    removed_e += sum_e[block]
+    removed_dr += sum_dr[block]
+    r -= sum_dr[block]  # the block's start, above zero
+    j = 0
+    while j < count[block] and r > 0.0:
+        r += D[block, j]
+        j += 1
+    count[block] = j
+    if r < 0.0:
+        # r is the last piece's end: it keeps its part above zero.
+        d = D[block, j - 1]
+        top = r - d
+        E[block, j - 1] *= top / -d
+        D[block, j - 1] = -top
+    _resum(E, D, count, sum_e, sum_dr, block)
+    return b + 1, removed_e - sum_e[block], removed_dr - sum_dr[block]
 
 
 @njit
-def _cut_above(tree, root, a, p0, r0, top, path):
-    """Drop the pieces above ``r = top`` and trim the one crossing it; ``(new root, new p0)``.
+def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
+    """Drop the pieces above ``r = top`` and trim the one crossing it: ``(live, new p0, sum of E
+    removed, sum of dr removed)``.
 
     Under the ``=`` budget no inventory above the capacity still ahead can be completed, so
-    those states go as the day runs out. The mirror image of :func:`_cut_below_zero`: a node
-    ending below ``top`` is kept with its right subtree, one ending at or above it is dropped
-    with its left subtree; kept nodes are chained along their left links. The new anchor is
-    the price at ``r = top`` on the first node kept.
+    those states go as the day runs out. The first piece kept is the first that ends below
+    ``top``; the new anchor is the price at ``r = top`` on it. A flat piece (dr = 0) kept lies
+    wholly below ``top``, so nothing of it is cut.
     """
-    current, start_p, start_r, new_root, last, depth = root, p0, r0, -1, -1, 0
-    first_p, first_r = p0, r0
-    while current >= 0:
-        left_r = tree[current, _LEFT_DR]
-        node_p = start_p + tree[current, _LEFT_E] + a * left_r
-        node_r = start_r + left_r
-        own_r = tree[current, _DR1] + tree[current, _DR2]
-        if node_r + own_r < top:
-            if last < 0:
-                new_root = current
-            else:
-                tree[last, _LEFT] = current
-            last, first_p, first_r = current, node_p, node_r
-            path[depth] = current
-            depth += 1
-            current = int(tree[current, _LEFT])
-        else:
-            start_p = node_p + tree[current, _E1] + tree[current, _E2] + a * own_r
-            start_r = node_r + own_r
-            current = int(tree[current, _RIGHT])
-    if last < 0:
-        return -1, p0
-    tree[last, _LEFT] = -1.0
-    d1 = tree[last, _DR1]
-    dp1 = tree[last, _E1] + a * d1
-    if first_r + d1 < top:
-        # The first piece crosses top: its part above goes. A flat first piece (dr = 0) lies
-        # wholly below top here, so nothing of it is cut.
-        cut = min(max((first_r - top) / -d1, 0.0), 1.0) if d1 < 0.0 else 0.0
-        anchor = first_p + cut * dp1
-        tree[last, _E1] *= 1.0 - cut
-        tree[last, _DR1] = d1 * (1.0 - cut)
-    else:
-        d2 = tree[last, _DR2]
-        cut = min(max((first_r + d1 - top) / -d2, 0.0), 1.0)
-        anchor = first_p + dp1 + cut * (tree[last, _E2] + a * d2)
-        tree[last, _E1], tree[last, _DR1] = 0.0, 0.0
-        tree[last, _E2] *= 1.0 - cut
-        tree[last, _DR2] = d2 * (1.0 - cut)
-    for j in range(depth - 1, -1, -1):
-        _pull(tree, path[j])
-    return new_root, anchor
+    p, r, b = p0, r0, 0
+    while b < live and r + sum_dr[order[b]] >= top:
+        p += sum_e[order[b]] + a * sum_dr[order[b]]
+        r += sum_dr[order[b]]
+        b += 1
+    j = 0
+    while b < live:
+        block = order[b]
+        while j < count[block] and r + D[block, j] >= top:
+            p += E[block, j] + a * D[block, j]
+            r += D[block, j]
+            j += 1
+        if j < count[block]:
+            break
+        b, j = b + 1, 0
+    removed_e, removed_dr = 0.0, 0.0
+    for t in range(min(b, live)):
+        removed_e += sum_e[order[t]]
+        removed_dr += sum_dr[order[t]]
+        _release(free, order[t])
+    if b == live:
+        return 0, p0, removed_e, removed_dr
+    block = order[b]
+    removed_e += sum_e[block]
+    removed_dr += sum_dr[block]
+    d = D[block, j]
+    cut = min(max((r - top) / -d, 0.0), 1.0) if d < 0.0 else 0.0
+    anchor = p + cut * (E[block, j] + a * d)
+    E[block, j] *= 1.0 - cut
+    D[block, j] = d * (1.0 - cut)
+    c = count[block] - j
+    E[block, :c] = E[block, j : count[block]].copy()
+    D[block, :c] = D[block, j : count[block]].copy()
+    count[block] = c
+    _resum(E, D, count, sum_e, sum_dr, block)
+    order[: live - b] = order[b:live].copy()
+    return live - b, anchor, removed_e - sum_e[block], removed_dr - sum_dr[block]
 
 
 @njit
-def _staircase_chain(slopes, widths, q, total, le):
+def _price_at_zero_inventory(E, D, count, sum_e, sum_dr, order, live, a, p0, r0):
+    """The price where the polyline crosses ``r = 0`` (its end price if it never does)."""
+    p, r = p0, r0
+    for b in range(live):
+        block = order[b]
+        if r + sum_dr[block] > 0.0:
+            p += sum_e[block] + a * sum_dr[block]
+            r += sum_dr[block]
+            continue
+        for j in range(count[block]):
+            if r <= 0.0:
+                return p
+            d = D[block, j]
+            dp = E[block, j] + a * d
+            if r + d <= 0.0:
+                return p + dp * (r / -d)
+            p, r = p + dp, r + d
+    return p
+
+
+@njit
+def _inventory_at_price_zero(E, D, count, sum_e, sum_dr, order, live, a, p0, r0):
+    """The inventory where the polyline reaches price 0 from below (right limit)."""
+    p, r = p0, r0
+    if p0 > 0.0:
+        return r0
+    for b in range(live):
+        block = order[b]
+        if p + sum_e[block] + a * sum_dr[block] <= 0.0:
+            p += sum_e[block] + a * sum_dr[block]
+            r += sum_dr[block]
+            continue
+        for j in range(count[block]):
+            d = D[block, j]
+            dp = E[block, j] + a * d
+            if p + dp > 0.0:
+                return r + (d * min(max(-p / dp, 0.0), 1.0) if dp > 0 else 0.0)
+            p, r = p + dp, r + d
+    return r
+
+
+@njit
+def _staircase_chain(slopes, widths, q, total, le, size):
     """Forward pass over the buckets, terminal condition and backward pass (see the module).
 
-    Returns ``(x, lambda)``.
+    ``size``: pieces per block. Returns ``(x, lambda)``.
     """
     n = slopes.shape[0]
     start, v, w = _levels(slopes, widths)
-    capacity = len(v) + 1
-    tree = np.empty((capacity, 10))
-    priority = _priorities(capacity)
-    path = np.empty(_MAX_DEPTH, np.int64)
-    side = np.empty(_MAX_DEPTH, np.int64)
-    rtop = np.empty(len(v))
+    levels = len(v)
+    # Every insertion adds at most two pieces, and every block but the first and the two ends
+    # holds at least size / 2 - 1 of them (a split halves a full block).
+    blocks = (2 * levels + 2) // (size // 2 - 1) + 8
+    E = np.empty((blocks, size))
+    D = np.empty((blocks, size))
+    count = np.zeros(blocks, np.int64)
+    sum_e = np.zeros(blocks)
+    sum_dr = np.zeros(blocks)
+    order = np.empty(blocks + 1, np.int64)
+    free = np.empty(blocks + 1, np.int64)
+    free[0] = blocks
+    free[1:] = np.arange(blocks - 1, -1, -1)
+    touched = np.zeros(blocks, np.bool_)
+    touched_list = np.empty(blocks, np.int64)
+    rtop = np.empty(levels)
     # The polyline starts at (p0, r0): r0 = S, or under "=" the capacity still ahead once that
     # is smaller (no larger inventory can be completed).
-    root, used, a, p0, r0 = -1, 0, 0.0, 0.0, total
+    live, a, p0, r0 = 0, 0.0, 0.0, total
+    total_e, total_dr = 0.0, 0.0
     future = np.empty(n)
     ahead = 0.0
     for i in range(n - 1, -1, -1):
         future[i] = ahead
         ahead += widths[i].sum()
     for i in range(n):
+        # The walk: piece j of block order[b] starts at (p, r). A bucket's levels come in
+        # increasing price and a vertical piece moves no price, so the walk only goes forward.
+        b, j, p, r = 0, 0, p0, r0
+        n_touched = 0
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
             e_vertical = a * width
-            if root < 0:
-                p0, root, rtop[level] = price, _new(tree, used, e_vertical, -width, 0.0, 0.0), r0
-                used += 1
+            if live == 0:
+                block = free[free[0]]
+                free[0] -= 1
+                E[block, 0], D[block, 0], count[block] = e_vertical, -width, 1
+                sum_e[block], sum_dr[block] = e_vertical, -width
+                order[0], live = block, 1
+                p0, rtop[level] = price, r0
+                total_e, total_dr = e_vertical, -width
+                b, j, p, r = 0, 0, p0, r0
                 continue
-            end_r = r0 + tree[root, _SUM_DR]
-            end_p = p0 + tree[root, _SUM_E] + a * tree[root, _SUM_DR]
-            if end_r <= 0.0 and price >= end_p:
+            end_r = r0 + total_dr
+            if end_r <= 0.0 and price >= p0 + total_e + a * total_dr:
                 # Past the end of a polyline already down to zero inventory: this level only
                 # moves states below zero, which the cut drops.
                 rtop[level] = end_r
                 continue
+            # What goes in: m pieces (e1, d1), (e2, d2) before piece j of block order[b]; the
+            # vertical is the one at offset `vertical`.
             if price < p0:
                 # Before the first piece: the vertical, then a flat run back to the anchor.
-                node = _new(tree, used, e_vertical, -width, p0 - price, 0.0)
-                used += 1
-                depth, current = 0, root
-                while current >= 0:
-                    path[depth] = current
-                    side[depth] = 0
-                    tree[current, _SUM_E] += e_vertical + p0 - price
-                    tree[current, _SUM_DR] -= width
-                    if depth > 0:
-                        tree[path[depth - 1], _LEFT_E] += e_vertical + p0 - price
-                        tree[path[depth - 1], _LEFT_DR] -= width
-                    depth += 1
-                    current = int(tree[current, _LEFT])
-                root = _attach(tree, priority, root, path, side, depth, 0, node)
-                p0, rtop[level] = price, r0
-                continue
-            found, node_p, node_r, depth = _descend(tree, root, a, p0, r0, price, path, side, e_vertical, -width)
-            if found < 0:
-                # Past the last piece: a flat run to the price, then the vertical.
-                flat = max(price - node_p, 0.0)
-                _add_on_path(tree, path, side, depth, flat, 0.0)
-                root = _attach(tree, priority, root, path, side, depth, 1,
-                               _new(tree, used, flat, 0.0, e_vertical, -width))
-                used += 1
-                rtop[level] = node_r
-                continue
-            e1, d1 = tree[found, _E1], tree[found, _DR1]
-            e2, d2 = tree[found, _E2], tree[found, _DR2]
-            dp1, dp2 = e1 + a * d1, e2 + a * d2
-            if price <= node_p:
-                node = _new(tree, used, e_vertical, -width, 0.0, 0.0)
-                root = _attach(tree, priority, root, path, side, depth, 0, node)
-                rtop[level] = node_r
-            elif price < node_p + dp1 or dp2 <= 0.0:
-                # Inside the first piece: the node keeps its first part and the vertical; the
-                # rest of the first piece and the second follow in a new node.
-                t = min((price - node_p) / dp1, 1.0) if dp1 > 0 else 1.0
-                tree[found, _E1], tree[found, _DR1] = t * e1, t * d1
-                tree[found, _E2], tree[found, _DR2] = e_vertical, -width
-                rtop[level] = node_r + t * d1
-                node = _new(tree, used, e1 - t * e1, d1 - t * d1, e2, d2)
-                root = _attach(tree, priority, root, path, side, depth, 1, node)
+                b, j, m, vertical = 0, 0, 2, 0
+                e1, d1, e2, d2 = e_vertical, -width, p0 - price, 0.0
+                total_e += e_vertical + p0 - price
+                p0, rtop[level], p, r = price, r0, price, r0
             else:
-                # Inside the second piece: the node keeps its first piece and part of the
-                # second; the vertical and the rest of the second follow in a new node.
-                t = min((price - node_p - dp1) / dp2, 1.0)
-                tree[found, _E2], tree[found, _DR2] = t * e2, t * d2
-                rtop[level] = node_r + d1 + t * d2
-                node = _new(tree, used, e_vertical, -width, e2 - t * e2, d2 - t * d2)
-                root = _attach(tree, priority, root, path, side, depth, 1, node)
-            used += 1
-        if root >= 0 and r0 + tree[root, _SUM_DR] < 0.0:
-            root = _cut_below_zero(tree, root, r0, path)
+                found = False
+                while b < live:
+                    block = order[b]
+                    if j == 0 and not touched[block]:
+                        end_p = p + sum_e[block] + a * sum_dr[block]
+                        if end_p <= price:
+                            p, r, b = end_p, r + sum_dr[block], b + 1
+                            continue
+                    while j < count[block]:
+                        dp = E[block, j] + a * D[block, j]
+                        if p + dp > price:
+                            found = True
+                            break
+                        p, r, j = p + dp, r + D[block, j], j + 1
+                    if found or b == live - 1:
+                        break
+                    b, j = b + 1, 0
+                if b == live:
+                    b, j = live - 1, count[order[live - 1]]
+                block = order[b]
+                if not found:
+                    # Past the last piece: a flat run to the price, then the vertical.
+                    flat = max(price - p, 0.0)
+                    m, vertical = 2, 1
+                    e1, d1, e2, d2 = flat, 0.0, e_vertical, -width
+                    total_e += flat + e_vertical
+                    rtop[level] = r
+                    p += flat
+                elif price <= p:
+                    m, vertical = 1, 0
+                    e1, d1, e2, d2 = e_vertical, -width, 0.0, 0.0
+                    total_e += e_vertical
+                    rtop[level] = r
+                else:
+                    # Inside the piece: its part up to the price, the vertical, then the rest.
+                    e0, d0 = E[block, j], D[block, j]
+                    dp = e0 + a * d0
+                    t = min((price - p) / dp, 1.0) if dp > 0 else 1.0
+                    E[block, j], D[block, j] = t * e0, t * d0
+                    if not touched[block]:  # even if a split below moves the piece on
+                        touched[block] = True
+                        touched_list[n_touched] = block
+                        n_touched += 1
+                    rtop[level] = r + t * d0
+                    p, r = p + t * e0 + a * (t * d0), r + t * d0
+                    m, vertical, j = 2, 0, j + 1
+                    e1, d1, e2, d2 = e_vertical, -width, e0 - t * e0, d0 - t * d0
+                    total_e += e_vertical
+            total_dr -= width
+            # The insertion, written out here: a call per level (its arrays reference-counted)
+            # cost more than the rest of the level's work.
+            if count[order[b]] + m > size:
+                b, j, live = _split(E, D, count, sum_e, sum_dr, order, live, free, b, j)
+            block = order[b]
+            c = count[block]
+            for t in range(c - 1, j - 1, -1):
+                E[block, t + m] = E[block, t]
+                D[block, t + m] = D[block, t]
+            E[block, j], D[block, j] = e1, d1
+            if m == 2:
+                E[block, j + 1], D[block, j + 1] = e2, d2
+            count[block] = c + m
+            j += vertical
+            if not touched[block]:
+                touched[block] = True
+                touched_list[n_touched] = block
+                n_touched += 1
+        for t in range(n_touched):
+            block = touched_list[t]
+            touched[block] = False
+            e, d = 0.0, 0.0
+            for u in range(count[block]):
+                e += E[block, u]
+                d += D[block, u]
+            sum_e[block], sum_dr[block] = e, d
+        if i % 64 == 0:
+            # The totals follow the insertions and cuts; summed afresh now and then, so that
+            # their rounding cannot build up over a long day.
+            total_e, total_dr = 0.0, 0.0
+            for t in range(live):
+                total_e += sum_e[order[t]]
+                total_dr += sum_dr[order[t]]
+        if live > 0 and r0 + total_dr < 0.0:
+            live, removed_e, removed_dr = _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free,
+                                                          r0 + total_dr)
+            total_e, total_dr = total_e - removed_e, total_dr - removed_dr
         if not le and future[i] < r0:
-            root, p0 = _cut_above(tree, root, a, p0, r0, future[i], path)
+            live, p0, removed_e, removed_dr = _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0,
+                                                         r0, future[i])
+            total_e, total_dr = total_e - removed_e, total_dr - removed_dr
             r0 = future[i]
+        if live == 0:
+            total_e, total_dr = 0.0, 0.0
         a -= q[i]
         p0 -= q[i] * r0
 
     r_end = 0.0
-    if root < 0:
+    if live == 0:
         level_price = 0.0
     else:
-        level_price = _price_at_zero_inventory(tree, root, a, p0, r0)
-    if le and root >= 0:
+        level_price = _price_at_zero_inventory(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
+    if le and live > 0:
         # The inventory at price 0 (right limit): positive means slack is cheaper than trading.
-        inventory = r0
-        if p0 <= 0.0:
-            node, node_p, node_r, depth = _descend(tree, root, a, p0, r0, 0.0, path, side, 0.0, 0.0)
-            inventory = node_r
-            if node >= 0:
-                for e_col, d_col in ((_E1, _DR1), (_E2, _DR2)):
-                    d = tree[node, d_col]
-                    dp = tree[node, e_col] + a * d
-                    if node_p + dp > 0.0:
-                        inventory = node_r + (d * min(max(-node_p / dp, 0.0), 1.0) if dp > 0 else 0.0)
-                        break
-                    node_p, node_r = node_p + dp, node_r + d
-                    inventory = node_r
+        inventory = _inventory_at_price_zero(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
         if inventory > 0.0:
             level_price, r_end = 0.0, inventory
         else:
             level_price = min(level_price, 0.0)
-    if le and root < 0:
+    if le and live == 0:
         # No capacity at all: everything is left over.
         r_end = total
 
@@ -733,7 +684,7 @@ def inventory_chain(curves, total, objective, sense="eq"):
     else:
         slopes = np.ascontiguousarray(curves.slopes, dtype=float)
         widths = np.ascontiguousarray(curves.widths, dtype=float)
-        x, level = _staircase_chain(slopes, widths, q, float(total), le)
+        x, level = _staircase_chain(slopes, widths, q, float(total), le, _block_size(slopes.size))
         if (q[:-1] == 0).any():
             x = _centre_ties(slopes, widths, x, q)
     x = np.minimum(x, capacity)

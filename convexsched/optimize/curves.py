@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from .._jit import njit
 from .._optional import pyplot
 from ..errors import InvalidInputError, NonConvexCurveError
 
@@ -43,6 +44,47 @@ def _as_2d_float(name, value):
 
 def _label(index, i):
     return f"bucket {i}" if index is None else f"bucket {i} ({index[i]})"
+
+
+@njit
+def _store_canonical(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints, values):
+    """One pass that copies curves already in canonical form and accumulates their breakpoints.
+
+    Canonical: every number finite, widths ``>= 0``, slopes ``>= 0`` (unless
+    ``allow_negative``) and nondecreasing along each row, a zero-width segment carrying the
+    slope of the real segment before it (of the first real one when none is before it), and a
+    row without capacity all zeros: exactly what the general path stores. Returns False at the
+    first entry that is not, leaving the outputs partly written; the caller then takes the
+    general path, which raises its specific error or canonicalizes.
+    """
+    n, k = slopes.shape
+    for i in range(n):
+        bp, value, first_real = 0.0, 0.0, -1
+        breakpoints[i, 0], values[i, 0] = 0.0, 0.0
+        for j in range(k):
+            slope, width = slopes[i, j], widths[i, j]
+            if not (np.isfinite(slope) and np.isfinite(width)) or width < 0.0:
+                return False
+            if slope < 0.0 and not allow_negative:
+                return False
+            if j > 0 and slope < slopes[i, j - 1]:
+                return False
+            if width > 0.0:
+                if first_real < 0:
+                    first_real = j
+                    if slopes[i, 0] != slope:  # leading zero widths take this slope
+                        return False
+            elif first_real >= 0 and slope != slopes[i, j - 1]:
+                return False
+            out_slopes[i, j], out_widths[i, j] = slope, width
+            bp += width
+            value += slope * width
+            breakpoints[i, j + 1], values[i, j + 1] = bp, value
+        if first_real < 0:
+            for j in range(k):
+                if slopes[i, j] != 0.0:
+                    return False
+    return True
 
 
 class CostCurves:
@@ -90,7 +132,7 @@ class CostCurves:
                 raise InvalidInputError(f"widths has {widths.shape[0]} rows but slopes has {n}")
             widths = widths[:, None]
         try:
-            widths = np.broadcast_to(widths, (n, k)).copy()
+            widths = np.broadcast_to(widths, (n, k))
         except ValueError:
             raise InvalidInputError(
                 f"widths of shape {np.shape(widths)} do not match slopes of shape {(n, k)}"
@@ -101,6 +143,14 @@ class CostCurves:
             index = pd.Index(index)
             if len(index) != n:
                 raise InvalidInputError(f"index has {len(index)} labels for {n} buckets")
+        # The re-quote path: arrays already canonical (a book walk, a convexifier's output) are
+        # checked, copied and accumulated in one compiled pass, the same numbers the general path
+        # stores; anything else takes the general path below.
+        stored = np.empty((n, k)), np.empty((n, k)), np.empty((n, k + 1)), np.empty((n, k + 1))
+        if _store_canonical(slopes, widths, bool(allow_negative), *stored):
+            self._store(*stored, index)
+            return
+        widths = widths.copy()
         for name, array in (("slopes", slopes), ("widths", widths)):
             bad = ~np.isfinite(array)
             if bad.any():
@@ -140,13 +190,15 @@ class CostCurves:
 
     def _set(self, slopes, widths, index):
         n = slopes.shape[0]
-        self._slopes, self._widths = slopes, widths
         # The curves are immutable, so cumulative quantities are computed once.
-        self._breakpoints = np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)])
-        self._breakpoint_values = np.hstack(
-            [np.zeros((n, 1)), np.cumsum(self._slopes * widths, axis=1)]
-        )
-        for array in (self._slopes, self._widths, self._breakpoints, self._breakpoint_values):
+        breakpoints = np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)])
+        values = np.hstack([np.zeros((n, 1)), np.cumsum(slopes * widths, axis=1)])
+        self._store(slopes, widths, breakpoints, values, index)
+
+    def _store(self, slopes, widths, breakpoints, values, index):
+        self._slopes, self._widths = slopes, widths
+        self._breakpoints, self._breakpoint_values = breakpoints, values
+        for array in (slopes, widths, breakpoints, values):
             array.setflags(write=False)
         self.index = index
 

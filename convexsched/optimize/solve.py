@@ -24,6 +24,7 @@ uncertified.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Sequence
@@ -69,9 +70,13 @@ class Schedule:
     Attributes
     ----------
     x : pandas.Series
-        Shares per bucket, on the curves' index (a RangeIndex when they have none).
+        Shares per bucket, on the curves' index (a RangeIndex when they have none). Built on
+        first access, like :attr:`remaining`: a re-quote loop that reads :attr:`values` never
+        pays for pandas.
     remaining : pandas.Series
         Inventory after each bucket, ``R_i = S - sum_{k<=i} x_k``, on the same index.
+    values : numpy.ndarray
+        ``x`` as a read-only array.
     objective_value : float
         ``F(x)`` of :mod:`convexsched.optimize.objective`.
     multiplier : float
@@ -100,8 +105,8 @@ class Schedule:
         The cvxpy problem (cvxpy path), ready for ``update`` and re-solve.
     """
 
-    x: pd.Series
-    remaining: pd.Series
+    values: np.ndarray = field(repr=False)
+    _index: pd.Index | None = field(repr=False)
     objective_value: float
     multiplier: float
     multiplier_interval: tuple[float, float]
@@ -117,6 +122,17 @@ class Schedule:
     objective: Objective
     attempts: list[dict[str, Any]] = field(default_factory=list)
     problem: ScheduleProblem | None = None
+
+    def _labels(self):
+        return self._index if self._index is not None else pd.RangeIndex(len(self.values))
+
+    @functools.cached_property
+    def x(self) -> pd.Series:
+        return pd.Series(self.values, index=self._labels(), name="x")
+
+    @functools.cached_property
+    def remaining(self) -> pd.Series:
+        return pd.Series(self.total - np.cumsum(self.values), index=self._labels(), name="remaining")
 
     @property
     def success(self) -> bool:
@@ -381,12 +397,11 @@ def solve_order(
         # there is, and the status says so.
         status = "solver-optimal" if built is not None and built.extended else "uncertified"
     timings["total"] = time.perf_counter() - started
-    index = curves.index if curves.index is not None else pd.RangeIndex(curves.n_buckets)
-    x = pd.Series(np.asarray(x, dtype=float), index=index, name="x")
-    remaining = pd.Series(total - np.cumsum(x.to_numpy()), index=index, name="remaining")
+    values = np.array(x, dtype=float)
+    values.setflags(write=False)
     return Schedule(
-        x=x,
-        remaining=remaining,
+        values=values,
+        _index=curves.index,
         objective_value=report.objective_value,
         multiplier=float(level),
         multiplier_interval=(float(interval[0]), float(interval[1])),

@@ -12,9 +12,11 @@ With piecewise-linear ``g_i`` the response is explicit: a segment ``k`` (slope `
 ``b_{k-1}`` to ``b_k``) fills as ``clip((lambda - s_k)/rho - b_{k-1}, 0, w_k)`` for ``rho > 0``
 and completely when ``s_k < lambda`` for ``rho = 0``. ``S(lambda)`` is therefore a step function
 (A) or a piecewise-linear one (B) whose breakpoints are known, so the budget ``S(lambda) = S`` is
-solved exactly, not by bisection: weighted quickselect over the slopes for (A) in expected
-O(N K), a safeguarded Newton iteration on the piecewise-linear ``S`` for (B) (O(N log K) per
-step), both compiled with numba. The dual bisection with tolerance ``eps_S`` is kept
+solved exactly, not by bisection. Each bucket's slopes are sorted (convexity), and so are the
+knots of its response, so both search over the N sorted rows instead of all N K segments: a
+selection over the rows for (A) (weighted median of the open ranges' middles as pivot,
+O(N log K) per round), a safeguarded Newton iteration on the piecewise-linear ``S`` for (B)
+(O(N log K) per step); both compiled with numba. The dual bisection with tolerance ``eps_S`` is kept
 as :func:`bisection` for comparison.
 
 Sign convention (used everywhere in convexsched): ``lambda`` is the water level, the marginal
@@ -130,38 +132,108 @@ def weighted_select(values, weights, total):
 
 
 @njit
-def _cost_only(slopes, widths, total):
+def _count_below(slopes, i, lo, hi, value, strict):
+    """Index of the first entry of ``slopes[i, lo:hi]`` not below ``value`` (``<`` when
+    ``strict``, else ``<=``): a binary search in a sorted row."""
+    while lo < hi:
+        middle = (lo + hi) // 2
+        entry = slopes[i, middle]
+        if entry < value or (not strict and entry == value):
+            lo = middle + 1
+        else:
+            hi = middle
+    return lo
+
+
+@njit
+def _row_select(slopes, breakpoints, total):
+    """The level of (A): the smallest slope ``v`` with ``sum_i b_i(#{k: s_ik <= v}) >= total``.
+
+    Every row of a :class:`CostCurves` is sorted, so the candidates still open are one index
+    range ``[lo_i, hi_i)`` per row. Each round takes the weighted median of the ranges' middle
+    entries as pivot (at least a quarter of the open candidates lies on either side of it),
+    binary-searches it in every range and keeps the side that holds the level; once the open
+    candidates are few, a weighted quickselect over them finishes. O(N log K) per round, about
+    log(N K) rounds. Zero-width segments count nothing (their breakpoints do not move) and carry
+    a real segment's slope in canonical curves, so the level found is a real slope. Returns
+    ``(level, width strictly below it, width at it)``.
+    """
+    n, k = slopes.shape
+    lo = np.zeros(n, np.int64)
+    hi = np.full(n, k, np.int64)
+    middles = np.empty(n)
+    counts = np.empty(n)
+    open_count = n * k
+    while open_count > 4 * n:
+        m = 0
+        for i in range(n):
+            if hi[i] > lo[i]:
+                middles[m] = slopes[i, (lo[i] + hi[i]) // 2]
+                counts[m] = hi[i] - lo[i]
+                m += 1
+        pivot, _, _ = weighted_select(middles[:m], counts[:m], 0.5 * open_count)
+        below, at = 0.0, 0.0
+        for i in range(n):
+            less = _count_below(slopes, i, lo[i], hi[i], pivot, True)
+            equal = _count_below(slopes, i, less, hi[i], pivot, False)
+            below += breakpoints[i, less]
+            at += breakpoints[i, equal]
+            middles[i] = less  # reused: the row's split, kept for the side chosen below
+            counts[i] = equal
+        if below >= total:
+            for i in range(n):
+                hi[i] = int(middles[i])
+        elif at >= total:
+            return pivot, below, at - below
+        else:
+            for i in range(n):
+                lo[i] = int(counts[i])
+        open_count = 0
+        for i in range(n):
+            open_count += hi[i] - lo[i]
+    # The last candidates: their widths (a breakpoint difference; zero-width ones are harmless)
+    # and the width already below every one of them.
+    values = np.empty(open_count)
+    weights = np.empty(open_count)
+    floor, m = 0.0, 0
+    for i in range(n):
+        floor += breakpoints[i, lo[i]]
+        for j in range(lo[i], hi[i]):
+            values[m] = slopes[i, j]
+            weights[m] = breakpoints[i, j + 1] - breakpoints[i, j]
+            m += 1
+    level, _, _ = weighted_select(values, weights, total - floor)
+    # The widths at and below the level, summed over whole rows as the rounds above do.
+    below, at = 0.0, 0.0
+    for i in range(n):
+        less = _count_below(slopes, i, lo[i], hi[i], level, True)
+        below += breakpoints[i, less]
+        at += breakpoints[i, _count_below(slopes, i, less, hi[i], level, False)]
+    return level, below, at - below
+
+
+@njit
+def _cost_only(slopes, breakpoints, total):
     """Water-filling for ``0 < total < capacity``: ``(x, level, upper end of its interval)``.
 
     Every segment cheaper than the level is full; segments tied at the level are all filled to
     the same fraction (the centre of the optimal face, which cvxpy's interior point returns).
+    One binary search per row places the level after :func:`_row_select` found it.
     """
     n, k = slopes.shape
-    values = np.empty(n * k)
-    weights = np.empty(n * k)
-    m = 0
-    for i in range(n):
-        for j in range(k):
-            if widths[i, j] > 0:
-                values[m] = slopes[i, j]
-                weights[m] = widths[i, j]
-                m += 1
-    level, below, tied = weighted_select(values[:m], weights[:m], total)
+    level, below, tied = _row_select(slopes, breakpoints, total)
     remainder = total - below
     share = min(remainder / tied, 1.0) if tied > 0 else 0.0
     upper = np.inf
-    x = np.zeros(n)
+    x = np.empty(n)
     for i in range(n):
-        for j in range(k):
-            width = widths[i, j]
-            if width > 0:
-                slope = slopes[i, j]
-                if slope < level:
-                    x[i] += width
-                elif slope == level:
-                    x[i] += share * width
-                elif slope < upper:
-                    upper = slope
+        less = _count_below(slopes, i, 0, k, level, True)
+        equal = _count_below(slopes, i, less, k, level, False)
+        x[i] = breakpoints[i, less] + share * (breakpoints[i, equal] - breakpoints[i, less])
+        # The next real slope: canonical rows repeat real slopes only, and a row without
+        # capacity (all zeros) has none.
+        if equal < k and breakpoints[i, k] > 0 and slopes[i, equal] < upper:
+            upper = slopes[i, equal]
     if remainder < tied:
         upper = level
     return x, level, upper
@@ -171,18 +243,18 @@ def centred_fill(slopes, widths, total):
     """Objective (A) with ``sum x = total`` on raw arrays: the centred water-filling's ``x``."""
     if total <= 0:
         return np.zeros(slopes.shape[0])
-    capacity = widths.sum(axis=1)
-    if total >= capacity.sum():
-        return capacity
-    return _cost_only(slopes, widths, float(total))[0]
+    breakpoints = np.hstack([np.zeros((slopes.shape[0], 1)), np.cumsum(widths, axis=1)])
+    if total >= breakpoints[:, -1].sum():
+        return breakpoints[:, -1]
+    return _cost_only(np.ascontiguousarray(slopes), breakpoints, float(total))[0]
 
 
 def cost_only(curves, total, sense="eq"):
     """Objective (A), exact: fill the globally cheapest segments first ((E2), (E3)).
 
     The marginal slope ``lambda`` is the budget's weighted quantile of all segment slopes
-    (weights = widths), found by weighted quickselect in expected O(M); every cheaper segment
-    is full. Segments tied at ``lambda`` share the remainder in proportion to their widths, so
+    (weights = widths), found by a selection over the N sorted rows (O(N log K) per round,
+    about log(N K) rounds, never touching every segment); every cheaper segment is full. Segments tied at ``lambda`` share the remainder in proportion to their widths, so
     a tie is split at the centre of the optimal face (any split is optimal). The returned
     interval is every ``lambda`` that certifies the schedule.
     """
@@ -197,7 +269,7 @@ def cost_only(curves, total, sense="eq"):
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
         return _everything(curves, slopes[real], sense)
-    x, level, upper = _cost_only(slopes, widths, float(total))
+    x, level, upper = _cost_only(slopes, np.ascontiguousarray(curves.breakpoints), float(total))
     return _finish(x, level, (level, upper), sense)
 
 
@@ -265,39 +337,71 @@ def ramps(slopes, widths, rho):
 
 
 @njit
-def _supply(start, knots, fills, rho, level):
+def _knot(slopes, breakpoints, rho, i, m):
+    """Knot ``m`` of bucket ``i``'s response: ``a_k`` (``m = 2k``) or ``c_k`` (``m = 2k + 1``).
+
+    A zero-width segment of canonical curves gives two knots equal to a real one's, so every
+    row's ``2 K`` knots stay sorted without leaving them out."""
+    j = m >> 1
+    return slopes[i, j] + rho * breakpoints[i, j + (m & 1)]
+
+
+@njit
+def _knots_at_or_below(slopes, breakpoints, rho, i, level):
+    """How many of bucket ``i``'s knots are ``<= level`` (binary search over the sorted row)."""
+    lo, hi = 0, 2 * slopes.shape[1]
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if _knot(slopes, breakpoints, rho, i, middle) <= level:
+            lo = middle + 1
+        else:
+            hi = middle
+    return lo
+
+
+@njit
+def _supply(slopes, breakpoints, rho, level):
     """``S(level)`` and its slope, one binary search per bucket over its response's knots."""
+    n, k = slopes.shape
     supply, active = 0.0, 0
-    for i in range(len(start) - 1):
-        lo, hi = start[i], start[i + 1]
-        j = lo + np.searchsorted(knots[lo:hi], level, side="right")
-        if j == lo:
+    for i in range(n):
+        j = _knots_at_or_below(slopes, breakpoints, rho, i, level)
+        if j == 0:
             continue
-        if j == hi:
-            supply += fills[hi - 1]
-        elif (j - lo) % 2 == 1:
-            supply += min(fills[j - 1] + (level - knots[j - 1]) / rho, fills[j])
+        if j == 2 * k:
+            supply += breakpoints[i, k]
+        elif j % 2 == 1:
+            # On the ramp of segment j // 2 (a zero-width one has no ramp: its knots coincide).
+            segment = j >> 1
+            ramp = breakpoints[i, segment] + (level - _knot(slopes, breakpoints, rho, i, j - 1)) / rho
+            supply += min(ramp, breakpoints[i, segment + 1])
             active += 1
         else:
-            supply += fills[j - 1]
+            supply += breakpoints[i, j >> 1]
     return supply, active / rho
 
 
 @njit
-def _smoothed(slopes, widths, rho, total):
+def _smoothed(slopes, breakpoints, rho, total):
     """Safeguarded Newton on ``S(lambda)`` for ``0 < total < capacity``: ``(level, lower, upper)``.
 
     ``S`` is piecewise linear, so a Newton step from inside the piece that holds the root lands
     on it; steps that leave the bracket fall back to regula falsi, then bisection. Each
-    evaluation costs O(N log K); a handful of them usually suffice. ``[lower, upper]`` is the
-    flat stretch of ``S`` at the level when there is one (no bucket on a ramp there).
+    evaluation is one binary search per bucket over its ``2 K`` sorted knots, read off the
+    slopes and breakpoints (O(N log K)); a handful of them usually suffice. ``[lower, upper]``
+    is the flat stretch of ``S`` at the level when there is one (no bucket on a ramp there).
     """
-    start, knots, fills = ramps(slopes, widths, rho)
-    low, high = knots.min(), knots.max()
-    supply_low, supply_high = 0.0, widths.sum()
+    n, k = slopes.shape
+    low, high, supply_high = np.inf, -np.inf, 0.0
+    for i in range(n):
+        if breakpoints[i, k] > 0:  # a bucket without capacity has no knot
+            low = min(low, _knot(slopes, breakpoints, rho, i, 0))
+            high = max(high, _knot(slopes, breakpoints, rho, i, 2 * k - 1))
+            supply_high += breakpoints[i, k]
+    supply_low = 0.0
     level = low + (total / supply_high) * (high - low)
     for _ in range(200):
-        supply, slope = _supply(start, knots, fills, rho, level)
+        supply, slope = _supply(slopes, breakpoints, rho, level)
         if supply == total:
             break
         if supply < total:
@@ -312,16 +416,38 @@ def _smoothed(slopes, widths, rho, total):
         if step == level or not low < step < high:
             break
         level = step
-    supply, slope = _supply(start, knots, fills, rho, level)
+    supply, slope = _supply(slopes, breakpoints, rho, level)
     if slope > 0:
         return level, level, level
     lower, upper = -np.inf, np.inf
-    for knot in knots:
-        if knot <= level:
-            lower = max(lower, knot)
-        else:
-            upper = min(upper, knot)
+    for i in range(n):
+        if breakpoints[i, k] > 0:  # a bucket without capacity has no knot
+            j = _knots_at_or_below(slopes, breakpoints, rho, i, level)
+            if j > 0:
+                lower = max(lower, _knot(slopes, breakpoints, rho, i, j - 1))
+            if j < 2 * k:
+                upper = min(upper, _knot(slopes, breakpoints, rho, i, j))
     return level, lower, upper
+
+
+@njit
+def _ramp_fill(slopes, breakpoints, rho, level):
+    """``x_i(level)`` of (E7) for ``rho > 0``, one binary search per bucket."""
+    n, k = slopes.shape
+    x = np.empty(n)
+    for i in range(n):
+        j = _knots_at_or_below(slopes, breakpoints, rho, i, level)
+        if j == 0:
+            x[i] = 0.0
+        elif j == 2 * k:
+            x[i] = breakpoints[i, k]
+        elif j % 2 == 1:
+            segment = j >> 1
+            ramp = breakpoints[i, segment] + (level - _knot(slopes, breakpoints, rho, i, j - 1)) / rho
+            x[i] = min(ramp, breakpoints[i, segment + 1])
+        else:
+            x[i] = breakpoints[i, j >> 1]
+    return x
 
 
 def smoothed(curves, total, rho, sense="eq"):
@@ -344,8 +470,9 @@ def smoothed(curves, total, rho, sense="eq"):
             return WaterLevel(at_zero, 0.0, (0.0, 0.0))
     if total >= curves.capacity.sum():
         return _everything(curves, (slopes + rho * (starts + widths))[real], sense)
-    level, lower, upper = _smoothed(slopes, widths, float(rho), float(total))
-    return _finish(_ramp_response(slopes, widths, float(rho), level), level, (lower, upper), sense)
+    breakpoints = np.ascontiguousarray(curves.breakpoints)
+    level, lower, upper = _smoothed(slopes, breakpoints, float(rho), float(total))
+    return _finish(_ramp_fill(slopes, breakpoints, float(rho), level), level, (lower, upper), sense)
 
 
 def bisection(curves, total, rho=0.0, sense="eq", tol=None, max_iter=200):

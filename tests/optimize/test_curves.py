@@ -1,6 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from convexsched import CostCurves, InvalidInputError, NonConvexCurveError
 
@@ -99,3 +101,48 @@ def test_negative_slopes_are_an_error_unless_asked_for():
         CostCurves.from_grid([0, 100, 200], [[0.0, -1e-8, 1.0]])
     rebate = CostCurves([[-0.01, 0.02]], 100.0, allow_negative=True)
     assert rebate.slopes[0, 0] == -0.01
+
+
+# ------------------------------------------------ the canonical (re-quote) path, issue 23
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 20), k=st.integers(1, 12),
+       negative=st.booleans(), empty=st.booleans())
+def test_canonical_input_is_stored_as_the_general_path_stores_it(seed, n, k, negative, empty):
+    rng = np.random.default_rng(seed)
+    slopes = np.sort(rng.integers(-3 if negative else 0, 6, size=(n, k)), axis=1) * 0.5
+    widths = rng.integers(0, 3, size=(n, k)).astype(float)
+    if empty:
+        widths[0] = 0.0
+    general = CostCurves(slopes, widths, allow_negative=negative)  # zero widths: canonicalized
+    again = CostCurves(general.slopes, general.widths, allow_negative=negative)  # canonical now
+    for name in ("slopes", "widths", "breakpoints", "breakpoint_values"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(general, name))
+    np.testing.assert_array_equal(again.breakpoints[:, 1:], np.cumsum(general.widths, axis=1))
+    np.testing.assert_array_equal(again.breakpoint_values[:, 1:], np.cumsum(general.slopes * general.widths, axis=1))
+
+
+def test_canonical_input_is_copied_not_shared():
+    slopes, widths = np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]])
+    curves = CostCurves(slopes, widths)
+    slopes[0, 0], widths[0, 0] = 9.0, 5.0
+    assert curves.slopes.tolist() == [[1.0, 2.0]] and curves.widths.tolist() == [[1.0, 1.0]]
+    assert not curves.slopes.flags.writeable and slopes.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "slopes, widths, error, message",
+    [
+        # Sorted rows that are not canonical still get the general path's specific error.
+        ([[0.0, np.nan]], [[1.0, 1.0]], InvalidInputError, r"NaN or inf in bucket 0"),
+        ([[1.0, 2.0]], [[1.0, -1.0]], InvalidInputError, "bucket 0 has a negative one"),
+        ([[-1.0, 2.0]], [[1.0, 1.0]], InvalidInputError, "negative slope -1"),
+        ([[1.0, 2.0], [3.0, 2.0]], [[1.0, 1.0], [1.0, 1.0]], NonConvexCurveError, "bucket 1 is not convex"),
+    ],
+)
+def test_bad_input_gets_the_same_errors(slopes, widths, error, message):
+    with pytest.raises(error, match=message):
+        CostCurves(slopes, widths)
+
+
+def test_rounding_level_decreases_are_still_canonicalized():
+    curves = CostCurves([[1.0, 1.0 - 1e-12, 2.0]], [[1.0, 1.0, 1.0]])
+    assert curves.slopes.tolist() == [[1.0, 1.0, 2.0]]

@@ -101,3 +101,53 @@ def test_shifted_ramps_match_the_breakpoint_search_on_moved_curves(problem, rho,
     x, level = waterfill.ShiftedRamps(curves, rho).fill(shift, total, sense)
     reference = waterfill.smoothed(curves.shifted(shift), total, rho, sense).x
     np.testing.assert_allclose(x, reference, rtol=1e-9, atol=1e-9 * max(total, 1.0))
+
+
+# ------------------------------------------------ the searches over sorted rows (issue 23)
+@st.composite
+def wide_rows(draw):
+    """Curves with many segments per bucket (the row selection's rounds run), tick slopes (ties
+    within and across rows), zero widths, buckets without capacity and shifted negative slopes."""
+    n = draw(st.integers(1, 50))
+    k = draw(st.integers(1, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    levels = draw(st.sampled_from([3, 40, 4000]))
+    slopes = np.sort(rng.integers(1, levels, size=(n, k)), axis=1) * 0.01 - draw(st.sampled_from([0.0, 0.2]))
+    widths = rng.integers(0, 5, size=(n, k)).astype(float) * 100
+    widths[rng.random(n) < draw(st.sampled_from([0.0, 0.3]))] = 0.0
+    curves = CostCurves(slopes, widths, allow_negative=True)
+    fraction = draw(st.sampled_from([0.0, 1e-9, 0.3, 0.77, 1 - 1e-9, 1.0]))
+    return curves, float(fraction * curves.capacity.sum())
+
+
+@given(problem=wide_rows(), budget=st.sampled_from(["eq", "le"]))
+def test_row_searches_match_the_numpy_reference(problem, budget):
+    curves, total = problem
+    for rho in (0.0, 3e-4):
+        new = waterfill.smoothed(curves, total, rho, budget) if rho else waterfill.cost_only(curves, total, budget)
+        old = (reference_waterfill.smoothed(curves, total, rho, budget) if rho
+               else reference_waterfill.cost_only(curves, total, budget))
+        # Fills are differences of breakpoints, so rounding scales with the largest bucket too.
+        scale = max(float(np.abs(curves.slopes).max()) * max(total, curves.capacity.max(), 1.0), 1e-12)
+        value = [curves.evaluate(r.x).sum() + 0.5 * rho * r.x @ r.x for r in (new, old)]
+        assert abs(value[0] - value[1]) <= 1e-12 * scale
+        assert new.x.sum() == pytest.approx(old.x.sum(), abs=1e-9 * max(total, 1.0))
+        assert new.multiplier == pytest.approx(old.multiplier, rel=1e-12, abs=1e-12)
+        assert new.multiplier_interval == pytest.approx(old.multiplier_interval, rel=1e-12, abs=1e-12)
+
+
+def test_row_selection_when_every_slope_is_the_same():
+    # Every pivot equals every candidate: one round must end the search on the tie.
+    curves = CostCurves(np.full((30, 20), 0.05), np.arange(1.0, 601.0).reshape(30, 20))
+    total = 0.4 * curves.capacity.sum()
+    result = waterfill.cost_only(curves, total)
+    assert result.multiplier == 0.05 and result.multiplier_interval == (0.05, 0.05)
+    assert np.allclose(result.x, 0.4 * curves.capacity, rtol=1e-12)
+
+
+def test_row_selection_skips_buckets_without_capacity_for_the_next_slope():
+    # The empty bucket's zero slopes are no real price: the level's upper end is the next real one.
+    curves = CostCurves([[0.0] * 6, [1.0, 1.0, 2.0, 3.0, 4.0, 5.0]], [[0.0] * 6, [1.0] * 6])
+    result = waterfill.cost_only(curves, 2.0)
+    assert result.multiplier == 1.0 and result.multiplier_interval == (1.0, 2.0)
+    assert result.x.tolist() == [0.0, 2.0]
