@@ -90,9 +90,11 @@ class Objective:
             weights = weights.to_numpy(dtype=float)
         elif self.weight_index is not None:
             object.__setattr__(self, "weight_index", tuple(self.weight_index))
-        object.__setattr__(self, "weights", check_weights(weights))
-        if self.weight_index is not None and not isinstance(self.weights, str) and len(self.weight_index) != len(self.weights):
-            raise InvalidInputError(f"weight_index has {len(self.weight_index)} labels for {len(self.weights)} weights")
+        stored = check_weights(weights)
+        object.__setattr__(self, "weights", stored)
+        count = len(stored) if isinstance(stored, tuple) and stored and stored[0] != "power" else None
+        if self.weight_index is not None and count is not None and len(self.weight_index) != count:
+            raise InvalidInputError(f"weight_index has {len(self.weight_index)} labels for {count} weights")
         terms = tuple(self.terms)
         for term in terms:
             if not isinstance(term, Term):
