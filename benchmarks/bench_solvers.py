@@ -736,13 +736,20 @@ def _scaling_section(summary):
                 cells.append(f"{1e9 * s['fast_s'] / (s['n'] * s['k']):.0f}")
             else:
                 cells.append(s["fast_status"])
+        if summary["n"].nunique() < 2:
+            # One N (--quick): no exponent in N was measured, and one fitted across K alone says
+            # nothing about growth in N*K.
+            table.append([objective, *cells, "not measured (one N)", "not measured (one N)",
+                          *["not measured" for _ in ks], "not measured"])
+            continue
         exponent = scaling_exponent(summary, objective)
         algorithm = scaling_exponent(summary, objective, "fast_algorithm_s")
         complete = (part["fast_status"] == "ok").all()
         failed = ", ".join(f"{s['fast_status']} at {s['n']}x{s['k']}" for _, s in part.iterrows()
                            if s["fast_status"] != "ok")
         in_n = [scaling_exponent(summary, objective, k=k) for k in ks]
-        complete = complete and all(value <= NEAR_LINEAR_EXPONENT for value in in_n if np.isfinite(value))
+        # An exponent in N needs two sizes at that K; a missing one is not evidence of linearity.
+        complete = complete and all(np.isfinite(value) and value <= NEAR_LINEAR_EXPONENT for value in in_n)
         verdict = "yes" if exponent <= NEAR_LINEAR_EXPONENT and complete else "no"
         if failed:
             verdict += f" ({failed})"

@@ -104,9 +104,11 @@ def _materialize():
 
 
 def inline(function):
-    """Register ``function`` as a small kernel that its callers inline (``inline="always"``):
-    a call of a compiled function passes every array as a struct of several fields, which
-    costs more than a short loop body."""
+    """Register ``function`` as a small kernel that its callers inline (``inline="always"``).
+
+    A call of a compiled function passes every array as a struct of several fields, which
+    costs more than a short loop body.
+    """
     _inlined.add(function)
     return njit(function)
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import __version__
 from ._optional import require
+from .data.loaders import FORMATS as BOOK_FORMATS
 from .errors import ConvexSchedError, DataError, InvalidInputError, SolverError
 from .files import atomic_path, check_outputs, read_table, release_outputs, save_figure, write_table
 from .io import certificate_record, read_curves, read_schedule, write_certificate, write_curves, write_schedule
@@ -63,9 +64,11 @@ files (CSV, or Parquet when the name ends in .parquet or .pq):
         or  bucket,size,cost             points of g_i from size 0 (cost 0), e.g. a book walk
   schedule  bucket,x[,remaining,x_lots]  shares traded per bucket (remaining and x_lots, the
                                           slices in whole lots, are ignored on read)
-  states    bucket,spread,depth,imbalance,volatility,hour_of_day,mid
+  states    [symbol,]bucket,spread,depth,imbalance,volatility,hour_of_day,mid
                                           one row per bucket, as `convexsched features` writes
-  book      Databento DBN/CSV/Parquet, LOBSTER pairs, SZSE/SSE Level-2 zips, wide CSV"""
+                                          (a symbol column: pick one with --symbol)
+  book      inferred from the file, or --format:
+""" + "\n".join(f"    {name:<11}{spec.files}" for name, spec in BOOK_FORMATS.items())
 
 
 # Values that start with "-" but are numbers (exponents, lists, ranges), not options.
@@ -230,7 +233,7 @@ def _add_book_arguments(parser, table=False, required=True, title=None, universe
     if universe:
         choice.add_argument("--universe", type=Path, metavar="MANIFEST",
                             help="a CSV of symbol,day,file,size: backtest every key (see --scheduler)")  # fmt: skip
-    source.add_argument("--format", choices=("databento", "mbo", "lobster", "csv", "parquet", "binance"))
+    source.add_argument("--format", choices=tuple(BOOK_FORMATS), help="the book's format, when not inferred (see the list below)")
     source.add_argument("--preset", help="column preset of a snapshot table: cn_l2, sse_l2, wide")
     source.add_argument("--symbol", help="instrument to use when the file holds several")
     source.add_argument("--tick-size", type=_positive_float, metavar="TICK")
@@ -372,8 +375,10 @@ def _read_one_book(args):
 
 
 def _inputs(args, *names):
-    """``{"--name": path}`` of the input options given on the command line (a LOBSTER book's
-    message file included: it is read too)."""
+    """``{"--name": path}`` of the input options given on the command line.
+
+    A LOBSTER book's message file is included (it is read too), and so are ``--previous`` files.
+    """
     from .data.loaders import source_files
 
     inputs = {f"--{name.replace('_', '-')}": getattr(args, name) for name in names if getattr(args, name, None) is not None}
@@ -415,7 +420,8 @@ def _run_demo(args):
     check_outputs({f"--output-dir {name}": folder / name for name in demo_files(not args.no_plots)}, force=args.force)
     started = time.perf_counter()
     result = run_demo(folder, total=args.total, seed=args.seed, plots=not args.no_plots, echo=print)
-    print(f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s")
+    print(f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s of wall time "
+          "(after start-up; with an empty numba cache this includes compiling the kernels)")
     return EXIT_OK if result.certified else EXIT_FAILURE
 
 
@@ -614,13 +620,24 @@ def _plan_total(args, states):
     return _share_of_volume(args.pct_volume, states["volume"])
 
 
-def _share_of_volume(percent, volume):
+def _units(book):
+    """What the order counts: "shares" of a stock (a book on equity sessions), else "units" (contracts, coins)."""
+    name = getattr(book.sessions, "name", None) or ""
+    return "shares" if name.startswith(("us_equity", "cn_equity")) else "units"
+
+
+def _amount(value):
+    """An order size for the eye: whole units from 1,000 on, else six significant digits (a coin's fractions)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.6g}"
+
+
+def _share_of_volume(percent, volume, units="shares"):
     """``percent`` of the traded ``volume`` (a Series, None when the source has none), said on stdout."""
     traded = float(volume.sum()) if volume is not None else 0.0
     if not traded > 0:
         raise DataError("--pct-volume: the book shows no traded volume")
     total = percent / 100 * traded
-    print(f"S = {percent:g}% of {traded:,.0f} shares traded = {total:,.0f} shares")
+    print(f"S = {percent:g}% of {_amount(traded)} {units} traded = {_amount(total)} {units}")
     return total
 
 
@@ -739,8 +756,8 @@ def _state_profile(args):
 
 
 def _run_backtest(args):
-    from .execution.backtest import backtest
-    from .execution.strategies import default_strategies
+    from .execution.backtest import DRIFT_HELP, backtest
+    from .execution.strategies import default_strategies, strategies_by_name
 
     inputs = _inputs(args, "book", "oracle", "profile", "universe")
     if args.universe is not None:
@@ -749,9 +766,7 @@ def _run_backtest(args):
         inputs.update(manifest_files(args.universe))  # the books it names are inputs too
     check_outputs({"--output": args.output}, inputs, args.force)
     if args.universe is not None:
-        from .execution.universe import run_manifest_backtest
-
-        return run_manifest_backtest(args)
+        return _run_manifest_backtest(args)
     if args.total is None and args.pct_volume is None:
         raise InvalidInputError("give --total or --pct-volume (with --universe the manifest's sizes are used)")
     forecast = _state_profile(args)
@@ -759,11 +774,7 @@ def _run_backtest(args):
     oracle = _load_oracle(args.oracle) if args.oracle is not None else None
     strategies = None
     if args.strategies is not None:
-        available = {s.name: s for s in default_strategies(with_model=oracle is not None)}
-        unknown = [name for name in args.strategies if name not in available]
-        if unknown:
-            raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
-        strategies = [available[name] for name in args.strategies]
+        strategies = strategies_by_name(args.strategies, with_model=oracle is not None)
     total = args.total
     if total is None:
         from .data.sessions import session_buckets
@@ -771,7 +782,7 @@ def _run_backtest(args):
         # The volume of the sessions the order trades in, as plan counts it (not the pre-market).
         volume = book.traded_volume
         inside = session_buckets(book, args.freq).labels.notna().to_numpy()
-        total = _share_of_volume(args.pct_volume, None if volume is None else volume[inside])
+        total = _share_of_volume(args.pct_volume, None if volume is None else volume[inside], _units(book))
     table = backtest(
         book, total, strategies=strategies, model=oracle, side=args.side, forecast=forecast, freq=args.freq,
         half_life=args.half_life, progress=sys.stderr.isatty(),
@@ -786,10 +797,59 @@ def _run_backtest(args):
     if args.output is not None:
         write_table(table.reset_index(), args.output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(f"{book!r}, {args.side} S = {total:,.0f} shares, resilience half-life {args.half_life:g} s")
+        print(f"{book!r}, {args.side} S = {_amount(total)} {_units(book)}, resilience half-life {args.half_life:g} s")
         print("capture = (TWAP - strategy) / (TWAP - hindsight A): 1 is the hindsight bound, 0 is TWAP")
         print(table.to_string(float_format=lambda v: f"{v:,.3f}"))
+        print(textwrap.fill(DRIFT_HELP, HELP_WIDTH))
     return EXIT_OK
+
+
+def _run_manifest_backtest(args):
+    """``convexsched backtest --universe MANIFEST``: prints a summary, writes ``--output``.
+
+    Returns the exit code: 0 when every key ran, 1 when some failed (they are listed).
+    """
+    from .execution.universe import STATUS_OK, backtest_task, cluster, read_manifest, run_universe
+
+    keys = read_manifest(args.universe)
+    if keys.attrs["outside"]:
+        print(f"note: {keys.attrs['outside']} file(s) of {Path(args.universe).name} lie outside its folder", file=sys.stderr)
+    options = {"side": args.side, "freq": args.freq, "half_life": args.half_life}
+    if args.strategies is not None:
+        options["strategies"] = list(args.strategies)
+    if args.oracle is not None:
+        options["oracle"] = str(Path(args.oracle).resolve())
+    if args.total is not None:
+        options["size"] = args.total
+    started = time.perf_counter()
+    with cluster(args.scheduler) as client:
+        where = "serially" if client is None else f"on {args.scheduler} ({len(client.scheduler_info()['workers'])} workers)"
+        table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(),
+                             timeout=getattr(args, "timeout", None), **options)  # fmt: skip
+    seconds = time.perf_counter() - started
+    if args.output is not None:
+        write_table(table, args.output)
+    ok = table[table["status"] == STATUS_OK]
+    failed = table.attrs["failed"]
+    print(f"universe {Path(args.universe).name}: {len(keys)} keys {where} in {seconds:.1f} s of wall time "
+          "(cluster start-up and book reading included), "
+          f"{len(keys) - len(failed)} ok, {len(failed)} failed")  # fmt: skip
+    if len(ok):
+        summary = ok.pivot_table(index="strategy", values=["cost_bps", "vs_twap_bps", "capture"], aggfunc="mean")
+        # Shares left unfilled make a cost look low: count the keys where that happened.
+        summary["keys_unfilled"] = ok.assign(short=ok["unfilled"] > 0).groupby("strategy")["short"].sum()
+        with pd.option_context("display.width", 160):
+            print("mean over keys (bps of arrival notional; capture 1 = hindsight bound, 0 = TWAP; "
+                  "keys_unfilled: keys where the strategy left shares unfilled):")  # fmt: skip
+            print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    for key, (_, row) in zip(failed, table[table["status"] != STATUS_OK].iterrows(), strict=True):
+        print(f"failed: {key.get('symbol')} {key.get('day') or ''}: {row['error']}", file=sys.stderr)
+    if table.attrs["interrupted"]:
+        done = table.attrs["finished"]
+        saved = f"; their results are in {args.output}" if args.output is not None else ""
+        print(f"interrupted after {done} of {len(keys)} keys{saved}", file=sys.stderr)
+        return 130
+    return 0 if not failed else 1
 
 
 # Where `bench --quick` sends the tables of scripts that can write elsewhere.
@@ -804,7 +864,7 @@ def _benchmark_scripts():
 
 
 def _run_bench(args):
-    from .timing import builtin_timing
+    from .timing import COLUMNS_HELP, builtin_timing
 
     scripts = _benchmark_scripts()
     if args.list:
@@ -824,6 +884,7 @@ def _run_bench(args):
     if args.builtin or args.quick or not scripts:
         table = builtin_timing(quick=args.quick or not scripts, progress=_progress)
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+        print(textwrap.fill(COLUMNS_HELP, HELP_WIDTH))
         failed = not table["kkt_ok"].all() or not table["agree"].all()
         if args.builtin:
             return EXIT_FAILURE if failed else EXIT_OK
@@ -892,7 +953,7 @@ def _add_demo_parser(commands):
         "end to end on the synthetic book: features, oracle, curves, A/B/C fast vs cvxpy with KKT, "
         "receding horizon, backtest, plots",
         "Writes features, curves, schedules with certificates, the oracle, the backtest table and "
-        "plots to OUTPUT_DIR; about half a minute on two cores.",
+        "plots to OUTPUT_DIR; its last line says how long it took (see the README for a measured run).",
     )  # fmt: skip
     demo.add_argument("--output-dir", "-o", type=Path, default=Path("convexsched-demo"), metavar="DIR",
                       help="folder for the files (default ./convexsched-demo/)")  # fmt: skip

@@ -37,8 +37,11 @@ class DataError(ConvexSchedError, ValueError):
 
 
 class OutputError(InvalidInputError):
-    """An output path cannot be used: it is an input, repeated, an existing file without
-    ``force``, a directory, or in a folder that cannot be written."""
+    """An output path cannot be used.
+
+    It is an input, repeated, an existing file without ``force``, a directory, or in a folder
+    that cannot be written.
+    """
 
 
 class MissingDependencyError(ConvexSchedError, ImportError):

@@ -252,8 +252,10 @@ def schedule_frame(x, remaining=None, lots=None):
 
 
 def write_schedule(schedule, path, lots=None):
-    """Write a :class:`~convexsched.Schedule` as ``bucket, x, remaining`` (and ``x_lots`` when
-    ``lots``, e.g. :attr:`convexsched.optimize.lots.LotRounding.x`, is given)."""
+    """Write a :class:`~convexsched.Schedule` as ``bucket, x, remaining``.
+
+    With ``lots`` (e.g. :attr:`convexsched.optimize.lots.LotRounding.x`) also ``x_lots``.
+    """
     return write_table(schedule_frame(schedule.x, schedule.remaining, lots), path)
 
 

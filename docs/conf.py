@@ -29,3 +29,9 @@ autodoc_default_options = {
 }
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+
+# Every cross-reference to convexsched must resolve (stale paths after a move fail the build).
+# Other libraries' names are not checked: their inventories (intersphinx) need the network, and
+# numpy-style type specs ("array_like, optional", "{'eq', 'le'}") are prose, not references.
+nitpicky = True
+nitpick_ignore_regex = [(r"py:.*", r"(?!convexsched\.).*")]

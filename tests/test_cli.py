@@ -297,8 +297,10 @@ def test_backtest_with_an_oracle_writes_the_table(demo, tmp_path):
 def test_bench_builtin_times_fast_against_cvxpy():
     result = run("bench", "--builtin", "--quick")
     assert result.returncode == 0, result.stderr
-    for text in ("speedup", "CLARABEL", " A ", " B ", " C "):
+    for text in ("speedup", "CLARABEL", " A ", " B ", " C ", "fast_first_ms", "cvxpy_first_ms"):
         assert text in result.stdout
+    # Every timing says what it includes.
+    assert "numba compiles" in result.stdout and "imports cvxpy" in result.stdout and "speedup = cvxpy_ms / fast_ms" in " ".join(result.stdout.split())
 
 
 def test_bench_lists_the_scripts_but_not_their_helpers(capsys):
@@ -742,3 +744,24 @@ def test_version_is_one_fact(capsys):
     newest = re.search(r"^## (\d+\.\d+\.\d+)", changelog, re.M).group(1)
     assert code == 0 and out.split() == ["convexsched", convexsched.__version__]
     assert importlib.metadata.version("convexsched") == convexsched.__version__ == newest
+
+
+def test_book_formats_come_from_the_loaders_registry(capsys):
+    from convexsched.data.loaders import FORMATS
+
+    code, out, _ = run_in_process(capsys, "features", "--help")
+    assert code == 0
+    for name, spec in FORMATS.items():
+        assert f"    {name:<11}{spec.files}" in out
+    assert "{" + ",".join(FORMATS) + "}" in " ".join(out.split())
+    code, _, err = run_in_process(capsys, "features", "--synthetic", "--format", "nope", "-o", "x.csv")
+    assert code == 2 and "invalid choice: 'nope'" in err and "binance" in err and "mbo" in err
+
+
+def test_a_coin_is_counted_in_units_with_its_fractions(capsys, shared_data):
+    spot = shared_data / "binance-btcusdt-hftbacktest" / "spot" / "btcusdt_20240808.gz"
+    code, out, err = run_in_process(capsys, "backtest", "--book", spot, "--pct-volume", 1, "--strategies", "TWAP")
+    assert code == 0, err
+    line = next(text for text in out.splitlines() if text.startswith("S = 1% of"))
+    assert line.endswith(" units") and "shares" not in line and " 0 units" not in line
+    assert "drift_bps:" in " ".join(out.split())  # the table says what its columns measure

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,13 +373,22 @@ def _read_table_auto(path, preset=None, **options):
     return _call(read_mapped, path, dict(options, preset=preset))
 
 
-_FORMATS = {
-    "databento": read_databento,
-    "lobster": read_lobster,
-    "csv": _read_table_auto,
-    "parquet": _read_table_auto,
-    "binance": read_binance,
-    "mbo": read_mbo,
+@dataclass(frozen=True)
+class Format:
+    """A book format :func:`read_books` knows: its reader and the files it takes (one line)."""
+
+    reader: Callable[..., dict[str, Book]]
+    files: str
+
+
+#: The one list of book formats: ``read_books(format=...)``, the CLI's ``--format`` and its help.
+FORMATS = {
+    "databento": Format(read_databento, "Databento MBP-N: DBN (.dbn, .dbn.zst) or its CSV/Parquet export"),
+    "mbo": Format(read_mbo, "Databento MBO (.dbn, .dbn.zst), replayed into MBP-10"),
+    "lobster": Format(read_lobster, "LOBSTER: *_orderbook_L.csv with its *_message_L.csv"),
+    "csv": Format(_read_table_auto, "a wide snapshot CSV (also .zip, .gz): SZSE/SSE Level-2 presets or --preset"),
+    "parquet": Format(_read_table_auto, "the same as Parquet"),
+    "binance": Format(read_binance, "Binance depth-stream captures (spot, USD-M futures), by content"),
 }
 
 
@@ -394,7 +404,7 @@ def _infer_format(path):
         return "csv"
     if looks_binance(path):  # recognized by content: "<ns> {json}" lines of a depth stream
         return "binance"
-    raise DataError(f"cannot infer the format of {Path(path).name}; pass format= one of {sorted(_FORMATS)}")
+    raise DataError(f"cannot infer the format of {Path(path).name}; pass format= one of {sorted(FORMATS)}")
 
 
 def source_files(path):
@@ -419,8 +429,8 @@ def read_books(path: str | Path, format: str | None = None, **options: Any) -> d
     Parameters
     ----------
     path : path-like
-    format : {"databento", "mbo", "lobster", "csv", "parquet", "binance"}, optional
-        Inferred from the file name (and, for tables, the header) when omitted; Databento
+    format : str, optional
+        A key of :data:`FORMATS`. Inferred from the file name (and, for tables, the header) when omitted; Databento
         MBO files and Binance depth streams are recognized by their content.
     **options
         Passed to the format's reader: :func:`read_databento` (``definition``, ``ts``),
@@ -436,9 +446,9 @@ def read_books(path: str | Path, format: str | None = None, **options: Any) -> d
     """
     check_tz(options.get("tz"))
     format = format or _infer_format(path)
-    if format not in _FORMATS:
-        raise InvalidInputError(f"unknown format {format!r}; known: {sorted(_FORMATS)}")
-    loader = _FORMATS[format]
+    if format not in FORMATS:
+        raise InvalidInputError(f"unknown format {format!r}; known: {sorted(FORMATS)}")
+    loader = FORMATS[format].reader
     books = loader(path, **options) if loader is _read_table_auto else _call(loader, path, options)
     if options.get("sessions") is None:
         # Sessions not given: trim the market's sessions to the span the data cover.

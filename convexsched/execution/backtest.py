@@ -29,6 +29,16 @@ if TYPE_CHECKING:
     from ..model.forecast import StateForecast
 
 
+#: What the cost columns of a backtest table measure, printed wherever the table is.
+DRIFT_HELP = (
+    "cost_bps: the temporary impact paid against the mid of each slice's own snapshot, in bps of the arrival "
+    "notional S m_0 (what the cost curves model); drift_bps: sum_i x_i (m_i - m_0) / (S m_0), sign-adjusted for "
+    "sells, the mid's move since arrival on the shares traded, which no schedule here models; shortfall_bps = "
+    "cost_bps + drift_bps, the implementation shortfall against the arrival mid. vs_twap_bps and capture "
+    "compare costs only: on one day the drift can be far larger than the impact"
+)
+
+
 @overload
 def backtest(
     book: Book | Executor,
@@ -92,12 +102,12 @@ def backtest(
         Order size ``S`` in shares (> 0).
     strategies : list, optional
         Objects with ``name`` and ``execute(context) -> ExecutionRecord`` (see
-        :mod:`convexsched.execution.strategies`). Default :func:`convexsched.execution.strategies.default_strategies`:
+        :mod:`convexsched.execution.strategies`). Default :func:`convexsched.default_strategies`:
         TWAP, Almgren-Chriss and the scenario horizons A/B/C (no model needed); with a model
         also depth-proportional, static plans A/B/C and certainty-equivalent receding horizons.
         TWAP is always run (capture is measured against it).
     model : ImpactOracle, CurveSource or CostCurves, optional
-        The cost model (:func:`convexsched.execution.receding.curve_source`); without it only
+        The cost model (:func:`convexsched.curve_source`); without it only
         the model-free strategies run.
     side : {"buy", "sell"}, optional
         Default "buy" (for a Book).

@@ -63,6 +63,7 @@ and ``K`` never change.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 import numpy as np
@@ -155,7 +156,7 @@ class LiveCurves:
     """Oracle cost curves of the buckets still ahead, from the book state seen so far.
 
     The live state of bucket ``i`` is the state feature vector (E17) of the snapshot the bucket trades
-    against (the first usable one, :class:`convexsched.execution.backtest.BookExecutor`): known when the
+    against (the first usable one, :class:`convexsched.BookExecutor`): known when the
     slice is sent, so nothing looks ahead. Later buckets get a forecast of that state:
 
     * no ``forecast``: persistence, every later bucket looks like the live one;
@@ -465,15 +466,15 @@ class RecedingHorizon:
         # The run's one validation: every step's window order is built from checked data.
         order = validate(morning, total, self.objective, positive=True)
         total, objective, n = order.total, order.objective, morning.n_buckets
-        self._weights = objective.weight_vector(n) if objective.psi > 0 else np.zeros(n)
-        self._problem = None
-        self._n = n
         # The whole day fits the window at the open: that is the shrinking horizon.
-        self._shrinking = self.horizon == "all" or self.horizon >= n
-        self._with_tail = self.cost_to_go is not None and not self._shrinking
-        self._level = None
-        if self.cost_to_go == "lambda":
-            self._level = solve_order(order).multiplier
+        shrinking = self.horizon == "all" or self.horizon >= n
+        run = _Run(
+            n=n,
+            weights=objective.weight_vector(n) if objective.psi > 0 else np.zeros(n),
+            shrinking=shrinking,
+            with_tail=self.cost_to_go is not None and not shrinking,
+            level=solve_order(order).multiplier if self.cost_to_go == "lambda" else None,
+        )
         trace = Trace(executor)
         remaining, steps, plans = total, [], []
         priced_by_book = self.current == "book" and hasattr(executor, "walk_curve")
@@ -488,7 +489,7 @@ class RecedingHorizon:
                 target = max(remaining, 0.0)
                 row["over_capacity"] = target > live.capacity[0] * (1 + 1e-9)
             else:
-                plan, row_update = self._plan(live, remaining, i)
+                plan, row_update = self._plan(run, live, remaining, i)
                 row.update(row_update)
                 plans.append(plan)
                 target = float(np.clip(plan.iloc[0], 0.0, remaining))
@@ -500,45 +501,45 @@ class RecedingHorizon:
             steps.append(row)
         return trace.finish(self.name, total, plans, pd.DataFrame(steps).set_index("bucket"))
 
-    def _plan(self, live, remaining, i):
+    def _plan(self, run, live, remaining, i):
         """Solve step ``i``'s window; returns the plan on its real buckets and the step record."""
-        window = live.n_buckets if self._shrinking else min(self.horizon, live.n_buckets)
-        curves, objective, sense = self._window(live, i, window)
+        window = live.n_buckets if run.shrinking else min(self.horizon, live.n_buckets)
+        curves, objective, sense = self._window(run, live, i, window)
         capacity = float(curves.capacity.sum())
         feasible = sense == "le" or remaining <= capacity * (1 + 1e-12)
         # Live capacities below the inventory: trade all the window can take now.
         order = Order(curves, remaining if feasible else capacity, objective, sense)
         started = time.perf_counter()
         if self.method == "cvxpy":
-            schedule = solve_order(order, method="cvxpy", solver=self.solver, problem=self._problem if self.warm else None)
-            self._problem = schedule.problem
+            schedule = solve_order(order, method="cvxpy", solver=self.solver, problem=run.problem if self.warm else None)
+            run.problem = schedule.problem
         else:
             schedule = solve_order(order)
         seconds = time.perf_counter() - started
         x = np.asarray(schedule.x, dtype=float)
         plan = pd.Series(x[:window], index=live.index[:window], name=f"plan {i}")
-        tail = float(x[-1]) if self._with_tail else 0.0
+        tail = float(x[-1]) if run.with_tail else 0.0
         report = schedule.kkt
         return plan, {"lambda": schedule.multiplier, "plan_value": schedule.objective_value, "kkt_ok": report.ok, "kkt_violation": report.max_violation,
                       "solve_s": seconds, "tail": tail, "feasible": feasible}
 
-    def _window(self, live, i, window):
+    def _window(self, run, live, i, window):
         """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, sense."""
         pad = self.method == "cvxpy"
-        weights = self._weights[i:i + window]
-        if not self._with_tail:
+        weights = run.weights[i:i + window]
+        if not run.with_tail:
             # Shrinking horizon (exact objective) or the literal window (E8).
-            size = (self._n if self._shrinking else self.horizon) if pad else window
+            size = (run.n if run.shrinking else self.horizon) if pad else window
             blocks = [(live.slopes[:window], live.widths[:window]), _empty(size - window)]
             objective = self._objective(self.objective.rho, np.concatenate([weights, np.zeros(size - window)]), i)
-            return _stack(blocks, live.n_segments), objective, "eq" if self._shrinking else "le"
+            return _stack(blocks, live.n_segments), objective, "eq" if run.shrinking else "le"
         slopes, widths = live.slopes, live.widths
         if self.objective.rho > 0:
             slopes = _chord_smoothing(slopes, widths, self.objective.rho)
         if window == live.n_buckets:
             tail = _empty(1)
         elif self.cost_to_go == "lambda":
-            tail = (np.array([[self._level]]), np.array([[widths[window:].sum()]]))
+            tail = (np.array([[run.level]]), np.array([[widths[window:].sum()]]))
         else:
             s, w = _tail_curve(slopes[window:], widths[window:], self.tail_segments)
             tail = (s[None, :], w[None, :])
@@ -554,6 +555,22 @@ class RecedingHorizon:
     def _objective(self, rho, weights, i):
         # The run's objective whole, on the window's buckets (every term, not field by field).
         return self.objective.window(i, len(weights), rho=rho, weights=weights if self.objective.psi > 0 else "linear")
+
+
+@dataclass
+class _Run:
+    """One run's state, kept off the planner so that a planner runs any number of days.
+
+    ``weights`` are the day's (C) weights, ``level`` the day's (A) multiplier (the ``"lambda"``
+    cost-to-go), ``problem`` the previous step's cvxpy problem (warm starts).
+    """
+
+    n: int
+    weights: np.ndarray
+    shrinking: bool
+    with_tail: bool
+    level: float | None
+    problem: Any = None
 
 
 def _with_current(live, slopes, widths):

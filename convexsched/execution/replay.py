@@ -422,7 +422,7 @@ class ReplayExecutor:
         (currency, against the feed's mid, replayed from the bucket's start without our
         footprint: the labels of :meth:`realized_curves` before convexification) beside the
         book's state at the bucket's start (:func:`convexsched.book_features` of :attr:`book`),
-        in the columns of :func:`convexsched.task1_table`, so an
+        in the columns of :func:`convexsched.impact_table`, so an
         :class:`convexsched.ImpactOracle` can learn the tactic's cost. Sizes the bucket could
         not fill are left out (``attrs["unfilled_rows"]`` counts them).
         """

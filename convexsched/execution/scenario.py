@@ -309,9 +309,9 @@ class ScenarioHorizon:
         if remaining > float(buckets.weights @ buckets.capacity):
             row["infeasible"] = True
             return float(buckets.capacity[0])
-        problem, y, budget, (share_unit, cost_unit) = build_weighted_problem(buckets, remaining, self.formulation)
-        problem.solve(solver=self.solver)
-        y_value, level = np.asarray(y.value, dtype=float), -float(budget.dual_value) * cost_unit / share_unit
+        weighted = build_weighted_problem(buckets, remaining, self.formulation)
+        weighted.problem.solve(solver=self.solver)
+        y_value, level = np.asarray(weighted.y.value, dtype=float), weighted.multiplier
         report = weighted_kkt(buckets, remaining, y_value, level)
         row.update({"lambda": level, "kkt_ok": report.ok, "kkt_violation": report.max_violation})
         return float(y_value[0])

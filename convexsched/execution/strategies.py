@@ -29,6 +29,7 @@ the open.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -93,8 +94,11 @@ def arrival_objectives(executor: Executor, total: float) -> dict[str, Objective]
 
 
 def objectives_for(slopes: np.ndarray, widths: np.ndarray, total: float, first: int | None = None) -> dict[str, Objective]:
-    """:func:`arrival_objectives` from a day's curves, shape (N, L): bucket ``first`` holds the
-    arrival book (default: the first bucket with a book; buckets without one have zero widths)."""
+    """:func:`arrival_objectives` from a day's curves, shape (N, L).
+
+    Bucket ``first`` holds the arrival book (default: the first bucket with a book; buckets
+    without one have zero widths).
+    """
     n = len(widths)
     if first is None:
         first = int(np.flatnonzero(widths.sum(axis=1) > 0)[0])
@@ -246,6 +250,24 @@ def default_strategies(with_model: bool = True) -> list[Strategy]:
         RecedingStrategy("A", horizon=30, method="cvxpy"),
     ]
     return baselines + with_curves
+
+
+def strategies_by_name(names: Iterable[str], with_model: bool = True) -> list[Strategy]:
+    """The strategies of :func:`default_strategies` called ``names``, in that order.
+
+    Names are what travels (to a Dask worker, on a command line); this is the one lookup.
+
+    Raises
+    ------
+    InvalidInputError
+        A name is not among them (the message lists those available).
+    """
+    available = {strategy.name: strategy for strategy in default_strategies(with_model=with_model)}
+    names = list(names)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
+    return [available[name] for name in names]
 
 
 class Receding(RecedingStrategy):

@@ -475,20 +475,15 @@ def backtest_task(key, *, strategies=None, oracle=None, side="buy", freq="1min",
         capture, ..., unfilled``), plus ``n_buckets``.
     """
     from .backtest import backtest
-    from .strategies import default_strategies
+    from .strategies import strategies_by_name
 
+    # Names first: a typo fails before the book is read.
+    chosen = None if strategies is None else strategies_by_name(strategies, with_model=oracle is not None)
     book = load_key_book(key)
     if isinstance(oracle, (str, Path)):
         from ..model.oracle import ImpactOracle
 
         oracle = ImpactOracle.load(oracle)
-    chosen = None
-    if strategies is not None:
-        available = {s.name: s for s in default_strategies(with_model=oracle is not None)}
-        unknown = [name for name in strategies if name not in available]
-        if unknown:
-            raise InvalidInputError(f"unknown strategies {unknown}; available: {list(available)}")
-        chosen = [available[name] for name in strategies]
     table, records = backtest(
         book, _key_size(key, size), strategies=chosen, model=oracle, side=side, freq=freq,
         half_life=half_life, return_records=True,
@@ -809,8 +804,10 @@ class _Cluster:
 
 
 def cluster(scheduler=None, n_workers=None, timeout=10.0):
-    """A client for ``scheduler``: ``None``/``"serial"`` (no client), ``"local"`` (a process
-    ``LocalCluster``, one thread per worker) or a scheduler address (``"tcp://host:8786"``).
+    """A client for ``scheduler``, closed on exit.
+
+    ``None``/``"serial"`` (no client), ``"local"`` (a process ``LocalCluster``, one thread per
+    worker) or a scheduler address (``"tcp://host:8786"``).
 
     An address is checked first (:func:`check_scheduler`): an address that does not answer
     like a Dask scheduler within ``timeout`` seconds is an :class:`InvalidInputError`, never
@@ -819,50 +816,3 @@ def cluster(scheduler=None, n_workers=None, timeout=10.0):
     Use as ``with cluster("local") as client: run_universe(keys, task, client=client)``.
     """
     return _Cluster(scheduler, n_workers, timeout)
-
-
-def run_manifest_backtest(args):
-    """``convexsched backtest --universe MANIFEST``: prints a summary, writes ``--output``.
-
-    Returns the exit code: 0 when every key ran, 1 when some failed (they are listed).
-    """
-    keys = read_manifest(args.universe)
-    if keys.attrs["outside"]:
-        print(f"note: {keys.attrs['outside']} file(s) of {Path(args.universe).name} lie outside its folder", file=sys.stderr)
-    options = {"side": args.side, "freq": args.freq, "half_life": args.half_life}
-    if args.strategies is not None:
-        options["strategies"] = list(args.strategies)
-    if args.oracle is not None:
-        options["oracle"] = str(Path(args.oracle).resolve())
-    if args.total is not None:
-        options["size"] = args.total
-    started = time.perf_counter()
-    with cluster(args.scheduler) as client:
-        where = "serially" if client is None else f"on {args.scheduler} ({len(client.scheduler_info()['workers'])} workers)"
-        table = run_universe(keys, backtest_task, client=client, progress=sys.stderr.isatty(),
-                             timeout=getattr(args, "timeout", None), **options)  # fmt: skip
-    seconds = time.perf_counter() - started
-    if args.output is not None:
-        from ..files import write_table
-
-        write_table(table, args.output)
-    ok = table[table["status"] == STATUS_OK]
-    failed = table.attrs["failed"]
-    print(f"universe {Path(args.universe).name}: {len(keys)} keys {where} in {seconds:.1f} s, "
-          f"{len(keys) - len(failed)} ok, {len(failed)} failed")  # fmt: skip
-    if len(ok):
-        summary = ok.pivot_table(index="strategy", values=["cost_bps", "vs_twap_bps", "capture"], aggfunc="mean")
-        # Shares left unfilled make a cost look low: count the keys where that happened.
-        summary["keys_unfilled"] = ok.assign(short=ok["unfilled"] > 0).groupby("strategy")["short"].sum()
-        with pd.option_context("display.width", 160):
-            print("mean over keys (bps of arrival notional; capture 1 = hindsight bound, 0 = TWAP; "
-                  "keys_unfilled: keys where the strategy left shares unfilled):")  # fmt: skip
-            print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
-    for key, (_, row) in zip(failed, table[table["status"] != STATUS_OK].iterrows(), strict=True):
-        print(f"failed: {key.get('symbol')} {key.get('day') or ''}: {row['error']}", file=sys.stderr)
-    if table.attrs["interrupted"]:
-        done = table.attrs["finished"]
-        saved = f"; their results are in {args.output}" if args.output is not None else ""
-        print(f"interrupted after {done} of {len(keys)} keys{saved}", file=sys.stderr)
-        return 130
-    return 0 if not failed else 1

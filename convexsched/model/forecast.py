@@ -87,7 +87,7 @@ class StateForecast(BaseEstimator):
         X : pandas.DataFrame
             Rows of book state (per snapshot or per bucket; several days may be stacked) with
             the columns ``spread, depth, imbalance, volatility, mid``, indexed by timestamp or
-            with a ``timestamp`` column; e.g. :func:`convexsched.data.features.bucket_features`.
+            with a ``timestamp`` column; e.g. :func:`convexsched.bucket_features`.
         groups : array_like or str, optional
             One label per row (or the name of a column of ``X``), e.g. the symbol: the
             columns of :data:`RELATIVE_COLUMNS` are divided by their median within each group

@@ -100,8 +100,11 @@ MAX_SEGMENTS = 2_000_000
 
 
 def _block_size(segments):
-    """Pieces per block of the forward pass: a walk over a bucket costs about
-    ``blocks + K * size``, so larger problems (longer polylines) take larger blocks."""
+    """Pieces per block of the forward pass.
+
+    A walk over a bucket costs about ``blocks + K * size``, so larger problems (longer
+    polylines) take larger blocks.
+    """
     return 32 if segments <= 200_000 else 256
 
 
@@ -145,10 +148,12 @@ def _resum(E, D, count, sum_e, sum_dr, block):
 
 @njit
 def _split(E, D, count, sum_e, sum_dr, order, live, free, b, j):
-    """Split the full block ``order[b]`` in two halves, the new one after it (its sums
-    computed: the walk meets it ahead). Returns where the insertion place ``j`` went
+    """Split the full block ``order[b]`` in two halves, the new one after it.
+
+    The new block's sums are computed (the walk meets it ahead). Returns where the insertion place ``j`` went
     ``(b, j)`` and the live block count. ``free[0]`` counts the free blocks, which ``free[1:]``
-    lists."""
+    lists.
+    """
     block = order[b]
     new = free[free[0]]
     free[0] -= 1
@@ -174,8 +179,9 @@ def _release(free, block):
 
 @njit
 def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r_end):
-    """Drop the pieces that start at or below ``r = 0`` and trim the one crossing it, given the
-    polyline's end ``r_end``: ``(live blocks, sum of E removed, sum of dr removed)``.
+    """Drop the pieces that start at or below ``r = 0`` and trim the one crossing it.
+
+    Given the polyline's end ``r_end``; returns ``(live blocks, sum of E removed, sum of dr removed)``.
 
     ``R_i >= R_N >= 0`` under both budgets, so no optimal state lies below zero: the cut keeps
     the polyline as long as the inventory, not the capacity seen so far, requires. The walk
@@ -212,8 +218,9 @@ def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r_end):
 
 @njit
 def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
-    """Drop the pieces above ``r = top`` and trim the one crossing it: ``(live, new p0, sum of E
-    removed, sum of dr removed)``.
+    """Drop the pieces above ``r = top`` and trim the one crossing it.
+
+    Returns ``(live, new p0, sum of E removed, sum of dr removed)``.
 
     Under the ``=`` budget no inventory above the capacity still ahead can be completed, so
     those states go as the day runs out. The first piece kept is the first that ends below

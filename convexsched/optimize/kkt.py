@@ -124,10 +124,13 @@ class KKTReport:
 
 @njit
 def _bucket_bounds(slopes, widths, x, snap):
-    """One pass over the segments at ``x``: the subdifferential of ``g_i + indicator[0, c_i]``
-    (``[left_i, right_i]``, a breakpoint within ``snap`` shares counts as reached), ``g_i(x_i)``,
-    ``sum_k |s_ik| fill_ik`` (what the bucket pays, gross of rebates) and each bucket's steepest
-    real slope in absolute value."""
+    """One pass over the segments at ``x``.
+
+    Returns the subdifferential of ``g_i + indicator[0, c_i]`` (``[left_i, right_i]``, a
+    breakpoint within ``snap`` shares counts as reached), ``g_i(x_i)``, ``sum_k |s_ik| fill_ik``
+    (what the bucket pays, gross of rebates) and each bucket's steepest real slope in absolute
+    value.
+    """
     n, k = slopes.shape
     left = np.full(n, -np.inf)
     right = np.full(n, np.inf)

@@ -136,7 +136,7 @@ class Schedule:
 
     @property
     def success(self) -> bool:
-        """scipy's convention: the status is "optimal" and the KKT certificate holds."""
+        """Whether the status is "optimal" and the KKT certificate holds (scipy's ``success``)."""
         return self.status == "optimal" and bool(self.kkt.ok)
 
     @property
@@ -161,7 +161,8 @@ class Schedule:
             f"Schedule of S = {self.total:.6g} over {len(self.x)} buckets, objective {self.objective.kind} "
             f"({self.method}: {self.algorithm}{' / ' + self.solver if self.solver else ''})\n"
             f"  status {self.status}, F(x) = {self.objective_value:.10g}, lambda = {self.multiplier:.8g}, "
-            f"{self.timings['total'] * 1e3:.2f} ms"
+            f"{self.timings['total'] * 1e3:.2f} ms to solve and certify (a process's first fast solve also "
+            "loads or compiles its numba kernels)"
         )
         return head + "\n" + str(self.kkt)
 

@@ -133,8 +133,10 @@ def weighted_select(values, weights, total):
 
 @njit
 def _count_below(slopes, i, lo, hi, value, strict):
-    """Index of the first entry of ``slopes[i, lo:hi]`` not below ``value`` (``<`` when
-    ``strict``, else ``<=``): a binary search in a sorted row."""
+    """Index of the first entry of ``slopes[i, lo:hi]`` not below ``value``, by binary search.
+
+    Not below means ``<`` when ``strict``, else ``<=``; the row is sorted.
+    """
     while lo < hi:
         middle = (lo + hi) // 2
         entry = slopes[i, middle]
@@ -341,7 +343,8 @@ def _knot(slopes, breakpoints, rho, i, m):
     """Knot ``m`` of bucket ``i``'s response: ``a_k`` (``m = 2k``) or ``c_k`` (``m = 2k + 1``).
 
     A zero-width segment of canonical curves gives two knots equal to a real one's, so every
-    row's ``2 K`` knots stay sorted without leaving them out."""
+    row's ``2 K`` knots stay sorted without leaving them out.
+    """
     j = m >> 1
     return slopes[i, j] + rho * breakpoints[i, j + (m & 1)]
 

@@ -41,6 +41,7 @@ cvxpy problem in both formulations, and :func:`weighted_kkt` certifies any ``y``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -587,8 +588,11 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
 
 @njit
 def _finish_at(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total, y, left, level, maximum):
-    """The answer at ``level``, the first breakpoint whose upper total reaches ``R`` (``left``
-    the one before it): split the jump of ``S`` there, or interpolate on the piece before it."""
+    """The answer at ``level``, the first breakpoint whose upper total reaches ``R``.
+
+    ``left`` is the breakpoint before it: split the jump of ``S`` there, or interpolate on the
+    piece before it.
+    """
     value, tie, solved = _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, False)
     if solved:
         return level, value, tie, maximum, True
@@ -633,10 +637,12 @@ def _total_and_rate(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
 
 @njit
 def _ramp_bracket(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, total):
-    """For ``rho > 0``: the breakpoints ``(previous, first)`` the bisection would find, without
-    sorting: a safeguarded Newton iteration on the piecewise-linear ``S`` lands on the piece that
+    """For ``rho > 0``: the breakpoints ``(previous, first)`` the bisection would find, without sorting.
+
+    A safeguarded Newton iteration on the piecewise-linear ``S`` lands on the piece that
     reaches ``R``, one scan of the breakpoints gives its ends, and both are checked with
-    :func:`_total` as the bisection checks them. NaNs when that fails (the caller bisects)."""
+    :func:`_total` as the bisection checks them. NaNs when that fails (the caller bisects).
+    """
     n, k = slopes.shape
     points = np.empty(2 * n * k + 2 * n)
     m = _collect_breakpoints(slopes, widths, gamma, depth, tail_cap, last_slope, rho, points)
@@ -704,8 +710,11 @@ def _jumps_only(weights, tail_cap):
 
 @njit
 def _jump_level(slopes, widths, weights, total):
-    """The smallest slope whose upper total reaches ``R`` (S a step function), in expected
-    linear time (weighted quickselect, no sort); NaN when rounding leaves ``R`` out of reach."""
+    """The smallest slope whose upper total reaches ``R`` (S a step function).
+
+    In expected linear time (weighted quickselect, no sort); NaN when rounding leaves ``R`` out
+    of reach.
+    """
     n, k = slopes.shape
     values, amounts = np.empty(n * k), np.empty(n * k)
     m, reach = 0, 0.0
@@ -724,8 +733,10 @@ def _jump_level(slopes, widths, weights, total):
 
 @njit
 def _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, selected):
-    """At a breakpoint ``level`` where ``S`` jumps over ``R``, ``y`` gives every segment tied
-    at the level the same fraction of its width (the centre of the optimal face).
+    """Split the jump of ``S`` over ``R`` at the breakpoint ``level``.
+
+    ``y`` gives every segment tied at the level the same fraction of its width (the centre of
+    the optimal face).
 
     Returns ``(objective, fraction, done)``. After the bisection (``selected`` False) the level
     is the first breakpoint with ``S_upper >= R`` and the split applies when
@@ -853,7 +864,46 @@ def _solve_batch(slopes, widths, weights, gamma, cap, rho, totals, tol, y, info)
             info[b, 5:] = np.nan
 
 
-def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: str = "segment") -> tuple[Any, Any, Any, tuple[float, float]]:
+@dataclass(frozen=True)
+class WeightedProblem:
+    """Problem (E12) as a cvxpy problem, scaled, with what reads its solution in user units.
+
+    Attributes
+    ----------
+    problem : cvxpy.Problem
+        Solved in scaled units (shares / ``share_unit``, cost / ``cost_unit``).
+    y : cvxpy.Expression
+        Per-bucket amounts in shares.
+    budget : cvxpy.Constraint
+        ``sum_j omega_j y_j == R`` (scaled).
+    share_unit, cost_unit : float
+        The scales.
+    """
+
+    problem: Any
+    y: Any
+    budget: Any
+    share_unit: float
+    cost_unit: float
+
+    @property
+    def multiplier(self) -> float:
+        """``lambda`` of (E12) in currency per share, once solved: the budget's dual, unscaled and sign-fixed."""
+        return -float(self.budget.dual_value) * self.cost_unit / self.share_unit
+
+    @property
+    def cost(self) -> float:
+        """The optimal objective in currency, once solved."""
+        return float(self.problem.value) * self.cost_unit
+
+    def __iter__(self):
+        # The 0.2 return value was the tuple (problem, y, budget, (share_unit, cost_unit)).
+        warnings.warn("unpacking build_weighted_problem(...) is deprecated; use its attributes "
+                      "(.problem, .y, .budget, .multiplier) (removed in 0.4)", FutureWarning, stacklevel=2)  # fmt: skip
+        return iter((self.problem, self.y, self.budget, (self.share_unit, self.cost_unit)))
+
+
+def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: str = "segment") -> WeightedProblem:
     """Problem (E12) as an explicit cvxpy problem.
 
     Parameters
@@ -867,13 +917,9 @@ def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: 
 
     Returns
     -------
-    problem : cvxpy.Problem
-    y : cvxpy.Expression
-        Per-bucket amounts in shares.
-    budget : cvxpy.Constraint
-        ``sum_j omega_j y_j == R``; its dual times ``-cost_unit / share_unit`` is ``lambda``.
-    units : tuple of float
-        ``(share_unit, cost_unit)`` used to scale the problem.
+    WeightedProblem
+        The cvxpy problem; after ``.problem.solve()``, ``.y.value`` (shares), ``.multiplier``
+        (``lambda``, currency per share) and ``.cost`` (currency) read it in user units.
     """
     import cvxpy as cp
 
@@ -914,4 +960,4 @@ def build_weighted_problem(buckets: WeightedBuckets, total: float, formulation: 
     budget = omega @ y == float(total) / share_unit
     objective = omega @ (book_cost + tail_cost + smooth)
     problem = cp.Problem(cp.Minimize(objective), constraints + [budget])
-    return problem, y * share_unit, budget, (share_unit, cost_unit)
+    return WeightedProblem(problem, y * share_unit, budget, share_unit, cost_unit)

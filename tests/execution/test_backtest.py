@@ -172,3 +172,19 @@ def test_the_receding_horizon_does_not_look_ahead(book, model):
         run = RecedingHorizon(8).run(altered, 20_000, LiveCurves(altered, model.oracle))
         np.testing.assert_array_equal(run.x.to_numpy()[: bucket + 1], base.x.to_numpy()[: bucket + 1])
         assert not np.array_equal(run.x.to_numpy(), base.x.to_numpy())
+
+
+def test_strategies_are_looked_up_by_name_in_one_place(capsys):
+    from convexsched.cli import main
+    from convexsched.execution.strategies import strategies_by_name
+    from convexsched.execution.universe import backtest_task
+
+    picked = strategies_by_name(["RH A H=30 (fast)", "TWAP"])
+    assert [s.name for s in picked] == ["RH A H=30 (fast)", "TWAP"]
+    with pytest.raises(InvalidInputError, match=r"unknown strategies \['static A'\]; available: \['TWAP'"):
+        strategies_by_name(["static A"], with_model=False)  # a model strategy without a model
+    # The command line and the universe task say the same.
+    with pytest.raises(InvalidInputError, match=r"unknown strategies \['nope'\]"):
+        backtest_task({"symbol": "SYN", "synthetic": 0}, strategies=["nope"])
+    assert main(["backtest", "--synthetic", "--total", "1000", "--strategies", "nope"]) == 2
+    assert "unknown strategies ['nope']; available: ['TWAP'" in capsys.readouterr().err

@@ -191,3 +191,19 @@ def test_the_oracle_keyword_of_0_2_still_works_with_a_warning():
     assert list(table.index) == ["TWAP"]
     with pytest.raises(InvalidInputError, match="needs a cost model"):
         RecedingHorizon(4).run(book, 2_000.0, freq="30min")
+
+
+@pytest.mark.parametrize("method", ["fast", "cvxpy"])
+def test_a_planner_keeps_no_run_state_and_runs_any_number_of_days(method):
+    # Two days of different lengths and weights through one planner, in either order: the run's
+    # state (weights, multiplier, warm problem) lives in the run, not on the planner.
+    planner = RecedingHorizon(6, Objective(psi=1e-7), method=method, cost_to_go="lambda")
+    settings = dict(vars(planner))
+    short, long = curves_for(12, k=3, seed=1), curves_for(20, k=3, seed=2)
+    first = planner.simulate(short, 0.3 * short.capacity.sum())
+    planner.simulate(long, 0.3 * long.capacity.sum())
+    again = planner.simulate(short, 0.3 * short.capacity.sum())
+    assert vars(planner) == settings
+    np.testing.assert_array_equal(first.x.to_numpy(), again.x.to_numpy())
+    fresh = RecedingHorizon(6, Objective(psi=1e-7), method=method, cost_to_go="lambda").simulate(short, 0.3 * short.capacity.sum())
+    np.testing.assert_array_equal(fresh.x.to_numpy(), again.x.to_numpy())

@@ -11,10 +11,10 @@ from convexsched.optimize.weighted import WeightedBuckets, build_weighted_proble
 
 
 def _cvxpy(buckets, total, formulation, solver="CLARABEL"):
-    problem, y, budget, (share_unit, cost_unit) = build_weighted_problem(buckets, total, formulation)
-    problem.solve(solver=solver)
-    assert problem.status == "optimal", problem.status
-    return problem.value * cost_unit, -float(budget.dual_value) * cost_unit / share_unit, np.asarray(y.value)
+    weighted = build_weighted_problem(buckets, total, formulation)
+    weighted.problem.solve(solver=solver)
+    assert weighted.problem.status == "optimal", weighted.problem.status
+    return weighted.cost, weighted.multiplier, np.asarray(weighted.y.value)
 
 
 @st.composite
@@ -213,3 +213,15 @@ def test_the_batch_checks_its_input():
         solve_weighted_batch(slopes, widths, 1.0, [1.0, -1.0])
     with pytest.raises(InvalidInputError, match="shape"):
         solve_weighted_batch(slopes[0], widths[0], 1.0, [1.0])
+
+
+def test_the_problem_reads_its_multiplier_in_user_units_and_still_unpacks():
+    buckets = WeightedBuckets.build([[0.01, 0.03], [0.02, 0.02]], [[500.0, 500.0], [800.0, 0.0]], [1.0, 2.0])
+    weighted = build_weighted_problem(buckets, 1500.0)
+    weighted.problem.solve(solver="CLARABEL")
+    fast = solve_weighted(buckets, 1500.0)
+    assert weighted.multiplier == pytest.approx(fast.multiplier, rel=1e-6)
+    assert weighted.multiplier > 0  # a price per share, not the dual's sign and scale
+    with pytest.warns(FutureWarning, match="unpacking build_weighted_problem"):
+        problem, y, budget, (share_unit, cost_unit) = weighted
+    assert -float(budget.dual_value) * cost_unit / share_unit == weighted.multiplier
