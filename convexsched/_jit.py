@@ -46,7 +46,7 @@ def _warn_once(cache, error):
 
 
 def _healing_cache_class():
-    """numba's per-function disk cache, discarding an entry that fails to load instead of raising."""
+    """Numba's per-function disk cache, discarding an entry that fails to load instead of raising."""
     global _healing_cache
     if _healing_cache is None:
         from numba.core.caching import FunctionCache

@@ -1200,8 +1200,9 @@ def _terminate_like_interrupt():
 
 @contextmanager
 def _escaped_output():
-    """stdout and stderr with control characters escaped: data (symbols, file names, cells) must
-    not drive the user's terminal."""
+    """Stdout and stderr with control characters escaped: data (symbols, file names, cells) must
+    not drive the user's terminal.
+    """
     from ._text import EscapingStream
 
     out, err = sys.stdout, sys.stderr

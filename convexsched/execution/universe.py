@@ -143,7 +143,8 @@ def read_manifest(path):
 
 def manifest_files(path):
     """Every book file a manifest names (a LOBSTER pair's both files), as ``{label: path}``: the
-    inputs a command must not overwrite."""
+    inputs a command must not overwrite.
+    """
     from ..data.loaders import source_files
 
     table = read_manifest(path)
@@ -310,7 +311,8 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
 
 def _run_on_client(client, keys, run_many, results, window, batch, bar):
     """Fill ``results`` from the keys run on ``client`` in batches (``window`` tasks in flight);
-    cancels what is left on interrupt."""
+    cancels what is left on interrupt.
+    """
     from distributed import as_completed
 
     futures: list = []

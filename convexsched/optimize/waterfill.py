@@ -552,7 +552,8 @@ def _shifted_response(start, knots, fills, rho, level, shift):
 @njit
 def _shifted_level(start, knots, fills, rho, total, shift, guess):
     """The level with ``S(level) = total`` (``0 < total < capacity``): safeguarded Newton as in
-    :func:`_smoothed`, on ramps moved per bucket by ``shift``."""
+    :func:`_smoothed`, on ramps moved per bucket by ``shift``.
+    """
     low, high = np.inf, -np.inf
     capacity = 0.0
     for i in range(len(start) - 1):
@@ -602,7 +603,8 @@ class ShiftedRamps:
 
     def fill(self, shift, total, sense="eq", guess=np.nan):
         """``(x, level)`` minimizing ``sum_i g_i(x_i) + shift_i x_i + rho/2 x_i^2`` under the budget
-        (``guess``: a level to start the search from, e.g. the previous one)."""
+        (``guess``: a level to start the search from, e.g. the previous one).
+        """
         shift = np.ascontiguousarray(shift, dtype=float)
         args = (self.start, self.knots, self.fills, self.rho)
         if total <= 0:

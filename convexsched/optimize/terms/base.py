@@ -107,7 +107,8 @@ class Term:
 
     def after(self, executed: Any) -> Term:
         """The term for buckets after the slices ``executed`` (oldest first); a term without
-        memory of earlier slices returns itself."""
+        memory of earlier slices returns itself.
+        """
         return self
 
     @property
