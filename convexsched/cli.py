@@ -1200,8 +1200,9 @@ def _terminate_like_interrupt():
 
 @contextmanager
 def _escaped_output():
-    """Stdout and stderr with control characters escaped: data (symbols, file names, cells) must
-    not drive the user's terminal.
+    """Stdout and stderr with control characters escaped.
+
+    Data (symbols, file names, cells) must not drive the user's terminal.
     """
     from ._text import EscapingStream
 

@@ -67,8 +67,10 @@ def table_columns(path):
 
 
 def read_columns(path, usecols=None, text=()):
-    """A CSV or Parquet file (``usecols`` only, when given), a named Parquet index made a column
-    again, the columns ``text`` read as strings (codes such as ``000400``).
+    """A CSV or Parquet file (``usecols`` only, when given).
+
+    A named Parquet index is made a column again; the columns ``text`` are read as strings
+    (codes such as ``000400``).
     """
     try:
         if is_parquet(path):
@@ -160,8 +162,9 @@ def atomic_path(path):
 
 
 def release_outputs():
-    """Forget the outputs :func:`check_outputs` reserved as new (the command line calls it when a
-    command ends, written or not).
+    """Forget the outputs :func:`check_outputs` reserved as new.
+
+    The command line calls it when a command ends, written or not.
     """
     with _MUST_BE_NEW_LOCK:
         _MUST_BE_NEW.clear()

@@ -308,8 +308,10 @@ def _mapped_timestamps(df, cmap, tz, name):
 
 
 def _mixed_offsets(text, cmap, tz):
-    """Timestamps with several UTC offsets (a day across a DST change): the instants, in the
-    caller's, the map's or the sessions' zone (else UTC); None when they are not that.
+    """Timestamps with several UTC offsets (a day across a DST change).
+
+    The instants, in the caller's, the map's or the sessions' zone (else UTC); None when they are
+    not that.
     """
     try:
         stamps = pd.DatetimeIndex(pd.to_datetime(text, format=cmap.time_format or "ISO8601", utc=True))

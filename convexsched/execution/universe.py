@@ -142,8 +142,9 @@ def read_manifest(path):
 
 
 def manifest_files(path):
-    """Every book file a manifest names (a LOBSTER pair's both files), as ``{label: path}``: the
-    inputs a command must not overwrite.
+    """Every book file a manifest names (a LOBSTER pair's both files), as ``{label: path}``.
+
+    These are inputs a command must not overwrite.
     """
     from ..data.loaders import source_files
 
@@ -310,8 +311,9 @@ def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None
 
 
 def _run_on_client(client, keys, run_many, results, window, batch, bar):
-    """Fill ``results`` from the keys run on ``client`` in batches (``window`` tasks in flight);
-    cancels what is left on interrupt.
+    """Fill ``results`` from the keys run on ``client`` in batches (``window`` tasks in flight).
+
+    Cancels what is left on interrupt.
     """
     from distributed import as_completed
 

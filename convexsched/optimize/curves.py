@@ -43,8 +43,10 @@ def _as_2d_float(name, value):
 
 
 def _frame_index(index, **arrays):
-    """``index``, else the labels of the pandas inputs among ``arrays`` (a frame's DatetimeIndex
-    labels the buckets, it is not dropped); pandas inputs whose labels differ are refused.
+    """``index``, else the labels of the pandas inputs among ``arrays``.
+
+    A frame's DatetimeIndex labels the buckets (it is not dropped); pandas inputs whose labels
+    differ are refused.
     """
     labelled = {name: a.index for name, a in arrays.items() if isinstance(a, (pd.DataFrame, pd.Series))}
     labelled = {name: labels for name, labels in labelled.items() if not isinstance(labels, pd.RangeIndex)}

@@ -551,8 +551,9 @@ def _shifted_response(start, knots, fills, rho, level, shift):
 
 @njit
 def _shifted_level(start, knots, fills, rho, total, shift, guess):
-    """The level with ``S(level) = total`` (``0 < total < capacity``): safeguarded Newton as in
-    :func:`_smoothed`, on ramps moved per bucket by ``shift``.
+    """The level with ``S(level) = total`` (``0 < total < capacity``).
+
+    Safeguarded Newton as in :func:`_smoothed`, on ramps moved per bucket by ``shift``.
     """
     low, high = np.inf, -np.inf
     capacity = 0.0
@@ -602,8 +603,9 @@ class ShiftedRamps:
         self.total_capacity = float(self.capacity.sum())
 
     def fill(self, shift, total, sense="eq", guess=np.nan):
-        """``(x, level)`` minimizing ``sum_i g_i(x_i) + shift_i x_i + rho/2 x_i^2`` under the budget
-        (``guess``: a level to start the search from, e.g. the previous one).
+        """``(x, level)`` minimizing ``sum_i g_i(x_i) + shift_i x_i + rho/2 x_i^2`` under the budget (``guess``.
+
+        A level to start the search from, e.g. the previous one).
         """
         shift = np.ascontiguousarray(shift, dtype=float)
         args = (self.start, self.knots, self.fills, self.rho)

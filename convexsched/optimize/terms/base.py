@@ -106,8 +106,9 @@ class Term:
         return self
 
     def after(self, executed: Any) -> Term:
-        """The term for buckets after the slices ``executed`` (oldest first); a term without
-        memory of earlier slices returns itself.
+        """The term for buckets after the slices ``executed`` (oldest first).
+
+        A term without memory of earlier slices returns itself.
         """
         return self
 
