@@ -219,7 +219,7 @@ def main():
         "",
         "## Machine",
         "",
-        machine_info(["numpy", "numba", "cvxpy", "clarabel", "ecos", "scs"]),
+        *(f"- {key}: {value}" for key, value in machine_info(["numpy", "numba", "cvxpy", "clarabel", "ecos", "scs"]).items()),
     ]
     write_results(RESULTS / "terms.md", lines)
 
