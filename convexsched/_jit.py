@@ -89,6 +89,8 @@ def _dispatcher(function):
         dispatcher = numba.njit(cache=True, inline=inline)(function)
     except RuntimeError:
         return numba.njit(inline=inline)(function)
+    if not hasattr(dispatcher, "py_func"):
+        return dispatcher  # NUMBA_DISABLE_JIT=1: the plain function, nothing cached
     # numba's Dispatcher.enable_caching() installs a FunctionCache in ``_cache``; ours is the same
     # cache that heals (there is no public hook for the cache class).
     dispatcher._cache = _healing_cache_class()(dispatcher.py_func)  # type: ignore[attr-defined]
