@@ -39,7 +39,6 @@ unknown types, rows of other symbols are *counted*, never silently ignored).
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,10 +223,8 @@ _SSE_TRADE_COLUMNS = ["MDDate", "MDTime", "TradeBuyNo", "TradeSellNo", "TradeBSF
 
 def _read_csv(path, columns):
     try:
-        if zipfile.is_zipfile(path):
-            frame = pd.read_csv(path, usecols=columns, dtype={"SecurityID": str, "MDDate": str, "MDTime": str})
-        else:
-            frame = pd.read_csv(path, usecols=columns, dtype={"SecurityID": str, "MDDate": str, "MDTime": str})
+        # pandas reads a zip holding one CSV as the CSV itself.
+        frame = pd.read_csv(path, usecols=columns, dtype={"SecurityID": str, "MDDate": str, "MDTime": str})
     except ValueError as error:
         raise InvalidInputError(f"{Path(path).name} is not an SSE file with columns {columns}: {error}") from None
     return frame
