@@ -67,6 +67,7 @@ from .optimize.curves import CostCurves
 from .optimize.kkt import KKTReport, check_kkt
 from .optimize.objective import Objective
 from .optimize.solve import Schedule, solve
+from .optimize.terms import Drift, InventoryRisk, Smoothing, Term, TrackProfile, TransientImpact, Turnover
 from .optimize.weighted import (
     WeightedBatch,
     WeightedBuckets,
@@ -112,6 +113,13 @@ __all__ = [
     "CostCurves",
     "KKTReport",
     "Objective",
+    "Term",
+    "Smoothing",
+    "InventoryRisk",
+    "Drift",
+    "TrackProfile",
+    "Turnover",
+    "TransientImpact",
     "Schedule",
     "ScheduleProblem",
     "build_problem",

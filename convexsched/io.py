@@ -325,6 +325,7 @@ def certificate_record(report, total, objective, sense="eq", **details):
     record.update(
         total=float(total), sense=sense, objective_kind=objective.kind, rho=objective.rho,
         psi=objective.psi, weights=_json_value(objective.weights),
+        terms=[repr(term) for term in objective.terms],
     )  # fmt: skip
     record.update({name: _json_value(value) for name, value in details.items()})
     return record

@@ -76,7 +76,7 @@ from ..model.convexify import convex_slopes
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
-from ..optimize.validate import Order, validate
+from ..optimize.validate import Order, as_objective, validate
 from .executors import ExecutionRecord, Executor, ModelExecutor, Trace, as_executor, progress_bar
 
 if TYPE_CHECKING:
@@ -386,9 +386,7 @@ class RecedingHorizon:
         if tail_segments is not None and int(tail_segments) < 2:
             raise InvalidInputError(f"tail_segments must be >= 2, got {tail_segments}")
         self.horizon = horizon
-        self.objective = Objective() if objective is None else objective
-        if not isinstance(self.objective, Objective):
-            raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
+        self.objective = as_objective(objective)
         self.method, self.cost_to_go, self.tail_segments = method, cost_to_go, tail_segments
         if current not in ("book", "model"):
             raise InvalidInputError(f"current must be 'book' or 'model', got {current!r}")
@@ -533,7 +531,7 @@ class RecedingHorizon:
             # Shrinking horizon (exact objective) or the literal window (E8).
             size = (run.n if run.shrinking else self.horizon) if pad else window
             blocks = [(live.slopes[:window], live.widths[:window]), _empty(size - window)]
-            objective = self._objective(self.objective.rho, np.concatenate([weights, np.zeros(size - window)]))
+            objective = self._objective(self.objective.rho, np.concatenate([weights, np.zeros(size - window)]), i)
             return _stack(blocks, live.n_segments), objective, "eq" if run.shrinking else "le"
         slopes, widths = live.slopes, live.widths
         if self.objective.rho > 0:
@@ -551,13 +549,12 @@ class RecedingHorizon:
             k = max(k, self.tail_segments)
         k = max(k, tail[0].shape[1])
         blocks = [(slopes[:window], widths[:window]), _empty(size - window), tail]
-        objective = self._objective(0.0, np.concatenate([weights, np.zeros(size - window + 1)]))
+        objective = self._objective(0.0, np.concatenate([weights, np.zeros(size - window + 1)]), i)
         return _stack(blocks, k), objective, "eq"
 
-    def _objective(self, rho, weights):
-        if self.objective.psi > 0:
-            return Objective(rho=rho, psi=self.objective.psi, weights=weights)
-        return Objective(rho=rho)
+    def _objective(self, rho, weights, i):
+        # The run's objective whole, on the window's buckets (every term, not field by field).
+        return self.objective.window(i, len(weights), rho=rho, weights=weights if self.objective.psi > 0 else "linear")
 
 
 @dataclass

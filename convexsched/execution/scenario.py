@@ -65,7 +65,7 @@ from ..errors import InvalidInputError
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve_order
-from ..optimize.validate import Order, check_total
+from ..optimize.validate import Order, as_objective, check_total
 from ..optimize.weighted import WeightedBuckets, build_weighted_problem, solve_weighted_batch, weighted_kkt
 from .executors import ExecutionRecord, Executor, Trace, as_executor, progress_bar
 
@@ -117,9 +117,7 @@ class ScenarioHorizon:
                  pace_cap: float | None = 4.0, participation: float | None = 1.0, method: str = "fast",
                  formulation: str = "segment", solver: str = "CLARABEL", profile: StateForecast | None = None,
                  footprint: bool = False, progress: bool = False, name: str | None = None) -> None:
-        self.objective = Objective() if objective is None else objective
-        if not isinstance(self.objective, Objective):
-            raise InvalidInputError(f"objective must be an Objective, got {type(self.objective).__name__}")
+        self.objective = as_objective(objective)
         if not (isinstance(pool, (int, np.integer)) and pool >= 1):
             raise InvalidInputError(f"pool must be a positive number of buckets, got {pool!r}")
         if not (isinstance(warmup, (int, np.integer)) and warmup >= 0):
@@ -130,8 +128,8 @@ class ScenarioHorizon:
             raise InvalidInputError(f"participation must be > 0 (a fraction of displayed depth) or None, got {participation!r}")
         if method not in ("fast", "cvxpy"):
             raise InvalidInputError(f"method must be 'fast' or 'cvxpy', got {method!r}")
-        if method == "cvxpy" and self.objective.psi > 0:
-            raise InvalidInputError("method='cvxpy' covers objectives (A) and (B); (C) steps use convexsched.solve")
+        if method == "cvxpy" and (self.objective.psi > 0 or self.objective.terms):
+            raise InvalidInputError("method='cvxpy' covers objectives (A) and (B); other steps use convexsched.solve")
         if formulation not in ("segment", "epigraph"):
             raise InvalidInputError(f"formulation must be 'segment' or 'epigraph', got {formulation!r}")
         self.pool, self.warmup, self.pace_cap, self.participation = int(pool), int(warmup), pace_cap, participation
@@ -182,11 +180,12 @@ class ScenarioHorizon:
         weights = self.objective.weight_vector(n) if self.objective.psi > 0 else None
         depth = self._depth_profile(executor)
         footprint = self._footprint(executor, total)
-        remaining, steps = total, []
+        remaining, steps, executed = total, [], np.zeros(n)
         for i in progress_bar(range(n), self.progress, self.name):
             rho = self.objective.rho + (footprint.rho(before=executor.index[i].value) if footprint is not None else 0.0)
-            target, row = self.decide(executor, fresh, i, remaining, total, weights, depth, rho)
+            target, row = self.decide(executor, fresh, i, remaining, total, weights, depth, rho, executed[:i])
             filled = trace.fill(i, target)
+            executed[i] = filled
             remaining = remaining - filled if i < n - 1 else 0.0
             row.update(target=target, filled=filled)
             steps.append(row)
@@ -218,12 +217,15 @@ class ScenarioHorizon:
 
     def decide(self, executor: Executor, fresh: tuple[np.ndarray, np.ndarray, np.ndarray], i: int, remaining: float,
                total: float, weights: np.ndarray | None = None,
-               depth: np.ndarray | None = None, rho: float | None = None) -> tuple[float, dict[str, object]]:
+               depth: np.ndarray | None = None, rho: float | None = None,
+               executed: np.ndarray | None = None) -> tuple[float, dict[str, object]]:
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
 
         ``depth`` is the relative depth profile (from other days: no look-ahead) or None; ``rho``
         the step's smoothing weight (default the objective's; with ``footprint`` it adds the
-        transient impact measured before this bucket, (E24)).
+        transient impact measured before this bucket, (E24)); ``executed`` the slices filled in
+        buckets ``0 .. i-1``, which a term with memory (``TransientImpact``) prices through
+        :meth:`~convexsched.optimize.terms.Term.after`.
 
         Returns
         -------
@@ -251,7 +253,7 @@ class ScenarioHorizon:
             target = min(remaining / (n - i), cap)
         else:
             target = self._solve_step(row, (slopes, widths, gamma), fresh, pool, pace, remaining, later, i, weights,
-                                      depth, executor.immediate, self.objective.rho if rho is None else rho)
+                                      depth, executor.immediate, self.objective.rho if rho is None else rho, executed)
         # Completion: later buckets take at most `pace` each, so the excess must go now.
         must = remaining - later * pace
         if must > target:
@@ -265,15 +267,18 @@ class ScenarioHorizon:
             return np.full_like(np.asarray(depth, dtype=float), pace)
         return np.minimum(pace, self.participation * np.asarray(depth, dtype=float))
 
-    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate, rho):
+    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate, rho,
+                    executed=None):
         if immediate < 1.0:
             current = _blend_current(current, fresh[0][pool], fresh[1][pool], immediate)
         slopes, widths = _stack(current[:2], (fresh[0][pool], fresh[1][pool]))
         gamma = np.concatenate([[current[2]], fresh[2][pool]])
         omega = np.concatenate([[1.0], np.full(len(pool), later / len(pool))])
         started = time.perf_counter()
-        if self.objective.psi > 0:
-            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho)
+        if self.objective.psi > 0 or self.objective.terms:
+            # The chain lays the pool out slot by slot: inventory risk and any other term see time.
+            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho,
+                                       executed)
         else:
             if depth is not None:
                 # s g(x / s): widths scale by s, the tail's gradient by 1 / s.
@@ -311,7 +316,7 @@ class ScenarioHorizon:
         row.update({"lambda": level, "kkt_ok": report.ok, "kkt_violation": report.max_violation})
         return float(y_value[0])
 
-    def _solve_chain(self, row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho):
+    def _solve_chain(self, row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho, executed=None):
         n_pool = len(slopes) - 1
         # Slot i + k replays the pool backwards from its newest book.
         order = n_pool - (np.arange(later) % n_pool)
@@ -327,7 +332,8 @@ class ScenarioHorizon:
         # objective: lifting slopes that pay (passive fills, a rebate) to >= 0 keeps the argmin.
         lift = max(0.0, -float(truncated.slopes[truncated.widths > 0].min(initial=0.0)))
         curves = CostCurves(truncated.slopes + lift, truncated.widths)
-        objective = Objective(rho=rho, psi=self.objective.psi, weights=weights[i:])
+        objective = self.objective.window(i, len(rows), rho=rho, weights=None if weights is None else weights[i:],
+                                          executed=executed)
         if remaining > float(truncated.capacity.sum()) * (1 + 1e-12):
             row["infeasible"] = True
             return float(truncated.capacity[0])

@@ -39,6 +39,8 @@ from ..errors import InvalidInputError
 from ..optimize.curves import CostCurves
 from ..optimize.objective import Objective
 from ..optimize.solve import solve
+from ..optimize.terms import Term
+from ..optimize.validate import as_objective
 from .executors import ExecutionRecord, Executor, execute_schedule
 from .receding import CurveSource, RecedingHorizon
 from .scenario import ScenarioHorizon
@@ -153,13 +155,13 @@ class StaticPlan:
 
     Parameters
     ----------
-    kind : {"A", "B", "C"} or Objective
+    kind : {"A", "B", "C"}, Objective or Term
         A default-scaled objective (:func:`default_objectives`) or an explicit one.
     """
 
-    def __init__(self, kind: str | Objective = "A") -> None:
+    def __init__(self, kind: str | Objective | Term = "A") -> None:
         self.kind = kind
-        label = kind if isinstance(kind, str) else kind.kind
+        label = kind if isinstance(kind, str) else as_objective(kind).kind
         self.name = f"static {label}"
 
     def execute(self, context: Context) -> ExecutionRecord:
@@ -174,15 +176,15 @@ class RecedingStrategy:
 
     Parameters
     ----------
-    kind : {"A", "B", "C"} or Objective
+    kind : {"A", "B", "C"}, Objective or Term
     **settings
         Passed to :class:`RecedingHorizon` (``horizon``, ``method``, ``cost_to_go``, ...).
     """
 
-    def __init__(self, kind: str | Objective = "A", name: str | None = None, **settings: Any) -> None:
+    def __init__(self, kind: str | Objective | Term = "A", name: str | None = None, **settings: Any) -> None:
         self.kind, self.settings = kind, settings
-        probe = RecedingHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
-        label = kind if isinstance(kind, str) else kind.kind
+        probe = RecedingHorizon(objective=as_objective(kind) if isinstance(kind, (Objective, Term)) else None, **settings)
+        label = kind if isinstance(kind, str) else as_objective(kind).kind
         self.name = name or probe.name.replace(f"RH {probe.objective.kind}", f"RH {label}", 1)
 
     def execute(self, context: Context) -> ExecutionRecord:
@@ -199,7 +201,7 @@ class ScenarioStrategy:
 
     Parameters
     ----------
-    kind : {"A", "B", "C"} or Objective
+    kind : {"A", "B", "C"}, Objective or Term
     name : str, optional
     **settings
         Passed to :class:`ScenarioHorizon` (``pool``, ``warmup``, ``pace_cap``, ...).
@@ -207,10 +209,10 @@ class ScenarioStrategy:
 
     lookahead = False
 
-    def __init__(self, kind: str | Objective = "A", name: str | None = None, **settings: Any) -> None:
+    def __init__(self, kind: str | Objective | Term = "A", name: str | None = None, **settings: Any) -> None:
         self.kind, self.settings = kind, settings
-        probe = ScenarioHorizon(objective=kind if isinstance(kind, Objective) else None, **settings)
-        label = kind if isinstance(kind, str) else kind.kind
+        probe = ScenarioHorizon(objective=as_objective(kind) if isinstance(kind, (Objective, Term)) else None, **settings)
+        label = kind if isinstance(kind, str) else as_objective(kind).kind
         self.name = name or probe.name.replace(f"scenario {probe.objective.kind}", f"scenario {label}", 1)
 
     def execute(self, context: Context) -> ExecutionRecord:
@@ -221,11 +223,11 @@ class ScenarioStrategy:
 
 
 def _objective(kind, curves, total, executor=None):
-    if isinstance(kind, Objective):
-        return kind
+    if isinstance(kind, (Objective, Term)):
+        return as_objective(kind)
     objectives = default_objectives(curves, total) if curves is not None else arrival_objectives(executor, total)
     if kind not in objectives:
-        raise InvalidInputError(f"kind must be 'A', 'B', 'C' or an Objective, got {kind!r}")
+        raise InvalidInputError(f"kind must be 'A', 'B', 'C', an Objective or a Term, got {kind!r}")
     return objectives[kind]
 
 

@@ -337,6 +337,15 @@ class CostCurves:
         """
         return CostCurves._trusted(self._slopes * (share_unit / cost_unit), self._widths / share_unit, self.index)
 
+    def shifted(self, price: ArrayLike) -> CostCurves:
+        """``g_i(x) + price_i x``: every slope of bucket ``i`` moved by ``price_i``.
+
+        Still convex (a linear term keeps the slopes' order); the slopes may turn negative.
+        The certificate minimizes a linearized objective on such curves (E25).
+        """
+        price = np.broadcast_to(np.asarray(price, dtype=float), (self.n_buckets,))
+        return CostCurves._trusted(self._slopes + price[:, None], self._widths, self.index)
+
     # ------------------------------------------------------------------ evaluation
     def _fills(self, x):
         x = np.asarray(x, dtype=float)

@@ -15,23 +15,33 @@ its term vanishes, as in (E6); under ``<=`` the last weight prices what is left 
 * (C) cost + time risk on remaining inventory: ``psi > 0`` (E6), weights ``w_i = i/N``,
   ``(i/N)**gamma`` with ``gamma`` in [1, 2], or proportional to a variance forecast.
 * Almgren-Chriss: one linear segment, ``rho = 2 * eta_tilde / tau`` and constant weights.
+
+An objective is a sum of terms (:mod:`convexsched.optimize.terms`): ``rho`` and ``psi`` are the
+:class:`~convexsched.optimize.terms.Smoothing` and
+:class:`~convexsched.optimize.terms.InventoryRisk` terms, kept as fields because the exact
+fast paths and the parameterized cvxpy problem are built on them; any other term rides in
+``terms``. ``Objective.smoothed(rho) == Objective() + Smoothing(rho)``, and so on: the named
+constructors and the sums are the same objects. ``F(x)`` is computed here, in
+:meth:`Objective.value`, and nowhere else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InvalidInputError
+from .terms import InventoryRisk, Smoothing, Term
+from .terms.inventory_risk import Weights, check_weights, weight_vector
 
 if TYPE_CHECKING:
     from .curves import CostCurves
 
-#: The time weights ``w_i`` of (C): a named family, ``("power", gamma)`` or one weight per bucket.
-Weights = Union[Literal["linear", "constant"], tuple[str, float], tuple[float, ...], ArrayLike]
+__all__ = ["Objective", "Weights"]
 
 
 def _check_nonnegative(name, value):
@@ -43,7 +53,7 @@ def _check_nonnegative(name, value):
 
 @dataclass(frozen=True)
 class Objective:
-    """Penalty weights of the objective family (see the module docstring).
+    """The objective: the impact curves plus a sum of terms (see the module docstring).
 
     Parameters
     ----------
@@ -58,12 +68,16 @@ class Objective:
         on the curves' index by label (a bucket it misses is an error), not taken by position.
     weight_index : tuple, optional
         The labels of array weights (set from a Series); see :meth:`aligned`.
+    terms : tuple of Term
+        Every other term (:mod:`convexsched.optimize.terms`, or your own subclass of
+        :class:`~convexsched.optimize.terms.Term`). Usually built with ``+``.
     """
 
     rho: float = 0.0
     psi: float = 0.0
     weights: Weights = field(default="linear")
     weight_index: tuple | None = field(default=None, repr=False)
+    terms: tuple[Term, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "rho", _check_nonnegative("rho", self.rho))
@@ -76,22 +90,16 @@ class Objective:
             weights = weights.to_numpy(dtype=float)
         elif self.weight_index is not None:
             object.__setattr__(self, "weight_index", tuple(self.weight_index))
-        if isinstance(weights, str):
-            if weights not in ("linear", "constant"):
-                raise InvalidInputError(
-                    f"weights must be 'linear', 'constant', ('power', gamma) or an array; got {weights!r}"
-                )
-        elif isinstance(weights, tuple) and len(weights) == 2 and weights[0] == "power":
-            gamma = float(weights[1])
-            if not 1.0 <= gamma <= 2.0:
-                raise InvalidInputError(f"power weights need gamma in [1, 2] (E6); got {gamma}")
-        else:
-            array = np.asarray(weights, dtype=float)
-            if array.ndim != 1 or not np.isfinite(array).all() or (array < 0).any():
-                raise InvalidInputError("a weight array must be 1-D, finite and >= 0")
-            object.__setattr__(self, "weights", tuple(array.tolist()))
-            if self.weight_index is not None and len(self.weight_index) != len(array):
-                raise InvalidInputError(f"weight_index has {len(self.weight_index)} labels for {len(array)} weights")
+        stored = check_weights(weights)
+        object.__setattr__(self, "weights", stored)
+        count = len(stored) if isinstance(stored, tuple) and stored and stored[0] != "power" else None
+        if self.weight_index is not None and count is not None and len(self.weight_index) != count:
+            raise InvalidInputError(f"weight_index has {len(self.weight_index)} labels for {count} weights")
+        terms = tuple(self.terms)
+        for term in terms:
+            if not isinstance(term, Term):
+                raise InvalidInputError(f"objective terms must be Term objects, got {type(term).__name__}")
+        object.__setattr__(self, "terms", terms)
 
     # ------------------------------------------------------------------ named constructors
     @classmethod
@@ -144,17 +152,83 @@ class Objective:
             weights="constant",
         )
 
+    # ------------------------------------------------------------------ algebra
+    def __add__(self, other: object) -> Objective:
+        if other is None:
+            return self
+        if isinstance(other, Objective):
+            result = self
+            for term in other.parts():
+                result = result + term
+            return result
+        if isinstance(other, Smoothing):
+            return replace(self, rho=self.rho + other.rho)
+        if isinstance(other, InventoryRisk) and other.total is None:
+            if self.psi == 0:
+                return replace(self, psi=other.psi, weights=other.weights)
+            if other.weights == self.weights:
+                return replace(self, psi=self.psi + other.psi)
+        if isinstance(other, Term):
+            return replace(self, terms=self.terms + (other,))
+        return NotImplemented
+
+    def __radd__(self, other: object) -> Objective:
+        if isinstance(other, (int, float)) and other == 0:  # sum([...]) starts from 0
+            return self
+        if isinstance(other, Term):
+            return Objective() + other + self
+        return NotImplemented
+
+    def parts(self) -> list[Term]:
+        """The terms of the sum beside the impact curves, fields included (unbound)."""
+        parts: list[Term] = []
+        if self.rho > 0:
+            parts.append(Smoothing(self.rho))
+        if self.psi > 0:
+            parts.append(InventoryRisk(self.psi, self.weights))
+        return parts + list(self.terms)
+
+    def bound(self, total: float, n: int) -> list[Term]:
+        """:meth:`parts` bound to ``S = total`` and ``n`` buckets (raises on a length mismatch)."""
+        return [term.bind(total, n) for term in self.parts()]
+
+    def window(self, start: int, size: int, *, rho: float | None = None, weights: Any = None,
+               executed: ArrayLike | None = None) -> Objective:
+        """The objective of a step's window: buckets ``start .. start + size - 1`` of the day.
+
+        The receding and scenario loops call it so that every term reaches the step whole:
+        ``rho`` and ``weights`` replace the fields (the loops adjust them), each extra term is
+        restricted by its own :meth:`~convexsched.optimize.terms.Term.window`, and, given the
+        slices ``executed`` before ``start``, a term with memory adds what they left
+        (:meth:`~convexsched.optimize.terms.Term.after`).
+        """
+        terms = [term.window(start, size) for term in self.terms]
+        history = np.asarray(executed if executed is not None else [], dtype=float)
+        if history.size:
+            terms = [term.after(history) for term in terms]
+        return replace(
+            self,
+            rho=self.rho if rho is None else rho,
+            weights=self.weights if weights is None else weights,
+            terms=tuple(terms),
+        )
+
     # ------------------------------------------------------------------ helpers
     @property
     def kind(self) -> str:
-        """'A', 'B', 'C' or a mix such as 'B+C'."""
-        parts = [name for name, on in (("B", self.rho > 0), ("C", self.psi > 0)) if on]
-        return "+".join(parts) or "A"
+        """'A', 'B', 'C', a mix such as 'B+C', or with other terms e.g. 'A+TransientImpact'."""
+        parts = [name for name, on in (("B", self.rho > 0), ("C", self.psi > 0)) if on] or ["A"]
+        return "+".join(parts + [term.name for term in self.terms])
 
     @property
     def separable(self) -> bool:
-        """True when the objective splits per bucket (no inventory term): A, B."""
-        return self.psi == 0
+        """True when the objective splits per bucket (no inventory term, no other term): A, B."""
+        return self.psi == 0 and not self.terms
+
+    @property
+    def smooth(self) -> bool:
+        """True when every extra term is smooth (the proximal-gradient path can take it)."""
+        return all(term.smooth for term in self.terms)
 
     def aligned(self, index: object) -> Objective:
         """The objective with labelled weights (a Series) put in the order of ``index`` (the curves').
@@ -183,29 +257,31 @@ class Objective:
                 f"the weights have no entry for bucket {missing[0]!r} of the curves ({len(missing)} missing)"
             )
         values = pd.Series(np.asarray(self.weights, dtype=float), index=labels).reindex(pd.Index(index))
-        return Objective(rho=self.rho, psi=self.psi, weights=tuple(values.to_numpy().tolist()))
+        return replace(self, weights=tuple(values.to_numpy().tolist()), weight_index=None)
 
     def weight_vector(self, n: int) -> np.ndarray:
         """The weights ``w_1..w_N`` for an ``n``-bucket problem."""
-        i = np.arange(1, n + 1, dtype=float)
-        if self.weights == "linear":
-            return i / n
-        if self.weights == "constant":
-            return np.ones(n)
-        if isinstance(self.weights, tuple) and self.weights and self.weights[0] == "power":
-            return (i / n) ** float(self.weights[1])
-        array = np.asarray(self.weights, dtype=float)
-        if array.shape != (n,):
-            raise InvalidInputError(f"the weight array has length {array.size}, the problem has {n} buckets")
-        return array
+        return weight_vector(self.weights, n)
+
+    def smooth_part(self, total: float, x: np.ndarray) -> tuple[float, np.ndarray, float]:
+        """The terms beside the impact curves at ``x``: ``(H(x), grad H(x), Q)``.
+
+        ``H`` is everything in ``F`` but ``sum g_i``; ``Q`` is the uniform curvature the
+        certificate and the prox keep exact (``H - Q/2 |x|^2`` is convex), see (E25).
+        """
+        return combine(self.bound(total, len(x)), x)
 
     def value(self, curves: CostCurves, total: float, x: ArrayLike) -> float:
-        """``F(x)`` of the module docstring; ``inf`` if ``x`` leaves a bucket's capacity."""
+        """``F(x)`` of the module docstring (the one place it is computed)."""
         x = np.asarray(x, dtype=float)
-        remaining = total - np.cumsum(x)
-        cost = curves.evaluate(x).sum()
-        return float(
-            cost
-            + 0.5 * self.rho * np.dot(x, x)
-            + 0.5 * self.psi * np.dot(self.weight_vector(len(x)), remaining**2)
-        )
+        return float(curves.evaluate(x).sum()) + self.smooth_part(total, x)[0]
+
+
+def combine(terms: Iterable[Term], x: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """``(sum T(x), sum grad T(x), sum Q_T)`` over bound terms."""
+    value, gradient, curvature = 0.0, np.zeros(len(x)), 0.0
+    for term in terms:
+        value += float(term.value(x))
+        gradient = gradient + np.asarray(term.gradient(x), dtype=float)
+        curvature += float(term.curvature)
+    return value, gradient, curvature

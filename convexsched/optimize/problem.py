@@ -94,7 +94,43 @@ class ScheduleProblem(cp.Problem):
         """A new problem with the user's extra constraints (on ``self.x`` etc.) appended."""
         constraints = list(constraints)
         spec = dict(self.spec, user_constraints=self.spec["user_constraints"] + len(constraints))
-        return ScheduleProblem(self.objective, list(self.constraints) + constraints, spec=spec, handles=self._handles)
+        handles = dict(self._handles, user=list(self._handles.get("user", [])) + constraints)
+        return ScheduleProblem(self.objective, list(self.constraints) + constraints, spec=spec, handles=handles)
+
+    def with_terms(self, expressions: Iterable[cp.Expression]) -> ScheduleProblem:
+        """A new problem with your own cvxpy terms (in currency, of ``self.x``) added to the objective.
+
+        For a term you want certified and solved by the fast path too, write a
+        :class:`~convexsched.optimize.terms.Term` instead; a problem extended here is solved by
+        cvxpy and its schedule reports status "solver-optimal" when the family's certificate
+        cannot cover your additions.
+        """
+        expressions = list(expressions)
+        objective = self.objective.args[0] + cp.sum(cp.hstack([e / self.cost_unit for e in expressions]))
+        spec = dict(self.spec, user_terms=self.spec["user_terms"] + len(expressions))
+        return ScheduleProblem(cp.Minimize(objective), list(self.constraints), spec=spec, handles=self._handles)
+
+    @property
+    def extended(self) -> bool:
+        """True when you added constraints or terms: the certificate covers the family's problem only."""
+        return bool(self.spec["user_constraints"] or self.spec["user_terms"])
+
+    @property
+    def user_constraints(self) -> list:
+        """The constraints added by :meth:`with_constraints`, in order."""
+        return list(self._handles.get("user", []))
+
+    def dual(self, constraint: cp.Constraint) -> np.ndarray | None:
+        """A constraint's dual value in currency per unit of the constraint (after a solve).
+
+        Constraints on ``problem.x`` are in shares, so their duals come in currency per share:
+        the change of ``F`` per share the constraint is relaxed by (cvxpy's own dual value is in
+        the scaled cost unit, ``cost_unit`` times smaller).
+        """
+        value = constraint.dual_value
+        if value is None:
+            return None
+        return np.asarray(value, dtype=float) * self.cost_unit
 
     def multiplier(self) -> float:
         """``lambda`` in currency per share from the budget's dual value (after a solve)."""
@@ -137,8 +173,17 @@ class ScheduleProblem(cp.Problem):
             raise InvalidInputError(
                 f"the problem was built for objective {built.kind}; rebuild it for {objective.kind}"
             )
+        if objective.terms or built.terms:
+            # Terms are stated with their data as constants: new data means a new build.
+            if spec["user_constraints"] or spec["user_terms"]:
+                raise InvalidInputError(
+                    "this problem carries terms stated with the old data and your own constraints or "
+                    "terms: build it again for the new data and add them to the new problem.x"
+                )
+            return build_order_problem(order, formulation=spec["formulation"], dpp=self.parameterized,
+                                       share_unit=self.share_unit, cost_unit=self.cost_unit)
         if not self.parameterized:
-            if spec["user_constraints"]:
+            if spec["user_constraints"] or spec["user_terms"]:
                 raise InvalidInputError(
                     "this problem is not parameterized (N*K above DPP_MAX_SIZE) and carries your own "
                     "constraints: build it again for the new data and add them to the new problem.x"
@@ -279,10 +324,16 @@ def build_order_problem(order: Order, *, formulation: str = "segment", dpp: bool
         if n > 1:
             constraints += [remaining[1:] == remaining[:-1] - u[1:]]
         terms.append(0.5 * cp.sum(cp.multiply(value("risk", n, nonneg=True), cp.square(remaining))))
+    x_shares = share_unit * u
+    for term in objective.terms:
+        # Terms are in currency, the problem in cost units.
+        expression, extra = term.bind(total, n).formulate(x_shares, share_unit)
+        terms.append(expression / cost_unit)
+        constraints += extra
     if dpp:
         _assign(parameters, data)
     handles = {
-        "x": share_unit * u,
+        "x": x_shares,
         "remaining": share_unit * (remaining if remaining is not None else budget_value - cp.cumsum(u)),
         "u": u,
         "budget": budget_constraint,
@@ -291,5 +342,5 @@ def build_order_problem(order: Order, *, formulation: str = "segment", dpp: bool
         "cost_unit": cost_unit,
     }
     spec = {"n": n, "k": k, "sense": sense, "formulation": formulation, "capacity": curves.capacity,
-            "objective": objective, "curves": curves, "total": total, "user_constraints": 0}
+            "objective": objective, "curves": curves, "total": total, "user_constraints": 0, "user_terms": 0}
     return ScheduleProblem(cp.Minimize(cp.sum(terms)), constraints, spec=spec, handles=handles)

@@ -7,7 +7,10 @@ Paths
     anything with ``psi > 0`` by the exact chain solver (:mod:`convexsched.optimize.chain`), all
     compiled with numba and none importing cvxpy. Past 2 million segments
     (:func:`convexsched.optimize.chain.too_large`) a ``psi > 0`` problem is solved by cvxpy instead,
-    and ``Schedule.method`` says so.
+    and ``Schedule.method`` says so. Any other smooth term (:mod:`convexsched.optimize.terms`)
+    by the accelerated proximal gradient of :mod:`convexsched.optimize.proximal`, whose prox is
+    the exact (B) water-filling and which stops when the certificate passes; a nonsmooth term
+    (``Turnover``) or a ``problem=`` goes to cvxpy, and ``Schedule.method`` says so.
 ``method="bisection"``
     The dual bisection of (E7) for (A)/(B), kept for comparison: ``sum x`` misses ``S`` by up
     to ``eps_S`` (0.1% of ``S`` by default), which its certificate reports.
@@ -34,7 +37,7 @@ import pandas as pd
 from .._deprecated import renamed
 from .._optional import pyplot
 from ..errors import InvalidInputError, SolverError
-from . import chain, waterfill
+from . import chain, proximal, waterfill
 from .kkt import KKTReport, certify
 from .objective import Objective
 from .validate import Order, validate
@@ -81,7 +84,11 @@ class Schedule:
     multiplier_interval : tuple
         The levels that certify ``x`` according to the path that produced it.
     status : str
-        "optimal", or "approximate" for the dual bisection.
+        "optimal" (the certificate passed), "approximate" for the dual bisection,
+        "uncertified" when a path that should be exact fails its certificate, or
+        "solver-optimal" for a problem you extended (``with_constraints``, ``with_terms``) that
+        the family's certificate cannot cover: then ``kkt.duality_gap`` is only an upper bound
+        on what your additions cost.
     method, algorithm, solver, formulation : str
         How it was computed (``solver`` is the one that succeeded).
     timings : dict
@@ -133,6 +140,17 @@ class Schedule:
         return self.status == "optimal" and bool(self.kkt.ok)
 
     @property
+    def constraint_duals(self) -> list[np.ndarray | None]:
+        """Duals of the constraints you added to :attr:`problem`, in currency per share.
+
+        What relaxing each constraint by one share (of its own units) would save; empty on the
+        fast paths.
+        """
+        if self.problem is None:
+            return []
+        return [self.problem.dual(constraint) for constraint in self.problem.user_constraints]
+
+    @property
     def budget(self) -> str:
         """Deprecated name of :attr:`sense` (removed in 0.4)."""
         warnings.warn("Schedule.budget is deprecated; use Schedule.sense", FutureWarning, stacklevel=2)
@@ -166,12 +184,15 @@ class Schedule:
         return ax
 
 
-def _fast(order, method):
+def _fast(order, method, tol):
     curves, total, objective, sense = order.curves, order.total, order.objective, order.sense
     if method == "bisection":
         if not objective.separable:
-            raise InvalidInputError("the dual bisection handles (A) and (B) only; use method='fast' for psi > 0")
+            raise InvalidInputError("the dual bisection handles (A) and (B) only; use method='fast' for psi > 0 or other terms")
         return waterfill.bisection(curves, total, objective.rho, sense), "dual bisection", "approximate"
+    if objective.terms:
+        result = proximal.accelerated(order, tol=tol)
+        return result, f"accelerated proximal gradient ({result.iterations} iterations)", "optimal"
     if objective.psi > 0:
         algorithm = "chain backward shooting" if objective.rho > 0 else "chain forward pass"
         return chain.inventory_chain(curves, total, objective, sense), algorithm, "optimal"
@@ -181,7 +202,7 @@ def _fast(order, method):
 
 
 def _solver_order(objective, solver, fallback):
-    defaults = LP_ORDER if objective.rho == 0 and objective.psi == 0 else QP_ORDER
+    defaults = LP_ORDER if objective.rho == 0 and objective.psi == 0 and not objective.terms else QP_ORDER
     if solver is None:
         chosen = list(defaults)
     else:
@@ -254,11 +275,14 @@ def solve(
     curves : CostCurves
     total : float
         Shares to execute, ``S >= 0``.
-    objective : Objective, optional
-        Default: (A) cost only.
+    objective : Objective, Term or a sum of terms, optional
+        Default: (A) cost only. A term ``T`` means the impact curves plus ``T``.
     sense : "eq" | "le"
         ``sum x = S`` or ``sum x <= S`` (a receding-horizon window).
     method : "fast" | "bisection" | "cvxpy"
+        "fast" uses the exact paths for A, B, C and their mixes, the accelerated proximal
+        gradient (:mod:`convexsched.optimize.proximal`) for other smooth terms, and cvxpy for
+        a nonsmooth term or a ``problem`` you pass.
     solver : str or list of str, optional
         cvxpy solver(s) to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS. Default per class: the
         LP (A) Clarabel then HiGHS; QPs Clarabel.
@@ -316,15 +340,24 @@ def solve_order(
         _solver_order(objective, solver, fallback)  # an unknown name is an error on every path
     timings = {}
     attempts, used_solver, used_formulation, built = [], None, None, None
-    if method == "fast" and objective.psi > 0 and chain.too_large(curves):
+    if method == "fast" and objective.psi > 0 and not objective.terms and chain.too_large(curves):
         # The chain solver is measured and tested up to 2 million segments; beyond, the same
         # answer comes from Clarabel.
         method = "cvxpy"
+    if method == "fast" and (problem is not None or not objective.smooth):
+        # Your own problem, or a nonsmooth term beside the curves (Turnover): cvxpy states it.
+        method = "cvxpy"
     if method == "cvxpy":
         # cvxpy costs about 0.5 s to import: only this path loads it.
-        from .problem import build_order_problem
+        from .problem import ScheduleProblem, build_order_problem
 
         built_at = time.perf_counter()
+        if problem is not None and not isinstance(problem, ScheduleProblem):
+            raise InvalidInputError(
+                f"problem must be a ScheduleProblem from build_problem, got {type(problem).__name__}; extend "
+                "it with problem.with_constraints([...]) or problem.with_terms([...]) (on problem.x, in shares), "
+                "or add a convexsched Term to the objective"
+            )
         if problem is None:
             built = build_order_problem(order, formulation=formulation)
         else:
@@ -338,12 +371,15 @@ def solve_order(
         x = built.schedule()
         if x is None:
             raise SolverError(f"{used_solver} reported an optimal status without a solution")
-        level = built.multiplier()
-        interval, algorithm, status = (level, level), "cvxpy", "optimal"
+        # An interior-point dual sits at the edge of the multiplier interval, or a few ulps of
+        # the budget outside it: the certificate reads the level off x instead and the
+        # solver's own is kept in the attempts.
+        attempts[-1]["multiplier"] = built.multiplier()
+        level, algorithm, status = None, "cvxpy", "optimal"
         used_formulation = built.spec["formulation"]
     else:
         solve_at = time.perf_counter()
-        result, algorithm, status = _fast(order, method)
+        result, algorithm, status = _fast(order, method, 1e-6 if tol is None else tol)
         timings["build"] = 0.0
         timings["solve"] = time.perf_counter() - solve_at
         x, level, interval = result.x, result.multiplier, result.multiplier_interval
@@ -353,6 +389,14 @@ def solve_order(
     kkt_at = time.perf_counter()
     report = certify(order, x, multiplier=level, tol=tol)
     timings["kkt"] = time.perf_counter() - kkt_at
+    if level is None:
+        level = report.multiplier
+        interval = report.multiplier_interval
+    if status == "optimal" and not report.ok:
+        # A solver's word is not enough: only a passed certificate reads "optimal". Your own
+        # constraints or terms are outside the family's certificate: the solver's word is all
+        # there is, and the status says so.
+        status = "solver-optimal" if built is not None and built.extended else "uncertified"
     timings["total"] = time.perf_counter() - started
     values = np.array(x, dtype=float)
     values.setflags(write=False)

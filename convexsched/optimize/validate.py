@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import InfeasibleError, InvalidInputError
 from .curves import CostCurves
 from .objective import Objective
+from .terms import Term
 
 Sense = Literal["eq", "le"]
 SENSES: tuple[str, ...] = get_args(Sense)
@@ -85,8 +86,9 @@ def validate(
     curves : CostCurves
     total : float
         The order size ``S``.
-    objective : Objective, optional
-        Default: (A) cost only. Array weights must have one entry per bucket.
+    objective : Objective or Term, optional
+        Default: (A) cost only. A term or a sum of terms is the cost plus those terms. Array
+        weights and per-bucket term parameters must have one entry per bucket.
     sense : "eq" | "le"
     positive : bool
         Require ``S > 0`` (the execution loops: an empty order has no cost in basis points).
@@ -94,8 +96,8 @@ def validate(
     Raises
     ------
     InvalidInputError
-        ``curves`` is not a ``CostCurves``, ``objective`` not an ``Objective`` (or its weights
-        do not fit the buckets), ``S`` not a finite number ``>= 0``, ``sense`` neither "eq" nor
+        ``curves`` is not a ``CostCurves``, ``objective`` not an ``Objective`` or a ``Term`` (or
+        its weights or a term's parameters do not fit the buckets), ``S`` not a finite number ``>= 0``, ``sense`` neither "eq" nor
         "le".
     InfeasibleError
         ``S`` exceeds the total capacity under ``sum x = S``; the message and
@@ -103,13 +105,11 @@ def validate(
     """
     if not isinstance(curves, CostCurves):
         raise InvalidInputError(f"curves must be a CostCurves, got {type(curves).__name__}")
-    objective = Objective() if objective is None else objective
-    if not isinstance(objective, Objective):
-        raise InvalidInputError(f"objective must be an Objective, got {type(objective).__name__}")
+    objective = as_objective(objective)
     if objective.psi > 0:
         objective = objective.aligned(curves.index)  # a Series of weights by label, not by position
-        objective.weight_vector(curves.n_buckets)  # array weights of another length raise here
     value = check_total(total, positive=positive)
+    objective.bound(value, curves.n_buckets)  # per-bucket parameters of another length raise here
     if sense not in SENSES:
         raise InvalidInputError(f"sense must be 'eq' or 'le', got {sense!r}")
     capacity = float(curves.capacity.sum())
@@ -120,6 +120,23 @@ def validate(
             max_executable=capacity,
         )
     return Order(curves, value, objective, sense)  # type: ignore[arg-type]
+
+
+def as_objective(objective: object) -> Objective:
+    """An :class:`Objective` from ``None`` (cost only), a term, a sum of terms or an objective.
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else.
+    """
+    if objective is None:
+        return Objective()
+    if isinstance(objective, Objective):
+        return objective
+    if isinstance(objective, Term):
+        return Objective() + objective
+    raise InvalidInputError(f"objective must be an Objective or a Term, got {type(objective).__name__}")
 
 
 def share_unit_of(curves: CostCurves, total: float) -> float:

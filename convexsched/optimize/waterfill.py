@@ -503,3 +503,119 @@ def bisection(curves, total, rho=0.0, sense="eq", tol=None, max_iter=200):
             hi = level
     x = bucket_response(curves, level, rho)
     return WaterLevel(x, float(level), (float(level), float(level)), iterations)
+
+
+@njit
+def _shifted_supply(start, knots, fills, rho, level, shift):
+    """``S(level) = sum_i x_i(level - shift_i)`` and its slope, on prepared ramps."""
+    supply, active = 0.0, 0
+    for i in range(len(start) - 1):
+        lo, hi = start[i], start[i + 1]
+        if lo == hi:
+            continue
+        price = level - shift[i]
+        j = lo + np.searchsorted(knots[lo:hi], price, side="right")
+        if j == lo:
+            continue
+        if j == hi:
+            supply += fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            supply += min(fills[j - 1] + (price - knots[j - 1]) / rho, fills[j])
+            active += 1
+        else:
+            supply += fills[j - 1]
+    return supply, active / rho
+
+
+@njit
+def _shifted_response(start, knots, fills, rho, level, shift):
+    """``x_i(level - shift_i)`` on prepared ramps."""
+    n = len(start) - 1
+    x = np.zeros(n)
+    for i in range(n):
+        lo, hi = start[i], start[i + 1]
+        if lo == hi:
+            continue
+        price = level - shift[i]
+        j = lo + np.searchsorted(knots[lo:hi], price, side="right")
+        if j == lo:
+            continue
+        if j == hi:
+            x[i] = fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            x[i] = min(fills[j - 1] + (price - knots[j - 1]) / rho, fills[j])
+        else:
+            x[i] = fills[j - 1]
+    return x
+
+
+@njit
+def _shifted_level(start, knots, fills, rho, total, shift, guess):
+    """The level with ``S(level) = total`` (``0 < total < capacity``).
+
+    Safeguarded Newton as in :func:`_smoothed`, on ramps moved per bucket by ``shift``.
+    """
+    low, high = np.inf, -np.inf
+    capacity = 0.0
+    for i in range(len(start) - 1):
+        lo, hi = start[i], start[i + 1]
+        if lo < hi:
+            low = min(low, knots[lo] + shift[i])
+            high = max(high, knots[hi - 1] + shift[i])
+            capacity += fills[hi - 1]
+    supply_low, supply_high = 0.0, capacity
+    # A guess inside the bracket (the previous prox's level) saves most Newton steps.
+    level = guess if low < guess < high else low + (total / capacity) * (high - low)
+    for _ in range(200):
+        supply, slope = _shifted_supply(start, knots, fills, rho, level, shift)
+        if supply == total:
+            break
+        if supply < total:
+            low, supply_low = level, supply
+        else:
+            high, supply_high = level, supply
+        step = level + (total - supply) / slope if slope > 0 else np.nan
+        if not low < step < high:
+            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
+            if not low < step < high:
+                step = 0.5 * (low + high)
+        if step == level or not low < step < high:
+            break
+        level = step
+    return level
+
+
+class ShiftedRamps:
+    """(B) water-filling of ``g_i(x) + shift_i x + rho/2 x^2`` for many shifts on the same curves.
+
+    The ramps of (E7) depend on the curves and ``rho`` only; a per-bucket linear term moves
+    bucket ``i``'s ramps by ``shift_i``. Prepared once (O(N K)), each fill costs a safeguarded
+    Newton iteration of O(N log K) steps: the prox of :mod:`convexsched.optimize.proximal`.
+    """
+
+    def __init__(self, curves, rho):
+        if not rho > 0:
+            raise ValueError("ShiftedRamps needs rho > 0")
+        slopes, widths = _arrays(curves)
+        self.start, self.knots, self.fills = ramps(slopes, widths, float(rho))
+        self.rho = float(rho)
+        self.capacity = curves.capacity
+        self.total_capacity = float(self.capacity.sum())
+
+    def fill(self, shift, total, sense="eq", guess=np.nan):
+        """``(x, level)`` minimizing ``sum_i g_i(x_i) + shift_i x_i + rho/2 x_i^2`` under the budget (``guess``.
+
+        A level to start the search from, e.g. the previous one).
+        """
+        shift = np.ascontiguousarray(shift, dtype=float)
+        args = (self.start, self.knots, self.fills, self.rho)
+        if total <= 0:
+            return np.zeros(len(self.capacity)), 0.0
+        if sense == "le":
+            supply, _ = _shifted_supply(*args, 0.0, shift)
+            if supply <= total:
+                return _shifted_response(*args, 0.0, shift), 0.0
+        if total >= self.total_capacity:
+            return self.capacity.copy(), 0.0
+        level = _shifted_level(*args, float(total), shift, float(guess))
+        return _shifted_response(*args, level, shift), level

@@ -281,7 +281,8 @@ def weighted_kkt(buckets: WeightedBuckets, total: float, y: ArrayLike, multiplie
     worst, primal, bounds, stationarity, gap, value, dual, lo, hi = out
     return KKTReport(
         ok=bool(worst <= tol), max_violation=float(worst), primal_residual=float(primal), bound_violation=float(bounds),
-        stationarity=float(stationarity), complementarity=0.0, duality_gap=float(gap), objective_value=float(value),
+        stationarity=float(stationarity), complementarity=0.0, duality_gap=float(value - dual), relative_gap=float(gap),
+        objective_value=float(value),
         dual_value=float(dual), multiplier=float(multiplier), multiplier_interval=(float(lo), float(hi)), tol=tol,
     )
 
@@ -303,7 +304,8 @@ class WeightedBatch:
     feasible : numpy.ndarray of bool, shape (B,)
     kkt_ok : numpy.ndarray of bool, shape (B,)
     max_violation, duality_gap : numpy.ndarray, shape (B,)
-        As in :class:`~convexsched.KKTReport` (:func:`weighted_kkt` of the same problem).
+        As in :class:`~convexsched.KKTReport` (:func:`weighted_kkt` of the same problem); the gap
+        here is the relative one, ``KKTReport.relative_gap``.
     """
 
     y: np.ndarray

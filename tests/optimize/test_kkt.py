@@ -14,7 +14,7 @@ def test_optimal_passes_and_perturbation_fails(objective):
     total = 0.35 * curves.capacity.sum()
     result = solve(curves, total, objective)
     report = check_kkt(curves, total, objective, result.x)
-    assert report.ok and report.duality_gap < 1e-9
+    assert report.ok and report.relative_gap < 1e-9
     # Move 1% of S from the cheapest used bucket to the dearest free slot: still feasible,
     # but no longer optimal, and the certificate must say so.
     x = np.asarray(result.x, dtype=float).copy()
@@ -26,7 +26,7 @@ def test_optimal_passes_and_perturbation_fails(objective):
     x[give] -= 0.01 * total
     x[take] += 0.01 * total
     bad = check_kkt(curves, total, objective, x)
-    assert not bad.ok and bad.duality_gap > 1e-6 and bad.primal_residual < 1e-12
+    assert not bad.ok and bad.relative_gap > 1e-6 and bad.primal_residual < 1e-12
 
 
 def test_infeasible_schedules_are_caught():
@@ -77,11 +77,80 @@ def test_compiled_passes_match_the_numpy_curve_methods(problem, rho, noise, snap
     x = solve(curves, total, Objective(rho=rho)).x.to_numpy() + noise * total * rng.standard_normal(curves.n_buckets)
     x = np.clip(x, 0.0, curves.capacity)
     slopes, widths = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.widths)
-    left, right, cost, steepest = kkt._bucket_bounds(slopes, widths, x, snap)
+    left, right, cost, gross, steepest = kkt._bucket_bounds(slopes, widths, x, snap)
     expected_left, expected_right = curves.slope_bounds(x, atol=snap)
     assert np.array_equal(left, expected_left) and np.array_equal(right, expected_right)
     assert np.allclose(cost, curves.evaluate(x), rtol=1e-12, atol=1e-9)
-    assert steepest == np.abs(curves.slopes[curves.widths > 0]).max(initial=0.0)
+    assert np.allclose(gross, curves.evaluate(x), rtol=1e-12, atol=1e-9)  # no negative slope here
+    real = curves.widths > 0
+    assert np.array_equal(steepest, np.where(real, np.abs(curves.slopes), 0.0).max(axis=1))
     price = rng.uniform(-0.5, 5.0, curves.n_buckets)
     expected = waterfill.conjugate(curves, price, rho).sum()
     assert kkt._conjugate_sum(slopes, widths, price, rho) == pytest.approx(expected, rel=1e-12, abs=1e-9)
+
+
+def _false_pass_case(seed=0):
+    """The issue's reproduction: 40 buckets of 5 sorted slopes in U(0.01, 0.05), width 200,
+    every other bucket 1e6 times dearer, S = 2,000."""
+    rng = np.random.default_rng(seed)
+    slopes = np.sort(rng.uniform(0.01, 0.05, (40, 5)), axis=1)
+    slopes[1::2] *= 1e6
+    return CostCurves(slopes, 200.0), 2_000.0
+
+
+def test_dear_unused_buckets_cannot_hide_a_bad_schedule():
+    curves, total = _false_pass_case()
+    best = solve(curves, total)
+    assert best.kkt.ok and best.status == "optimal"
+    used = best.x.to_numpy() > 0
+    even = np.where(used, total / used.sum(), 0.0)
+    blend = 0.5 * best.x.to_numpy() + 0.5 * even
+    excess = Objective().value(curves, total, blend) / best.objective_value - 1
+    assert excess > 0.01  # a real loss, several percent of the cost
+    report = check_kkt(curves, total, Objective(), blend)
+    assert not report.ok
+    # The gap is rigorous and tight enough to show the loss: F(blend) - D >= F(blend) - F*.
+    assert report.duality_gap >= excess * best.objective_value * (1 - 1e-9)
+    assert report.relative_gap > 0.01 and report.stationarity > 0.01
+    # The same cheap buckets alone reject it too (the verdict does not depend on scale).
+    cheap = curves[np.arange(0, 40, 2)]
+    assert not check_kkt(cheap, total, Objective(), blend[::2]).ok
+
+
+@pytest.mark.parametrize("factor", [1e-6, 1.0, 1e6])
+def test_the_verdict_is_scale_free(factor):
+    # Prices in another currency unit: the same schedules pass and fail.
+    curves, total = _false_pass_case(3)
+    scaled = CostCurves(curves.slopes * factor, curves.widths)
+    best = solve(scaled, total)
+    assert best.kkt.ok
+    x = best.x.to_numpy().copy()
+    give, take = int(np.argmax(x)), int(np.argmin(np.where(x < 200.0, scaled.slopes[:, 0], np.inf) + (x > 0) * 1e300))
+    x[give] -= 0.001 * total
+    x[take] += 0.001 * total
+    report = check_kkt(scaled, total, Objective(), x)
+    assert not report.ok and report.relative_gap > 1e-6
+
+
+def test_a_certified_inventory_schedule_prints_no_empty_interval():
+    curves = tick_curves(np.random.default_rng(11), 60, 6)
+    total = 0.4 * curves.capacity.sum()
+    schedule = solve(curves, total, Objective(psi=1e-5))
+    assert schedule.kkt.ok
+    lo, hi = schedule.kkt.multiplier_interval
+    assert lo <= hi and "none" not in str(schedule.kkt)
+
+
+def test_an_overflowing_objective_fails_the_certificate():
+    curves = CostCurves([[1e300, 1.5e300], [1e300, 1.7e300]], 1e10)
+    report = check_kkt(curves, 1.5e10, Objective(), [1e10, 0.5e10])
+    assert not np.isfinite(report.objective_value) or not np.isfinite(report.dual_value)
+    assert not report.ok and report.max_violation == np.inf
+
+
+def test_a_schedule_that_fails_its_certificate_is_not_optimal():
+    curves = tick_curves(np.random.default_rng(2), 30, 4)
+    total = 0.3 * curves.capacity.sum()
+    loose = solve(curves, total, Objective(rho=1e-4), method="cvxpy", solver="OSQP", fallback=False,
+                  solver_options={"OSQP": {"eps_abs": 1e-2, "eps_rel": 1e-2, "max_iter": 1000, "polishing": False}})
+    assert not loose.kkt.ok and loose.status == "uncertified" and not loose.success

@@ -86,3 +86,23 @@ def test_update_rejects_other_shapes_and_structures():
 def test_bad_formulation():
     with pytest.raises(InvalidInputError, match="formulation"):
         build_problem(CostCurves([[1.0]], 1.0), 1.0, Objective(), formulation="dense")
+
+
+def test_duals_of_user_constraints_come_in_currency_per_share():
+    from convexsched import CostCurves, Objective, build_problem, solve
+
+    rng = np.random.default_rng(4)
+    curves = CostCurves(np.sort(rng.uniform(0.04, 0.06, (12, 4)), axis=1), 5_000.0)
+    total = 60_000.0
+    cap = 3_000.0
+    problem = build_problem(curves, total, Objective(rho=1e-7))
+    capped = problem.with_constraints([problem.x[3] <= cap])
+    schedule = solve(curves, total, Objective(rho=1e-7), method="cvxpy", problem=capped)
+    (dual,) = schedule.constraint_duals
+    # Relaxing the cap by a few shares saves dual * shares (currency per share, like the prices).
+    relaxed = build_problem(curves, total, Objective(rho=1e-7))
+    looser = solve(curves, total, Objective(rho=1e-7), method="cvxpy",
+                   problem=relaxed.with_constraints([relaxed.x[3] <= cap + 10.0]))
+    saving = (schedule.objective_value - looser.objective_value) / 10.0
+    assert float(dual) > 1e-4
+    assert float(dual) == pytest.approx(saving, rel=1e-2)

@@ -25,7 +25,7 @@ def test_validate_returns_the_checked_order():
 
 @pytest.mark.parametrize(("arguments", "message"), [
     (([[0.01]], 1.0), "curves must be a CostCurves, got list"),
-    ((CURVES, 1.0, "A"), "objective must be an Objective, got str"),
+    ((CURVES, 1.0, "A"), "objective must be an Objective or a Term, got str"),
     ((CURVES, 1.0, Objective(psi=1e-6, weights=np.ones(3))), "the weight array has length 3, the problem has 4 buckets"),
     ((CURVES, "many"), "S must be a number, got 'many'"),
     ((CURVES, np.nan), "S must be finite"),

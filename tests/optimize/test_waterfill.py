@@ -92,6 +92,17 @@ def test_ten_identical_buckets_share_equally():
         assert np.allclose(result.x, 1250.0, rtol=1e-12)
 
 
+@given(problem=problems(max_n=30, max_k=6), rho=st.sampled_from([1e-5, 1e-3]), sense=st.sampled_from(["eq", "le"]),
+       seed=st.integers(0, 2**16))
+def test_shifted_ramps_match_the_breakpoint_search_on_moved_curves(problem, rho, sense, seed):
+    # The prox of the proximal gradient against the (B) path on curves with their slopes moved.
+    curves, total = problem
+    shift = np.random.default_rng(seed).uniform(-0.02, 0.02, curves.n_buckets)
+    x, level = waterfill.ShiftedRamps(curves, rho).fill(shift, total, sense)
+    reference = waterfill.smoothed(curves.shifted(shift), total, rho, sense).x
+    np.testing.assert_allclose(x, reference, rtol=1e-9, atol=1e-9 * max(total, 1.0))
+
+
 # ------------------------------------------------ the searches over sorted rows (issue 23)
 @st.composite
 def wide_rows(draw):

@@ -186,7 +186,7 @@ def test_the_batch_gives_the_single_answers_bit_for_bit(rho):
         assert batch.feasible[b] and batch.kkt_ok[b] == report.ok and report.ok
         assert np.array_equal(batch.y[b], solution.y)
         assert batch.multiplier[b] == solution.multiplier and batch.objective_value[b] == solution.objective_value
-        assert batch.max_violation[b] == report.max_violation and batch.duality_gap[b] == report.duality_gap
+        assert batch.max_violation[b] == report.max_violation and batch.duality_gap[b] == report.relative_gap
         assert np.array_equal(np.isnan(batch.tie_fraction[b]), np.isnan(solution.tie_fraction))
     assert (~batch.feasible).sum() == np.isfinite(rooms[fractions > 1]).sum()
 
