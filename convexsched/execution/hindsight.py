@@ -2,7 +2,7 @@
 
 With every bucket's realized book known (:meth:`BookExecutor.realized_curves`: the exact book
 walk of the snapshot each slice walks, with the executor's tail beyond the displayed depth),
-objective (A) (or (B)) is solved exactly over the whole day (:mod:`convexsched.optimize.weighted`) and
+objective (A) (or (B)) is solved exactly over the whole day (``convexsched.optimize.weighted``) and
 the schedule is executed through the same executor. With ``half_life = 0`` every strategy's
 realized cost is ``sum_i g_i(x_i)`` on exactly these curves, so the hindsight (A) schedule is a
 lower bound on every strategy that completes the order. With resilience (``half_life > 0``)

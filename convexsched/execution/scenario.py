@@ -9,7 +9,7 @@ At bucket ``i`` with ``R`` shares left and ``m = N - i - 1`` buckets after it, t
   may look like. Nothing later than the snapshot of bucket ``i`` is read.
 
 **Objectives (A) and (B).** The step is the two-stage problem (E12) of
-:mod:`convexsched.optimize.weighted`: the current curve with weight 1 and every pool curve with weight
+``convexsched.optimize.weighted``: the current curve with weight 1 and every pool curve with weight
 ``m / P`` (each stands for ``m / P`` of the remaining buckets),
 
 .. math::
@@ -225,7 +225,7 @@ class ScenarioHorizon:
         the step's smoothing weight (default the objective's; with ``footprint`` it adds the
         transient impact measured before this bucket, (E24)); ``executed`` the slices filled in
         buckets ``0 .. i-1``, which a term with memory (``TransientImpact``) prices through
-        :meth:`~convexsched.optimize.terms.Term.after`.
+        ``Term.after``.
 
         Returns
         -------

@@ -32,7 +32,8 @@ suboptimality of ``x`` for any mix of terms, and it is zero at the optimum.
 
 Scale: the gap is judged relative to what ``x`` pays (``|F(x)|``, or the sum of the terms'
 magnitudes when they cancel), and each bucket's stationarity residual against that bucket's own
-prices (its steepest slope, its smooth gradient and the level), so buckets a million times
+prices (its steepest slope, each term's gradient and the level), less the ``Q * snap`` a curved
+term moves over the share snap that breakpoints get, so buckets a million times
 dearer elsewhere cannot hide a bad schedule. A NaN or infinite value fails.
 """
 
@@ -289,7 +290,7 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
     slack = total - x_in.sum()
     with np.errstate(over="ignore", invalid="ignore"):
         left, right, cost, gross, steepest = _bucket_bounds(slopes, widths, x_in, float(snap))
-        smooth_value, gradient, curvature = objective.smooth_part(total, x_in)
+        smooth_value, gradient, magnitude, curvature = objective.smooth_terms(total, x_in)
         lower, upper = left + gradient, right + gradient
         lo, hi = _intersect(lower, upper, slack, sense, snap)
         shift = gradient - curvature * x_in
@@ -311,9 +312,13 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
         else:
             bound, exact_level = _linearized_minimum(curves, total, sense, shift, curvature)
             level = exact_level
-        # Each bucket against its own prices: its slopes, its smooth gradient and the level.
-        bucket_scale = np.maximum(np.maximum(steepest, np.abs(gradient)), abs(level) if np.isfinite(level) else 0.0)
-        distance = np.maximum(lower - level, 0.0) + np.maximum(level - upper, 0.0)
+        # Each bucket against its own prices: its slopes, each term's gradient (terms that cancel
+        # carry errors of their own size) and the level.
+        bucket_scale = np.maximum(np.maximum(steepest, magnitude), abs(level) if np.isfinite(level) else 0.0)
+        # A smooth term's own curvature moves bucket i's derivative by at least Q per share, so
+        # x_i within snap shares of its stationary point leaves up to Q * snap: the allowance
+        # breakpoints get in shares, given to the curved part too (E25).
+        distance = np.maximum(np.maximum(lower - level, 0.0) + np.maximum(level - upper, 0.0) - curvature * snap, 0.0)
         residual = np.where(distance > 0, distance / np.where(bucket_scale > 0, bucket_scale, 1.0), 0.0)
         residual = np.where((distance > 0) & (bucket_scale == 0), np.inf, residual)
         stationarity = float(residual.max(initial=0.0))

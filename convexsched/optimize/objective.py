@@ -16,7 +16,7 @@ its term vanishes, as in (E6); under ``<=`` the last weight prices what is left 
   ``(i/N)**gamma`` with ``gamma`` in [1, 2], or proportional to a variance forecast.
 * Almgren-Chriss: one linear segment, ``rho = 2 * eta_tilde / tau`` and constant weights.
 
-An objective is a sum of terms (:mod:`convexsched.optimize.terms`): ``rho`` and ``psi`` are the
+An objective is a sum of terms (``convexsched.optimize.terms``): ``rho`` and ``psi`` are the
 :class:`~convexsched.optimize.terms.Smoothing` and
 :class:`~convexsched.optimize.terms.InventoryRisk` terms, kept as fields because the exact
 fast paths and the parameterized cvxpy problem are built on them; any other term rides in
@@ -69,8 +69,8 @@ class Objective:
     weight_index : tuple, optional
         The labels of array weights (set from a Series); see :meth:`aligned`.
     terms : tuple of Term
-        Every other term (:mod:`convexsched.optimize.terms`, or your own subclass of
-        :class:`~convexsched.optimize.terms.Term`). Usually built with ``+``.
+        Every other term (``convexsched.optimize.terms``, or your own subclass of
+        :class:`~convexsched.Term`). Usually built with ``+``.
     """
 
     rho: float = 0.0
@@ -198,9 +198,9 @@ class Objective:
 
         The receding and scenario loops call it so that every term reaches the step whole:
         ``rho`` and ``weights`` replace the fields (the loops adjust them), each extra term is
-        restricted by its own :meth:`~convexsched.optimize.terms.Term.window`, and, given the
+        restricted by its own ``Term.window``, and, given the
         slices ``executed`` before ``start``, a term with memory adds what they left
-        (:meth:`~convexsched.optimize.terms.Term.after`).
+        (``Term.after``).
         """
         terms = [term.window(start, size) for term in self.terms]
         history = np.asarray(executed if executed is not None else [], dtype=float)
@@ -269,6 +269,15 @@ class Objective:
         ``H`` is everything in ``F`` but ``sum g_i``; ``Q`` is the uniform curvature the
         certificate and the prox keep exact (``H - Q/2 |x|^2`` is convex), see (E25).
         """
+        value, gradient, _, curvature = combine(self.bound(total, len(x)), x)
+        return value, gradient, curvature
+
+    def smooth_terms(self, total: float, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """:meth:`smooth_part` with ``sum_T |grad T(x)|`` per bucket after the gradient.
+
+        The magnitude is the price scale a bucket's stationarity is judged against: terms whose
+        gradients nearly cancel (risk against smoothing) carry errors of their own size.
+        """
         return combine(self.bound(total, len(x)), x)
 
     def value(self, curves: CostCurves, total: float, x: ArrayLike) -> float:
@@ -277,11 +286,13 @@ class Objective:
         return float(curves.evaluate(x).sum()) + self.smooth_part(total, x)[0]
 
 
-def combine(terms: Iterable[Term], x: np.ndarray) -> tuple[float, np.ndarray, float]:
-    """``(sum T(x), sum grad T(x), sum Q_T)`` over bound terms."""
-    value, gradient, curvature = 0.0, np.zeros(len(x)), 0.0
+def combine(terms: Iterable[Term], x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """``(sum T(x), sum grad T(x), sum |grad T(x)|, sum Q_T)`` over bound terms."""
+    value, gradient, magnitude, curvature = 0.0, np.zeros(len(x)), np.zeros(len(x)), 0.0
     for term in terms:
         value += float(term.value(x))
-        gradient = gradient + np.asarray(term.gradient(x), dtype=float)
+        part = np.asarray(term.gradient(x), dtype=float)
+        gradient = gradient + part
+        magnitude = magnitude + np.abs(part)
         curvature += float(term.curvature)
-    return value, gradient, curvature
+    return value, gradient, magnitude, curvature

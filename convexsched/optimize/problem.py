@@ -5,7 +5,7 @@ measured in ``cost_unit = share_unit * price_unit``, so a 1e6-share budget gives
 and the conic solvers stay accurate. ``problem.x`` is the schedule in shares (an affine
 expression of ``u``): write your own constraints on it directly.
 
-Two formulations of ``sum_i g_i(x_i)`` (module :mod:`convexsched.optimize.curves`):
+Two formulations of ``sum_i g_i(x_i)`` (module ``convexsched.optimize.curves``):
 
 * ``"segment"``: ``x_i = sum_k y_ik``, ``0 <= y_ik <= w_ik``, cost ``sum_ik s_ik y_ik``. Exact
   because slopes are nondecreasing, so the cheapest fill order is the natural one.
@@ -101,7 +101,7 @@ class ScheduleProblem(cp.Problem):
         """A new problem with your own cvxpy terms (in currency, of ``self.x``) added to the objective.
 
         For a term you want certified and solved by the fast path too, write a
-        :class:`~convexsched.optimize.terms.Term` instead; a problem extended here is solved by
+        :class:`~convexsched.Term` instead; a problem extended here is solved by
         cvxpy and its schedule reports status "solver-optimal" when the family's certificate
         cannot cover your additions.
         """
@@ -236,7 +236,7 @@ def build_problem(
     cost_unit: float | None = None,
     budget: str | None = None,
 ) -> ScheduleProblem:
-    """Build the schedule problem of :mod:`convexsched.optimize.objective` as a cvxpy problem.
+    """Build the schedule problem of ``convexsched.optimize.objective`` as a cvxpy problem.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Accelerated proximal gradient (FISTA) for any smooth mix of terms, stopped by the certificate.
 
 Split the objective (E9) as ``F = [G + Q/2 |x|^2] + f`` with ``G`` the impact curves and the
-bounds, ``Q`` the terms' uniform curvature (:attr:`~convexsched.optimize.terms.Term.curvature`)
+bounds, ``Q`` the terms' uniform curvature (``Term.curvature``)
 and ``f = H - Q/2 |x|^2`` the rest, convex and smooth with an ``L``-Lipschitz gradient. One
 step from ``y`` is the prox of the separable part, an exact (B) water-filling under the budget
 ((E7), :func:`convexsched.optimize.waterfill.smoothed` on the curves with slopes moved):
@@ -78,7 +78,7 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
     known = all(bound is not None for bound in bounds)
 
     def smooth(x):
-        value, gradient, _ = combine(terms, x)
+        value, gradient, _, _ = combine(terms, x)
         return value - 0.5 * curvature * float(np.dot(x, x)), gradient - curvature * x
 
     def separable(shift, rho):

@@ -3,12 +3,12 @@
 Paths
 -----
 ``method="fast"``
-    (A) exact water-filling, (B) exact breakpoint search (:mod:`convexsched.optimize.waterfill`),
-    anything with ``psi > 0`` by the exact chain solver (:mod:`convexsched.optimize.chain`), all
+    (A) exact water-filling, (B) exact breakpoint search (``convexsched.optimize.waterfill``),
+    anything with ``psi > 0`` by the exact chain solver (``convexsched.optimize.chain``), all
     compiled with numba and none importing cvxpy. Past 2 million segments
     (:func:`convexsched.optimize.chain.too_large`) a ``psi > 0`` problem is solved by cvxpy instead,
-    and ``Schedule.method`` says so. Any other smooth term (:mod:`convexsched.optimize.terms`)
-    by the accelerated proximal gradient of :mod:`convexsched.optimize.proximal`, whose prox is
+    and ``Schedule.method`` says so. Any other smooth term (``convexsched.optimize.terms``)
+    by the accelerated proximal gradient of ``convexsched.optimize.proximal``, whose prox is
     the exact (B) water-filling and which stops when the certificate passes; a nonsmooth term
     (``Turnover``) or a ``problem=`` goes to cvxpy, and ``Schedule.method`` says so.
 ``method="bisection"``
@@ -78,7 +78,7 @@ class Schedule:
     values : numpy.ndarray
         ``x`` as a read-only array.
     objective_value : float
-        ``F(x)`` of :mod:`convexsched.optimize.objective`.
+        ``F(x)`` of ``convexsched.optimize.objective``.
     multiplier : float
         The water level ``lambda`` (marginal cost of the budget; ``<= 0`` under ``<=``).
     multiplier_interval : tuple
@@ -281,7 +281,7 @@ def solve(
         ``sum x = S`` or ``sum x <= S`` (a receding-horizon window).
     method : "fast" | "bisection" | "cvxpy"
         "fast" uses the exact paths for A, B, C and their mixes, the accelerated proximal
-        gradient (:mod:`convexsched.optimize.proximal`) for other smooth terms, and cvxpy for
+        gradient (``convexsched.optimize.proximal``) for other smooth terms, and cvxpy for
         a nonsmooth term or a ``problem`` you pass.
     solver : str or list of str, optional
         cvxpy solver(s) to try first: CLARABEL, HIGHS, ECOS, OSQP, SCS. Default per class: the

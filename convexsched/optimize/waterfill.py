@@ -590,7 +590,7 @@ class ShiftedRamps:
 
     The ramps of (E7) depend on the curves and ``rho`` only; a per-bucket linear term moves
     bucket ``i``'s ramps by ``shift_i``. Prepared once (O(N K)), each fill costs a safeguarded
-    Newton iteration of O(N log K) steps: the prox of :mod:`convexsched.optimize.proximal`.
+    Newton iteration of O(N log K) steps: the prox of ``convexsched.optimize.proximal``.
     """
 
     def __init__(self, curves, rho):

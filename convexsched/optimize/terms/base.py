@@ -9,7 +9,7 @@ A term ``T`` adds ``T(x)`` to the objective ``F(x) = sum_i g_i(x_i) + sum_T T(x)
 
 ``T`` must be convex. With that, ``solve``, ``build_problem``, ``check_kkt``, the receding and
 scenario loops and ``backtest`` take it: cvxpy states it through ``expression``, the fast path
-uses ``gradient`` (accelerated proximal gradient, :mod:`convexsched.optimize.proximal`) and the
+uses ``gradient`` (accelerated proximal gradient, ``convexsched.optimize.proximal``) and the
 certificate linearizes it at ``x`` (E25).
 
 Optional hints (what the dispatcher may exploit), all with safe defaults:

@@ -54,7 +54,7 @@ class InventoryRisk(Term):
     """Time risk on the remaining inventory, ``psi/2 sum_i w_i R_i^2`` with ``R_i = S - sum_{k<=i} x_k`` (E6).
 
     Not separable: the fast path for it alone (and with smoothing) is the exact inventory
-    chain (:mod:`convexsched.optimize.chain`).
+    chain (``convexsched.optimize.chain``).
 
     Parameters
     ----------
