@@ -192,7 +192,8 @@ def _fast(order, method, tol):
         return waterfill.bisection(curves, total, objective.rho, sense), "dual bisection", "approximate"
     if objective.terms:
         result = proximal.accelerated(order, tol=tol)
-        return result, f"accelerated proximal gradient ({result.iterations} iterations)", "optimal"
+        polish = ", active-set polish" if result.polished else ""
+        return result, f"accelerated proximal gradient ({result.iterations} iterations{polish})", "optimal"
     if objective.psi > 0:
         algorithm = "chain backward shooting" if objective.rho > 0 else "chain forward pass"
         return chain.inventory_chain(curves, total, objective, sense), algorithm, "optimal"

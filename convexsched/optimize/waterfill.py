@@ -585,6 +585,87 @@ def _shifted_level(start, knots, fills, rho, total, shift, guess):
     return level
 
 
+@njit
+def _warm_supply(start, knots, fills, rho, level, shift, positions):
+    """:func:`_shifted_supply` with each bucket's knot index searched from ``positions`` (updated).
+
+    Successive proximal steps move each bucket's price a little, so the index moves a knot or
+    two: a walk from the last one instead of a binary search. Same indices, same numbers.
+    """
+    supply, active = 0.0, 0
+    for i in range(len(start) - 1):
+        lo, hi = start[i], start[i + 1]
+        if lo == hi:
+            continue
+        price = level - shift[i]
+        j = min(max(positions[i], lo), hi)
+        while j < hi and knots[j] <= price:
+            j += 1
+        while j > lo and knots[j - 1] > price:
+            j -= 1
+        positions[i] = j
+        if j == lo:
+            continue
+        if j == hi:
+            supply += fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            supply += min(fills[j - 1] + (price - knots[j - 1]) / rho, fills[j])
+            active += 1
+        else:
+            supply += fills[j - 1]
+    return supply, active / rho
+
+
+@njit
+def shifted_fill(start, knots, fills, rho, total, shift, guess, positions):
+    """``(x, level)`` of :meth:`ShiftedRamps.fill` for ``0 < total < capacity`` under ``=``, compiled.
+
+    The safeguarded Newton of :func:`_shifted_level` on :func:`_warm_supply`, which keeps each
+    bucket's knot index in ``positions`` between calls: what the compiled proximal loop calls
+    (``convexsched.optimize.proximal``), many fills on the same ramps.
+    """
+    low, high = np.inf, -np.inf
+    capacity = 0.0
+    for i in range(len(start) - 1):
+        lo, hi = start[i], start[i + 1]
+        if lo < hi:
+            low = min(low, knots[lo] + shift[i])
+            high = max(high, knots[hi - 1] + shift[i])
+            capacity += fills[hi - 1]
+    supply_low, supply_high = 0.0, capacity
+    level = guess if low < guess < high else low + (total / capacity) * (high - low)
+    for _ in range(200):
+        supply, slope = _warm_supply(start, knots, fills, rho, level, shift, positions)
+        if supply == total:
+            break
+        if supply < total:
+            low, supply_low = level, supply
+        else:
+            high, supply_high = level, supply
+        step = level + (total - supply) / slope if slope > 0 else np.nan
+        if not low < step < high:
+            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
+            if not low < step < high:
+                step = 0.5 * (low + high)
+        if step == level or not low < step < high:
+            break
+        level = step
+    _warm_supply(start, knots, fills, rho, level, shift, positions)
+    n = len(start) - 1
+    x = np.zeros(n)
+    for i in range(n):
+        lo, hi, j = start[i], start[i + 1], positions[i]
+        if lo == hi or j == lo:
+            continue
+        if j == hi:
+            x[i] = fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            x[i] = min(fills[j - 1] + (level - shift[i] - knots[j - 1]) / rho, fills[j])
+        else:
+            x[i] = fills[j - 1]
+    return x, level
+
+
 class ShiftedRamps:
     """(B) water-filling of ``g_i(x) + shift_i x + rho/2 x^2`` for many shifts on the same curves.
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import reference_waterfill
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import problems
 
@@ -151,3 +151,20 @@ def test_row_selection_skips_buckets_without_capacity_for_the_next_slope():
     result = waterfill.cost_only(curves, 2.0)
     assert result.multiplier == 1.0 and result.multiplier_interval == (1.0, 2.0)
     assert result.x.tolist() == [0.0, 2.0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(problem=problems(max_n=40, max_k=8), seed=st.integers(0, 2**16), rho=st.floats(1e-3, 10.0))
+def test_the_warm_shifted_fill_is_the_shifted_ramps_fill(problem, seed, rho):
+    curves, total = problem
+    ramps = waterfill.ShiftedRamps(curves, rho)
+    if not 0 < total < ramps.total_capacity:
+        return
+    rng = np.random.default_rng(seed)
+    positions = ramps.start[:-1].copy()
+    for _ in range(3):  # stale positions from the previous fill, as in the proximal loop
+        shift = rng.normal(scale=float(np.abs(curves.slopes).max()) + 1.0, size=curves.n_buckets)
+        expected, level = ramps.fill(shift, total, guess=0.0)
+        x, found = waterfill.shifted_fill(ramps.start, ramps.knots, ramps.fills, ramps.rho, float(total), shift, 0.0,
+                                          positions)
+        assert found == level and np.array_equal(x, expected)

@@ -20,6 +20,13 @@ Optional hints (what the dispatcher may exploit), all with safe defaults:
   (``False``) makes ``method="fast"`` hand the problem to cvxpy.
 * ``lipschitz(n)``: an upper bound on the Lipschitz constant of ``gradient`` over ``n`` buckets
   (default ``None``: found by backtracking).
+* ``affine(n)``: the gradient as an ``Affine`` map (``convexsched.optimize.terms.affine``; a
+  quadratic term), or ``None`` (the default). When every term of an objective gives one, the
+  accelerated proximal gradient runs compiled.
+* ``solve_hessian(free, r)``: ``H_FF^{-1} r``, the term's Hessian restricted to the buckets
+  ``free`` (sorted indices) solved against ``r``, or ``None`` (the default) when the term has no
+  cheap solve. The fast path's active-set polish uses it as a preconditioner (the transient
+  term's restricted kernel has a tridiagonal inverse, an O(N) solve).
 * ``formulate(x, unit)``: ``(expression, constraints)``, a sparser statement with auxiliary
   variables for :func:`~convexsched.build_problem` (default: ``(expression(x), [])``);
   ``unit`` is the share unit the solver's variables are scaled by (auxiliary variables in that
@@ -99,6 +106,12 @@ class Term:
     def formulate(self, x: Any, unit: float = 1.0) -> tuple[Any, list]:
         return self.expression(x), []
 
+    def solve_hessian(self, free: np.ndarray, r: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def affine(self, n: int) -> Any:
+        return None
+
     def bind(self, total: float, n: int) -> Term:
         return self
 
@@ -162,6 +175,14 @@ class Scaled(Term):
     def formulate(self, x, unit=1.0):
         expression, constraints = self.term.formulate(x, unit)
         return self.factor * expression, constraints
+
+    def affine(self, n):
+        parts = self.term.affine(n)
+        return None if parts is None else parts.scaled(self.factor)
+
+    def solve_hessian(self, free, r):
+        solved = self.term.solve_hessian(free, r)
+        return None if solved is None or self.factor == 0 else solved / self.factor
 
     def bind(self, total, n):
         return Scaled(self.term.bind(total, n), self.factor)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .affine import Affine
 from .base import Term, check_vector, fit, window_of
 
 
@@ -51,6 +52,9 @@ class Drift(Term):
 
     def lipschitz(self, n):
         return 0.0
+
+    def affine(self, n):
+        return Affine(np.zeros(n), self.vector(n))
 
     def bind(self, total, n):
         self.vector(n)

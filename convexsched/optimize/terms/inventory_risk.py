@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ...errors import InvalidInputError
+from .affine import Affine
 from .base import Term, check_weight
 
 #: The time weights ``w_i`` of (C): a named family, ``("power", gamma)`` or one weight per bucket.
@@ -99,6 +100,11 @@ class InventoryRisk(Term):
     def lipschitz(self, n):
         # Hessian psi T' W T with T the lower-triangular ones: ||T||^2 <= n(n+1)/2.
         return self.psi * float(weight_vector(self.weights, n).max(initial=0.0)) * n * (n + 1) / 2
+
+    def affine(self, n):
+        if self.total is None:
+            return None
+        return Affine(np.zeros(n), np.zeros(n), risk=self.psi * weight_vector(self.weights, n), total=self.total)
 
     def bind(self, total, n):
         weight_vector(self.weights, n)  # a weight array of another length raises here

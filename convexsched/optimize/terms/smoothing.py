@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .affine import Affine
 from .base import Term, check_weight
 
 
@@ -44,6 +45,9 @@ class Smoothing(Term):
 
     def lipschitz(self, n):
         return self.rho
+
+    def affine(self, n):
+        return Affine(np.full(n, self.rho), np.zeros(n))
 
     def scaled(self, factor):
         return Smoothing(self.rho * factor)

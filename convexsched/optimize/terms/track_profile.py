@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ...errors import InvalidInputError
+from .affine import Affine
 from .base import Term, check_vector, check_weight, fit, window_of
 
 
@@ -69,6 +70,9 @@ class TrackProfile(Term):
 
     def lipschitz(self, n):
         return self.weight
+
+    def affine(self, n):
+        return Affine(np.full(n, self.weight), -self.weight * self.target(n))
 
     def bind(self, total, n):
         return replace(self, total=float(total)).checked(n)

@@ -60,6 +60,36 @@ def kernel_matvec_reference(x: np.ndarray, a: float) -> np.ndarray:
     return (a ** np.abs(index[:, None] - index[None, :])) @ x
 
 
+@njit
+def subkernel_solve(r, free, a):
+    """``K_FF^{-1} r`` for ``K_ij = a^{|i-j|}`` on the sorted buckets ``free``, O(|F|).
+
+    ``K_FF`` is the covariance of an AR(1) process seen at the times ``free``: consecutive
+    points ``d`` buckets apart have correlation ``a^d``, so its inverse is ``B' D^{-1} B`` with
+    ``B`` unit lower bidiagonal (``-a^d`` below the diagonal) and ``D = diag(1, 1 - a^{2d}, ...)``.
+    """
+    m = free.shape[0]
+    u = np.empty(m)
+    for p in range(m):
+        if p == 0:
+            u[p] = r[p]
+        else:
+            rho = a ** (free[p] - free[p - 1])
+            u[p] = (r[p] - rho * r[p - 1]) / (1.0 - rho * rho)
+    y = np.empty(m)
+    for p in range(m):
+        y[p] = u[p]
+        if p + 1 < m:
+            y[p] -= a ** (free[p + 1] - free[p]) * u[p + 1]
+    return y
+
+
+def subkernel_solve_reference(r: np.ndarray, free: np.ndarray, a: float) -> np.ndarray:
+    """Dense numpy ``K_FF^{-1} r`` (the reference of :func:`subkernel_solve`)."""
+    free = np.asarray(free)
+    return np.linalg.solve(a ** np.abs(free[:, None] - free[None, :]).astype(float), r)
+
+
 def residual_impact(history: ArrayLike, n: int, a: float) -> np.ndarray:
     """``sum_p h_p a^{d_p}`` on each of the next ``n`` buckets (``d_p`` = distance in buckets)."""
     history = np.asarray(history, dtype=float)
@@ -135,6 +165,18 @@ class TransientImpact(Term):
         x = np.ascontiguousarray(x, dtype=float)
         gradient = self.strength * kernel_matvec(x, self.decay)
         return gradient + self.residual(len(x)) if self.history else gradient
+
+    def affine(self, n):
+        from .affine import Affine  # affine.py runs this module's kernel: imported here, not at the top
+
+        return Affine(np.zeros(n), self.residual(n) if self.history else np.zeros(n),
+                      kernels=((self.strength, self.decay),))
+
+    def solve_hessian(self, free, r):
+        if self.strength == 0:
+            return None
+        free = np.ascontiguousarray(free, dtype=np.int64)
+        return subkernel_solve(np.ascontiguousarray(r, dtype=float), free, self.decay) / self.strength
 
     def factor(self, n: int) -> np.ndarray:
         """``C'`` with ``x' K x = |C' x|^2`` (upper triangular, dense)."""
