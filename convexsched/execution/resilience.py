@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..optimize.terms import TransientImpact
 from .matching import SWEEP, FillLog, reset_lanes
 
 if TYPE_CHECKING:
@@ -86,6 +87,18 @@ class Resilience:
             # No decay over the measured delays: the footprint outlasts them.
             return float("inf"), float(2.0**intercept) / (self.size * self.probe)
         return float(-1.0 / slope), float(2.0**intercept) / (self.size * self.probe)
+
+    def transient(self, before: int | None = None) -> TransientImpact | None:
+        """The fitted propagator as an objective term (E26), half-life in buckets; None if none.
+
+        ``Objective() + resilience.transient(before)`` prices the footprint the schedule leaves
+        in its later buckets (the scenario and receding loops add what was already executed),
+        not its smoothing equivalent (E24).
+        """
+        half_life, strength = self.fit(before)
+        if strength <= 0 or not np.isfinite(half_life):
+            return None
+        return TransientImpact(half_life=half_life / self.bucket_seconds, strength=strength)
 
     def rho(self, before: int | None = None) -> float:
         """The smoothing weight equivalent to the fitted propagator for this bucket width (E24); 0 if none."""

@@ -46,6 +46,15 @@ def test_the_fit_recovers_an_exponential_decay_and_its_smoothing_weight():
     assert half_life == pytest.approx(truth_h) and strength == pytest.approx(e0 / (200 * 100))
     decay = 2.0 ** (60 / truth_h)
     assert measured.rho() == pytest.approx(strength * (decay + 1) / (decay - 1))
+    term = measured.transient()  # the same propagator as an objective term, half-life in buckets
+    assert term.half_life == pytest.approx(truth_h / 60) and term.strength == pytest.approx(strength)
+    # A slice q then a probe p one window-delay d later pay k q p 2^(-d/h) extra: the fit's model.
+    x = np.array([200.0, 0.0, 100.0])
+    cross = term.value(x) - term.value(x * [1, 0, 0]) - term.value(x * [0, 0, 1])
+    assert cross == pytest.approx(e0 * 2.0 ** (-120 / truth_h))
+    flat = Resilience(delays=delays, excess=np.zeros((1, 5)), ends=np.array([10]), size=1.0, probe=1.0,
+                      bucket_seconds=60.0)
+    assert flat.transient() is None and flat.rho() == 0.0
 
 
 def test_a_decision_uses_only_windows_that_ended_before_it():
