@@ -317,7 +317,7 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
     compiled = None
     if known and sense == "eq" and 0 < total < ramps.total_capacity and all(part is not None for part in parts):
         compiled = sum(parts, affine.Affine.zero(n)).arrays()
-        positions = ramps.start[:-1].copy()
+        positions = ramps.positions
     y, momentum, restarts, wait = x.copy(), 1.0, 0, check_every
     polishes, last_gap, last_iteration = 0, np.inf, 0
     iteration = 0

@@ -506,90 +506,10 @@ def bisection(curves, total, rho=0.0, sense="eq", tol=None, max_iter=200):
 
 
 @njit
-def _shifted_supply(start, knots, fills, rho, level, shift):
-    """``S(level) = sum_i x_i(level - shift_i)`` and its slope, on prepared ramps."""
-    supply, active = 0.0, 0
-    for i in range(len(start) - 1):
-        lo, hi = start[i], start[i + 1]
-        if lo == hi:
-            continue
-        price = level - shift[i]
-        j = lo + np.searchsorted(knots[lo:hi], price, side="right")
-        if j == lo:
-            continue
-        if j == hi:
-            supply += fills[hi - 1]
-        elif (j - lo) % 2 == 1:
-            supply += min(fills[j - 1] + (price - knots[j - 1]) / rho, fills[j])
-            active += 1
-        else:
-            supply += fills[j - 1]
-    return supply, active / rho
-
-
-@njit
-def _shifted_response(start, knots, fills, rho, level, shift):
-    """``x_i(level - shift_i)`` on prepared ramps."""
-    n = len(start) - 1
-    x = np.zeros(n)
-    for i in range(n):
-        lo, hi = start[i], start[i + 1]
-        if lo == hi:
-            continue
-        price = level - shift[i]
-        j = lo + np.searchsorted(knots[lo:hi], price, side="right")
-        if j == lo:
-            continue
-        if j == hi:
-            x[i] = fills[hi - 1]
-        elif (j - lo) % 2 == 1:
-            x[i] = min(fills[j - 1] + (price - knots[j - 1]) / rho, fills[j])
-        else:
-            x[i] = fills[j - 1]
-    return x
-
-
-@njit
-def _shifted_level(start, knots, fills, rho, total, shift, guess):
-    """The level with ``S(level) = total`` (``0 < total < capacity``).
-
-    Safeguarded Newton as in :func:`_smoothed`, on ramps moved per bucket by ``shift``.
-    """
-    low, high = np.inf, -np.inf
-    capacity = 0.0
-    for i in range(len(start) - 1):
-        lo, hi = start[i], start[i + 1]
-        if lo < hi:
-            low = min(low, knots[lo] + shift[i])
-            high = max(high, knots[hi - 1] + shift[i])
-            capacity += fills[hi - 1]
-    supply_low, supply_high = 0.0, capacity
-    # A guess inside the bracket (the previous prox's level) saves most Newton steps.
-    level = guess if low < guess < high else low + (total / capacity) * (high - low)
-    for _ in range(200):
-        supply, slope = _shifted_supply(start, knots, fills, rho, level, shift)
-        if supply == total:
-            break
-        if supply < total:
-            low, supply_low = level, supply
-        else:
-            high, supply_high = level, supply
-        step = level + (total - supply) / slope if slope > 0 else np.nan
-        if not low < step < high:
-            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
-            if not low < step < high:
-                step = 0.5 * (low + high)
-        if step == level or not low < step < high:
-            break
-        level = step
-    return level
-
-
-@njit
 def _warm_supply(start, knots, fills, rho, level, shift, positions):
-    """:func:`_shifted_supply` with each bucket's knot index searched from ``positions`` (updated).
+    """``S(level) = sum_i x_i(level - shift_i)`` and its slope on prepared ramps.
 
-    Successive proximal steps move each bucket's price a little, so the index moves a knot or
+    Each bucket's knot index is walked from ``positions`` (and stored back): successive proximal steps move each bucket's price a little, so the index moves a knot or
     two: a walk from the last one instead of a binary search. Same indices, same numbers.
     """
     supply, active = 0.0, 0
@@ -617,10 +537,29 @@ def _warm_supply(start, knots, fills, rho, level, shift, positions):
 
 
 @njit
+def _warm_response(start, knots, fills, rho, level, shift, positions):
+    """``x_i(level - shift_i)`` on prepared ramps, each index walked from ``positions`` (updated)."""
+    _warm_supply(start, knots, fills, rho, level, shift, positions)
+    n = len(start) - 1
+    x = np.zeros(n)
+    for i in range(n):
+        lo, hi, j = start[i], start[i + 1], positions[i]
+        if lo == hi or j == lo:
+            continue
+        if j == hi:
+            x[i] = fills[hi - 1]
+        elif (j - lo) % 2 == 1:
+            x[i] = min(fills[j - 1] + (level - shift[i] - knots[j - 1]) / rho, fills[j])
+        else:
+            x[i] = fills[j - 1]
+    return x
+
+
+@njit
 def shifted_fill(start, knots, fills, rho, total, shift, guess, positions):
     """``(x, level)`` of :meth:`ShiftedRamps.fill` for ``0 < total < capacity`` under ``=``, compiled.
 
-    The safeguarded Newton of :func:`_shifted_level` on :func:`_warm_supply`, which keeps each
+    The safeguarded Newton of :func:`_smoothed` on :func:`_warm_supply`, which keeps each
     bucket's knot index in ``positions`` between calls: what the compiled proximal loop calls
     (``convexsched.optimize.proximal``), many fills on the same ramps.
     """
@@ -650,28 +589,16 @@ def shifted_fill(start, knots, fills, rho, total, shift, guess, positions):
         if step == level or not low < step < high:
             break
         level = step
-    _warm_supply(start, knots, fills, rho, level, shift, positions)
-    n = len(start) - 1
-    x = np.zeros(n)
-    for i in range(n):
-        lo, hi, j = start[i], start[i + 1], positions[i]
-        if lo == hi or j == lo:
-            continue
-        if j == hi:
-            x[i] = fills[hi - 1]
-        elif (j - lo) % 2 == 1:
-            x[i] = min(fills[j - 1] + (level - shift[i] - knots[j - 1]) / rho, fills[j])
-        else:
-            x[i] = fills[j - 1]
-    return x, level
+    return _warm_response(start, knots, fills, rho, level, shift, positions), level
 
 
 class ShiftedRamps:
     """(B) water-filling of ``g_i(x) + shift_i x + rho/2 x^2`` for many shifts on the same curves.
 
     The ramps of (E7) depend on the curves and ``rho`` only; a per-bucket linear term moves
-    bucket ``i``'s ramps by ``shift_i``. Prepared once (O(N K)), each fill costs a safeguarded
-    Newton iteration of O(N log K) steps: the prox of ``convexsched.optimize.proximal``.
+    bucket ``i``'s ramps by ``shift_i``. Prepared once (O(N K)), each fill is a safeguarded
+    Newton iteration whose steps walk each bucket's knot index from the last fill's (a knot or
+    two when the shifts move a little): the prox of ``convexsched.optimize.proximal``.
     """
 
     def __init__(self, curves, rho):
@@ -682,21 +609,23 @@ class ShiftedRamps:
         self.rho = float(rho)
         self.capacity = curves.capacity
         self.total_capacity = float(self.capacity.sum())
+        # Each bucket's knot index at the last fill: the next search walks from it.
+        self.positions = self.start[:-1].copy()
 
     def fill(self, shift, total, sense="eq", guess=np.nan):
-        """``(x, level)`` minimizing ``sum_i g_i(x_i) + shift_i x_i + rho/2 x_i^2`` under the budget (``guess``.
+        """``(x, level)`` minimizing ``sum_i g_i(x_i) + shift_i x_i + rho/2 x_i^2`` under the budget.
 
-        A level to start the search from, e.g. the previous one).
+        ``guess`` is a level to start the search from, e.g. the previous one; each bucket's
+        knot index also starts from the previous fill's.
         """
         shift = np.ascontiguousarray(shift, dtype=float)
         args = (self.start, self.knots, self.fills, self.rho)
         if total <= 0:
             return np.zeros(len(self.capacity)), 0.0
         if sense == "le":
-            supply, _ = _shifted_supply(*args, 0.0, shift)
+            supply, _ = _warm_supply(*args, 0.0, shift, self.positions)
             if supply <= total:
-                return _shifted_response(*args, 0.0, shift), 0.0
+                return _warm_response(*args, 0.0, shift, self.positions), 0.0
         if total >= self.total_capacity:
             return self.capacity.copy(), 0.0
-        level = _shifted_level(*args, float(total), shift, float(guess))
-        return _shifted_response(*args, level, shift), level
+        return shifted_fill(*args, float(total), shift, float(guess), self.positions)
