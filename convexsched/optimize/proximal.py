@@ -214,7 +214,9 @@ class ActiveSetPolish:
         level = float(solved.sum()) / norm
         z = solved - level * weights
         direction = -z
-        rz = float(residual @ z)
+        # (r - lambda) . z, not r . z: equal since sum z = 0, but r carries the level itself,
+        # whose product with the rounding of sum z would swamp the small remainder.
+        rz = float((residual - level) @ z)
         # Stop when the step still to take is below 1e-12 of the share unit.
         floor = 1e-12 * max(abs(self.order.total), 1.0)
         for _ in range(self.max_cg):
@@ -230,7 +232,7 @@ class ActiveSetPolish:
             solved = self.precondition(index, residual)
             level = float(solved.sum()) / norm
             z = solved - level * weights
-            following = float(residual @ z)
+            following = float((residual - level) @ z)
             direction = -z + (following / rz) * direction
             rz = following
         return step, level
