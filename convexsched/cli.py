@@ -214,6 +214,19 @@ def _weights(text):
     raise argparse.ArgumentTypeError(f"expected linear, constant or power:GAMMA, got {text!r}")
 
 
+def _transient(text):
+    """``HALF_LIFE:STRENGTH`` (buckets, currency per share squared) as a ``TransientImpact``."""
+    from .optimize.terms import TransientImpact
+
+    half_life, colon, strength = text.partition(":")
+    if not colon:
+        raise argparse.ArgumentTypeError(f"expected HALF_LIFE:STRENGTH (e.g. 5:1e-6), got {text!r}")
+    try:
+        return TransientImpact(half_life=_float(half_life), strength=_float(strength))
+    except InvalidInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 # ---------------------------------------------------------------------- shared options
 
 
@@ -286,6 +299,11 @@ def _add_objective_arguments(parser):
         help="time weights w_i: linear (i/N, default), constant, power:GAMMA (GAMMA in [1, 2])",
     )  # fmt: skip
     group.add_argument(
+        "--transient", type=_transient, metavar="H:K",
+        help="add our own footprint, TransientImpact: k/2 sum_ij x_i x_j 2^(-|i-j|/h), half-life H buckets, "
+             "strength K currency per share^2 (solved by the proximal gradient)",
+    )  # fmt: skip
+    group.add_argument(
         "--sense", choices=("eq", "le"), default="eq",
         help="sum x = S (default) or sum x <= S (a receding-horizon window)",
     )  # fmt: skip
@@ -296,7 +314,8 @@ def _add_objective_arguments(parser):
 def _objective(args):
     from .optimize.objective import Objective
 
-    return Objective(rho=args.rho, psi=args.psi, weights=args.weights)
+    objective = Objective(rho=args.rho, psi=args.psi, weights=args.weights)
+    return objective + args.transient if getattr(args, "transient", None) is not None else objective
 
 
 def _read_books(args, one=False):

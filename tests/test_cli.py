@@ -765,3 +765,21 @@ def test_a_coin_is_counted_in_units_with_its_fractions(capsys, shared_data):
     line = next(text for text in out.splitlines() if text.startswith("S = 1% of"))
     assert line.endswith(" units") and "shares" not in line and " 0 units" not in line
     assert "drift_bps:" in " ".join(out.split())  # the table says what its columns measure
+
+
+def test_the_transient_term_has_a_spelling(capsys, planned, tmp_path):
+    curves, _, _ = planned
+    out = tmp_path / "transient.csv"
+    code, _, err = run_in_process(capsys, "plan", "--curves", curves, "--total", 50_000, "--transient", "5:1e-6",
+                                  "--certificate", tmp_path / "kkt.json", "--output", out)
+    assert code == 0, err
+    record = json.loads((tmp_path / "kkt.json").read_text())
+    assert record["ok"] and "TransientImpact" in record["objective_kind"]
+    plain = tmp_path / "plain.csv"
+    assert run_in_process(capsys, "plan", "--curves", curves, "--total", 50_000, "--output", plain)[0] == 0
+    # The footprint spreads the order: fewer shares bunched in the same buckets than cost only.
+    assert (pd.read_csv(out)["x"] ** 2).sum() < (pd.read_csv(plain)["x"] ** 2).sum()
+    for bad, fragment in (("5", "HALF_LIFE:STRENGTH"), ("0:1e-6", "half_life must be > 0"), ("5:-1", ">= 0")):
+        code, _, err = run_in_process(capsys, "plan", "--curves", curves, "--total", 5, "--transient", bad,
+                                      "-o", tmp_path / "bad.csv")
+        assert_one_line_error(code, err, "--transient", fragment)
