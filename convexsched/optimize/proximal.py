@@ -141,6 +141,8 @@ class ActiveSetPolish:
         n = curves.n_buckets
         self.zero = self.gradient(np.zeros(n))
         self.snap = 1e-9 * max(float(order.total), 1.0)
+        # The base class returns None (no cheap solve); a one-bucket probe asks each term, scaled
+        # ones included, whether it has one.
         self.preconditioners = [term for term in terms if term.solve_hessian(np.arange(1), np.ones(1)) is not None]
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
