@@ -1,7 +1,8 @@
 """Small helpers shared by the benchmark scripts: timing, machine facts, markdown tables, and a
 worker process whose tasks run under a time limit.
 
-Import it from a script in ``benchmarks/`` (the script's folder is on ``sys.path``)::
+Import it from a script in ``benchmarks/`` (the script's folder is on ``sys.path``, and Dask's
+spawned workers inherit that path, so tasks built here run on a ``LocalCluster`` too)::
 
     from _common import TimedWorker, machine_info, markdown_table, median_seconds
 """
@@ -108,6 +109,65 @@ def peak_memory_gib():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+MEASUREMENTS = ["task_seconds", "peak_gib"]
+
+
+def measured(task):
+    """``task(key, **options)`` whose table also records the task's seconds and peak memory.
+
+    ``peak_gib`` is the process's peak resident memory while it ran the task (VmHWM after a
+    reset: interpreter and libraries included), so on a cluster it is that worker's.
+    """
+
+    def run(key, **options):
+        reset_peak_memory()
+        started = time.perf_counter()
+        table = task(key, **options)
+        table["task_seconds"] = time.perf_counter() - started
+        table["peak_gib"] = peak_memory_gib()
+        return table
+
+    run.__name__ = task.__name__
+    return run
+
+
+def without_measurements(table):
+    """A :func:`measured` table without its timing columns, renumbered: what two runs must agree on."""
+    return table.drop(columns=MEASUREMENTS).set_axis(range(len(table)))
+
+
+def serial_and_cluster(keys, task, workers, **options):
+    """Run ``keys`` through ``measured(task)`` serially in this process, then on a fresh cluster.
+
+    The cluster is a ``LocalCluster(processes=True, n_workers=workers, threads_per_worker=1)``.
+
+    Returns
+    -------
+    tuple
+        ``(serial, parallel, serial_s, parallel_s, ready_s, equal)``: the two tables, the seconds
+        of each run, the cluster's start-up seconds, and whether the tables agree
+        (:func:`without_measurements`).
+    """
+    from distributed import Client, LocalCluster
+
+    from convexsched.execution.universe import run_universe
+
+    started = time.perf_counter()
+    serial = run_universe(keys, measured(task), progress=False, **options)
+    serial_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with (
+        LocalCluster(processes=True, n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        ready_s = time.perf_counter() - started
+        started = time.perf_counter()
+        parallel = run_universe(keys, measured(task), client=client, progress=False, **options)
+        parallel_s = time.perf_counter() - started
+    equal = without_measurements(serial).equals(without_measurements(parallel))
+    return serial, parallel, serial_s, parallel_s, ready_s, equal
 
 
 class TimeLimitExceeded(Exception):

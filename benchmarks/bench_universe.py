@@ -9,7 +9,7 @@ each buying 5% of its day's traded volume, all model-free strategies plus the hi
 memory it gives a paper estimate for 3,000 symbols x 250 days. Writes
 ``benchmarks/results/universe.md``. Run (heavy: hold the shared lock)::
 
-    flock /tmp/convexsched-bench.lock python benchmarks/bench_universe.py [--quick] [--workers 2]
+    flock /tmp/convexsched-heavy.lock python benchmarks/bench_universe.py [--quick] [--workers 2]
 """
 
 from __future__ import annotations
@@ -17,45 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-from _common import machine_info, markdown_table, write_results
+from _common import machine_info, markdown_table, serial_and_cluster, without_measurements, write_results
 
-from convexsched.execution.universe import backtest_task, make_manifest, run_universe
+from convexsched.execution.universe import backtest_task, make_manifest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cn-equity-l2-dolphindb"
 FILES = ("tick.zip", "20211201snapshot_30stocks.zip")
 RESULTS = Path(__file__).resolve().parent / "results"
 UNIVERSE_SYMBOLS, UNIVERSE_DAYS = 3_000, 250
-
-
-def _peak_gib():
-    # Inlined (not from _common): workers unpickle this task by value and cannot import _common.
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
-def measured_backtest(key, **options):
-    """:func:`backtest_task` plus the task's own seconds and the process's peak memory after it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # reset the peak, so it is this task's (plus the process baseline)
-    except OSError:
-        pass
-    started = time.perf_counter()
-    table = backtest_task(key, **options)
-    table["task_seconds"] = time.perf_counter() - started
-    table["peak_gib"] = _peak_gib()
-    return table
-
-
-def _comparable(table):
-    return table.drop(columns=["task_seconds", "peak_gib"]).set_axis(range(len(table)))
 
 
 def main():
@@ -67,29 +39,14 @@ def main():
     if not all((DATA / name).is_file() for name in FILES):
         print(f"skip: real books not found in {DATA}")
         return 0
-    from distributed import Client, LocalCluster
-
     keys = make_manifest([DATA / name for name in FILES], participation=0.05)
     if args.quick:
         keys = pd.concat([keys[keys["symbol"].str.endswith(".SZ")].head(2), keys[~keys["symbol"].str.endswith(".SZ")].head(4)])
     keys = keys.drop(columns="volume").reset_index(drop=True)
     # The first read of each file happens in whichever task comes first; warm nothing up, so
     # both runs pay the same per-process file reads (one per file per process).
-    started = time.perf_counter()
-    serial = run_universe(keys, measured_backtest, progress=False)
-    serial_s = time.perf_counter() - started
-
-    started = time.perf_counter()
-    with (
-        LocalCluster(processes=True, n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        ready_s = time.perf_counter() - started
-        started = time.perf_counter()
-        parallel = run_universe(keys, measured_backtest, client=client, progress=False)
-        parallel_s = time.perf_counter() - started
-    equal = _comparable(serial).equals(_comparable(parallel))
-    pd.testing.assert_frame_equal(_comparable(serial), _comparable(parallel))
+    serial, parallel, serial_s, parallel_s, ready_s, equal = serial_and_cluster(keys, backtest_task, args.workers)
+    pd.testing.assert_frame_equal(without_measurements(serial), without_measurements(parallel))
 
     per_key = serial.groupby(["symbol", "day"], sort=False).agg(
         seconds=("task_seconds", "first"), peak=("peak_gib", "first"), buckets=("n_buckets", "first"),
@@ -160,7 +117,7 @@ def main():
         f"load average before {tuple(round(x, 2) for x in info['load_average'])}; "
         f"Python {info['python']}; " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
         "",
-        "Reproduce: `flock /tmp/convexsched-bench.lock python benchmarks/bench_universe.py`",
+        "Reproduce: `flock /tmp/convexsched-heavy.lock python benchmarks/bench_universe.py`",
         "",
     ]
     name = "universe.md"

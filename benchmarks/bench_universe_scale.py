@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import machine_info, markdown_table, write_results
+from _common import machine_info, markdown_table, measured, serial_and_cluster, write_results
 
 from convexsched.data.universe import synthetic_universe
 from convexsched.execution.universe import backtest_task, plan_task, run_universe
@@ -41,34 +41,6 @@ DAY, BUCKETS = "2024-03-05", 237
 YEAR_SYMBOLS, YEAR_DAYS = 3_000, 250
 
 
-def _peak_gib():
-    # Inlined (not from _common): workers unpickle these tasks by value and cannot import _common.
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
-def measured(task):
-    """``task`` plus its own seconds and the process's peak memory while it ran."""
-
-    def run(key, **options):
-        try:
-            with open("/proc/self/clear_refs", "w") as handle:
-                handle.write("5")  # reset the peak: it is then this task's (plus the process's baseline)
-        except OSError:
-            pass
-        started = time.perf_counter()
-        table = task(key, **options)
-        table["task_seconds"] = time.perf_counter() - started
-        table["peak_gib"] = _peak_gib()
-        return table
-
-    run.__name__ = task.__name__
-    return run
-
-
 def universe_keys(n, seed=0):
     keys = synthetic_universe(n, seed=seed)
     keys["day"] = DAY
@@ -76,30 +48,6 @@ def universe_keys(n, seed=0):
     expected_depth = 0.10 * keys["level_size"] * 10 * BUCKETS
     keys["size"] = (np.minimum(expected_volume, expected_depth) / 100).round().clip(lower=1) * 100
     return keys
-
-
-def _results(table):
-    return table.drop(columns=["task_seconds", "peak_gib"]).set_axis(range(len(table)))
-
-
-def serial_and_cluster(keys, task, workers, **options):
-    """Run ``keys`` serially and on a fresh LocalCluster; returns both tables and timings."""
-    started = time.perf_counter()
-    serial = run_universe(keys, measured(task), progress=False, **options)
-    serial_s = time.perf_counter() - started
-    from distributed import Client, LocalCluster
-
-    started = time.perf_counter()
-    with (
-        LocalCluster(processes=True, n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        ready_s = time.perf_counter() - started
-        started = time.perf_counter()
-        parallel = run_universe(keys, measured(task), client=client, progress=False, **options)
-        parallel_s = time.perf_counter() - started
-    equal = _results(serial).equals(_results(parallel))
-    return serial, parallel, serial_s, parallel_s, ready_s, equal
 
 
 def main():

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runs import assert_one_line_error, run, run_in_process
 
 from convexsched import ImpactOracle, Objective, solve, synthetic_book
 from convexsched.cli import main
@@ -22,34 +23,6 @@ from convexsched.io import read_curves
 
 COMMANDS = ("demo", "features", "fit", "plan", "backtest", "check", "bench")
 PSI = 1e-9
-
-
-def run(*args, timeout=240):
-    """``python -m convexsched ARGS`` as a user would type it; never a traceback."""
-    command = [sys.executable, "-m", "convexsched", *map(str, args)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def run_in_process(capsys, *args):
-    """``main(ARGS)``: the exit code (argparse's SystemExit included) and captured stdout/stderr."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err, captured.err
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, stderr, *fragments):
-    assert code == 2, stderr
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # ``python -m convexsched`` that also notes its own peak memory. VmHWM belongs to the process

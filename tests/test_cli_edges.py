@@ -7,22 +7,12 @@ import time
 
 import pandas as pd
 import pytest
+from cli_runs import assert_one_line_error, run_in_process
 
 from convexsched import cli as cli_module
 from convexsched import synthetic_book
-from convexsched.cli import main
 from convexsched.errors import OutputError
 from convexsched.files import check_outputs, release_outputs, write_table
-
-
-def run_in_process(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err, captured.err
-    return code, captured.out, captured.err
 
 
 def _leftovers(folder):
@@ -114,7 +104,7 @@ def test_an_empty_manifest_cell_is_one_clear_line(capsys, tmp_path, book_csv):
     manifest = tmp_path / "universe.csv"
     manifest.write_text("symbol,day,file,size\nSYN,,book.csv,1000\nSYN,,,1000\n")
     code, _, err = run_in_process(capsys, "backtest", "--universe", manifest)
-    assert code == 2 and "the file cell is empty on line(s) [3]" in err and len(err.strip().splitlines()) == 1
+    assert_one_line_error(code, err, "the file cell is empty on line(s) [3]")
 
 
 def test_a_repeated_manifest_key_is_refused(capsys, tmp_path, book_csv):
@@ -130,7 +120,7 @@ def test_a_repeated_manifest_key_is_refused(capsys, tmp_path, book_csv):
 @pytest.mark.parametrize("grid", ["0:1e12:1", "0:inf:1", ",".join(str(k) for k in range(10_001))])
 def test_a_grid_that_asks_for_terabytes_is_one_line(capsys, grid):
     code, _, err = run_in_process(capsys, "plan", "--curves", "c.csv", "-S", 1, "--grid", grid)
-    assert code == 2 and "--grid" in err and "at most 10,000" in err and len(err.strip().splitlines()) == 1
+    assert_one_line_error(code, err, "--grid", "at most 10,000")
 
 
 @pytest.mark.parametrize("freq", ["1us", "1ms"])
@@ -150,7 +140,7 @@ def test_a_lot_too_small_to_count_is_refused(capsys, tmp_path):
     write_curves(CostCurves(np.tile([0.01, 0.02], (5, 1)), 1000.0), tmp_path / "c.csv")
     code, _, err = run_in_process(capsys, "plan", "--curves", tmp_path / "c.csv", "-S", 5000, "--lot", "1e-320",
                                   "-o", tmp_path / "s.csv")  # fmt: skip
-    assert code == 2 and "lot 1e-320 is too small for 5,000 shares" in err and len(err.strip().splitlines()) == 1
+    assert_one_line_error(code, err, "lot 1e-320 is too small for 5,000 shares")
     assert not (tmp_path / "s.csv").exists()
 
 
@@ -170,5 +160,5 @@ def test_a_crafted_oracle_file_runs_no_code_from_the_cli(capsys, tmp_path, comma
     joblib.dump({"format": "convexsched.ImpactOracle", "estimator": _RunsCode(marker)}, tmp_path / "o.joblib")
     code, _, err = run_in_process(capsys, command, "--oracle", tmp_path / "o.joblib", "--synthetic", "-S", 1000,
                                   "-o", tmp_path / "out.csv")  # fmt: skip
-    assert code == 2 and "is a pickle (joblib) file" in err and len(err.strip().splitlines()) == 1
+    assert_one_line_error(code, err, "is a pickle (joblib) file")
     assert not marker.exists()
