@@ -1,14 +1,27 @@
-"""Write the tutorial notebooks from the cell sources below, without outputs.
+"""Write the tutorial notebooks from the cell sources below, executed and stored with their outputs.
 
-The notebooks are generated, not edited by hand, so that what is committed is always
-output-free and reproducible (``tests/test_notebooks.py`` checks both and executes them).
-Run ``python notebooks/build_notebooks.py`` after changing a cell; ``--check`` exits 1 when a
-committed notebook differs from what this script writes.
+The notebooks are generated, not edited by hand: this script builds each notebook from the
+sources below, executes it top to bottom in a fresh kernel (nbclient) and stores it with its
+outputs, so that a reader browsing the repository sees tables and plots. The stored file is
+normalized so that a rebuild changes only what really changed: no execution counts, no timing
+metadata, fixed notebook metadata, each stream's text in one output, plots reduced to a small
+palette (5-25 kB each). What still differs from run to run is the few timings the cells print,
+each labelled as one (``ms to solve and certify``, ``ms (this run)``, ``median solve``).
+
+``tests/test_notebooks.py`` executes every notebook again, checks that the stored ones hold
+outputs and no error, and runs ``--check``: the stored cells must equal the sources below, so a
+cell changed here but not rebuilt (its outputs stale) fails the tests.
+
+Run ``python notebooks/build_notebooks.py [NAME ...]`` after changing a cell (it needs the
+``[test]`` extra; notebook 03 shows the real Shenzhen book when ``../shared/data`` sits beside
+the repository and says so in its output when it falls back to synthetic books).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import sys
 from pathlib import Path
 
@@ -228,7 +241,9 @@ sweep"""),
 
 Each path returns the same optimum; the certificate reports the relative primal residual,
 bound violation, stationarity, complementarity and duality gap, and the admissible interval of
-`lambda`. A perturbed schedule fails it."""),
+`lambda`. A perturbed schedule fails it. `ms (this run)` is the wall time of this kernel's call,
+certificate included: the fast paths already ran above (warm), while each cvxpy row includes
+building and canonicalizing its problem, so these differ from run to run and machine to machine."""),
     ("code", """\
 rows = []
 for kind, objective in objectives.items():
@@ -236,7 +251,7 @@ for kind, objective in objectives.items():
         plan = cs.solve(curves, S, objective, method=method)
         rows.append({"objective": kind, "method": method, "by": plan.solver or plan.algorithm,
                      "F(x)": plan.objective_value, "lambda": plan.multiplier,
-                     "ms": 1e3 * plan.timings["total"], "KKT violation": plan.kkt.max_violation, "ok": plan.kkt.ok})
+                     "ms (this run)": 1e3 * plan.timings["total"], "KKT violation": plan.kkt.max_violation, "ok": plan.kkt.ok})
 print(plans["C"].kkt)
 perturbed = np.asarray(plans["C"].x).copy()
 perturbed[[100, 200]] += [-500, 500]
@@ -358,15 +373,20 @@ NOTEBOOKS = {
     "02_objectives_and_kkt.ipynb": OBJECTIVES,
     "03_real_book_backtest.ipynb": REAL_BOOK,
 }
+METADATA = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
+# A guard against a hung kernel, not a speed target.
+HANG_GUARD_S = 900
+# Plots are stored on this many colours: a few kB each instead of tens, still legible.
+PALETTE_COLOURS = 64
 
 
 def build(cells):
     """A v4 notebook of ``(kind, source)`` cells with stable ids and no outputs."""
     notebook = nbformat.v4.new_notebook()
-    notebook.metadata.update(
-        kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
-        language_info={"name": "python"},
-    )
+    notebook.metadata.update(METADATA)
     for number, (kind, source) in enumerate(cells):
         cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
         # Fixed ids keep regenerated files byte-identical (nbformat draws random ones).
@@ -376,26 +396,91 @@ def build(cells):
     return notebook
 
 
-def render(cells):
-    return nbformat.writes(build(cells)) + "\n"
+def cell_sources(notebook):
+    """What a notebook's text is made of, outputs aside: each cell's id, kind and source."""
+    return [(cell.id, cell.cell_type, cell.source) for cell in notebook.cells]
+
+
+def _small_png(data):
+    """A base64 PNG re-encoded on a small palette (matplotlib's plots use a handful of colours)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+    small = image.quantize(colors=PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _merged_streams(outputs):
+    """``outputs`` with each run of text on one stream made one output (where a kernel's text is
+    cut depends on when it flushed, so the cuts change from run to run)."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if output.output_type == "stream" and previous is not None and previous.output_type == "stream" and previous.name == output.name:
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
+def normalize(notebook):
+    """Strip what changes at every run without saying anything: counts, metadata, stream cuts, PNG bytes."""
+    notebook.metadata = nbformat.from_dict(METADATA)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        cell.metadata = nbformat.from_dict({})
+        cell.outputs = _merged_streams(cell.outputs)
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output.execution_count = None
+            if "image/png" in output.get("data", {}):
+                output.data["image/png"] = _small_png(output.data["image/png"])
+    nbformat.validate(notebook)
+    return notebook
+
+
+def execute(notebook):
+    """Run ``notebook`` in a fresh kernel (working directory: this folder) and normalize it."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(notebook, timeout=HANG_GUARD_S, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(FOLDER)}})  # fmt: skip
+    client.execute()
+    return normalize(notebook)
+
+
+def render(notebook):
+    return nbformat.writes(notebook) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a committed notebook is out of date")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"notebooks to rebuild (default: all of {', '.join(NOTEBOOKS)})")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a stored notebook's cells differ from the sources here (nothing is executed)")  # fmt: skip
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(NOTEBOOKS))
+    if unknown:
+        parser.error(f"no notebook named {', '.join(unknown)}")
+    names = args.names or list(NOTEBOOKS)
     stale = []
-    for name, cells in NOTEBOOKS.items():
+    for name in names:
         path = FOLDER / name
-        text = render(cells)
+        notebook = build(NOTEBOOKS[name])
         if args.check:
-            if not path.is_file() or path.read_text() != text:
+            stored = nbformat.read(path, as_version=4) if path.is_file() else None
+            if stored is None or cell_sources(stored) != cell_sources(notebook) or stored.metadata != notebook.metadata:
                 stale.append(name)
         else:
-            path.write_text(text)
-            print(f"wrote {path}")
+            print(f"executing {name} ...", flush=True)
+            path.write_text(render(execute(notebook)))
+            print(f"wrote {path} ({path.stat().st_size / 1e3:,.0f} kB)")
     if stale:
-        print(f"out of date: {', '.join(stale)}; run python notebooks/build_notebooks.py", file=sys.stderr)
+        print(f"out of date: {', '.join(stale)}; run python notebooks/build_notebooks.py {' '.join(stale)}", file=sys.stderr)
         return 1
     return 0
 
