@@ -214,7 +214,7 @@ def run_demo(folder="convexsched-demo", total=100_000.0, seed=0, plots=True, ech
     from .execution.strategies import default_objectives
 
     if plots:
-        # Checked before the half minute of work that precedes the plots.
+        # Checked before all the work that precedes the plots.
         require("matplotlib", "plot", "the demo's plots (--no-plots skips them)").use("Agg")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
