@@ -385,6 +385,228 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
     )
 
 
+# The fused certificate's outcomes: a report, or the reference path decides.
+_FUSED_OK, _FUSED_REFERENCE = 0, 1
+
+
+@njit
+def _fused_certificate(slopes, widths, capacity, x, total, rho, psi, weights, le, multiplier, tol, scale_shares):
+    """:func:`certify` for the built-in objectives (A, B, C and their mixes) in compiled passes.
+
+    The same arithmetic as the reference, term by term: ``H = rho/2 |x|^2 + psi/2 sum w_i R_i^2``
+    (E9), ``grad_i H = rho x_i - psi sum_{j>=i} w_j R_j``, ``Q = rho``; the subdifferentials,
+    costs and, with a claimed level, the conjugates of the one-level bound (E25) in one pass
+    over the segments (a second pass for the conjugates when the level is read off ``x``).
+    ``multiplier`` is NaN when none is claimed. Returns ``(outcome, values)``: with
+    ``_FUSED_REFERENCE`` (a non-finite input or gradient, no level fits ``x``, or the level does
+    not close the gap and the exact water-filling of the linearized problem must decide) the
+    caller runs :func:`certify`; otherwise ``values`` holds the report's numbers in the order of
+    :func:`_fused_report`.
+    """
+    n, k = slopes.shape
+    values = np.zeros(11)
+    snap = tol * scale_shares
+    x_in = np.empty(n)
+    gradient = np.empty(n)
+    magnitude = np.empty(n)
+    lower = np.empty(n)
+    upper = np.empty(n)
+    steepest = np.zeros(n)
+    raw_sum, in_sum, bounds, squares = 0.0, 0.0, 0.0, 0.0
+    for i in range(n):
+        xi = x[i]
+        if not np.isfinite(xi):
+            return _FUSED_REFERENCE, values
+        raw_sum += xi
+        bounds = max(bounds, max(max(-xi, xi - capacity[i]), 0.0))
+        clipped = min(max(xi, 0.0), capacity[i])
+        x_in[i] = clipped
+        in_sum += clipped
+        squares += clipped * clipped
+    slack = total - in_sum
+    # The terms beside the curves, summed in the order of Objective.parts() (smoothing, then risk).
+    smooth_value = 0.0
+    if rho > 0:
+        smooth_value += 0.5 * rho * squares
+    for i in range(n):
+        gradient[i] = rho * x_in[i] if rho > 0 else 0.0
+        magnitude[i] = abs(gradient[i])
+    if psi > 0:
+        # R_i = S - sum_{k<=i} x_k; the gradient sums w_j R_j from the end.
+        remaining, risk = total, 0.0
+        for i in range(n):
+            remaining -= x_in[i]
+            lower[i] = weights[i] * remaining  # scratch: w_i R_i
+            risk += weights[i] * (remaining * remaining)  # np.dot(w, R**2)
+        smooth_value += 0.5 * psi * risk
+        tail = 0.0
+        for i in range(n - 1, -1, -1):
+            tail += lower[i]
+            part = -psi * tail
+            gradient[i] += part
+            magnitude[i] += abs(part)
+    shift_dot, x_dot = 0.0, 0.0
+    for i in range(n):
+        if not np.isfinite(gradient[i]):
+            return _FUSED_REFERENCE, values
+        shift_dot += (gradient[i] - rho * x_in[i]) * x_in[i]
+        x_dot += x_in[i] * x_in[i]
+    constant = smooth_value - 0.5 * rho * x_dot - shift_dot
+    claimed = not np.isnan(multiplier)
+    level = multiplier
+    conjugates_at = min(level, 0.0) if le else level
+    cost_sum, gross_sum, conjugates = 0.0, 0.0, 0.0
+    lo, hi, used_price = -np.inf, np.inf, 0.0
+    for i in range(n):
+        # The subdifferential of g_i + indicator[0, c_i] at x_i (a breakpoint within snap counts
+        # as reached), the cost, what the bucket pays gross of rebates, its steepest slope and,
+        # with a claimed level, phi_i^*(level - shift_i): _bucket_bounds and _conjugate_sum.
+        xi = x_in[i]
+        price = conjugates_at - (gradient[i] - rho * xi)
+        left, right, cost, gross = -np.inf, np.inf, 0.0, 0.0
+        # A canonical row is sorted and its zero widths carry a real slope (a row without
+        # capacity is all zeros): the steepest real slope is at one of its ends.
+        steep = max(abs(slopes[i, 0]), abs(slopes[i, k - 1]))
+        start, bought, paid, taken = 0.0, 0.0, 0.0, 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                slope = slopes[i, j]
+                if start < xi - snap:
+                    left = max(left, slope)
+                if start + width > xi + snap:
+                    right = min(right, slope)
+                fill = min(max(xi - start, 0.0), width)
+                cost += slope * fill
+                gross += abs(slope) * fill
+                if claimed:
+                    if rho > 0:
+                        taken = min(max((price - slope) / rho - start, 0.0), width)
+                    else:
+                        taken = width if slope < price else 0.0
+                    bought += taken
+                    paid += slope * taken
+                start += width
+                # Past x, past the first slope right of it and past the price: the rest of the
+                # sorted row adds only zeros (rounding keeps each test monotone along the row).
+                if start >= xi and right < np.inf and taken == 0.0:
+                    break
+        if claimed:
+            conjugates += price * bought - paid - 0.5 * rho * bought * bought
+        steepest[i] = steep
+        lower[i] = left + gradient[i]
+        upper[i] = right + gradient[i]
+        lo = max(lo, lower[i])
+        hi = min(hi, upper[i])
+        cost_sum += cost
+        gross_sum += gross
+        if xi > 0:
+            used_price = max(used_price, steep)
+    if le:
+        hi = min(hi, 0.0)
+        if slack > snap:
+            lo = max(lo, 0.0)
+    value = cost_sum + smooth_value
+    cost_scale = max(max(abs(value), gross_sum + abs(smooth_value)),
+                     max(abs(constant), tol * used_price * scale_shares))
+    if not claimed:
+        if not lo <= hi:
+            return _FUSED_REFERENCE, values  # no level fits x: the water-filling gives one
+        if np.isfinite(lo) and np.isfinite(hi):
+            level = 0.5 * (lo + hi)
+        else:
+            level = lo if np.isfinite(lo) else hi
+        if not np.isfinite(level):
+            level = 0.0
+        conjugates_at = min(level, 0.0) if le else level
+        for i in range(n):
+            price = conjugates_at - (gradient[i] - rho * x_in[i])
+            start, bought, paid = 0.0, 0.0, 0.0
+            for j in range(k):
+                width = widths[i, j]
+                if width > 0:
+                    slope = slopes[i, j]
+                    if rho > 0:
+                        taken = min(max((price - slope) / rho - start, 0.0), width)
+                    else:
+                        taken = width if slope < price else 0.0
+                    if taken == 0.0:
+                        break  # and on every later (dearer, later-starting) segment
+                    bought += taken
+                    paid += slope * taken
+                    start += width
+            conjugates += price * bought - paid - 0.5 * rho * bought * bought
+    if not np.isfinite(level):
+        return _FUSED_REFERENCE, values
+    stationarity, steepest_all = 0.0, 0.0
+    for i in range(n):
+        # Each bucket against its own prices, less the Q * snap allowance of the curved part.
+        scale = max(max(steepest[i], magnitude[i]), abs(level))
+        distance = max(max(lower[i] - level, 0.0) + max(level - upper[i], 0.0) - rho * snap, 0.0)
+        if distance > 0:
+            stationarity = max(stationarity, distance / scale if scale > 0 else np.inf)
+        steepest_all = max(steepest_all, steepest[i])
+    if le and level > 0:
+        stationarity = max(stationarity, level / max(steepest_all, abs(level)))
+    complementarity = 0.0
+    if le and level != 0 and slack > 0:
+        complementarity = abs(level) * slack / cost_scale if cost_scale > 0 else np.inf
+    excess = raw_sum - total
+    primal = abs(excess) if not le else max(excess, 0.0)
+    dual = constant + (conjugates_at * total - conjugates)
+    others_fail = claimed and not max(max(stationarity, complementarity),
+                                      max(primal / scale_shares, bounds / scale_shares)) <= tol
+    if not value - dual <= tol * cost_scale and not others_fail:
+        return _FUSED_REFERENCE, values
+    values[0], values[1], values[2], values[3] = primal / scale_shares, bounds / scale_shares, stationarity, complementarity
+    values[4], values[5], values[6], values[7] = value, dual, level, lo
+    values[8], values[9], values[10] = hi, cost_scale, value - dual
+    return _FUSED_OK, values
+
+
+def _fused_report(values, tol):
+    primal, bounds, stationarity, complementarity, value, dual, level, lo, hi, cost_scale, gap = values.tolist()
+    relative_gap = abs(gap) / cost_scale if cost_scale > 0 else (0.0 if gap == 0 else np.inf)
+    if lo > hi and stationarity <= tol:
+        lo = hi = level  # empty only by rounding (a few ulps): the level fits every bucket
+    worst = max(primal, bounds, stationarity, complementarity, relative_gap)
+    if not (np.isfinite(value) and np.isfinite(dual)) or worst != worst:
+        worst = np.inf
+    return KKTReport(ok=bool(worst <= tol), max_violation=float(worst), primal_residual=primal,
+                     bound_violation=bounds, stationarity=stationarity, complementarity=complementarity,
+                     duality_gap=gap, relative_gap=float(relative_gap), objective_value=value, dual_value=dual,
+                     multiplier=level, multiplier_interval=(lo, hi), tol=tol)
+
+
+_NO_WEIGHTS = np.zeros(0)
+
+
+def certify_fused(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol: float = 1e-6) -> KKTReport:
+    """:func:`certify` in compiled passes, for the built-in objectives: the same numbers and verdict.
+
+    The hot path of ``solve``: the subdifferentials, costs, terms and conjugates of (E25) in one
+    compiled pass over the segments when a level is claimed (the fast paths claim theirs), and no
+    numpy between. Objectives with other terms, inputs the kernel does not take (NaN, a wrong
+    shape), schedules no level fits and gaps the one-level bound does not close go to
+    :func:`certify`, the reference, which then decides.
+    """
+    objective = order.objective
+    values = np.asarray(getattr(x, "values", x), dtype=float)
+    curves = order.curves
+    if objective.terms or values.shape != (curves.n_buckets,):
+        return certify(order, x, multiplier=multiplier, tol=tol)
+    total = order.total
+    weights = objective.weight_vector(curves.n_buckets) if objective.psi > 0 else _NO_WEIGHTS
+    slopes, widths = _arrays(curves)
+    outcome, numbers = _fused_certificate(
+        slopes, widths, curves.capacity, np.ascontiguousarray(values), float(total), objective.rho, objective.psi,
+        weights, order.sense == "le", np.nan if multiplier is None else float(multiplier), float(tol),
+        float(max(share_unit_of(curves, total), 1.0)))
+    if outcome != _FUSED_OK:
+        return certify(order, x, multiplier=multiplier, tol=tol)
+    return _fused_report(numbers, tol)
+
+
 def bound_at_level(order: Order, x: np.ndarray, level: float) -> tuple[float, float]:
     """``(F(x), D(lambda))``: the objective and the one-pass weak-duality bound of (E25) at a level.
 
