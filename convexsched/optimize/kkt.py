@@ -367,7 +367,7 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
         lo = hi = level  # empty only by rounding (a few ulps): the level fits every bucket
     violations = [primal / scale_shares, bounds / scale_shares, stationarity, complementarity, relative_gap]
     finite = all(np.isfinite(v) for v in (value, dual, level))
-    worst = float(np.nan_to_num(max(violations), nan=np.inf)) if finite else np.inf
+    worst = float(np.nan_to_num(max(violations), nan=np.inf, posinf=np.inf)) if finite else np.inf
     return KKTReport(
         ok=bool(worst <= tol),
         max_violation=worst,
@@ -433,9 +433,10 @@ def _fused_certificate(slopes, widths, capacity, x, total, rho, psi, weights, le
         magnitude[i] = abs(gradient[i])
     if psi > 0:
         # R_i = S - sum_{k<=i} x_k; the gradient sums w_j R_j from the end.
-        remaining, risk = total, 0.0
+        bought, risk = 0.0, 0.0
         for i in range(n):
-            remaining -= x_in[i]
+            bought += x_in[i]
+            remaining = total - bought
             lower[i] = weights[i] * remaining  # scratch: w_i R_i
             risk += weights[i] * (remaining * remaining)  # np.dot(w, R**2)
         smooth_value += 0.5 * psi * risk
