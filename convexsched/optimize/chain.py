@@ -329,8 +329,8 @@ def _staircase_chain(slopes, widths, q, total, le, size):
     free = np.empty(blocks + 1, np.int64)
     free[0] = blocks
     free[1:] = np.arange(blocks - 1, -1, -1)
-    touched = np.zeros(blocks, np.bool_)
-    touched_list = np.empty(blocks, np.int64)
+    # Insertions since a block's sums were last summed afresh (they follow each insertion).
+    updates = np.zeros(blocks, np.int64)
     rtop = np.empty(levels)
     # The polyline starts at (p0, r0): r0 = S, or under "=" the capacity still ahead once that
     # is smaller (no larger inventory can be completed).
@@ -345,7 +345,6 @@ def _staircase_chain(slopes, widths, q, total, le, size):
         # The walk: piece j of block order[b] starts at (p, r). A bucket's levels come in
         # increasing price and a vertical piece moves no price, so the walk only goes forward.
         b, j, p, r = 0, 0, p0, r0
-        n_touched = 0
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
@@ -378,7 +377,7 @@ def _staircase_chain(slopes, widths, q, total, le, size):
                 found = False
                 while b < live:
                     block = order[b]
-                    if j == 0 and not touched[block]:
+                    if j == 0:
                         end_p = p + sum_e[block] + a * sum_dr[block]
                         if end_p <= price:
                             p, r, b = end_p, r + sum_dr[block], b + 1
@@ -414,10 +413,8 @@ def _staircase_chain(slopes, widths, q, total, le, size):
                     dp = e0 + a * d0
                     t = min((price - p) / dp, 1.0) if dp > 0 else 1.0
                     E[block, j], D[block, j] = t * e0, t * d0
-                    if not touched[block]:  # even if a split below moves the piece on
-                        touched[block] = True
-                        touched_list[n_touched] = block
-                        n_touched += 1
+                    sum_e[block] += t * e0 - e0
+                    sum_dr[block] += t * d0 - d0
                     rtop[level] = r + t * d0
                     p, r = p + t * e0 + a * (t * d0), r + t * d0
                     m, vertical, j = 2, 0, j + 1
@@ -438,18 +435,16 @@ def _staircase_chain(slopes, widths, q, total, le, size):
                 E[block, j + 1], D[block, j + 1] = e2, d2
             count[block] = c + m
             j += vertical
-            if not touched[block]:
-                touched[block] = True
-                touched_list[n_touched] = block
-                n_touched += 1
-        for t in range(n_touched):
-            block = touched_list[t]
-            touched[block] = False
-            e, d = 0.0, 0.0
-            for u in range(count[block]):
-                e += E[block, u]
-                d += D[block, u]
-            sum_e[block], sum_dr[block] = e, d
+            # The block's sums follow the insertion (the walk passes blocks on them, this
+            # bucket's later levels included), summed afresh every 16 insertions so that their
+            # rounding cannot build up.
+            updates[block] += 1
+            if updates[block] >= 16:
+                updates[block] = 0
+                _resum(E, D, count, sum_e, sum_dr, block)
+            else:
+                sum_e[block] += e1 + e2
+                sum_dr[block] += d1 + d2
         if i % 64 == 0:
             # The totals follow the insertions and cuts; summed afresh now and then, so that
             # their rounding cannot build up over a long day.
