@@ -35,6 +35,13 @@ magnitudes when they cancel), and each bucket's stationarity residual against th
 prices (its steepest slope, each term's gradient and the level), less the ``Q * snap`` a curved
 term moves over the share snap that breakpoints get, so buckets a million times
 dearer elsewhere cannot hide a bad schedule. A NaN or infinite value fails.
+
+Two paths give the same report. :func:`certify` is the reference: any objective, numpy
+between two compiled passes. :func:`certify_fused`, which ``solve``'s fast paths call, computes
+the same quantities for the built-in terms (smoothing and inventory risk) in one compiled pass
+over the segments when a level is claimed, stopping each sorted row once nothing further can
+change (past ``x``, its right slope and the level's fill); it hands everything else to
+:func:`certify`, including every schedule whose gap the one-level bound does not close.
 """
 
 from __future__ import annotations

@@ -261,16 +261,17 @@ def cost_only(curves, total, sense="eq"):
     interval is every ``lambda`` that certifies the schedule.
     """
     slopes, widths = _arrays(curves)
-    real = widths > 0
-    if total <= 0 or not real.any():
-        return _nothing_to_trade(curves, slopes[real], sense)
+    # Any real segment is capacity somewhere: the N capacities decide, not the N K widths.
+    capacity = float(curves.capacity.sum())
+    if total <= 0 or not capacity > 0:
+        return _nothing_to_trade(curves, slopes[widths > 0], sense)
     if sense == "le":
         # Slack is allowed: trade only what is profitable, unless that exceeds the budget.
         profitable = bucket_response(curves, 0.0)
         if profitable.sum() < total:
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
-    if total >= curves.capacity.sum():
-        return _everything(curves, slopes[real], sense)
+    if total >= capacity:
+        return _everything(curves, slopes[widths > 0], sense)
     x, level, upper = _cost_only(slopes, np.ascontiguousarray(curves.breakpoints), float(total))
     return _finish(x, level, (level, upper), sense)
 
@@ -463,16 +464,16 @@ def smoothed(curves, total, rho, sense="eq"):
     strictly convex), so there is no tie to split.
     """
     slopes, widths = _arrays(curves)
-    real = widths > 0
     starts = curves.breakpoints[:, :-1]
-    if total <= 0 or not real.any():
-        return _nothing_to_trade(curves, (slopes + rho * starts)[real], sense)
+    capacity = float(curves.capacity.sum())
+    if total <= 0 or not capacity > 0:
+        return _nothing_to_trade(curves, (slopes + rho * starts)[widths > 0], sense)
     if sense == "le":
         at_zero = _ramp_response(slopes, widths, rho, 0.0)
         if at_zero.sum() < total:
             return WaterLevel(at_zero, 0.0, (0.0, 0.0))
-    if total >= curves.capacity.sum():
-        return _everything(curves, (slopes + rho * (starts + widths))[real], sense)
+    if total >= capacity:
+        return _everything(curves, (slopes + rho * (starts + widths))[widths > 0], sense)
     breakpoints = np.ascontiguousarray(curves.breakpoints)
     level, lower, upper = _smoothed(slopes, breakpoints, float(rho), float(total))
     return _finish(_ramp_fill(slopes, breakpoints, float(rho), level), level, (lower, upper), sense)
