@@ -102,8 +102,11 @@ def warm_cvxpy(half_life, strength, repeats=3):
                 if options == "defaults" else {}
             try:
                 problem = cs.build_problem(variants[0], total, objective, formulation=formulation)
-                run = lambda: cs.solve(variants[0], total, objective, method="cvxpy", problem=problem,  # noqa: E731
-                                       solver=solver, fallback=False, **extra)
+
+                def run(problem=problem, solver=solver, extra=extra):
+                    return cs.solve(variants[0], total, objective, method="cvxpy", problem=problem, solver=solver,
+                                    fallback=False, **extra)
+
                 run()
                 wall = []
                 for _ in range(repeats):
