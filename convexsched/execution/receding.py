@@ -87,42 +87,20 @@ if TYPE_CHECKING:
 COST_TO_GO = ("exact", "lambda", None)
 
 
-class CurveRows(Protocol):
-    """Cost curves of buckets ``i .. N-1`` as one planning step reads them.
-
-    A :class:`CostCurves` qualifies; the loops also pass lighter views of checked rows.
-    """
-
-    @property
-    def slopes(self) -> np.ndarray: ...
-
-    @property
-    def widths(self) -> np.ndarray: ...
-
-    @property
-    def capacity(self) -> np.ndarray: ...
-
-    @property
-    def n_buckets(self) -> int: ...
-
-    @property
-    def n_segments(self) -> int: ...
-
-
 @runtime_checkable
 class CurveSource(Protocol):
     """Where a receding-horizon loop gets its curves (:class:`LiveCurves`, or fixed curves).
 
-    ``source(i)`` is the view at the start of bucket ``i`` of buckets ``i .. N-1``; it may use
-    what is known by then and nothing later. ``static()`` is the morning view of the whole
-    day, as a :class:`CostCurves`.
+    ``source(i)`` is the view at the start of bucket ``i`` of buckets ``i .. N-1``, as
+    :class:`CostCurves` (the one form the loop reads); it may use what is known by then and
+    nothing later. ``static()`` is the morning view of the whole day.
     """
 
     index: pd.Index
 
     def __len__(self) -> int: ...
 
-    def __call__(self, i: int) -> CurveRows: ...
+    def __call__(self, i: int) -> CostCurves: ...
 
     def static(self) -> CostCurves: ...
 
@@ -281,33 +259,35 @@ class _StaticCurves:
     def __len__(self) -> int:
         return self.curves.n_buckets
 
-    def __call__(self, i: int) -> _View:
-        # A view, not ``curves[i:]``: the rows are validated already and the loop is hot.
-        return _View(self.curves.slopes[i:], self.curves.widths[i:], self.index[i:])
+    def __call__(self, i: int) -> CostCurves:
+        return self.curves[i:]
 
     def static(self) -> CostCurves:
         return self.curves
 
 
-class _View:
-    """Rows of validated curves, with the attributes the planning loop reads."""
-
-    def __init__(self, slopes, widths, index):
-        self.slopes, self.widths, self.index = slopes, widths, index
-        self.capacity = widths.sum(axis=1)
-        self.n_buckets, self.n_segments = slopes.shape
-
-
-def _first_cost(curves, x):
-    """``g_i(x)`` of the first bucket of ``curves`` (``x`` within its capacity)."""
-    fills = np.clip(x - np.cumsum(curves.widths[0]) + curves.widths[0], 0.0, curves.widths[0])
-    return float(curves.slopes[0] @ fills)
+def _first_cost(slopes, widths, x):
+    """``g_i(x)`` of a bucket's row (``x`` within its capacity)."""
+    fills = np.clip(x - np.cumsum(widths) + widths, 0.0, widths)
+    return float(slopes @ fills)
 
 
 def _chord_smoothing(slopes, widths, rho):
-    """Slopes of ``g + rho/2 x^2`` with the quadratic replaced by its chords on the grid."""
+    """Slopes of ``g + rho/2 x^2`` with the quadratic replaced by its chords on the grid.
+
+    Rows stay canonical (:class:`CostCurves`): a zero-width segment takes the increment of the
+    real segment whose slope it carries, and a row without capacity stays zero, so the window
+    built from them is stored as it is.
+    """
     ends = np.cumsum(widths, axis=1)
-    return slopes + 0.5 * rho * (2 * ends - widths)
+    lift = 0.5 * rho * (2 * ends - widths)
+    real = widths > 0
+    columns = np.arange(widths.shape[1])[None, :]
+    last_real = np.maximum.accumulate(np.where(real, columns, -1), axis=1)
+    source = np.where(last_real >= 0, last_real, np.argmax(real, axis=1)[:, None])
+    lift = np.where(real.any(axis=1, keepdims=True), np.take_along_axis(lift, source, axis=1), 0.0)
+    # Rounding cannot make a chord slope fall below the one before it.
+    return np.maximum.accumulate(slopes + lift, axis=1)
 
 
 def _tail_curve(slopes, widths, segments):
@@ -332,7 +312,8 @@ def _tail_curve(slopes, widths, segments):
     value = np.concatenate([[0.0], cost[ends]])
     chord_w = np.diff(at)
     keep = chord_w > 0
-    return (np.diff(value)[keep] / chord_w[keep]), chord_w[keep]
+    # Chords of a convex curve rise; rounding in the division must not make one fall.
+    return np.maximum.accumulate(np.diff(value)[keep] / chord_w[keep]), chord_w[keep]
 
 
 class RecedingHorizon:
@@ -456,14 +437,16 @@ class RecedingHorizon:
     def simulate(self, curves: CostCurves, total: float) -> ExecutionRecord:
         """Run the loop inside the model: fixed ``curves``, every slice filled at ``g_i(x_i)``."""
         fixed = _StaticCurves(curves)
-        return self._execute(fixed, ModelExecutor(fixed.curves), total)
+        # The model executor's walk of bucket i is the curve the loop already reads.
+        return self._execute(fixed, ModelExecutor(fixed.curves), total, book=False)
 
     # ------------------------------------------------------------------ the loop
-    def _execute(self, curves, executor, total):
+    def _execute(self, curves, executor, total, book=True):
         if len(curves) != len(executor):
             raise InvalidInputError(f"the model has {len(curves)} buckets, the book has {len(executor)}")
         morning = curves.static()
-        # The run's one validation: every step's window order is built from checked data.
+        # The run's one validation: every step's window is built from checked curves (the
+        # source's CostCurves) by the constructor's canonical path, and checked nowhere again.
         order = validate(morning, total, self.objective, positive=True)
         total, objective, n = order.total, order.objective, morning.n_buckets
         # The whole day fits the window at the open: that is the shrinking horizon.
@@ -477,34 +460,40 @@ class RecedingHorizon:
         )
         trace = Trace(executor)
         remaining, steps, plans = total, [], []
-        priced_by_book = self.current == "book" and hasattr(executor, "walk_curve")
+        priced_by_book = book and self.current == "book"
         for i in progress_bar(range(n), self.progress, self.name):
-            live = curves(i)
-            if priced_by_book and executor.usable(i):
-                live = _with_current(live, *executor.walk_curve(i)[:2])
             row = {"bucket": executor.index[i], "remaining": remaining, "lambda": np.nan, "plan_value": np.nan, "kkt_ok": True,
                    "kkt_violation": 0.0, "solve_s": 0.0, "tail": 0.0, "feasible": True, "over_capacity": False}
-            if i == n - 1 or remaining <= 0:
+            if remaining <= 0:
+                # Done: nothing to plan, so no curves to read.
+                filled = trace.fill(i, 0.0)
+                trace.predicted[i] = 0.0
+                row.update(target=0.0, filled=filled)
+                steps.append(row)
+                continue
+            rows = _Rows(curves(i), executor.walk_curve(i)[:2] if priced_by_book and executor.usable(i) else None)
+            capacity = rows.first_capacity
+            if i == n - 1:
                 # Terminal enforcement: the last bucket takes the remainder exactly.
-                target = max(remaining, 0.0)
-                row["over_capacity"] = target > live.capacity[0] * (1 + 1e-9)
+                target = remaining
+                row["over_capacity"] = target > capacity * (1 + 1e-9)
             else:
-                plan, row_update = self._plan(run, live, remaining, i)
+                plan, row_update = self._plan(run, rows, remaining, i)
                 row.update(row_update)
                 plans.append(plan)
                 target = float(np.clip(plan.iloc[0], 0.0, remaining))
             filled = trace.fill(i, target)
-            if filled <= live.capacity[0] * (1 + 1e-9):
-                trace.predicted[i] = _first_cost(live, filled)
+            if filled <= capacity * (1 + 1e-9):
+                trace.predicted[i] = _first_cost(rows.slopes[0], rows.widths[0], filled)
             remaining = remaining - filled if i < n - 1 else 0.0
             row.update(target=target, filled=filled)
             steps.append(row)
         return trace.finish(self.name, total, plans, pd.DataFrame(steps).set_index("bucket"))
 
-    def _plan(self, run, live, remaining, i):
+    def _plan(self, run, rows, remaining, i):
         """Solve step ``i``'s window; returns the plan on its real buckets and the step record."""
-        window = live.n_buckets if run.shrinking else min(self.horizon, live.n_buckets)
-        curves, objective, sense = self._window(run, live, i, window)
+        window = rows.n if run.shrinking else min(self.horizon, rows.n)
+        curves, objective, sense = self._window(run, rows, i, window)
         capacity = float(curves.capacity.sum())
         feasible = sense == "le" or remaining <= capacity * (1 + 1e-12)
         # Live capacities below the inventory: trade all the window can take now.
@@ -517,34 +506,41 @@ class RecedingHorizon:
             schedule = solve_order(order)
         seconds = time.perf_counter() - started
         x = np.asarray(schedule.x, dtype=float)
-        plan = pd.Series(x[:window], index=live.index[:window], name=f"plan {i}")
+        plan = pd.Series(x[:window], index=rows.index[:window], name=f"plan {i}")
         tail = float(x[-1]) if run.with_tail else 0.0
         report = schedule.kkt
         return plan, {"lambda": schedule.multiplier, "plan_value": schedule.objective_value, "kkt_ok": report.ok, "kkt_violation": report.max_violation,
                       "solve_s": seconds, "tail": tail, "feasible": feasible}
 
-    def _window(self, run, live, i, window):
-        """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, sense."""
+    def _window(self, run, rows, i, window):
+        """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, sense.
+
+        The curves are the step's one :class:`CostCurves`, from rows that are canonical by
+        construction (checked curves, padding, sorted tail chords), so the constructor stores
+        them in its one compiled pass.
+        """
         pad = self.method == "cvxpy"
         weights = run.weights[i:i + window]
         if not run.with_tail:
             # Shrinking horizon (exact objective) or the literal window (E8).
             size = (run.n if run.shrinking else self.horizon) if pad else window
-            blocks = [(live.slopes[:window], live.widths[:window]), _empty(size - window)]
+            blocks = [(rows.slopes[:window], rows.widths[:window]), _empty(size - window)]
             objective = self._objective(self.objective.rho, np.concatenate([weights, np.zeros(size - window)]), i)
-            return _stack(blocks, live.n_segments), objective, "eq" if run.shrinking else "le"
-        slopes, widths = live.slopes, live.widths
+            return _stack(blocks, rows.k), objective, "eq" if run.shrinking else "le"
+        slopes, widths = rows.slopes, rows.widths
         if self.objective.rho > 0:
             slopes = _chord_smoothing(slopes, widths, self.objective.rho)
-        if window == live.n_buckets:
+        if window == rows.n:
             tail = _empty(1)
         elif self.cost_to_go == "lambda":
-            tail = (np.array([[run.level]]), np.array([[widths[window:].sum()]]))
+            later = widths[window:].sum()
+            # A tail without capacity is a zero row, as CostCurves stores one.
+            tail = (np.array([[run.level if later > 0 else 0.0]]), np.array([[later]]))
         else:
             s, w = _tail_curve(slopes[window:], widths[window:], self.tail_segments)
             tail = (s[None, :], w[None, :])
         size = self.horizon if pad else window
-        k = live.n_segments
+        k = rows.k
         if pad and self.cost_to_go == "exact":
             k = max(k, self.tail_segments)
         k = max(k, tail[0].shape[1])
@@ -573,11 +569,27 @@ class _Run:
     problem: Any = None
 
 
-def _with_current(live, slopes, widths):
-    """``live`` with its first bucket replaced by the visible book's walk (rows padded to one K)."""
-    k = max(live.n_segments, len(slopes))
-    stacked = _stack([(slopes[None, :], widths[None, :]), (live.slopes[1:], live.widths[1:])], k)
-    return _View(stacked.slopes, stacked.widths, live.index)
+class _Rows:
+    """The curves of buckets ``i .. N-1`` as step ``i`` prices them: arrays of checked curves.
+
+    ``live`` is the source's :class:`CostCurves`; with ``current`` (the walk of the book bucket
+    ``i``'s slice meets, seen now) its first row is that walk instead, stored in canonical form
+    by :class:`CostCurves` (a new book each step: the one curve the step has not seen checked)
+    and padded with the other rows to one segment count.
+    """
+
+    def __init__(self, live, current=None):
+        self.index, self.n = live.index, live.n_buckets
+        if current is None:
+            self.slopes, self.widths = live.slopes, live.widths
+            self.first_capacity = float(live.capacity[0])
+        else:
+            k = max(live.n_segments, len(current[0]))
+            walk = CostCurves(*_padded(current[0][None, :], current[1][None, :], k))
+            slopes, widths = _padded(live.slopes[1:], live.widths[1:], k)
+            self.slopes, self.widths = np.vstack([walk.slopes, slopes]), np.vstack([walk.widths, widths])
+            self.first_capacity = float(walk.capacity[0])
+        self.k = self.slopes.shape[1]
 
 
 def _empty(rows):
@@ -585,13 +597,15 @@ def _empty(rows):
     return np.zeros((rows, 1)), np.zeros((rows, 1))
 
 
+def _padded(slopes, widths, k):
+    """Rows padded to ``k`` segments of zero width at their last slope (canonical rows stay canonical)."""
+    pad = k - slopes.shape[1]
+    if pad == 0:
+        return slopes, widths
+    return np.hstack([slopes, np.repeat(slopes[:, -1:], pad, axis=1)]), np.hstack([widths, np.zeros((len(widths), pad))])
+
+
 def _stack(blocks, k):
-    """One CostCurves from (slopes, widths) blocks, rows padded to ``k`` zero-width segments."""
-    slopes, widths = [], []
-    for s, w in blocks:
-        if len(s) == 0:
-            continue
-        pad = k - s.shape[1]
-        slopes.append(np.hstack([s, np.repeat(s[:, -1:], pad, axis=1)]))
-        widths.append(np.hstack([w, np.zeros((len(w), pad))]))
-    return CostCurves(np.vstack(slopes), np.vstack(widths))
+    """One CostCurves from canonical (slopes, widths) blocks, rows padded to ``k`` segments."""
+    blocks = [_padded(s, w, k) for s, w in blocks if len(s)]
+    return CostCurves(np.vstack([s for s, _ in blocks]), np.vstack([w for _, w in blocks]))
