@@ -21,6 +21,7 @@ from convexsched import (
     synthetic_book,
 )
 from convexsched.execution.strategies import TWAP, RecedingStrategy
+from convexsched.optimize.validate import validate
 
 
 def curves_for(n, k=6, seed=0):
@@ -207,3 +208,77 @@ def test_a_planner_keeps_no_run_state_and_runs_any_number_of_days(method):
     np.testing.assert_array_equal(first.x.to_numpy(), again.x.to_numpy())
     fresh = RecedingHorizon(6, Objective(psi=1e-7), method=method, cost_to_go="lambda").simulate(short, 0.3 * short.capacity.sum())
     np.testing.assert_array_equal(fresh.x.to_numpy(), again.x.to_numpy())
+
+
+def _count_curve_checks(monkeypatch):
+    """Every CostCurves built from arrays: its rows and whether the compiled canonical pass stored it."""
+    from convexsched.optimize import curves as curves_module
+
+    built, verdicts = [], []
+    store, init = curves_module._store_canonical, CostCurves.__init__
+
+    def counting_store(*args):
+        verdicts.append(bool(store(*args)))
+        return verdicts[-1]
+
+    def counting_init(self, slopes, *args, **kwargs):
+        built.append(np.shape(slopes)[0])
+        init(self, slopes, *args, **kwargs)
+
+    monkeypatch.setattr(curves_module, "_store_canonical", counting_store)
+    monkeypatch.setattr(CostCurves, "__init__", counting_init)
+    return built, verdicts
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "C"])
+@pytest.mark.parametrize("cost_to_go", ["exact", "lambda", None])
+def test_a_run_checks_its_curves_once_and_builds_one_window_a_step(monkeypatch, kind, cost_to_go):
+    # The curves are checked when the run starts (validate); a step builds its window once, from
+    # rows canonical by construction, so the constructor stores it in its compiled pass and never
+    # re-checks or re-canonicalizes the day's rows (the general path).
+    import convexsched.execution.receding as receding_module
+
+    curves = curves_for(30)
+    calls = []
+    monkeypatch.setattr(receding_module, "validate", lambda *a, **k: calls.append(1) or validate(*a, **k))
+    built, verdicts = _count_curve_checks(monkeypatch)
+    record = RecedingHorizon(6, OBJECTIVES[kind], cost_to_go=cost_to_go).simulate(curves, 0.3 * curves.capacity.sum())
+    planned = len(record.plans)
+    assert calls == [1]
+    assert planned > 20 and len(built) == planned  # one window per planned step, nothing else
+    assert all(verdicts)
+
+
+def test_on_a_book_a_step_checks_only_the_walk_it_has_not_seen(monkeypatch):
+    # With the visible book pricing the current bucket, a step also stores that walk (one row,
+    # new data) in canonical form; the model's rows are never checked again.
+    book = synthetic_book(seed=3)
+    executor = BookExecutor(book, freq="10min")
+    curves = curves_for(len(executor))
+    built, verdicts = _count_curve_checks(monkeypatch)
+    record = RecedingHorizon(6, Objective(rho=2e-4)).run(executor, 20_000.0, curves)
+    walks = [rows for rows in built if rows == 1]
+    windows = [rows for rows in built if rows > 1]
+    assert len(windows) == len(record.plans) and len(walks) <= len(executor)
+    assert sum(verdicts[i] for i, rows in enumerate(built) if rows > 1) == len(windows)
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "C"])
+def test_one_planner_runs_days_on_books_with_the_same_answers(kind):
+    # A planner reused across live runs (another book between them, shared live curves) answers
+    # exactly as a fresh one: nothing of a run stays on the planner or in its windows.
+    table = impact_table(synthetic_book(4), [100, 1000, 5000]).dropna(subset=["volatility"])
+    oracle = HalfSpreadImpact().fit(table, table["slippage"])
+    first, other = BookExecutor(synthetic_book(3), freq="10min"), BookExecutor(synthetic_book(5), freq="10min")
+    live = LiveCurves(first, oracle)
+    planner = RecedingHorizon(6, OBJECTIVES[kind])
+    settings = dict(vars(planner))
+    before = planner.run(first, 20_000.0, live)
+    planner.run(other, 20_000.0, LiveCurves(other, oracle))
+    after = planner.run(first, 20_000.0, live)
+    fresh = RecedingHorizon(6, OBJECTIVES[kind]).run(first, 20_000.0, LiveCurves(first, oracle))
+    assert vars(planner) == settings
+    for record in (after, fresh):
+        np.testing.assert_array_equal(record.x.to_numpy(), before.x.to_numpy())
+        np.testing.assert_array_equal(record.steps["lambda"].to_numpy(), before.steps["lambda"].to_numpy())
+        assert record.cost == before.cost
