@@ -153,3 +153,40 @@ def test_a_walk_that_disagrees_with_scikit_learn_is_not_used(monkeypatch):
     monkeypatch.setattr(oracle_module, "predict_runs", lambda *a: calls.append(a) or _trees.predict_runs(*a))
     np.testing.assert_array_equal(oracle._raw_predict(design), oracle.model_.predict(design))
     assert calls == []  # the verdict is kept for the booster
+
+
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_runs_on_the_thresholds_take_scikit_learns_side_of_every_split(key):
+    # The masks' path (one rising column, the others constant) decides x <= threshold without
+    # walking: rows exactly on the thresholds, and a hair either side, must land where the walk
+    # sends them. States sit on thresholds too.
+    model = MODELS[key]
+    trees = forest(model)
+    assert trees.masks is not None
+    rng = np.random.default_rng(0)
+    on = {k: np.unique(trees.threshold[~trees.leaf & (trees.feature == k)]) for k in range(WIDTH)}
+    blocks = []
+    for rising in range(WIDTH):
+        grid = np.sort(np.concatenate([on[rising], np.nextafter(on[rising], np.inf), np.nextafter(on[rising], -np.inf),
+                                       rng.standard_normal(20)]))
+        for _ in range(6):
+            state = np.array([rng.choice(on[k]) if len(on[k]) and rng.random() < 0.7 else rng.standard_normal()
+                              for k in range(WIDTH)])
+            block = np.repeat(state[None, :], len(grid), axis=0)
+            block[:, rising] = grid
+            blocks.append(block)
+    X = np.vstack(blocks)
+    starts = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    np.testing.assert_array_equal(predict_runs(trees, X, starts), model.predict(X))
+
+
+def test_trees_of_more_than_64_leaves_are_walked():
+    X, y = training(3, True)
+    model = HistGradientBoostingRegressor(max_iter=3, max_leaf_nodes=100, min_samples_leaf=2, early_stopping=False,
+                                          random_state=0).fit(X, y)
+    trees = forest(model)
+    assert max(n["is_leaf"].sum() for n in (p[0].nodes for p in model._predictors)) > 64
+    assert trees.masks is None
+    design = np.repeat(X[:20], 10, axis=0)
+    design[:, 0] = np.tile(np.linspace(-2, 2, 10), 20)
+    np.testing.assert_array_equal(predict_runs(trees, design, np.arange(0, 201, 10)), model.predict(design))
