@@ -187,6 +187,7 @@ class LiveCurves:
         self.states = states.ffill().bfill().fillna({"volatility": 0.0})
         self._values = self.states.to_numpy(dtype=float)
         self._columns = {name: k for k, name in enumerate(self.states.columns)}
+        self._hours = np.asarray(self.index.hour)
         self._profile: np.ndarray | None = None
         self._cache: dict[int, CostCurves] = {}
 
@@ -235,7 +236,7 @@ class LiveCurves:
         # is not asked for: g(0) = 0 whatever the oracle says.
         rows = {"size": (cap[:, None] * u[1:]).ravel()}
         rows.update({name: np.repeat(states[:, k], g) for name, k in self._columns.items()})
-        rows["hour_of_day"] = np.repeat(index.hour, g)
+        rows["hour_of_day"] = np.repeat(self._hours[i:], g)
         # Trusted arrays go straight to an oracle that takes them; others get a DataFrame.
         predict = getattr(self.oracle, "predict_columns", None)
         values = np.zeros((n, self.grid))
