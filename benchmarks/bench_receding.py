@@ -162,8 +162,9 @@ def write(rows, curve_seconds, live_rows):
         "Regenerate with `python benchmarks/bench_receding.py`. Machine: "
         f"{platform.processor() or platform.machine()}, 2 cores shared with other jobs, Python "
         f"{platform.python_version()}. Synthetic book, 390 one-minute buckets, curves of 32 segments, "
-        "order = 20% of the day's capacity. Loop time includes building every window (CostCurves "
-        "validation), the solve and its KKT certificate; fast loops are the best of 3 runs.",
+        "order = 20% of the day's capacity. Loop time includes building every window (one CostCurves "
+        "a step, stored by its compiled canonical pass), the solve and its KKT certificate; fast loops are "
+        "the best of 3 runs.",
         "",
         "| loop | steps | total (s) | per step (ms) | of which solve+KKT (ms) | model cost |",
         "|---|---|---|---|---|---|",
@@ -177,9 +178,9 @@ def write(rows, curve_seconds, live_rows):
         f"At least 50x faster than the DPP loop: {dpp / fast_a:.0f}x (A, H = 30).",
         "",
         f"Building one day of oracle curves (390 buckets x 33 grid points, square-root baseline) took "
-        f"{curve_seconds * 1e3:.0f} ms; a live run rebuilds the remaining buckets' curves at every step, "
-        "which with the gradient-boosting oracle dominates a real run (cached per bucket and shared across "
-        "strategies in `LiveCurves`).",
+        f"{curve_seconds * 1e3:.0f} ms; a live run rebuilds the remaining buckets' curves at every step it "
+        "plans, which with the gradient-boosting oracle dominates a real run (cached per step and shared "
+        "across strategies in `LiveCurves`).",
         "",
         "The (C) loops use the exact chain solver of `optimize/chain.py` (a treap forward pass, near-linear in the "
         "number of segments; numba-compiled, first-call compilation excluded by a warm-up solve).",
@@ -187,9 +188,9 @@ def write(rows, curve_seconds, live_rows):
         "## A live day on a book (synthetic_book(0), 390 buckets, 5% of the day's volume)",
         "",
         "The gradient-boosting oracle fitted on another synthetic day and the state profile on a third; the "
-        "oracle row includes building every step's curves (predictions and convexification, one OpenMP "
-        "thread; the numba kernels compiled beforehand). Scenario loops need no model: each step reads the "
-        "visible book and the last 30 books.",
+        "oracle row includes building the curves every step reads, as the run asks for them (predictions and "
+        "convexification, one OpenMP thread; the numba kernels compiled beforehand). Scenario loops need no "
+        "model: each step reads the visible book and the last 30 books.",
         "",
         "| loop | total (s) | of which solves + KKT (s) | curve building (s) | realized cost (bps) |",
         "|---|---|---|---|---|",
