@@ -36,8 +36,12 @@ class HighsA:
 
         self.n, self.k = slopes.shape
         self.total, self.unit = float(total), _price_unit(slopes)
-        self.settings = {"simplex_strategy": strategy, "primal_feasibility_tolerance": tol,
-                         "dual_feasibility_tolerance": tol, "threads": 1}
+        self.settings = {
+            "simplex_strategy": strategy,
+            "primal_feasibility_tolerance": tol,
+            "dual_feasibility_tolerance": tol,
+            "threads": 1,
+        }
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", False)
         for name, value in self.settings.items():
@@ -86,8 +90,13 @@ class ClarabelBC:
         n, k = slopes.shape
         self.n, self.k, self.chain = n, k, psi > 0
         self.total, self.unit = float(total), _price_unit(slopes)
-        self.settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol,
-                         "iterative_refinement_enable": refine, "presolve_enable": False}
+        self.settings = {
+            "tol_gap_abs": tol,
+            "tol_gap_rel": tol,
+            "tol_feas": tol,
+            "iterative_refinement_enable": refine,
+            "presolve_enable": False,
+        }
         settings = clarabel.DefaultSettings()
         settings.verbose = False
         for name, value in self.settings.items():
@@ -130,8 +139,9 @@ class ClarabelBC:
         rows, cols = np.concatenate(rows), np.concatenate(cols)
         values = np.concatenate([np.asarray(v, dtype=float) for v in vals])
         # The CSC position of every entry, so that an update writes the slopes in place.
-        ids = sp.coo_matrix((np.arange(1, len(rows) + 1, dtype=float), (rows, cols)),
-                            shape=(self.first_cut + n * k, variables)).tocsc()
+        ids = sp.coo_matrix(
+            (np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(self.first_cut + n * k, variables)
+        ).tocsc()
         self.order = ids.data.astype(np.int64) - 1
         self.slope_entries = len(rows) - 2 * n * k + np.arange(n * k)  # the s_ik x_i entries
         self.values = values

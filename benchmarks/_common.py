@@ -229,8 +229,7 @@ class TimedWorker:
     def _start(self):
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(self.handler, child, self.memory_gib, self.quiet),
-                                     daemon=True)
+        self._process = context.Process(target=_serve, args=(self.handler, child, self.memory_gib, self.quiet), daemon=True)
         self._process.start()
         child.close()
         self._connection = parent

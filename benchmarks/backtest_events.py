@@ -52,8 +52,18 @@ SYMBOLS = ("600536.SH", "600961.SH", "600761.SH", "605580.SH", "601825.SH")
 FRACTIONS = (0.01, 0.05, 0.10)
 SIDES = ("buy", "sell")
 TACTICS = {"Sliced(6)": cs.Sliced(6), "Market()": cs.Market(), "PassiveFirst(1, 50s)": cs.PassiveFirst(1, 50.0)}
-COLUMNS = ["default", "cost_bps", "vs_twap_bps", "hindsight_bps", "capture", "drift_bps", "shortfall_bps", "passive_share",
-           "fills", "unfilled"]
+COLUMNS = [
+    "default",
+    "cost_bps",
+    "vs_twap_bps",
+    "hindsight_bps",
+    "capture",
+    "drift_bps",
+    "shortfall_bps",
+    "passive_share",
+    "fills",
+    "unfilled",
+]
 
 
 def strategies():
@@ -106,13 +116,22 @@ def speed(streams):
 def summary(frame):
     rows = []
     for (market, tactic, strategy), group in frame.groupby(["market", "tactic", "strategy"], sort=False):
-        rows.append({
-            "market": market, "tactic": tactic, "strategy": strategy, "default": bool(group["default"].iloc[0]), "cases": len(group),
-            "cost_bps": group["cost_bps"].mean(), "vs_twap_bps": group["vs_twap_bps"].mean(),
-            "cheaper_than_twap": int((group["vs_twap_bps"] < 0).sum()),
-            "capture_vs_reference": group["capture"].median(), "shortfall_bps": group["shortfall_bps"].mean(),
-            "passive_share": group["passive_share"].mean(), "unfilled": group["unfilled"].max(),
-        })
+        rows.append(
+            {
+                "market": market,
+                "tactic": tactic,
+                "strategy": strategy,
+                "default": bool(group["default"].iloc[0]),
+                "cases": len(group),
+                "cost_bps": group["cost_bps"].mean(),
+                "vs_twap_bps": group["vs_twap_bps"].mean(),
+                "cheaper_than_twap": int((group["vs_twap_bps"] < 0).sum()),
+                "capture_vs_reference": group["capture"].median(),
+                "shortfall_bps": group["shortfall_bps"].mean(),
+                "passive_share": group["passive_share"].mean(),
+                "unfilled": group["unfilled"].max(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -139,9 +158,11 @@ def main(argv=None):
                     table.insert(0, "market", "CME ES hour" if symbol == "ESH4" else "SSE day")
                     frames.append(table.reset_index())
                     default = table[table["default"]].iloc[0]
-                    print(f"{label:>20} {symbol} {side:4} {fraction:4.0%}: TWAP {table.loc['TWAP', 'cost_bps']:6.2f} bps, "
-                          f"default {default['cost_bps']:6.2f} ({default['vs_twap_bps']:+.2f}), {table['seconds'].iloc[0]:.1f} s",
-                          flush=True)
+                    print(
+                        f"{label:>20} {symbol} {side:4} {fraction:4.0%}: TWAP {table.loc['TWAP', 'cost_bps']:6.2f} bps, "
+                        f"default {default['cost_bps']:6.2f} ({default['vs_twap_bps']:+.2f}), {table['seconds'].iloc[0]:.1f} s",
+                        flush=True,
+                    )
     frame = pd.concat(frames, ignore_index=True)
     RESULTS.mkdir(exist_ok=True)
     name = "backtest_events_quick" if args.quick else "backtest_events" if not args.tactic else "backtest_events_partial"
@@ -152,12 +173,16 @@ def main(argv=None):
     with open(RESULTS / f"{name}.md", "w") as out:
         out.write("# Event-level backtest (SSE order and trade files, 2023-07-11)\n\n")
         info = machine_info(["numpy", "numba", "pandas"])
-        out.write(f"`python benchmarks/backtest_events.py{' --quick' if args.quick else ''}` on {info['cpu']} "
-                  f"({info['cores']} cores), Python {info['python']}, {info['versions']}; "
-                  f"{len(frame) // len(table) if len(table) else 0} cases per row, "
-                  f"read {read_s:.1f} s, total {total_s:.0f} s (numba compile included on a cold cache).\n")
-        out.write("Closed loop, latency 0, drop rule; costs against the feed's mid at each fill, bps of arrival notional; "
-                  "`capture_vs_reference` is the median of (TWAP - strategy) / (TWAP - hindsight A reference).\n\n")
+        out.write(
+            f"`python benchmarks/backtest_events.py{' --quick' if args.quick else ''}` on {info['cpu']} "
+            f"({info['cores']} cores), Python {info['python']}, {info['versions']}; "
+            f"{len(frame) // len(table) if len(table) else 0} cases per row, "
+            f"read {read_s:.1f} s, total {total_s:.0f} s (numba compile included on a cold cache).\n"
+        )
+        out.write(
+            "Closed loop, latency 0, drop rule; costs against the feed's mid at each fill, bps of arrival notional; "
+            "`capture_vs_reference` is the median of (TWAP - strategy) / (TWAP - hindsight A reference).\n\n"
+        )
         out.write(markdown(table.set_index("market"), ".3f") + "\n\n")
         out.write("Events per stock: " + ", ".join(f"{s} {n:,}" for s, n in n_events.items()) + "\n\n")
         per_case = frame[frame["default"]][["tactic", "symbol", "side", "fraction", "cost_bps", "vs_twap_bps", "seconds"]]

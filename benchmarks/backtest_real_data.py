@@ -53,18 +53,36 @@ HALF_LIVES = (0.0, 60.0)
 PLOT_STOCK, PLOT_FRACTION = "000400.SZ", 0.05
 NORMALIZED = ("spread", "depth", "volatility")
 # Scenario A's guardrails around the defaults (pool, warmup, pace_cap), model-free and quick.
-SENSITIVITY = [dict(), dict(pool=10), dict(pool=60), dict(warmup=0), dict(warmup=15), dict(pace_cap=2.0),
-               dict(pace_cap=None), dict(participation=None), dict(participation=0.5)]
+SENSITIVITY = [
+    dict(),
+    dict(pool=10),
+    dict(pool=60),
+    dict(warmup=0),
+    dict(warmup=15),
+    dict(pace_cap=2.0),
+    dict(pace_cap=None),
+    dict(participation=None),
+    dict(participation=0.5),
+]
 
 
 def strategies(forecast):
     return [
-        TWAP(), AlmgrenChriss(), DepthProportional(),
-        StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
-        RecedingStrategy("A", horizon=30), RecedingStrategy("A", horizon="all"), RecedingStrategy("A", horizon=30, cost_to_go="lambda"),
+        TWAP(),
+        AlmgrenChriss(),
+        DepthProportional(),
+        StaticPlan("A"),
+        StaticPlan("B"),
+        StaticPlan("C"),
+        RecedingStrategy("A", horizon=30),
+        RecedingStrategy("A", horizon="all"),
+        RecedingStrategy("A", horizon=30, cost_to_go="lambda"),
         RecedingStrategy("A", horizon=30, cost_to_go=None),
-        RecedingStrategy("B", horizon=30), RecedingStrategy("C", horizon=30),
-        ScenarioStrategy("A"), ScenarioStrategy("B"), ScenarioStrategy("C"),
+        RecedingStrategy("B", horizon=30),
+        RecedingStrategy("C", horizon=30),
+        ScenarioStrategy("A"),
+        ScenarioStrategy("B"),
+        ScenarioStrategy("C"),
         ScenarioStrategy("A", name="scenario A + profile", profile=forecast),
     ]
 
@@ -105,16 +123,26 @@ def main():
                 rows.append(result.reset_index())
                 if held_out == PLOT_STOCK and fraction == PLOT_FRACTION and half_life == 0:
                     records_for_plot = records
-                print(f"{held_out} {fraction:.0%} half-life {half_life:g}s: TWAP {result.loc['TWAP', 'cost_bps']:.2f}, "
-                      f"hindsight {result.loc['hindsight A', 'cost_bps']:.2f}, scenario A "
-                      f"{result.loc['scenario A', 'cost_bps']:.2f} bps (capture {result.loc['scenario A', 'capture']:.2f}) "
-                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+                print(
+                    f"{held_out} {fraction:.0%} half-life {half_life:g}s: TWAP {result.loc['TWAP', 'cost_bps']:.2f}, "
+                    f"hindsight {result.loc['hindsight A', 'cost_bps']:.2f}, scenario A "
+                    f"{result.loc['scenario A', 'cost_bps']:.2f} bps (capture {result.loc['scenario A', 'capture']:.2f}) "
+                    f"({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
             executor = BookExecutor(book, "buy")
             for settings in SENSITIVITY:
                 label = ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
                 result = backtest(executor, total, [ScenarioStrategy("A", name=label, **settings)])
-                sensitivity.append({"settings": label, "stock": held_out, "fraction": fraction,
-                                    "vs_twap_bps": result.loc[label, "vs_twap_bps"], "capture": result.loc[label, "capture"]})
+                sensitivity.append(
+                    {
+                        "settings": label,
+                        "stock": held_out,
+                        "fraction": fraction,
+                        "vs_twap_bps": result.loc[label, "vs_twap_bps"],
+                        "capture": result.loc[label, "capture"],
+                    }
+                )
     frame = pd.concat(rows, ignore_index=True)
     frame.to_csv(RESULTS / "backtest.csv", index=False)
     write_report(frame, pd.DataFrame(sensitivity), time.perf_counter() - started, spent)
@@ -142,8 +170,11 @@ def write_report(frame, sensitivity, seconds, spent):
     by_size = fresh.pivot_table(index="strategy", columns="fraction", values="capture").reindex(order)
     per_case = fresh.pivot_table(index=["stock", "fraction"], columns="strategy", values="cost_bps")[order]
     sens = sensitivity.groupby("settings", sort=False).agg(
-        mean_vs_twap_bps=("vs_twap_bps", "mean"), worst_vs_twap_bps=("vs_twap_bps", "max"),
-        beats_twap=("vs_twap_bps", lambda v: f"{int((v < -1e-9).sum())}/{len(v)}"), capture=("capture", "mean"))
+        mean_vs_twap_bps=("vs_twap_bps", "mean"),
+        worst_vs_twap_bps=("vs_twap_bps", "max"),
+        beats_twap=("vs_twap_bps", lambda v: f"{int((v < -1e-9).sum())}/{len(v)}"),
+        capture=("capture", "mean"),
+    )
     lines = [
         "# Backtest on real order books: cost, the hindsight bound and capture",
         "",

@@ -67,8 +67,7 @@ def main():
         "",
         f"Features and book-walk labels, {N_SIZES}-point size grid, median of {args.repeats} runs. "
         f"Target: features + walk under {TARGET_S:.0f} s for ~8,000 snapshots.",
-        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}.",
+        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.",
         "",
         "| book | snapshots | step | median time (ms) | snapshots / s |",
         "|---|---:|---|---:|---:|",

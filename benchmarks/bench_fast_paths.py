@@ -96,8 +96,13 @@ def time_fast(variants, total, objective, rounds):
         cpu.append(cpu_seconds)
         algorithm.append(schedule.timings["solve"])
         ok &= bool(schedule.kkt.ok)
-    return {"fast_s": float(np.median(wall)), "fast_cpu_s": float(np.median(cpu)),
-            "algorithm_s": float(np.median(algorithm)), "kkt_ok": ok, "schedule": schedule}
+    return {
+        "fast_s": float(np.median(wall)),
+        "fast_cpu_s": float(np.median(cpu)),
+        "algorithm_s": float(np.median(algorithm)),
+        "kkt_ok": ok,
+        "schedule": schedule,
+    }
 
 
 def time_warm(variants, total, objective, solver, formulation, repeats):
@@ -112,8 +117,7 @@ def time_warm(variants, total, objective, solver, formulation, repeats):
         solve(variants[0], total, objective, problem=problem, **options)
         wall, cpu = [], []
         for r in range(1, repeats + 1):
-            seconds, cpu_seconds, schedule = _timed(
-                lambda: solve(variants[r], total, objective, problem=problem, **options))
+            seconds, cpu_seconds, schedule = _timed(lambda: solve(variants[r], total, objective, problem=problem, **options))
             if not schedule.kkt.ok:
                 return None
             wall.append(seconds)
@@ -131,8 +135,11 @@ def warm_candidates(name, repeats):
     """
     warnings.simplefilter("ignore")
     variants, total, objectives = instance(390, 64)
-    return {f"{solver.lower()}/{formulation}": time_warm(variants, total, objectives[name], solver, formulation, repeats)
-            for solver in CANDIDATES[name] for formulation in ("segment", "epigraph")}
+    return {
+        f"{solver.lower()}/{formulation}": time_warm(variants, total, objectives[name], solver, formulation, repeats)
+        for solver in CANDIDATES[name]
+        for formulation in ("segment", "epigraph")
+    }
 
 
 def head_to_head(repeats):
@@ -147,11 +154,18 @@ def head_to_head(repeats):
             certified = {label: seconds for label, seconds in warm.items() if seconds is not None}
             best = min(certified, key=lambda label: certified[label][0]) if certified else None
             row = {key: value for key, value in fast[name].items() if key != "schedule"}
-            row.update(objective=name, warm_s=certified[best][0] if best else np.nan,
-                       warm_cpu_s=certified[best][1] if best else np.nan, warm_by=best or "none certified")
+            row.update(
+                objective=name,
+                warm_s=certified[best][0] if best else np.nan,
+                warm_cpu_s=certified[best][1] if best else np.nan,
+                warm_by=best or "none certified",
+            )
             rows.append(row)
-            print(f"390x64 {name}: fast {fmt_time(row['fast_s'])} (algorithm {fmt_time(row['algorithm_s'])}), "
-                  f"best warm {fmt_time(row['warm_s'])} ({row['warm_by']})", flush=True)
+            print(
+                f"390x64 {name}: fast {fmt_time(row['fast_s'])} (algorithm {fmt_time(row['algorithm_s'])}), "
+                f"best warm {fmt_time(row['warm_s'])} ({row['warm_by']})",
+                flush=True,
+            )
     return rows
 
 
@@ -201,8 +215,9 @@ def make_anchor(name, arrays, total, objective, settings):
     slopes, widths = arrays[0]
     if name == "A":
         return HighsA(slopes, widths, total, **settings)
-    return ClarabelBC(slopes, widths, total, rho=objective.rho, psi=objective.psi,
-                      weights=objective.weight_vector(slopes.shape[0]), **settings)
+    return ClarabelBC(
+        slopes, widths, total, rho=objective.rho, psi=objective.psi, weights=objective.weight_vector(slopes.shape[0]), **settings
+    )
 
 
 def anchor_error(anchor, arrays, total, objective, optima):
@@ -226,8 +241,11 @@ def tune_anchor(name, arrays, total, objective, optima):
     (HiGHS: dual and primal simplex; Clarabel: iterative refinement on and off), and the
     fastest of those settings. Returns ``(chosen settings, {setting label: (settings, error)})``."""
     if name == "A":
-        families = {f"simplex_strategy={s}, {'basis kept' if keep else 'fresh'}": {"strategy": s, "keep_basis": keep}
-                    for s in (1, 4) for keep in (True, False)}
+        families = {
+            f"simplex_strategy={s}, {'basis kept' if keep else 'fresh'}": {"strategy": s, "keep_basis": keep}
+            for s in (1, 4)
+            for keep in (True, False)
+        }
         tolerances = HIGHS_TOLERANCES
     else:
         families = {f"refinement {'on' if r else 'off'}": {"refine": r} for r in (True, False)}
@@ -279,8 +297,10 @@ def paired(name, arrays, total, objective, settings, rounds, cold):
         nonlocal certified
         certified &= bool(solve(curves[v], total, objective).kkt.ok)
 
-    calls = {"solve": (lambda v: anchor.solve(data[v]), fast_solve),
-             "requote": (lambda v: anchor.requote(*arrays[v]), fast_requote)}
+    calls = {
+        "solve": (lambda v: anchor.solve(data[v]), fast_solve),
+        "requote": (lambda v: anchor.requote(*arrays[v]), fast_requote),
+    }
     for kind in calls:  # first calls (numba loads its cache, the solver warms) are not timed
         for function in calls[kind]:
             function(0)
@@ -298,8 +318,12 @@ def paired(name, arrays, total, objective, settings, rounds, cold):
                     times.append(time.perf_counter() - started)
         anchor_times, fast_times = np.array(anchor_times), np.array(fast_times)
         ratios = anchor_times / fast_times
-        out[kind] = {"anchor_s": float(np.median(anchor_times)), "fast_s": float(np.median(fast_times)),
-                     "ratio": float(np.median(ratios)), "ratio_q": tuple(np.quantile(ratios, [0.25, 0.75]))}
+        out[kind] = {
+            "anchor_s": float(np.median(anchor_times)),
+            "fast_s": float(np.median(fast_times)),
+            "ratio": float(np.median(ratios)),
+            "ratio_q": tuple(np.quantile(ratios, [0.25, 0.75])),
+        }
     out["certified"] = certified
     return out
 
@@ -309,8 +333,7 @@ def settings_text(name, settings):
         kind = {1: "dual", 4: "primal"}[settings["strategy"]]
         start = "basis kept" if settings["keep_basis"] else "fresh start"
         return f"HiGHS {kind} simplex, {start}, threads=1, feasibility tol {settings['tol']:.0e}"
-    return (f"Clarabel epigraph, `update(A, b)`, tol {settings['tol']:.0e}, "
-            f"refinement {'on' if settings['refine'] else 'off'}")
+    return f"Clarabel epigraph, `update(A, b)`, tol {settings['tol']:.0e}, refinement {'on' if settings['refine'] else 'off'}"
 
 
 def anchor_rows(label, arrays, total, objectives, names, rounds, tuned_settings=None):
@@ -333,25 +356,34 @@ def anchor_rows(label, arrays, total, objectives, names, rounds, tuned_settings=
             grid = HIGHS_TOLERANCES if name == "A" else CLARABEL_TOLERANCES
             for tol in [t for t in grid if t <= settings["tol"]]:
                 candidate = dict(settings, tol=tol)
-                error = anchor_error(make_anchor(name, arrays, total, objective, candidate), arrays, total,
-                                     objective, optima)
+                error = anchor_error(make_anchor(name, arrays, total, objective, candidate), arrays, total, objective, optima)
                 print(f"    {name} {best}: tol {tol:.0e}, error {error:.1e}", flush=True)
                 if error <= ACCURACY:
                     break
             candidates = {best: candidate}
         for setting_label, settings in candidates.items():
-            error = anchor_error(make_anchor(name, arrays, total, objective, settings), arrays, total, objective,
-                                 optima)
+            error = anchor_error(make_anchor(name, arrays, total, objective, settings), arrays, total, objective, optima)
             for cold in (False, True):
                 result = paired(name, arrays, total, objective, settings, rounds, cold)
-                row = {"instance": label, "objective": name, "setting": setting_label, "raw": settings,
-                       "settings": settings_text(name, settings), "headline": setting_label == best,
-                       "cache": "cold" if cold else "warm", "error": error, **result}
+                row = {
+                    "instance": label,
+                    "objective": name,
+                    "setting": setting_label,
+                    "raw": settings,
+                    "settings": settings_text(name, settings),
+                    "headline": setting_label == best,
+                    "cache": "cold" if cold else "warm",
+                    "error": error,
+                    **result,
+                }
                 rows.append(row)
-                print(f"  {label} {name} [{setting_label}, {row['cache']}]: anchor {fmt_time(result['solve']['anchor_s'])}"
-                      f" / re-quote {fmt_time(result['requote']['anchor_s'])}; fast {fmt_time(result['solve']['fast_s'])}"
-                      f" / {fmt_time(result['requote']['fast_s'])}; ratios {result['solve']['ratio']:.1f}x solve, "
-                      f"{result['requote']['ratio']:.1f}x re-quote; certified {result['certified']}", flush=True)
+                print(
+                    f"  {label} {name} [{setting_label}, {row['cache']}]: anchor {fmt_time(result['solve']['anchor_s'])}"
+                    f" / re-quote {fmt_time(result['requote']['anchor_s'])}; fast {fmt_time(result['solve']['fast_s'])}"
+                    f" / {fmt_time(result['requote']['fast_s'])}; ratios {result['solve']['ratio']:.1f}x solve, "
+                    f"{result['requote']['ratio']:.1f}x re-quote; certified {result['certified']}",
+                    flush=True,
+                )
     return rows
 
 
@@ -364,8 +396,7 @@ def direct_anchors(rounds, large_rounds, symbols):
     if DATA.is_file():
         for symbol in symbols:
             arrays_real, total_real, objectives_real = real_instance(symbol)
-            rows += anchor_rows(f"{symbol} book walks (390, 64)", arrays_real, total_real, objectives_real, "ABC",
-                                rounds)
+            rows += anchor_rows(f"{symbol} book walks (390, 64)", arrays_real, total_real, objectives_real, "ABC", rounds)
     else:
         print(f"no real books at {DATA}: skipped", flush=True)
     variants, total, objectives = instance(23400, 64)
@@ -392,8 +423,7 @@ def large_chain(arrays, total, objective, rounds):
                 times.append(time.perf_counter() - started)
                 out["certified"] &= bool(schedule.kkt.ok)
         out["cold" if cold else "warm"] = float(np.median(times))
-        print(f"  23400x64 C re-quote ({'cold' if cold else 'warm'}): {fmt_time(out['cold' if cold else 'warm'])}",
-              flush=True)
+        print(f"  23400x64 C re-quote ({'cold' if cold else 'warm'}): {fmt_time(out['cold' if cold else 'warm'])}", flush=True)
     return out
 
 
@@ -405,10 +435,14 @@ def scaling():
         for name, objective in objectives.items():
             timed = time_fast(variants, total, objective, rounds=7 if n * k <= 100_000 else 3)
             schedule = timed.pop("schedule")
-            rows.append(dict(timed, n=n, k=k, segments=segments, objective=name, method=schedule.method,
-                             algorithm=schedule.algorithm))
-            print(f"{n}x{k} {name}: {fmt_time(timed['fast_s'])} (algorithm {fmt_time(timed['algorithm_s'])}), "
-                  f"{schedule.method}/{schedule.algorithm}, certified {timed['kkt_ok']}", flush=True)
+            rows.append(
+                dict(timed, n=n, k=k, segments=segments, objective=name, method=schedule.method, algorithm=schedule.algorithm)
+            )
+            print(
+                f"{n}x{k} {name}: {fmt_time(timed['fast_s'])} (algorithm {fmt_time(timed['algorithm_s'])}), "
+                f"{schedule.method}/{schedule.algorithm}, certified {timed['kkt_ok']}",
+                flush=True,
+            )
     return rows
 
 
@@ -436,8 +470,9 @@ print(" ".join(cells))
 
 def _python(script, env):
     # From a neutral folder: "python -c" puts the working directory ahead of PYTHONPATH.
-    output = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
-                            cwd=tempfile.gettempdir())
+    output = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
+    )
     return [float(value) for value in output.stdout.split()]
 
 
@@ -453,8 +488,9 @@ def compile_times():
 def import_times(repeats=7):
     """``import convexsched`` wall time, alternating the parent commit and this tree."""
     with tempfile.TemporaryDirectory() as before:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_COMMIT, "convexsched"],
-                                 capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", BEFORE_COMMIT, "convexsched"], capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
         script = "import time; s = time.perf_counter(); import convexsched; print(time.perf_counter() - s)"
         times = {"before": [], "after": []}
@@ -465,30 +501,73 @@ def import_times(repeats=7):
 
 
 def report(head, scale, compiled, imports, info, seconds, anchors):
-    lines = ["# Fast paths (issues 10, 23)", ""] + anchors + [
-             f"`python benchmarks/bench_fast_paths.py` ({seconds / 60:.1f} min). Machine: {info['cpu']}, "
-             f"{info['cores']} cores, load average at the start {info['load_average'][0]:.2f} (shared machine: "
-             "single timings are noisy), Python " + info["python"] + ", "
-             + ", ".join(f"{name} {version}" for name, version in info["versions"].items()) + ".", "",
-             "## N = 390, K = 64, order-book curves, against the best warm cvxpy re-solve", "",
-             f"Medians: fast over {5 * VARIANTS} solves of {VARIANTS} re-quoted books, warm cvxpy over re-solves "
-             "after `problem.update` (DPP compiled once on the base book; only re-solves that certify count). "
-             "End to end includes the KKT certificate, algorithm only is `timings['solve']`.", ""]
+    lines = (
+        ["# Fast paths (issues 10, 23)", ""]
+        + anchors
+        + [
+            f"`python benchmarks/bench_fast_paths.py` ({seconds / 60:.1f} min). Machine: {info['cpu']}, "
+            f"{info['cores']} cores, load average at the start {info['load_average'][0]:.2f} (shared machine: "
+            "single timings are noisy), Python "
+            + info["python"]
+            + ", "
+            + ", ".join(f"{name} {version}" for name, version in info["versions"].items())
+            + ".",
+            "",
+            "## N = 390, K = 64, order-book curves, against the best warm cvxpy re-solve",
+            "",
+            f"Medians: fast over {5 * VARIANTS} solves of {VARIANTS} re-quoted books, warm cvxpy over re-solves "
+            "after `problem.update` (DPP compiled once on the base book; only re-solves that certify count). "
+            "End to end includes the KKT certificate, algorithm only is `timings['solve']`.",
+            "",
+        ]
+    )
     table = []
     for row in head:
         ratio = row["warm_s"] / row["fast_s"]
-        table.append([row["objective"], fmt_time(row["fast_s"]), fmt_time(row["algorithm_s"]),
-                      f"{fmt_time(row['warm_s'])} ({row['warm_by']})", fmt_ratio(ratio),
-                      fmt_ratio(row["warm_s"] / row["algorithm_s"]), fmt_ratio(row["warm_cpu_s"] / row["fast_cpu_s"]),
-                      f"{TARGETS[row['objective']]}x",
-                      "met" if ratio >= TARGETS[row["objective"]] else "**missed**", "yes" if row["kkt_ok"] else "NO"])
-    lines += [markdown_table(["obj", "fast, end to end", "algorithm only", "best warm cvxpy", "ratio end to end",
-                              "ratio algorithm", "ratio in CPU time", "target", "", "certified"], table,
-                             "lrrlrrrrll"), ""]
-    lines += ["The CPU-time ratio (end to end, `time.process_time` in each process) is less sensitive to the "
-              "other work on the machine than wall time; the verdict uses wall time.", ""]
-    lines += ["## Scaling in N K", "",
-              "Median end-to-end time (algorithm only in brackets); every answer certified unless marked.", ""]
+        table.append(
+            [
+                row["objective"],
+                fmt_time(row["fast_s"]),
+                fmt_time(row["algorithm_s"]),
+                f"{fmt_time(row['warm_s'])} ({row['warm_by']})",
+                fmt_ratio(ratio),
+                fmt_ratio(row["warm_s"] / row["algorithm_s"]),
+                fmt_ratio(row["warm_cpu_s"] / row["fast_cpu_s"]),
+                f"{TARGETS[row['objective']]}x",
+                "met" if ratio >= TARGETS[row["objective"]] else "**missed**",
+                "yes" if row["kkt_ok"] else "NO",
+            ]
+        )
+    lines += [
+        markdown_table(
+            [
+                "obj",
+                "fast, end to end",
+                "algorithm only",
+                "best warm cvxpy",
+                "ratio end to end",
+                "ratio algorithm",
+                "ratio in CPU time",
+                "target",
+                "",
+                "certified",
+            ],
+            table,
+            "lrrlrrrrll",
+        ),
+        "",
+    ]
+    lines += [
+        "The CPU-time ratio (end to end, `time.process_time` in each process) is less sensitive to the "
+        "other work on the machine than wall time; the verdict uses wall time.",
+        "",
+    ]
+    lines += [
+        "## Scaling in N K",
+        "",
+        "Median end-to-end time (algorithm only in brackets); every answer certified unless marked.",
+        "",
+    ]
     objectives = ("A", "B", "C")
     table = []
     for n, k in SCALING_SIZES:
@@ -503,53 +582,79 @@ def report(head, scale, compiled, imports, info, seconds, anchors):
                 text += " NOT certified"
             cell_text.append(text)
         table.append([f"{n} x {k}", f"{cells[0]['segments']:,}"] + cell_text)
-    table.append(["exponent in segments", ""] + [
-        f"{exponent(scale, name, 'fast_s'):.2f} ({exponent(scale, name, 'algorithm_s'):.2f})" for name in objectives])
-    table.append(["end to end in CPU time at 23,400 x 64", ""] + [
-        fmt_time(next(r["fast_cpu_s"] for r in scale if r["n"] == 23400 and r["objective"] == name))
-        for name in objectives])
+    table.append(
+        ["exponent in segments", ""]
+        + [f"{exponent(scale, name, 'fast_s'):.2f} ({exponent(scale, name, 'algorithm_s'):.2f})" for name in objectives]
+    )
+    table.append(
+        ["end to end in CPU time at 23,400 x 64", ""]
+        + [fmt_time(next(r["fast_cpu_s"] for r in scale if r["n"] == 23400 and r["objective"] == name)) for name in objectives]
+    )
     table.append(["exponent in CPU time", ""] + [f"{exponent(scale, name, 'fast_cpu_s'):.2f}" for name in objectives])
     lines += [markdown_table(["N x K", "segments", "A", "B", "C"], table, "lrrrr"), ""]
-    lines += ["Exponents are least-squares slopes of log time on log segments. Wall time at the large sizes "
-              "moves with the other work on the machine (A at 23,400 x 64 took 25 ms in one run and 80 ms in "
-              "the next). CPU time counts every thread of the process, numpy's BLAS threads included, so it "
-              "can exceed wall time.", ""]
+    lines += [
+        "Exponents are least-squares slopes of log time on log segments. Wall time at the large sizes "
+        "moves with the other work on the machine (A at 23,400 x 64 took 25 ms in one run and 80 ms in "
+        "the next). CPU time counts every thread of the process, numpy's BLAS threads included, so it "
+        "can exceed wall time.",
+        "",
+    ]
     big = next(r for r in scale if r["n"] == 23400 and r["objective"] == "C")
-    lines += [f"C at 23,400 x 64: {fmt_time(big['fast_s'])} end to end ({big['algorithm']}; target: about a second).",
-              ""]
+    lines += [f"C at 23,400 x 64: {fmt_time(big['fast_s'])} end to end ({big['algorithm']}; target: about a second).", ""]
     cold, warm = compiled
-    lines += ["## numba compilation and start-up", "",
-              "Fresh processes solving a 10 x 3 problem with each objective in turn; each column is the first "
-              "solve of that objective in the process (A's includes the certificate's kernels). Cold: empty "
-              "cache directory (the first run after installing or editing the package). Cached: median of three "
-              "processes reusing it.", ""]
+    lines += [
+        "## numba compilation and start-up",
+        "",
+        "Fresh processes solving a 10 x 3 problem with each objective in turn; each column is the first "
+        "solve of that objective in the process (A's includes the certificate's kernels). Cold: empty "
+        "cache directory (the first run after installing or editing the package). Cached: median of three "
+        "processes reusing it.",
+        "",
+    ]
     labels = ["import convexsched", "first A", "then B", "then C", "then B+C"]
-    lines += [markdown_table(["", *labels, "total"], [
-        ["cold cache"] + [fmt_time(v) for v in cold] + [fmt_time(sum(cold))],
-        ["cached"] + [fmt_time(v) for v in warm] + [fmt_time(sum(warm))]], "lrrrrrr"), ""]
-    lines += [f"`import convexsched`, median of 7 alternating runs: {fmt_time(imports['before'])} before "
-              f"(commit {BEFORE_COMMIT}, imports cvxpy), {fmt_time(imports['after'])} after (cvxpy, scikit-learn, "
-              "scipy.signal and numba load on first use).", ""]
+    lines += [
+        markdown_table(
+            ["", *labels, "total"],
+            [
+                ["cold cache"] + [fmt_time(v) for v in cold] + [fmt_time(sum(cold))],
+                ["cached"] + [fmt_time(v) for v in warm] + [fmt_time(sum(warm))],
+            ],
+            "lrrrrrr",
+        ),
+        "",
+    ]
+    lines += [
+        f"`import convexsched`, median of 7 alternating runs: {fmt_time(imports['before'])} before "
+        f"(commit {BEFORE_COMMIT}, imports cvxpy), {fmt_time(imports['after'])} after (cvxpy, scikit-learn, "
+        "scipy.signal and numba load on first use).",
+        "",
+    ]
     write_results(RESULTS / "fast_paths.md", lines)
 
 
 def anchor_report(result, info, command):
     """The direct-anchor section (markdown lines), headline settings first."""
     rows, chain_large = result
-    lines = ["## From arrays to a certified schedule, against the solvers called directly (issue 23)", "",
-             f"`{command}`. Machine: {info['cpu']}, {info['cores']} cores (shared with other jobs), load average "
-             f"at the start {info['load_average'][0]:.2f}, Python {info['python']}, "
-             + ", ".join(f"{name} {version}" for name, version in info["versions"].items()) + ".", "",
-             "Each anchor is the solver called directly through its own Python API (`benchmarks/_anchors.py`), "
-             "warm: built once on the first book, its data updated in place for every re-quote. Its tolerance "
-             f"is the loosest of the grid whose schedule is within {ACCURACY:.0e} relative of the exact optimum "
-             "(objective and budget) on every re-quote of the instance; the fastest tuned setting is the "
-             "headline. Every call is paired with a fast-path call in the same process, alternating which "
-             "goes first; ratios are medians of the per-pair ratios (interquartile range in brackets). "
-             "*Solve*: curves already built, the anchor's data already prepared. *Re-quote*: from the raw "
-             "`(slopes, widths)` arrays, `solve(CostCurves(slopes, widths), S, objective)` (the certificate is "
-             "part of the result) against the anchor's data preparation, update and solve. *Cold*: 64 MiB "
-             "written before every timed call (twice the L3 cache).", ""]
+    lines = [
+        "## From arrays to a certified schedule, against the solvers called directly (issue 23)",
+        "",
+        f"`{command}`. Machine: {info['cpu']}, {info['cores']} cores (shared with other jobs), load average "
+        f"at the start {info['load_average'][0]:.2f}, Python {info['python']}, "
+        + ", ".join(f"{name} {version}" for name, version in info["versions"].items())
+        + ".",
+        "",
+        "Each anchor is the solver called directly through its own Python API (`benchmarks/_anchors.py`), "
+        "warm: built once on the first book, its data updated in place for every re-quote. Its tolerance "
+        f"is the loosest of the grid whose schedule is within {ACCURACY:.0e} relative of the exact optimum "
+        "(objective and budget) on every re-quote of the instance; the fastest tuned setting is the "
+        "headline. Every call is paired with a fast-path call in the same process, alternating which "
+        "goes first; ratios are medians of the per-pair ratios (interquartile range in brackets). "
+        "*Solve*: curves already built, the anchor's data already prepared. *Re-quote*: from the raw "
+        "`(slopes, widths)` arrays, `solve(CostCurves(slopes, widths), S, objective)` (the certificate is "
+        "part of the result) against the anchor's data preparation, update and solve. *Cold*: 64 MiB "
+        "written before every timed call (twice the L3 cache).",
+        "",
+    ]
     table = []
     for row in rows:
         if not row["headline"]:
@@ -557,30 +662,93 @@ def anchor_report(result, info, command):
         solve_, requote_ = row["solve"], row["requote"]
         target = ANCHOR_TARGETS[row["objective"]]
         verdict = "met" if requote_["ratio"] >= target else f"**missed** ({requote_['ratio']:.1f}x)"
-        table.append([row["instance"], row["objective"], row["cache"], row["settings"], f"{row['error']:.0e}",
-                      fmt_time(solve_["anchor_s"]), fmt_time(solve_["fast_s"]),
-                      f"{solve_['ratio']:.1f}x ({solve_['ratio_q'][0]:.1f}-{solve_['ratio_q'][1]:.1f})",
-                      fmt_time(requote_["anchor_s"]), fmt_time(requote_["fast_s"]),
-                      f"{requote_['ratio']:.1f}x ({requote_['ratio_q'][0]:.1f}-{requote_['ratio_q'][1]:.1f})",
-                      f"{target}x", verdict, "yes" if row["certified"] else "NO"])
-    lines += [markdown_table(["instance", "obj", "cache", "direct anchor", "its error", "anchor solve", "fast solve",
-                              "ratio solve", "anchor re-quote", "fast re-quote", "ratio re-quote", "target", "",
-                              "certified"], table, "lllllrrrrrrrll"), ""]
+        table.append(
+            [
+                row["instance"],
+                row["objective"],
+                row["cache"],
+                row["settings"],
+                f"{row['error']:.0e}",
+                fmt_time(solve_["anchor_s"]),
+                fmt_time(solve_["fast_s"]),
+                f"{solve_['ratio']:.1f}x ({solve_['ratio_q'][0]:.1f}-{solve_['ratio_q'][1]:.1f})",
+                fmt_time(requote_["anchor_s"]),
+                fmt_time(requote_["fast_s"]),
+                f"{requote_['ratio']:.1f}x ({requote_['ratio_q'][0]:.1f}-{requote_['ratio_q'][1]:.1f})",
+                f"{target}x",
+                verdict,
+                "yes" if row["certified"] else "NO",
+            ]
+        )
+    lines += [
+        markdown_table(
+            [
+                "instance",
+                "obj",
+                "cache",
+                "direct anchor",
+                "its error",
+                "anchor solve",
+                "fast solve",
+                "ratio solve",
+                "anchor re-quote",
+                "fast re-quote",
+                "ratio re-quote",
+                "target",
+                "",
+                "certified",
+            ],
+            table,
+            "lllllrrrrrrrll",
+        ),
+        "",
+    ]
     others = [row for row in rows if not row["headline"]]
     if others:
         lines += ["Other tuned settings of the same anchors (same pairing):", ""]
-        lines += [markdown_table(["instance", "obj", "cache", "direct anchor", "its error", "anchor solve",
-                                  "ratio solve", "anchor re-quote", "ratio re-quote"], [
-            [row["instance"], row["objective"], row["cache"], row["settings"], f"{row['error']:.0e}",
-             fmt_time(row["solve"]["anchor_s"]), f"{row['solve']['ratio']:.1f}x", fmt_time(row["requote"]["anchor_s"]),
-             f"{row['requote']['ratio']:.1f}x"] for row in others], "llllrrrrr"), ""]
-    lines += [f"C at 23,400 x 64, from arrays to a certified schedule: {fmt_time(chain_large['warm'])} warm, "
-              f"{fmt_time(chain_large['cold'])} cold (median of three re-quotes, two rounds; certified: "
-              f"{'yes' if chain_large['certified'] else 'NO'}; the last round measured 1.68 s, the target is about 1 s).",
-              ""]
-    lines += ["At 23,400 x 64 the anchors keep the setting tuned at 390 x 64, with the tolerance tightened "
-              "until it meets the same accuracy there (its error is in the table); three re-quotes, two "
-              "rounds. C's time at that size is in the scaling table.", ""]
+        lines += [
+            markdown_table(
+                [
+                    "instance",
+                    "obj",
+                    "cache",
+                    "direct anchor",
+                    "its error",
+                    "anchor solve",
+                    "ratio solve",
+                    "anchor re-quote",
+                    "ratio re-quote",
+                ],
+                [
+                    [
+                        row["instance"],
+                        row["objective"],
+                        row["cache"],
+                        row["settings"],
+                        f"{row['error']:.0e}",
+                        fmt_time(row["solve"]["anchor_s"]),
+                        f"{row['solve']['ratio']:.1f}x",
+                        fmt_time(row["requote"]["anchor_s"]),
+                        f"{row['requote']['ratio']:.1f}x",
+                    ]
+                    for row in others
+                ],
+                "llllrrrrr",
+            ),
+            "",
+        ]
+    lines += [
+        f"C at 23,400 x 64, from arrays to a certified schedule: {fmt_time(chain_large['warm'])} warm, "
+        f"{fmt_time(chain_large['cold'])} cold (median of three re-quotes, two rounds; certified: "
+        f"{'yes' if chain_large['certified'] else 'NO'}; the last round measured 1.68 s, the target is about 1 s).",
+        "",
+    ]
+    lines += [
+        "At 23,400 x 64 the anchors keep the setting tuned at 390 x 64, with the tolerance tightened "
+        "until it meets the same accuracy there (its error is in the table); three re-quotes, two "
+        "rounds. C's time at that size is in the scaling table.",
+        "",
+    ]
     return lines
 
 
@@ -591,8 +759,9 @@ def main():
         sys.exit(f"convexsched resolves to {convexsched.__file__}, not this checkout: run with PYTHONPATH={ROOT}")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm-repeats", type=int, default=5, help="warm cvxpy re-solves per candidate")
-    parser.add_argument("--anchors-only", action="store_true",
-                        help="only the direct anchors (written to results/fast_paths_anchors.md)")
+    parser.add_argument(
+        "--anchors-only", action="store_true", help="only the direct anchors (written to results/fast_paths_anchors.md)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the 8 re-quotes per anchor pairing")
     parser.add_argument("--symbols", nargs="*", default=list(REAL_SYMBOLS), help="real books to walk")
     args = parser.parse_args()

@@ -72,8 +72,16 @@ def main():
     def add(label, planner, repeat=1):
         seconds, record = timed(planner, curves, total, repeat)
         n = curves.n_buckets
-        rows.append({"loop": label, "steps": n, "total_s": seconds, "per_step_ms": 1e3 * seconds / n,
-                     "solve_ms": 1e3 * record.steps["solve_s"].sum() / n, "cost": record.cost})
+        rows.append(
+            {
+                "loop": label,
+                "steps": n,
+                "total_s": seconds,
+                "per_step_ms": 1e3 * seconds / n,
+                "solve_ms": 1e3 * record.steps["solve_s"].sum() / n,
+                "cost": record.cost,
+            }
+        )
         print(rows[-1], flush=True)
 
     add("fast, A, H=30 + cost-to-go", RecedingHorizon(30, objectives["A"]), repeat=3)
@@ -104,8 +112,14 @@ def live_day():
         started = time.perf_counter()
         record = ScenarioHorizon(objective).run(executor, total)
         seconds = time.perf_counter() - started
-        rows.append({"loop": f"scenario {kind} on the book (pool 30)", "total_s": seconds,
-                     "solve_s": float(record.steps["solve_s"].sum()), "cost_bps": record.cost_bps})
+        rows.append(
+            {
+                "loop": f"scenario {kind} on the book (pool 30)",
+                "total_s": seconds,
+                "solve_s": float(record.steps["solve_s"].sum()),
+                "cost_bps": record.cost_bps,
+            }
+        )
         print(rows[-1], flush=True)
     rows.append(oracle_day(executor, oracle, forecast, total))
     return rows
@@ -145,9 +159,16 @@ def oracle_day(executor, oracle, forecast, total):
         for i in range(len(executor)):
             every(i)
         every_step = time.perf_counter() - started
-    row = {"loop": "RH A H=30 with the gradient-boosting oracle (curves built live)", "total_s": seconds,
-           "solve_s": float(record.steps["solve_s"].sum()), "cost_bps": record.cost_bps, "building_s": live.building,
-           "built_steps": steps, "every_step_s": every_step, "n": len(executor)}
+    row = {
+        "loop": "RH A H=30 with the gradient-boosting oracle (curves built live)",
+        "total_s": seconds,
+        "solve_s": float(record.steps["solve_s"].sum()),
+        "cost_bps": record.cost_bps,
+        "building_s": live.building,
+        "built_steps": steps,
+        "every_step_s": every_step,
+        "n": len(executor),
+    }
     print(row, flush=True)
     return row
 
@@ -169,8 +190,10 @@ def write(rows, curve_seconds, live_rows):
         "| loop | steps | total (s) | per step (ms) | of which solve+KKT (ms) | model cost |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['loop']} | {r['steps']} | {r['total_s']:.3f} | {r['per_step_ms']:.2f} | {r['solve_ms']:.2f} | "
-              f"{r['cost']:.6g} |" for r in rows]
+    lines += [
+        f"| {r['loop']} | {r['steps']} | {r['total_s']:.3f} | {r['per_step_ms']:.2f} | {r['solve_ms']:.2f} | {r['cost']:.6g} |"
+        for r in rows
+    ]
     lines += [
         "",
         f"Targets: fast-path full day (H = 30 with cost-to-go, and shrinking) under 0.5 s: "
@@ -195,9 +218,12 @@ def write(rows, curve_seconds, live_rows):
         "| loop | total (s) | of which solves + KKT (s) | curve building (s) | realized cost (bps) |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {r['loop']} | {r['total_s']:.2f} | {r['solve_s']:.3f} | "
-              f"{r['building_s']:.2f} | {r['cost_bps']:.3f} |" if "building_s" in r else
-              f"| {r['loop']} | {r['total_s']:.2f} | {r['solve_s']:.3f} | - | {r['cost_bps']:.3f} |" for r in live_rows]
+    lines += [
+        f"| {r['loop']} | {r['total_s']:.2f} | {r['solve_s']:.3f} | {r['building_s']:.2f} | {r['cost_bps']:.3f} |"
+        if "building_s" in r
+        else f"| {r['loop']} | {r['total_s']:.2f} | {r['solve_s']:.3f} | - | {r['cost_bps']:.3f} |"
+        for r in live_rows
+    ]
     day = live_rows[-1]
     lines += [
         "",

@@ -139,9 +139,7 @@ def main():
         loop_compiled(problems[:2], rho)
         t_numpy, reference = timed(loop_numpy, problems, rho)
         t_single, single = timed(loop_compiled, problems, rho)
-        t_batch, batch = timed(
-            lambda: solve_weighted_batch(*arrays[:3], arrays[5], rho=rho, gamma=arrays[3], cap=arrays[4])
-        )
+        t_batch, batch = timed(lambda: solve_weighted_batch(*arrays[:3], arrays[5], rho=rho, gamma=arrays[3], cap=arrays[4]))
         count = len(problems)
         n_used = [p[0][0].shape[0] for p in problems]
         identical = all(
@@ -175,10 +173,20 @@ def main():
         f"{REPEATS} repeats; per-step times are a loop's (or the batch call's) time over the number of steps.",
         "",
         markdown_table(
-            ["obj", "steps", "buckets x levels", "loop, numpy / step", "loop, compiled / step", "batch / step",
-             "in the run (batch of one), median", "batch vs numpy loop", "batch vs compiled loop",
-             "bit-identical / = numpy (1e-9) / certified"],
-            rows, "lrlrrrrrrl",
+            [
+                "obj",
+                "steps",
+                "buckets x levels",
+                "loop, numpy / step",
+                "loop, compiled / step",
+                "batch / step",
+                "in the run (batch of one), median",
+                "batch vs numpy loop",
+                "batch vs compiled loop",
+                "bit-identical / = numpy (1e-9) / certified",
+            ],
+            rows,
+            "lrlrrrrrrl",
         ),  # fmt: skip
         "",
         "Target: a step, certificate included, in at most 20 µs per symbol (the batch column). Before this "
@@ -190,7 +198,8 @@ def main():
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores (shared with other work), {info['memory_gib']} GiB; "
         f"load average before {tuple(round(x, 2) for x in info['load_average'])}; Python {info['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + ".",
         "",
         "Reproduce: `flock /tmp/convexsched-heavy.lock python benchmarks/bench_scenario_step.py`",
         "",

@@ -101,8 +101,7 @@ def _size_data(n, k):
         "B": Objective(rho=RHO_SCALE * level / (total / n)),
         "C": Objective(psi=PSI_SCALE * level / (n * total), weights="linear"),
     }
-    return {"curves": variants, "total": total, "objectives": objectives, "x_cost_only": base.x,
-            "lambda_cost_only": level}
+    return {"curves": variants, "total": total, "objectives": objectives, "x_cost_only": base.x, "lambda_cost_only": level}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,8 +148,7 @@ def _warm_up(task, data, objective, state):
         if task["mode"] == "fast":
             solve(small, total, objective, method=task["method"])
         else:
-            solve(small, total, objective, method="cvxpy", solver=task["solver"],
-                  formulation=task["formulation"], fallback=False)
+            solve(small, total, objective, method="cvxpy", solver=task["solver"], formulation=task["formulation"], fallback=False)
     except SolverError:
         pass
     state["warmed"].add(key)
@@ -174,8 +172,13 @@ def work(task, state):
         state["size"], state["data"] = size, _size_data(*size)
     data = state["data"]
     objective = data["objectives"][task["objective"]]
-    yield {"phase": "setup", "total": data["total"], "rho": objective.rho, "psi": objective.psi,
-           "lambda_A": data["lambda_cost_only"]}
+    yield {
+        "phase": "setup",
+        "total": data["total"],
+        "rho": objective.rho,
+        "psi": objective.psi,
+        "lambda_A": data["lambda_cost_only"],
+    }
     _warm_up(task, data, objective, state)
     yield {"phase": "warm-up"}
     reset_peak_memory()
@@ -246,13 +249,24 @@ def plan(sizes, repeats_override=None):
         for objective in OBJECTIVES:
             methods = ("fast", "bisection") if objective != "C" else ("fast",)
             for method in methods:
-                cells.append(dict(base, objective=objective, mode="fast", method=method, solver="",
-                                  formulation="", repeats=FAST_REPEATS, dpp=""))
+                cells.append(
+                    dict(
+                        base,
+                        objective=objective,
+                        mode="fast",
+                        method=method,
+                        solver="",
+                        formulation="",
+                        repeats=FAST_REPEATS,
+                        dpp="",
+                    )
+                )
         for objective in OBJECTIVES:
             for solver in SOLVERS:
                 for formulation in FORMULATIONS:
-                    cell = dict(base, objective=objective, method="cvxpy", solver=solver, formulation=formulation,
-                                repeats=cvx_repeats)
+                    cell = dict(
+                        base, objective=objective, method="cvxpy", solver=solver, formulation=formulation, repeats=cvx_repeats
+                    )
                     cells.append(dict(cell, mode="cold", dpp=""))
                     dpp = n * k <= DPP_MAX_SIZE
                     cells.append(dict(cell, mode="warm", dpp="yes" if dpp else "rebuilt"))
@@ -261,8 +275,19 @@ def plan(sizes, repeats_override=None):
         if n * k > DPP_MAX_SIZE:
             for objective in ("A", "C"):
                 for formulation in FORMULATIONS:
-                    cells.append({"n": n, "k": k, "objective": objective, "mode": "warm", "method": "cvxpy",
-                                  "solver": "CLARABEL", "formulation": formulation, "repeats": 1, "dpp": "forced"})
+                    cells.append(
+                        {
+                            "n": n,
+                            "k": k,
+                            "objective": objective,
+                            "mode": "warm",
+                            "method": "cvxpy",
+                            "solver": "CLARABEL",
+                            "formulation": formulation,
+                            "repeats": 1,
+                            "dpp": "forced",
+                        }
+                    )
     return cells
 
 
@@ -313,10 +338,29 @@ def _find(rows, cell, **changes):
 
 def run_cell(worker, cell, limit):
     """Run one cell in the worker; return its CSV row (times in seconds)."""
-    row = dict(cell, status="ok", note="", measured=0, median_s=np.nan, min_s=np.nan, algorithm_median_s=np.nan,
-               compile_s=np.nan, objective_value=np.nan, kkt_ok=None, kkt_max_violation=np.nan,
-               primal_residual=np.nan, l1_change_vs_A=np.nan, penalty_share=np.nan, peak_gib=np.nan, solver_used="",
-               total=np.nan, rho=np.nan, psi=np.nan, lambda_A=np.nan, time_limit_s=limit)
+    row = dict(
+        cell,
+        status="ok",
+        note="",
+        measured=0,
+        median_s=np.nan,
+        min_s=np.nan,
+        algorithm_median_s=np.nan,
+        compile_s=np.nan,
+        objective_value=np.nan,
+        kkt_ok=None,
+        kkt_max_violation=np.nan,
+        primal_residual=np.nan,
+        l1_change_vs_A=np.nan,
+        penalty_share=np.nan,
+        peak_gib=np.nan,
+        solver_used="",
+        total=np.nan,
+        rho=np.nan,
+        psi=np.nan,
+        lambda_A=np.nan,
+        time_limit_s=limit,
+    )
     task = dict(cell, dpp=cell["dpp"] != "" and cell["dpp"] != "rebuilt")
     times, algorithm, peaks, kkt_ok = [], [], [], []
     started = time.perf_counter()
@@ -355,8 +399,12 @@ def run_cell(worker, cell, limit):
     if row["status"] == "ok" and not times and np.isnan(row["compile_s"]):
         row.update(status="error", note="no timed solve")
     if times:
-        row.update(measured=len(times), median_s=float(np.median(times)), min_s=float(np.min(times)),
-                   algorithm_median_s=float(np.median(algorithm)))
+        row.update(
+            measured=len(times),
+            median_s=float(np.median(times)),
+            min_s=float(np.min(times)),
+            algorithm_median_s=float(np.median(algorithm)),
+        )
     if row["status"] in ("time limit", "out of memory", "crashed"):
         row["median_s"] = limit if row["status"] == "time limit" else np.nan
     if peaks:
@@ -389,8 +437,17 @@ def run(sizes, limits, repeats_override, csv_path, done=None):
                 continue
             reason = _skip_reason(cell, hopeless, rows)
             if reason:
-                rows.append(dict(cell, status="skipped", note=reason, time_limit_s=limit, median_s=np.nan,
-                                 cell_wall_s=0.0, load_1min=os.getloadavg()[0]))
+                rows.append(
+                    dict(
+                        cell,
+                        status="skipped",
+                        note=reason,
+                        time_limit_s=limit,
+                        median_s=np.nan,
+                        cell_wall_s=0.0,
+                        load_1min=os.getloadavg()[0],
+                    )
+                )
                 continue
             row = run_cell(worker, cell, limit)
             _mark_hopeless(hopeless, row)
@@ -447,9 +504,13 @@ def _cell_text(row):
         return "TL"
     if status == "skipped":
         note = row["note"]
-        for phrase, text in (("cold failed", "skip (cold fail)"), ("cold hit", "skip (cold TL)"),
-                             ("hit the limit", "skip (TL smaller)"), ("out of memory", "skip (OOM smaller)"),
-                             ("crashed", "skip (crash smaller)")):
+        for phrase, text in (
+            ("cold failed", "skip (cold fail)"),
+            ("cold hit", "skip (cold TL)"),
+            ("hit the limit", "skip (TL smaller)"),
+            ("out of memory", "skip (OOM smaller)"),
+            ("crashed", "skip (crash smaller)"),
+        ):
             if phrase in note:
                 return text
         return "skip (slow smaller)"
@@ -476,8 +537,12 @@ def summarize(df):
                     best[mode] = (np.nan, np.nan, "not run", "")
                 elif len(ok):
                     winner = ok.loc[ok["median_s"].idxmin()]
-                    best[mode] = (float(winner["median_s"]), float(winner["algorithm_median_s"]),
-                                  f"{winner['solver']}/{winner['formulation']}", winner["dpp"])
+                    best[mode] = (
+                        float(winner["median_s"]),
+                        float(winner["algorithm_median_s"]),
+                        f"{winner['solver']}/{winner['formulation']}",
+                        winner["dpp"],
+                    )
                 else:
                     best[mode] = (limit, limit, "none (all failed: time limit used)", "")
             fast_ok = fast["status"] == "ok"
@@ -488,31 +553,50 @@ def summarize(df):
             if fast_ok and reference is not None:
                 agreement = (fast["objective_value"] - reference) / abs(reference)
             record = {
-                "n": n, "k": k, "objective": objective, "fast_status": fast["status"], "fast_s": fast_s,
-                "fast_algorithm_s": fast_algo, "fast_measured": fast.get("measured", 0),
-                "fast_kkt_ok": fast["kkt_ok"], "warm_s": best["warm"][0], "warm_algorithm_s": best["warm"][1],
-                "warm_by": best["warm"][2], "warm_dpp": best["warm"][3], "cold_s": best["cold"][0],
-                "cold_algorithm_s": best["cold"][1], "cold_by": best["cold"][2],
-                "speedup_warm": best["warm"][0] / fast_s, "speedup_cold": best["cold"][0] / fast_s,
+                "n": n,
+                "k": k,
+                "objective": objective,
+                "fast_status": fast["status"],
+                "fast_s": fast_s,
+                "fast_algorithm_s": fast_algo,
+                "fast_measured": fast.get("measured", 0),
+                "fast_kkt_ok": fast["kkt_ok"],
+                "warm_s": best["warm"][0],
+                "warm_algorithm_s": best["warm"][1],
+                "warm_by": best["warm"][2],
+                "warm_dpp": best["warm"][3],
+                "cold_s": best["cold"][0],
+                "cold_algorithm_s": best["cold"][1],
+                "cold_by": best["cold"][2],
+                "speedup_warm": best["warm"][0] / fast_s,
+                "speedup_cold": best["cold"][0] / fast_s,
                 "speedup_warm_algorithm": best["warm"][1] / fast_algo,
                 "speedup_cold_algorithm": best["cold"][1] / fast_algo,
-                "agreement": agreement, "l1_change_vs_A": _effect(rows, "l1_change_vs_A"),
-                "penalty_share": _effect(rows, "penalty_share"), "limit": limit,
+                "agreement": agreement,
+                "l1_change_vs_A": _effect(rows, "l1_change_vs_A"),
+                "penalty_share": _effect(rows, "penalty_share"),
+                "limit": limit,
                 "rho": float(rows["rho"].dropna().iloc[0]) if rows["rho"].notna().any() else np.nan,
                 "psi": float(rows["psi"].dropna().iloc[0]) if rows["psi"].notna().any() else np.nan,
             }
             if len(bisection):
                 b = bisection.iloc[0]
-                record.update(bisection_s=b["median_s"] if b["status"] == "ok" else np.nan,
-                              bisection_residual=b["primal_residual"])
+                record.update(
+                    bisection_s=b["median_s"] if b["status"] == "ok" else np.nan, bisection_residual=b["primal_residual"]
+                )
             records.append(record)
     return pd.DataFrame(records)
 
 
 def _clarabel_reference(cvx):
     for mode, formulation in (("cold", "segment"), ("cold", "epigraph"), ("warm", "segment"), ("warm", "epigraph")):
-        hit = cvx[(cvx["solver"] == "CLARABEL") & (cvx["mode"] == mode) & (cvx["formulation"] == formulation)
-                  & (cvx["status"] == "ok") & cvx["objective_value"].notna()]
+        hit = cvx[
+            (cvx["solver"] == "CLARABEL")
+            & (cvx["mode"] == mode)
+            & (cvx["formulation"] == formulation)
+            & (cvx["status"] == "ok")
+            & cvx["objective_value"].notna()
+        ]
         if len(hit):
             return float(hit["objective_value"].iloc[0])
     return None
@@ -602,10 +686,11 @@ def report(df, path_md, path_png, info, args):
         "occasional 2-3 tick holes), width = shares resting there; depth follows an intraday U-shape (3.5x at the "
         "open and close), spreads are widest just after the open, depth is lognormal, and finer buckets see "
         "proportionally less depth. N = 390 / 1560 / 23400 are 60-s / 15-s / 1-s buckets of a 6.5-h session.",
-        f"* **Budget** S = {CAPACITY_SHARE:.0%} of the total capacity, `budget=\"eq\"`.",
+        f'* **Budget** S = {CAPACITY_SHARE:.0%} of the total capacity, `budget="eq"`.',
         f"* **Objectives**: (A) cost only; (B) rho = {RHO_SCALE} * lambda_A / (S/N); (C) psi = {PSI_SCALE} * lambda_A / (N S) "
         "with linear weights w_i = i/N (lambda_A = (A)'s water level). Their effect, measured on the exact schedules: "
-        + "; ".join(_effect_text(summary, n, k) for n, k in sizes) + ". So the penalties matter without dominating.",
+        + "; ".join(_effect_text(summary, n, k) for n, k in sizes)
+        + ". So the penalties matter without dominating.",
         f"* **Repeats**: each repeat solves a re-quoted book (every bucket's ladder shifted by -1/0/+1 tick), the "
         f"same {VARIANTS} books for every method. Fast paths: median of {FAST_REPEATS} "
         f"(fewer once a cell has spent {FAST_BUDGET_S:g} s). cvxpy: median of "
@@ -615,11 +700,11 @@ def report(df, path_md, path_png, info, args):
         "* **Times** are wall-clock seconds of the whole `solve(...)` call, which includes the KKT certificate for "
         "every path (about 1-2 ms at N = 390); the *algorithm-only* columns drop it (fast: `timings['solve']`, "
         "cvxpy: `timings['build'] + timings['solve']`, where cvxpy's canonicalization happens inside the solve).",
-        "* **Cold** = `solve(curves, S, objective, method=\"cvxpy\", solver=X, formulation=F, fallback=False)` "
+        '* **Cold** = `solve(curves, S, objective, method="cvxpy", solver=X, formulation=F, fallback=False)` '
         "from scratch (build + canonicalize + solve). **Warm** = `build_problem(...)` once on the base book, a "
         "first (compiling) solve, then `solve(requoted, ..., problem=problem)`, which calls `problem.update` and "
         "re-solves with the cached DPP canonicalization (and the solver's warm start where it has one). "
-        "`build_problem(dpp=\"auto\")` turns DPP off above N*K = 40,000, where `update` rebuilds the problem: "
+        '`build_problem(dpp="auto")` turns DPP off above N*K = 40,000, where `update` rebuilds the problem: '
         "warm then *is* the cold path, marked (r) and reported with the cold time, not re-measured. "
         "The compile time column is build + first solve.",
         f"* **Isolation**: every cell (fast paths too) runs in a spawned worker process; a solve that returns "
@@ -634,7 +719,8 @@ def report(df, path_md, path_png, info, args):
         "measured were kept). A warm cell is skipped when its cold twin hit the limit or failed at the same size "
         "(the first warm solve compiles and hands the same problem to the same solver).",
         "* **Solver tolerances** (`convexsched.optimize.solve.SOLVER_OPTIONS`, tighter than the defaults so the answers "
-        "certify at 1e-5): " + "; ".join(f"{name}: {options}" for name, options in SOLVER_OPTIONS.items())
+        "certify at 1e-5): "
+        + "; ".join(f"{name}: {options}" for name, options in SOLVER_OPTIONS.items())
         + "; ECOS and HiGHS at their defaults. A cvxpy answer whose KKT certificate fails at 1e-5 is marked ‡.",
         "* Untimed warm-up solve on 8 buckets per (worker, path, solver, formulation), so imports and "
         "first-call caches are not timed.",
@@ -646,8 +732,19 @@ def report(df, path_md, path_png, info, args):
         "the fast path is lower).",
         "",
     ]
-    headers = ["N", "K", "obj", "fast", "fast algo", "best warm cvxpy", "best cold cvxpy", "speed-up vs warm",
-               "speed-up vs cold", "agreement", "bisection (E7)"]
+    headers = [
+        "N",
+        "K",
+        "obj",
+        "fast",
+        "fast algo",
+        "best warm cvxpy",
+        "best cold cvxpy",
+        "speed-up vs warm",
+        "speed-up vs cold",
+        "agreement",
+        "bisection (E7)",
+    ]
     table = []
     for _, s in summary.iterrows():
         fast_text = fmt_time(s["fast_s"]) if s["fast_status"] == "ok" else f"**{s['fast_status']}**"
@@ -655,11 +752,21 @@ def report(df, path_md, path_png, info, args):
         bisection = ""
         if "bisection_s" in s and np.isfinite(s.get("bisection_s", np.nan)):
             bisection = f"{fmt_time(s['bisection_s'])}, misses S by {s['bisection_residual']:.1e}"
-        table.append([s["n"], s["k"], s["objective"], fast_text, fmt_time(s["fast_algorithm_s"]) if s["fast_status"] == "ok" else "",
-                      warm, f"{fmt_time(s['cold_s'])} {s['cold_by']}",
-                      f"{fmt_ratio(s['speedup_warm'])} ({fmt_ratio(s['speedup_warm_algorithm'])})",
-                      f"{fmt_ratio(s['speedup_cold'])} ({fmt_ratio(s['speedup_cold_algorithm'])})",
-                      f"{s['agreement']:.1e}" if np.isfinite(s["agreement"]) else "n/a", bisection])
+        table.append(
+            [
+                s["n"],
+                s["k"],
+                s["objective"],
+                fast_text,
+                fmt_time(s["fast_algorithm_s"]) if s["fast_status"] == "ok" else "",
+                warm,
+                f"{fmt_time(s['cold_s'])} {s['cold_by']}",
+                f"{fmt_ratio(s['speedup_warm'])} ({fmt_ratio(s['speedup_warm_algorithm'])})",
+                f"{fmt_ratio(s['speedup_cold'])} ({fmt_ratio(s['speedup_cold_algorithm'])})",
+                f"{s['agreement']:.1e}" if np.isfinite(s["agreement"]) else "n/a",
+                bisection,
+            ]
+        )
     lines += [markdown_table(headers, table, "rrlrrllrrrl"), ""]
     lines += ["Where the fast path hit the limit, its time counts as the limit, so the speed-up is an upper bound.", ""]
     lines += _bisection_note(summary)
@@ -676,8 +783,10 @@ def _load_text(df):
     load = df["load_1min"].dropna() if "load_1min" in df else pd.Series(dtype=float)
     if load.empty:
         return ""
-    return (f"1-min load average after each cell: median {load.median():.2f}, max {load.max():.2f} on "
-            f"{os.cpu_count()} cores (the machine is shared with other work, so single timings are noisy).")
+    return (
+        f"1-min load average after each cell: median {load.median():.2f}, max {load.max():.2f} on "
+        f"{os.cpu_count()} cores (the machine is shared with other work, so single timings are noisy)."
+    )
 
 
 def _bisection_note(summary):
@@ -686,10 +795,13 @@ def _bisection_note(summary):
     worst = part["bisection_residual"].max() if len(part) else np.nan
     if not worst > 1e-3:
         return []
-    return [f"The dual bisection (E7) on (A) misses S by up to {worst:.1%} of S, more than its eps_S = 0.1%: on a "
-            "tick grid many segments share a slope, so S(lambda) jumps by more than eps_S at one price level, "
-            "no level meets the tolerance and the bisection runs all 200 iterations (hence also its time). "
-            "The exact water-filling splits the marginal level instead.", ""]
+    return [
+        f"The dual bisection (E7) on (A) misses S by up to {worst:.1%} of S, more than its eps_S = 0.1%: on a "
+        "tick grid many segments share a slope, so S(lambda) jumps by more than eps_S at one price level, "
+        "no level meets the tolerance and the bisection runs all 200 iterations (hence also its time). "
+        "The exact water-filling splits the marginal level instead.",
+        "",
+    ]
 
 
 def _effect_text(summary, n, k):
@@ -698,8 +810,9 @@ def _effect_text(summary, n, k):
     for objective in ("B", "C"):
         if objective in part.index:
             row = part.loc[objective]
-            pieces.append(f"{objective} moves {row['l1_change_vs_A']:.0%} of S (L1) and its penalty is "
-                          f"{row['penalty_share']:.0%} of F")
+            pieces.append(
+                f"{objective} moves {row['l1_change_vs_A']:.0%} of S (L1) and its penalty is {row['penalty_share']:.0%} of F"
+            )
     return f"{n}x{k}: " + ", ".join(pieces)
 
 
@@ -712,21 +825,32 @@ def _targets_section(summary):
         s = row.loc[objective]
         ratio, algorithm = s[f"speedup_{mode}"], s[f"speedup_{mode}_algorithm"]
         verdict = "**met**" if ratio >= target else "**missed**"
-        lines.append(f"* {objective} fast path >= {target}x faster than the best {mode} cvxpy solve: {verdict} "
-                     f"({fmt_ratio(ratio)} end-to-end: {fmt_time(s['fast_s'])} vs {fmt_time(s[f'{mode}_s'])} "
-                     f"{s[f'{mode}_by']}; algorithm-only {fmt_ratio(algorithm)}, "
-                     f"{'met' if algorithm >= target else 'missed'}).")
+        lines.append(
+            f"* {objective} fast path >= {target}x faster than the best {mode} cvxpy solve: {verdict} "
+            f"({fmt_ratio(ratio)} end-to-end: {fmt_time(s['fast_s'])} vs {fmt_time(s[f'{mode}_s'])} "
+            f"{s[f'{mode}_by']}; algorithm-only {fmt_ratio(algorithm)}, "
+            f"{'met' if algorithm >= target else 'missed'})."
+        )
     return lines + [""]
 
 
 def _scaling_section(summary):
-    lines = ["## Fast-path scaling in N*K", "",
-             f"Time per N*K (ns per segment) and the least-squares exponent of time in N*K over the sizes run "
-             f"(near-linear: exponent <= {NEAR_LINEAR_EXPONENT}; sorting makes a small log factor expected).", ""]
+    lines = [
+        "## Fast-path scaling in N*K",
+        "",
+        f"Time per N*K (ns per segment) and the least-squares exponent of time in N*K over the sizes run "
+        f"(near-linear: exponent <= {NEAR_LINEAR_EXPONENT}; sorting makes a small log factor expected).",
+        "",
+    ]
     ks = sorted(summary["k"].unique())
-    headers = ["objective", *[f"{n}x{k}" for n, k in summary[["n", "k"]].drop_duplicates().itertuples(index=False)],
-               "exponent (end-to-end)", "exponent (algorithm)", *[f"exponent in N, K={k}" for k in ks],
-               "near-linear?"]
+    headers = [
+        "objective",
+        *[f"{n}x{k}" for n, k in summary[["n", "k"]].drop_duplicates().itertuples(index=False)],
+        "exponent (end-to-end)",
+        "exponent (algorithm)",
+        *[f"exponent in N, K={k}" for k in ks],
+        "near-linear?",
+    ]
     table = []
     for objective in OBJECTIVES:
         part = summary[summary["objective"] == objective]
@@ -739,60 +863,83 @@ def _scaling_section(summary):
         if summary["n"].nunique() < 2:
             # One N (--quick): no exponent in N was measured, and one fitted across K alone says
             # nothing about growth in N*K.
-            table.append([objective, *cells, "not measured (one N)", "not measured (one N)",
-                          *["not measured" for _ in ks], "not measured"])
+            table.append(
+                [objective, *cells, "not measured (one N)", "not measured (one N)", *["not measured" for _ in ks], "not measured"]
+            )
             continue
         exponent = scaling_exponent(summary, objective)
         algorithm = scaling_exponent(summary, objective, "fast_algorithm_s")
         complete = (part["fast_status"] == "ok").all()
-        failed = ", ".join(f"{s['fast_status']} at {s['n']}x{s['k']}" for _, s in part.iterrows()
-                           if s["fast_status"] != "ok")
+        failed = ", ".join(f"{s['fast_status']} at {s['n']}x{s['k']}" for _, s in part.iterrows() if s["fast_status"] != "ok")
         in_n = [scaling_exponent(summary, objective, k=k) for k in ks]
         # An exponent in N needs two sizes at that K; a missing one is not evidence of linearity.
         complete = complete and all(np.isfinite(value) and value <= NEAR_LINEAR_EXPONENT for value in in_n)
         verdict = "yes" if exponent <= NEAR_LINEAR_EXPONENT and complete else "no"
         if failed:
             verdict += f" ({failed})"
-        table.append([objective, *cells, f"{exponent:.2f}", f"{algorithm:.2f}", *[f"{value:.2f}" for value in in_n],
-                      verdict])
+        table.append([objective, *cells, f"{exponent:.2f}", f"{algorithm:.2f}", *[f"{value:.2f}" for value in in_n], verdict])
     return lines + [markdown_table(headers, table, "l" + "r" * (len(headers) - 2) + "l"), ""]
 
 
 def _compile_section(df):
     """The first (compiling) DPP solve against the cold solve, Clarabel, by size."""
-    lines = ["## DPP compile time vs N (Clarabel)", "",
-             "Compile = `build_problem(dpp=True)` + the first solve; re-solve = the median warm solve after "
-             "`update`; cold = the constant build + solve at the same size. Above N*K = 40,000 `dpp=\"auto\"` "
-             "builds without parameters; the *forced* rows build with `dpp=True` anyway to show why.", ""]
+    lines = [
+        "## DPP compile time vs N (Clarabel)",
+        "",
+        "Compile = `build_problem(dpp=True)` + the first solve; re-solve = the median warm solve after "
+        '`update`; cold = the constant build + solve at the same size. Above N*K = 40,000 `dpp="auto"` '
+        "builds without parameters; the *forced* rows build with `dpp=True` anyway to show why.",
+        "",
+    ]
     warm = df[(df["solver"] == "CLARABEL") & (df["mode"] == "warm") & df["dpp"].isin(["yes", "forced"])]
-    headers = ["N", "K", "N*K", "obj", "formulation", "DPP", "compile", "re-solve", "cold", "compile / cold",
-               "peak memory"]
+    headers = ["N", "K", "N*K", "obj", "formulation", "DPP", "compile", "re-solve", "cold", "compile / cold", "peak memory"]
     table = []
     for _, w in warm.sort_values(["n", "k", "objective", "formulation"]).iterrows():
-        cold = df[(df["n"] == w["n"]) & (df["k"] == w["k"]) & (df["objective"] == w["objective"])
-                  & (df["solver"] == "CLARABEL") & (df["formulation"] == w["formulation"]) & (df["mode"] == "cold")]
+        cold = df[
+            (df["n"] == w["n"])
+            & (df["k"] == w["k"])
+            & (df["objective"] == w["objective"])
+            & (df["solver"] == "CLARABEL")
+            & (df["formulation"] == w["formulation"])
+            & (df["mode"] == "cold")
+        ]
         cold_s = float(cold["median_s"].iloc[0]) if len(cold) and cold["status"].iloc[0] == "ok" else np.nan
         if w["status"] == "ok":
             compile_text = fmt_time(w["compile_s"])
             ratio = f"{w['compile_s'] / cold_s:.1f}" if np.isfinite(cold_s) else "n/a"
         else:
             compile_text, ratio = _cell_text(w), ""
-        table.append([w["n"], w["k"], f"{w['n'] * w['k']:,}", w["objective"], w["formulation"],
-                      "auto" if w["dpp"] == "yes" else "forced", compile_text,
-                      fmt_time(w["median_s"]) if w["status"] == "ok" else "", fmt_time(cold_s), ratio,
-                      f"{w['peak_gib']:.2f} GiB" if np.isfinite(w.get("peak_gib", np.nan)) else ""])
+        table.append(
+            [
+                w["n"],
+                w["k"],
+                f"{w['n'] * w['k']:,}",
+                w["objective"],
+                w["formulation"],
+                "auto" if w["dpp"] == "yes" else "forced",
+                compile_text,
+                fmt_time(w["median_s"]) if w["status"] == "ok" else "",
+                fmt_time(cold_s),
+                ratio,
+                f"{w['peak_gib']:.2f} GiB" if np.isfinite(w.get("peak_gib", np.nan)) else "",
+            ]
+        )
     return lines + [markdown_table(headers, table, "rrrllllrrrr"), ""]
 
 
 def _full_table(df, sizes, limit):
-    lines = ["## Every cvxpy cell (median seconds per solve)", "",
-             f"TL: a solve exceeded the time limit ({limit}). skip (TL / OOM smaller): hit the limit / ran out of "
-             "memory at a smaller size, not run. skip (slow smaller): took (or failed after) more than a quarter of "
-             "the limit at a size with at most a quarter of the N*K, so it would exceed the limit here; the CSV "
-             "names the size. skip (cold TL / cold fail): the cold solve hit the limit (or ran out of memory) / failed at this size. "
-             "fail (t): non-optimal status after t. "
-             "OOM / crash: out of memory. (r): rebuilt, warm = cold above N*K = 40,000. ‡: KKT certificate failed "
-             "at 1e-5.", ""]
+    lines = [
+        "## Every cvxpy cell (median seconds per solve)",
+        "",
+        f"TL: a solve exceeded the time limit ({limit}). skip (TL / OOM smaller): hit the limit / ran out of "
+        "memory at a smaller size, not run. skip (slow smaller): took (or failed after) more than a quarter of "
+        "the limit at a size with at most a quarter of the N*K, so it would exceed the limit here; the CSV "
+        "names the size. skip (cold TL / cold fail): the cold solve hit the limit (or ran out of memory) / failed at this size. "
+        "fail (t): non-optimal status after t. "
+        "OOM / crash: out of memory. (r): rebuilt, warm = cold above N*K = 40,000. ‡: KKT certificate failed "
+        "at 1e-5.",
+        "",
+    ]
     cvx = df[(df["method"] == "cvxpy") & (df["dpp"] != "forced")]
     headers = ["N", "K", "solver", "formulation", *[f"{o} {m}" for o in OBJECTIVES for m in ("cold", "warm")]]
     table = []
@@ -802,20 +949,32 @@ def _full_table(df, sizes, limit):
                 entries = []
                 for objective in OBJECTIVES:
                     for mode in ("cold", "warm"):
-                        hit = cvx[(cvx["n"] == n) & (cvx["k"] == k) & (cvx["solver"] == solver)
-                                  & (cvx["formulation"] == formulation) & (cvx["objective"] == objective)
-                                  & (cvx["mode"] == mode)]
+                        hit = cvx[
+                            (cvx["n"] == n)
+                            & (cvx["k"] == k)
+                            & (cvx["solver"] == solver)
+                            & (cvx["formulation"] == formulation)
+                            & (cvx["objective"] == objective)
+                            & (cvx["mode"] == mode)
+                        ]
                         if len(hit) and hit.iloc[0]["dpp"] == "rebuilt":
                             # Warm is the cold path here: show the cold cell, marked.
-                            hit = cvx[(cvx["n"] == n) & (cvx["k"] == k) & (cvx["solver"] == solver)
-                                      & (cvx["formulation"] == formulation) & (cvx["objective"] == objective)
-                                      & (cvx["mode"] == "cold")]
+                            hit = cvx[
+                                (cvx["n"] == n)
+                                & (cvx["k"] == k)
+                                & (cvx["solver"] == solver)
+                                & (cvx["formulation"] == formulation)
+                                & (cvx["objective"] == objective)
+                                & (cvx["mode"] == "cold")
+                            ]
                             entries.append(_cell_text(hit.iloc[0]) + " (r)")
                         else:
                             entries.append(_cell_text(hit.iloc[0]) if len(hit) else "")
                 table.append([n, k, solver, formulation, *entries])
     lines += [markdown_table(headers, table, "rrll" + "r" * 6), ""]
-    failures = cvx[(cvx["status"] == "failed") & (cvx["dpp"] != "rebuilt")].drop_duplicates(subset=["solver", "formulation", "objective", "note"])
+    failures = cvx[(cvx["status"] == "failed") & (cvx["dpp"] != "rebuilt")].drop_duplicates(
+        subset=["solver", "formulation", "objective", "note"]
+    )
     if len(failures):
         lines += ["Failure messages (first of each kind):", ""]
         for _, f in failures.iterrows():
@@ -835,11 +994,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 390 only (both K), a few minutes")
     parser.add_argument("--sizes", nargs="+", metavar="NxK", help="sizes to run, e.g. 390x64 1560x16")
-    parser.add_argument("--time-limit", type=float, default=None,
-                        help="seconds per solve before a cell counts as the time limit, at every size "
-                        "(default 30 at N = 390 and 120 from N = 1560 on; 5 with --quick)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="cvxpy repeats at every size (default 3 / 2 / 1 at N = 390 / 1560 / 23400; 1 with --quick)")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds per solve before a cell counts as the time limit, at every size "
+        "(default 30 at N = 390 and 120 from N = 1560 on; 5 with --quick)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="cvxpy repeats at every size (default 3 / 2 / 1 at N = 390 / 1560 / 23400; 1 with --quick)",
+    )
     parser.add_argument("--from-csv", action="store_true", help="rewrite the report from solvers.csv, no solving")
     parser.add_argument("--resume", action="store_true", help="keep the cells already in solvers.csv, run the rest")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where solvers.{csv,md} and the plot go")
@@ -872,8 +1039,23 @@ def main():
         df = run(sorted(sizes, key=lambda s: (s[0] * s[1], s[0])), limits, repeats, csv_path, done)
     summary = report(df, md_path, png_path, info, args)
     print((md_path).read_text().split("## Methodology")[0])
-    print(summary[["n", "k", "objective", "fast_s", "warm_s", "warm_by", "cold_s", "cold_by", "speedup_warm",
-                   "speedup_cold", "agreement"]].to_string(index=False))
+    print(
+        summary[
+            [
+                "n",
+                "k",
+                "objective",
+                "fast_s",
+                "warm_s",
+                "warm_by",
+                "cold_s",
+                "cold_by",
+                "speedup_warm",
+                "speedup_cold",
+                "agreement",
+            ]
+        ].to_string(index=False)
+    )
 
 
 if __name__ == "__main__":

@@ -82,9 +82,15 @@ def time_fast(half_life, strength):
         gap_wall.append(time.perf_counter() - started)
         gap_iterations.append(result.iterations)
         gap_reached.append(result.report.relative_gap)
-    return {"seconds": float(np.median(wall)), "iterations": int(np.median(iterations)),
-            "gap": float(max(gaps)), "ok": ok, "gap_seconds": float(np.median(gap_wall)),
-            "gap_iterations": int(np.median(gap_iterations)), "gap_reached": float(max(gap_reached))}
+    return {
+        "seconds": float(np.median(wall)),
+        "iterations": int(np.median(iterations)),
+        "gap": float(max(gaps)),
+        "ok": ok,
+        "gap_seconds": float(np.median(gap_wall)),
+        "gap_iterations": int(np.median(gap_iterations)),
+        "gap_reached": float(max(gap_reached)),
+    }
 
 
 def warm_cvxpy(half_life, strength, repeats=3):
@@ -98,14 +104,18 @@ def warm_cvxpy(half_life, strength, repeats=3):
     for solver, options in CANDIDATES:
         for formulation in ("segment", "epigraph"):
             key = f"{solver.lower()}{'/' + options if options else ''}/{formulation}"
-            extra = {"solver_options": {solver: {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}}} \
-                if options == "defaults" else {}
+            extra = (
+                {"solver_options": {solver: {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}}}
+                if options == "defaults"
+                else {}
+            )
             try:
                 problem = cs.build_problem(variants[0], total, objective, formulation=formulation)
 
                 def run(problem=problem, solver=solver, extra=extra):
-                    return cs.solve(variants[0], total, objective, method="cvxpy", problem=problem, solver=solver,
-                                    fallback=False, **extra)
+                    return cs.solve(
+                        variants[0], total, objective, method="cvxpy", problem=problem, solver=solver, fallback=False, **extra
+                    )
 
                 run()
                 wall = []
@@ -144,8 +154,14 @@ print(json.dumps(out))
 def abc_times(checkout):
     """A, B, C fast-path medians (end to end) with the package of ``checkout``, in a child."""
     code = ABC_SNIPPET.format(bench=str(ROOT / "benchmarks"), rounds=5 * VARIANTS)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"}, cwd=checkout)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"},
+        cwd=checkout,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -170,10 +186,23 @@ def main():
         gap_ratio = best / fast["gap_seconds"] if best else None
         if (half_life, strength) == settings[0]:
             headline = (fast, best_key, best, ratio, warm, gap_ratio)
-        rows.append([f"{half_life:g}", f"{strength:g}", fmt_time(fast["seconds"]), fast["iterations"],
-                     f"{fast['gap']:.1e}", "yes" if fast["ok"] else "NO", fmt_time(fast["gap_seconds"]),
-                     fast["gap_iterations"], f"{fast['gap_reached']:.1e}", best_key or "-", fmt_time(best),
-                     fmt_ratio(ratio), fmt_ratio(gap_ratio)])
+        rows.append(
+            [
+                f"{half_life:g}",
+                f"{strength:g}",
+                fmt_time(fast["seconds"]),
+                fast["iterations"],
+                f"{fast['gap']:.1e}",
+                "yes" if fast["ok"] else "NO",
+                fmt_time(fast["gap_seconds"]),
+                fast["gap_iterations"],
+                f"{fast['gap_reached']:.1e}",
+                best_key or "-",
+                fmt_time(best),
+                fmt_ratio(ratio),
+                fmt_ratio(gap_ratio),
+            ]
+        )
         print(rows[-1], flush=True)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -204,16 +233,36 @@ def main():
         f"{fmt_time(fast['gap_seconds'])} ({fast['gap_iterations']} iterations): **{fmt_ratio(gap_ratio)}** "
         "(target >= 30x).",
         "",
-        markdown_table(["half-life", "strength", "fast (certified)", "iterations", "max rel. gap", "certified",
-                        "fast (gap <= 1e-6)", "iterations", "gap reached", "best warm cvxpy", "cvxpy",
-                        "ratio (certified)", "ratio (gap)"], rows, "rrrrrlrrrlrrr"),
+        markdown_table(
+            [
+                "half-life",
+                "strength",
+                "fast (certified)",
+                "iterations",
+                "max rel. gap",
+                "certified",
+                "fast (gap <= 1e-6)",
+                "iterations",
+                "gap reached",
+                "best warm cvxpy",
+                "cvxpy",
+                "ratio (certified)",
+                "ratio (gap)",
+            ],
+            rows,
+            "rrrrrlrrrlrrr",
+        ),
         "",
         "Every warm cvxpy candidate at the headline setting (seconds, relative gap of its schedule):",
         "",
-        markdown_table(["candidate", "re-solve", "relative gap"],
-                       [[key, fmt_time(value[0]) if value[0] else "n/a",
-                         f"{value[1]:.1e}" if isinstance(value[1], float) else value[1]]
-                        for key, value in warm.items()], "lrr"),
+        markdown_table(
+            ["candidate", "re-solve", "relative gap"],
+            [
+                [key, fmt_time(value[0]) if value[0] else "n/a", f"{value[1]:.1e}" if isinstance(value[1], float) else value[1]]
+                for key, value in warm.items()
+            ],
+            "lrr",
+        ),
         "",
         f"A, B and C keep their speed: fast path end to end (median of {5 * VARIANTS}), commit {BEFORE} "
         "(before the scale-free certificate) vs this checkout:",

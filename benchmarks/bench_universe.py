@@ -94,10 +94,7 @@ def main():
         "",
         markdown_table(["run", "keys", "wall s", "tasks / s", "cluster start s"], rows, "lrrrr"),
         "",
-        (
-            "Per task (serial run; peak = the process's peak resident memory during the task, "
-            "interpreter and libraries included):"
-        ),
+        ("Per task (serial run; peak = the process's peak resident memory during the task, interpreter and libraries included):"),
         "",
         markdown_table(["book", "keys", "mean s", "max s", "peak GiB"], per_task, "lrrrr"),
         "",

@@ -106,8 +106,11 @@ def main():
         "keys in batches (`run_universe`'s default). Peak GiB: the largest VmHWM of a process while it ran "
         "one task (interpreter and libraries included): per worker on the cluster.",
         "",
-        markdown_table(["job", "where", "keys", "wall s", "ms / key", "target", "tables equal", "failed",
-                        "all KKT ok", "peak GiB"], rows, "llrrrllrlr"),  # fmt: skip
+        markdown_table(
+            ["job", "where", "keys", "wall s", "ms / key", "target", "tables equal", "failed", "all KKT ok", "peak GiB"],
+            rows,
+            "llrrrllrlr",
+        ),  # fmt: skip
         "",
         f"## Core-hours: {YEAR_SYMBOLS:,} symbols x {YEAR_DAYS} days with every default backtest row",
         "",

@@ -99,14 +99,29 @@ def evaluate(books, table):
             model.fit(train, train["slippage"])
             seconds = time.perf_counter() - start
             for test_name, test in tests.items():
-                rows.append({"held_out": held_out, "test": test_name, "model": name, "fit_s": seconds,
-                             "n": len(test), **scores(test, model.predict(test))})
+                rows.append(
+                    {
+                        "held_out": held_out,
+                        "test": test_name,
+                        "model": name,
+                        "fit_s": seconds,
+                        "n": len(test),
+                        **scores(test, model.predict(test)),
+                    }
+                )
             if isinstance(model, ImpactOracle):
                 states = bucket_features(books[held_out]).dropna()
                 for method in CONVEXIFY_METHODS:
                     _, report = model.cost_curves(states, CURVE_GRID, convexify=method, return_report=True)
-                    curve_rows.append({"held_out": held_out, "method": method, "relative_l2": report.relative_l2,
-                                       "max": report.max, "clipped": int(report.per_bucket["clipped"].sum())})
+                    curve_rows.append(
+                        {
+                            "held_out": held_out,
+                            "method": method,
+                            "relative_l2": report.relative_l2,
+                            "max": report.max,
+                            "clipped": int(report.per_bucket["clipped"].sum()),
+                        }
+                    )
         print(f"held out {held_out}: done")
     return pd.DataFrame(rows), pd.DataFrame(curve_rows)
 
@@ -117,8 +132,10 @@ def next_minute(books, table):
     for held_out in sorted(books):
         book = books[held_out]
         train = table[table["symbol"] != held_out]
-        oracles = {name: ImpactOracle(random_state=0, features=features).fit(train, train["slippage"])
-                   for name, features in (("oracle, state features", "state"), ("oracle, book features", "book"))}
+        oracles = {
+            name: ImpactOracle(random_state=0, features=features).fit(train, train["slippage"])
+            for name, features in (("oracle, state features", "state"), ("oracle, book features", "book"))
+        }
         executor = BookExecutor(book, "buy")
         now, nxt = executor.rows[:-1], executor.rows[1:]
         keep = (now >= 0) & (nxt >= 0)
@@ -139,10 +156,16 @@ def next_minute(books, table):
         truth = (actual * bps)[inside]
         for name, predicted in predictions.items():
             guess = (predicted * bps)[inside]
-            rows.append({"held_out": held_out, "forecast": name, "n": int(inside.sum()),
-                         "MAE (bps)": float(np.mean(np.abs(guess - truth))),
-                         "R2 (bps)": float(r2_score(truth, guess)),
-                         "MAE (CNY)": float(np.mean(np.abs(predicted[inside] - actual[inside])))})
+            rows.append(
+                {
+                    "held_out": held_out,
+                    "forecast": name,
+                    "n": int(inside.sum()),
+                    "MAE (bps)": float(np.mean(np.abs(guess - truth))),
+                    "R2 (bps)": float(r2_score(truth, guess)),
+                    "MAE (CNY)": float(np.mean(np.abs(predicted[inside] - actual[inside]))),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -165,8 +188,11 @@ def verdict(summary):
     for test in summary.index.get_level_values("test").unique():
         block = summary.loc[test]
         best = {m: (block[m].idxmin() if m.startswith("MAE") else block[m].idxmax()) for m in block.columns}
-        lost = [f"{m} (best: {model}, {block.loc[model, m]:.4g} vs oracle {block.loc['oracle (GB)', m]:.4g})"
-                for m, model in best.items() if model != "oracle (GB)"]
+        lost = [
+            f"{m} (best: {model}, {block.loc[model, m]:.4g} vs oracle {block.loc['oracle (GB)', m]:.4g})"
+            for m, model in best.items()
+            if model != "oracle (GB)"
+        ]
         status = "oracle best on every metric" if not lost else "oracle NOT best on " + "; ".join(lost)
         lines.append(f"- {test}: {status}.")
     return lines
@@ -199,7 +225,7 @@ def main():
         f"the displayed ask depth dropped. Rows per stock: {', '.join(f'{k} {v}' for k, v in counts.items())}.",
         "",
         f"Protocol: leave one stock out, time-ordered. Train on the other four stocks before {CUT}; test on "
-        f"those four from {CUT} + {int(EMBARGO.total_seconds() // 60)} min (\"later times\"), on the held-out "
+        f'those four from {CUT} + {int(EMBARGO.total_seconds() // 60)} min ("later times"), on the held-out '
         "stock all day, and on the held-out stock at later times. Numbers are means over the five folds. "
         "The oracle is `ImpactOracle(random_state=0)` with defaults (vol_ratio feature, bps target, "
         "time-ordered early stopping on its own training rows); the square-root law uses the mid as price "

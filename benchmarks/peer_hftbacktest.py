@@ -95,8 +95,16 @@ def exact_stamps(data):
 def hbt_backtest(data):
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
-    asset = (BacktestAsset().data(data).linear_asset(1.0).constant_order_latency(LATENCY_NS, LATENCY_NS)
-             .l3_fifo_queue_model().no_partial_fill_exchange().tick_size(0.25).lot_size(1.0))
+    asset = (
+        BacktestAsset()
+        .data(data)
+        .linear_asset(1.0)
+        .constant_order_latency(LATENCY_NS, LATENCY_NS)
+        .l3_fifo_queue_model()
+        .no_partial_fill_exchange()
+        .tick_size(0.25)
+        .lot_size(1.0)
+    )
     return HashMapMarketDepthBacktest([asset])
 
 
@@ -170,14 +178,40 @@ def ours(events, times, kinds, qty_per_child, our_side):
     qty[np.arange(n), np.arange(n)] = qty_per_child
     log = FillLog(4 * n)
     totals = tuple(np.zeros(n) for _ in range(4))
-    out = run_window(*state.arrays(), events.time, events.kind, events.order, events.side, events.price, events.qty,
-                     events.aggressor, price_min, 0, int(events.time[-1]) + 1, np.asarray(times, np.int64),
-                     np.asarray(kinds, np.int64), qty, np.arange(n, dtype=np.int64), our_side, False, True,
-                     *log.arrays()[:-1], log.count, *totals)
+    out = run_window(
+        *state.arrays(),
+        events.time,
+        events.kind,
+        events.order,
+        events.side,
+        events.price,
+        events.qty,
+        events.aggressor,
+        price_min,
+        0,
+        int(events.time[-1]) + 1,
+        np.asarray(times, np.int64),
+        np.asarray(kinds, np.int64),
+        qty,
+        np.arange(n, dtype=np.int64),
+        our_side,
+        False,
+        True,
+        *log.arrays()[:-1],
+        log.count,
+        *totals,
+    )
     log.replace((*out[1:], log.count))
     k = len(log)
-    frame = pd.DataFrame({"lane": log.lane[:k], "time": log.time[:k], "price": log.price[:k] * events.tick_size,
-                          "qty": log.qty[:k], "passive": log.passive[:k]})
+    frame = pd.DataFrame(
+        {
+            "lane": log.lane[:k],
+            "time": log.time[:k],
+            "price": log.price[:k] * events.tick_size,
+            "qty": log.qty[:k],
+            "passive": log.passive[:k],
+        }
+    )
     return frame, totals
 
 
@@ -214,9 +248,18 @@ def main():
         vwap = fills.groupby("lane").apply(lambda f: (f.price * f.qty).sum() / f.qty.sum(), include_groups=False)
         levels = fills.groupby("lane").size()
         for lane, i in enumerate(np.flatnonzero(mine)):
-            compare.append({"side": "buy" if side > 0 else "sell", "size": sizes[i], "touch": theirs[i, 3],
-                            "ours_qty": totals[0][lane], "ours_price": vwap.get(lane, np.nan),
-                            "ours_levels": int(levels.get(lane, 0)), "hbt_qty": theirs[i, 1], "hbt_price": theirs[i, 0]})
+            compare.append(
+                {
+                    "side": "buy" if side > 0 else "sell",
+                    "size": sizes[i],
+                    "touch": theirs[i, 3],
+                    "ours_qty": totals[0][lane],
+                    "ours_price": vwap.get(lane, np.nan),
+                    "ours_levels": int(levels.get(lane, 0)),
+                    "hbt_qty": theirs[i, 1],
+                    "hbt_price": theirs[i, 0],
+                }
+            )
     ours_market_s = time.perf_counter() - t0
     market = pd.DataFrame(compare)
     market["fits"] = market["size"] <= market["touch"]
@@ -232,13 +275,18 @@ def main():
         for lane, t in enumerate(decisions):
             mine = fills[(fills.lane == lane) & (fills.time < t + WINDOW_NS)]
             hbt_filled = theirs_p[lane, 1] == 3
-            passive_rows.append({
-                "side": "buy" if side > 0 else "sell", "posted": theirs_p[lane, 0],
-                "ours_filled": len(mine) > 0, "hbt_filled": hbt_filled,
-                "ours_time": int(mine.time.iloc[0]) if len(mine) else 0,
-                "ours_price": float(mine.price.iloc[0]) if len(mine) else np.nan,
-                "hbt_time": int(theirs_p[lane, 2]) if hbt_filled else 0,
-                "hbt_price": theirs_p[lane, 3] if hbt_filled else np.nan})
+            passive_rows.append(
+                {
+                    "side": "buy" if side > 0 else "sell",
+                    "posted": theirs_p[lane, 0],
+                    "ours_filled": len(mine) > 0,
+                    "hbt_filled": hbt_filled,
+                    "ours_time": int(mine.time.iloc[0]) if len(mine) else 0,
+                    "ours_price": float(mine.price.iloc[0]) if len(mine) else np.nan,
+                    "hbt_time": int(theirs_p[lane, 2]) if hbt_filled else 0,
+                    "hbt_price": theirs_p[lane, 3] if hbt_filled else np.nan,
+                }
+            )
     passive = pd.DataFrame(passive_rows)
     both = passive.ours_filled & passive.hbt_filled
     passive["dt_us"] = np.where(both, (passive.ours_time - passive.hbt_time) / 1e3, np.nan)
@@ -287,51 +335,145 @@ def report(events, market, passive, convert_s, hbt_market_s, ours_market_s, vers
     rows = []
     for (side, size), group in market.groupby(["side", "size"]):
         fits = group[group.fits]
-        rows.append([side, f"{size:g}", len(group), len(fits), int(fits.same.sum()), len(group) - len(fits),
-                     int((group[~group.fits].ours_levels > 1).sum()),
-                     f"{(group[~group.fits].hbt_price - group[~group.fits].ours_price).abs().mean():.3f}"
-                     if (~group.fits).any() else "-"])
-    lines.append(markdown_table(["side", "contracts", "children", "fit the touch", "same price and qty",
-                                 "larger than the touch", "ours walk >1 level", "mean VWAP gap, abs (points)"], rows,
-                                "llrrrrrr"))
+        rows.append(
+            [
+                side,
+                f"{size:g}",
+                len(group),
+                len(fits),
+                int(fits.same.sum()),
+                len(group) - len(fits),
+                int((group[~group.fits].ours_levels > 1).sum()),
+                f"{(group[~group.fits].hbt_price - group[~group.fits].ours_price).abs().mean():.3f}"
+                if (~group.fits).any()
+                else "-",
+            ]
+        )
+    lines.append(
+        markdown_table(
+            [
+                "side",
+                "contracts",
+                "children",
+                "fit the touch",
+                "same price and qty",
+                "larger than the touch",
+                "ours walk >1 level",
+                "mean VWAP gap, abs (points)",
+            ],
+            rows,
+            "llrrrrrr",
+        )
+    )
     fit = market[market.fits]
-    lines += ["", f"Children within the touch: **{int(fit.same.sum())} of {len(fit)}** get the same price and quantity "
-              "in both. Larger children: hftbacktest fills the whole quantity at the best price (its L3 exchange has "
-              "no partial fills); ours walks the book, so its price is worse by the VWAP gap above.", ""]
+    lines += [
+        "",
+        f"Children within the touch: **{int(fit.same.sum())} of {len(fit)}** get the same price and quantity "
+        "in both. Larger children: hftbacktest fills the whole quantity at the best price (its L3 exchange has "
+        "no partial fills); ours walks the book, so its price is worse by the VWAP gap above.",
+        "",
+    ]
     mismatch = fit[~fit.same]
     if len(mismatch):
-        lines += ["Mismatches within the touch:", "", markdown_table(
-            ["side", "size", "touch", "ours qty", "ours price", "hbt qty", "hbt price"],
-            [[r.side, f"{r.size:g}", f"{r.touch:g}", f"{r.ours_qty:g}", f"{r.ours_price:.2f}", f"{r.hbt_qty:g}",
-              f"{r.hbt_price:.2f}"] for r in mismatch.itertuples()]), ""]
+        lines += [
+            "Mismatches within the touch:",
+            "",
+            markdown_table(
+                ["side", "size", "touch", "ours qty", "ours price", "hbt qty", "hbt price"],
+                [
+                    [
+                        r.side,
+                        f"{r.size:g}",
+                        f"{r.touch:g}",
+                        f"{r.ours_qty:g}",
+                        f"{r.ours_price:.2f}",
+                        f"{r.hbt_qty:g}",
+                        f"{r.hbt_price:.2f}",
+                    ]
+                    for r in mismatch.itertuples()
+                ],
+            ),
+            "",
+        ]
     lines += ["## Passive children (1 contract at the touch, alone, 50 s, no cross)", ""]
     rows = []
     for side, group in passive.groupby("side"):
         both = group.ours_filled & group.hbt_filled
-        rows.append([side, len(group), int(group.ours_filled.sum()), int(group.hbt_filled.sum()), int(both.sum()),
-                     int((group.ours_filled & ~group.hbt_filled).sum()), int((~group.ours_filled & group.hbt_filled).sum()),
-                     int(group.same_record.sum()),
-                     f"{group.dt_us[both].median():.1f}" if both.any() else "-"])
-    lines.append(markdown_table(["side", "children", "ours filled", "hbt filled", "both", "only ours", "only hbt",
-                                 "same record", "median ours - hbt (us)"], rows, "lrrrrrrrr"))
+        rows.append(
+            [
+                side,
+                len(group),
+                int(group.ours_filled.sum()),
+                int(group.hbt_filled.sum()),
+                int(both.sum()),
+                int((group.ours_filled & ~group.hbt_filled).sum()),
+                int((~group.ours_filled & group.hbt_filled).sum()),
+                int(group.same_record.sum()),
+                f"{group.dt_us[both].median():.1f}" if both.any() else "-",
+            ]
+        )
+    lines.append(
+        markdown_table(
+            [
+                "side",
+                "children",
+                "ours filled",
+                "hbt filled",
+                "both",
+                "only ours",
+                "only hbt",
+                "same record",
+                "median ours - hbt (us)",
+            ],
+            rows,
+            "lrrrrrrrr",
+        )
+    )
     odd = passive[(passive.ours_filled != passive.hbt_filled) | (passive.ours_filled & passive.hbt_filled & ~passive.same_record)]
     if len(odd):
-        lines += ["", "Children where the two differ (last column: the prints of the record at hftbacktest's fill):", "",
-                  markdown_table(
-            ["side", "posted", "ours fill (UTC)", "ours price", "hbt fill (UTC)", "hbt price", "prints at hbt's fill"],
-            [[r.side, f"{r.posted:.2f}", _stamp(r.ours_time) if r.ours_filled else "none", f"{r.ours_price:.2f}",
-              _stamp(r.hbt_record or r.hbt_time) if r.hbt_filled else "none", f"{r.hbt_price:.2f}",
-              _prints_at(events, r.hbt_record) if r.hbt_filled else ""]
-             for r in odd.itertuples()])]
-    lines += ["", "Where hftbacktest fills first, the record it reacts to is the fill report of the aggressor's own "
-              "order: it rested behind us at our price and was modified into the other side, so its fill prints at the "
-              "other side's price before the record that moves it. Nobody traded at our price; ours fills at the next "
-              "trade that reaches it.", "", "Fill times on the receive clock: ours is the triggering record's `ts_recv`; hftbacktest's fill stamp "
-              "is mapped to the exact `ts_recv` of the nearest record. Same record: equal stamps.", "",
-              "## Timings", "", markdown_table(["step", "seconds"], [
-                  ["hftbacktest's Databento converter (68,792 records)", f"{convert_s:.1f}"],
-                  [f"hftbacktest, {len(market)} market children (with its numba compile)", f"{hbt_market_s:.2f}"],
-                  [f"ours, {len(market)} market children (2 kernel passes, one lane each)", f"{ours_market_s:.2f}"]], "lr"), ""]
+        lines += [
+            "",
+            "Children where the two differ (last column: the prints of the record at hftbacktest's fill):",
+            "",
+            markdown_table(
+                ["side", "posted", "ours fill (UTC)", "ours price", "hbt fill (UTC)", "hbt price", "prints at hbt's fill"],
+                [
+                    [
+                        r.side,
+                        f"{r.posted:.2f}",
+                        _stamp(r.ours_time) if r.ours_filled else "none",
+                        f"{r.ours_price:.2f}",
+                        _stamp(r.hbt_record or r.hbt_time) if r.hbt_filled else "none",
+                        f"{r.hbt_price:.2f}",
+                        _prints_at(events, r.hbt_record) if r.hbt_filled else "",
+                    ]
+                    for r in odd.itertuples()
+                ],
+            ),
+        ]
+    lines += [
+        "",
+        "Where hftbacktest fills first, the record it reacts to is the fill report of the aggressor's own "
+        "order: it rested behind us at our price and was modified into the other side, so its fill prints at the "
+        "other side's price before the record that moves it. Nobody traded at our price; ours fills at the next "
+        "trade that reaches it.",
+        "",
+        "Fill times on the receive clock: ours is the triggering record's `ts_recv`; hftbacktest's fill stamp "
+        "is mapped to the exact `ts_recv` of the nearest record. Same record: equal stamps.",
+        "",
+        "## Timings",
+        "",
+        markdown_table(
+            ["step", "seconds"],
+            [
+                ["hftbacktest's Databento converter (68,792 records)", f"{convert_s:.1f}"],
+                [f"hftbacktest, {len(market)} market children (with its numba compile)", f"{hbt_market_s:.2f}"],
+                [f"ours, {len(market)} market children (2 kernel passes, one lane each)", f"{ours_market_s:.2f}"],
+            ],
+            "lr",
+        ),
+        "",
+    ]
     write_results(RESULTS, lines)
     print("\n".join(lines))
 

@@ -25,12 +25,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main():
-    lines = ["# Footprint resilience in the SSE event replay", "",
-             "`python benchmarks/resilience_events.py`: excess cost (CNY) of a probe after a sweep of the same size, "
-             "mean over windows every 10 minutes; half-life `h` and strength `k` of the fitted propagator (E24); "
-             "`rho_eff` for one-minute buckets.", "",
-             "| stock | sweep (shares) | excess at 0 / 10 / 60 / 300 s | h (s) | k (CNY/share^2) | rho_eff |",
-             "|---|---:|---|---:|---:|---:|"]
+    lines = [
+        "# Footprint resilience in the SSE event replay",
+        "",
+        "`python benchmarks/resilience_events.py`: excess cost (CNY) of a probe after a sweep of the same size, "
+        "mean over windows every 10 minutes; half-life `h` and strength `k` of the fitted propagator (E24); "
+        "`rho_eff` for one-minute buckets.",
+        "",
+        "| stock | sweep (shares) | excess at 0 / 10 / 60 / 300 s | h (s) | k (CNY/share^2) | rho_eff |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
     for symbol in SYMBOLS:
         executor = cs.ReplayExecutor(cs.read_events(DATA, symbol=symbol), "buy")
         opening = float(executor.depth[[executor.usable(i) for i in range(len(executor))]].iloc[0])
@@ -40,8 +44,10 @@ def main():
             mean = np.nanmean(measured.excess, axis=0)
             at = [mean[list(measured.delays).index(d)] for d in (0.0, 10.0, 60.0, 300.0)]
             half_life, strength = measured.fit()
-            line = (f"| {symbol} | {size:,.0f} | {' / '.join(f'{v:.2f}' for v in at)} | {half_life:.0f} | "
-                    f"{strength:.2e} | {measured.rho():.2e} |")
+            line = (
+                f"| {symbol} | {size:,.0f} | {' / '.join(f'{v:.2f}' for v in at)} | {half_life:.0f} | "
+                f"{strength:.2e} | {measured.rho():.2e} |"
+            )
             print(line, flush=True)
             lines.append(line)
     RESULTS.mkdir(exist_ok=True)

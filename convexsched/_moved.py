@@ -16,7 +16,10 @@ import warnings
 
 #: Old module name (under ``convexsched``) -> its new dotted path.
 MOVED = {
-    **{name: f"data.{name}" for name in ("binance", "book", "features", "levels", "loaders", "mbo", "sessions", "slippage", "synthetic")},
+    **{
+        name: f"data.{name}"
+        for name in ("binance", "book", "features", "levels", "loaders", "mbo", "sessions", "slippage", "synthetic")
+    },
     **{name: f"model.{name}" for name in ("convexify", "forecast", "oracle")},
     **{
         name: f"optimize.{name}"
@@ -58,7 +61,11 @@ class _Package(types.ModuleType):
     def __setattr__(self, name: str, value: object) -> None:
         # Importing an old path makes the import system set the module as an attribute of its
         # parent, which would replace the function of the same name (``convexsched.solve``).
-        if name in MOVED and isinstance(value, types.ModuleType) and not isinstance(self.__dict__.get(name), types.ModuleType | None):
+        if (
+            name in MOVED
+            and isinstance(value, types.ModuleType)
+            and not isinstance(self.__dict__.get(name), types.ModuleType | None)
+        ):
             return
         super().__setattr__(name, value)
 

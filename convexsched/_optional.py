@@ -30,8 +30,7 @@ def require(module, extra, purpose):
     except ImportError as error:
         top = module.split(".")[0]
         raise MissingDependencyError(
-            f"{purpose} needs the optional package {top!r}, which is not installed: "
-            f'pip install "convexsched[{extra}]"'
+            f'{purpose} needs the optional package {top!r}, which is not installed: pip install "convexsched[{extra}]"'
         ) from error
 
 

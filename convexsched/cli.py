@@ -159,9 +159,7 @@ def _sizes(text):
         else:
             values = np.array([float(part) for part in text.split(",")])
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected sizes like 100,200,500 or START:STOP:STEP, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected sizes like 100,200,500 or START:STOP:STEP, got {text!r}") from None
     if not np.isfinite(values).all() or (values < 0).any() or np.any(np.diff(values) <= 0):
         raise argparse.ArgumentTypeError(f"sizes must be finite, >= 0 and increasing, got {text!r}")
     if len(values) > MAX_SIZES:
@@ -232,7 +230,9 @@ def _transient(text):
 
 def _add_book_arguments(parser, table=False, required=True, title=None, universe=False):
     """--book/--synthetic (or --table, for training data) and the reader options; the group."""
-    title = title or ("training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)")
+    title = title or (
+        "training data (one of --book, --synthetic, --table)" if table else "order book (one of --book, --synthetic)"
+    )
     source = parser.add_argument_group(title)
     choice = source.add_mutually_exclusive_group(required=required)
     choice.add_argument("--book", type=Path, metavar="PATH", help="order-book file (format inferred)")
@@ -307,8 +307,9 @@ def _add_objective_arguments(parser):
         "--sense", choices=("eq", "le"), default="eq",
         help="sum x = S (default) or sum x <= S (a receding-horizon window)",
     )  # fmt: skip
-    group.add_argument("--budget", dest="sense", choices=("eq", "le"), action=_RenamedOption, new="--sense",
-                       help=argparse.SUPPRESS)
+    group.add_argument(
+        "--budget", dest="sense", choices=("eq", "le"), action=_RenamedOption, new="--sense", help=argparse.SUPPRESS
+    )
 
 
 def _objective(args):
@@ -339,7 +340,10 @@ def _read_books(args, one=False):
     options = {
         key: value
         for key, value in (
-            ("preset", args.preset), ("tick_size", args.tick_size), ("tz", args.tz), ("sessions", args.sessions),
+            ("preset", args.preset),
+            ("tick_size", args.tick_size),
+            ("tz", args.tz),
+            ("sessions", args.sessions),
             ("previous", args.previous),
         )
         if value is not None
@@ -439,8 +443,10 @@ def _run_demo(args):
     check_outputs({f"--output-dir {name}": folder / name for name in demo_files(not args.no_plots)}, force=args.force)
     started = time.perf_counter()
     result = run_demo(folder, total=args.total, seed=args.seed, plots=not args.no_plots, echo=print)
-    print(f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s of wall time "
-          "(after start-up; with an empty numba cache this includes compiling the kernels)")
+    print(
+        f"\nwrote {len(result.files)} files to {folder} in {time.perf_counter() - started:.1f} s of wall time "
+        "(after start-up; with an empty numba cache this includes compiling the kernels)"
+    )
     return EXIT_OK if result.certified else EXIT_FAILURE
 
 
@@ -749,9 +755,7 @@ def _run_check(args):
     curves = read_curves(args.curves)
     x = read_schedule(args.schedule, curves)
     objective = _objective(args)
-    report = check_kkt(
-        curves, args.total, objective, x, sense=args.sense, multiplier=args.multiplier, tol=args.tol
-    )
+    report = check_kkt(curves, args.total, objective, x, sense=args.sense, multiplier=args.multiplier, tol=args.tol)
     if args.json is not None:
         write_certificate(certificate_record(report, args.total, objective, args.sense), args.json)
     print(f"{args.schedule}: {curves.n_buckets} buckets, sum x = {x.sum():.10g}, S = {args.total:.10g}, "
@@ -978,7 +982,9 @@ def _add_demo_parser(commands):
     )  # fmt: skip
     demo.add_argument("--output-dir", "-o", type=Path, default=Path("convexsched-demo"), metavar="DIR",
                       help="folder for the files (default ./convexsched-demo/)")  # fmt: skip
-    demo.add_argument("--total", "-S", type=_positive_float, default=100_000.0, metavar="S", help="shares to buy (default 100000)")
+    demo.add_argument(
+        "--total", "-S", type=_positive_float, default=100_000.0, metavar="S", help="shares to buy (default 100000)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic book (default 0)")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     demo.add_argument("--force", action="store_true", help="replace the demo's files in OUTPUT_DIR if they exist")
@@ -1114,8 +1120,11 @@ def _add_backtest_parser(commands):
     _add_book_arguments(backtest, universe=True)
     _add_order_arguments(backtest, required=False, total_help="shares to execute (with --universe: overrides the "
                          "manifest's sizes)")  # fmt: skip
-    backtest.add_argument("--scheduler", metavar="WHERE",
-                          help="with --universe: omitted = serial, 'local' = a LocalCluster, or a Dask scheduler address")
+    backtest.add_argument(
+        "--scheduler",
+        metavar="WHERE",
+        help="with --universe: omitted = serial, 'local' = a LocalCluster, or a Dask scheduler address",
+    )
     backtest.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                           help="with --universe: seconds a key may run; a key still running then is reported "
                           "with status 'timeout' and the others go on")  # fmt: skip

@@ -125,9 +125,7 @@ def _compare(curves, total, objectives, echo):
                 "kkt_ok": schedule.kkt.ok, "kkt_violation": schedule.kkt.max_violation,
             })  # fmt: skip
         fast, reference = (np.asarray(schedules[kind, m].x, float) for m in ("fast", "cvxpy"))
-        rows[-1]["max|x_fast - x_cvxpy|/S"] = rows[-2]["max|x_fast - x_cvxpy|/S"] = (
-            float(np.abs(fast - reference).max()) / total
-        )
+        rows[-1]["max|x_fast - x_cvxpy|/S"] = rows[-2]["max|x_fast - x_cvxpy|/S"] = float(np.abs(fast - reference).max()) / total
     comparison = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         echo(comparison.to_string(index=False, float_format=lambda v: f"{v:.6g}"))

@@ -108,8 +108,7 @@ def _numeric(frame, columns, name):
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{name}: column {column!r} must be a finite number on every row; "
-                f"row {row} has {frame[column].iloc[row]!r}"
+                f"{name}: column {column!r} must be a finite number on every row; row {row} has {frame[column].iloc[row]!r}"
             )
         out[column] = values.astype(float).to_numpy()
     return out
@@ -213,9 +212,7 @@ def _curves_from_grid(frame, name, convexify):
         positions = positions[np.argsort(values["size"][positions], kind="stable")]
         sizes, costs = values["size"][positions], values["cost"][positions]
         if len(sizes) < 2 or sizes[0] != 0 or costs[0] != 0:
-            raise DataError(
-                f"{name}: bucket {label!r} needs a point at size 0 with cost 0 and at least one more size"
-            )
+            raise DataError(f"{name}: bucket {label!r} needs a point at size 0 with cost 0 and at least one more size")
         if np.any(np.diff(sizes) <= 0):
             raise DataError(f"{name}: bucket {label!r} repeats a size")
         grids.append((sizes, costs))

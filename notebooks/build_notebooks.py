@@ -31,7 +31,9 @@ FOLDER = Path(__file__).resolve().parent
 
 # ---------------------------------------------------------------------------------------------
 QUICKSTART = [
-    ("markdown", """\
+    (
+        "markdown",
+        """\
 # convexsched quickstart
 
 From a limit-order book to an execution schedule that comes with a proof of optimality:
@@ -39,75 +41,114 @@ From a limit-order book to an execution schedule that comes with a proof of opti
 **book → features → impact oracle → convex cost curves → schedule → KKT certificate**
 
 This notebook uses the seeded **synthetic** book (`convexsched.synthetic_book`), so it runs
-anywhere; it is not market data. Notebook 03 repeats the pipeline on real Shenzhen Level-2 books."""),
-    ("code", """\
+anywhere; it is not market data. Notebook 03 repeats the pipeline on real Shenzhen Level-2 books.""",
+    ),
+    (
+        "code",
+        """\
 import numpy as np
 import matplotlib.pyplot as plt
 import convexsched as cs
 
 book = cs.synthetic_book(seed=0)
-book"""),
-    ("markdown", """\
+book""",
+    ),
+    (
+        "markdown",
+        """\
 ## 1. Features
 
 `bucket_features` aggregates the state features (spread, depth on ten levels, imbalance, 60-s
 volatility, hour; (E17) in `docs/equations.rst`) over one-minute buckets of the continuous
-session: one row per bucket, the *state* the impact oracle conditions on."""),
-    ("code", """\
+session: one row per bucket, the *state* the impact oracle conditions on.""",
+    ),
+    (
+        "code",
+        """\
 states = cs.bucket_features(book).dropna()
-states.head()"""),
-    ("markdown", """\
+states.head()""",
+    ),
+    (
+        "markdown",
+        """\
 ## 2. The impact oracle
 
 The impact table walks every snapshot's book for a grid of order sizes: the cost `g_t(x)` of
 buying `x` shares against the mid. A gradient-boosting model, monotone in size, learns it from
 the state. Rows beyond the displayed depth are extrapolations, so they are left out; every 4th
-snapshot keeps the fit to a few seconds."""),
-    ("code", """\
+snapshot keeps the fit to a few seconds.""",
+    ),
+    (
+        "code",
+        """\
 sizes = np.array([100, 200, 500, 1000, 2000, 5000, 10000.0])
 table = cs.impact_table(book, sizes)
 table = table[~table["beyond_depth"]].dropna(subset=["volatility"])
 table = table[table["timestamp"].isin(table["timestamp"].drop_duplicates().iloc[::4])]
 oracle = cs.ImpactOracle(max_iter=100, learning_rate=0.1, random_state=0).fit(table, table["slippage"])
-print(f"{len(table):,} training rows, {oracle.n_iter_} boosting iterations kept")"""),
-    ("markdown", """\
+print(f"{len(table):,} training rows, {oracle.n_iter_} boosting iterations kept")""",
+    ),
+    (
+        "markdown",
+        """\
 ## 3. Convex cost curves
 
 The oracle is evaluated on a size grid for every bucket and convexified (isotonic regression of
 the slopes), which gives one convex piecewise-linear `g_i` per bucket: a `CostCurves`. The report
-says how far convexification moved the raw predictions."""),
-    ("code", """\
+says how far convexification moved the raw predictions.""",
+    ),
+    (
+        "code",
+        """\
 grid = np.linspace(0, 12_000, 41)
 curves, report = oracle.cost_curves(states, grid, return_report=True)
 print(curves)
 print(report)
-curves.plot(marginal=True);"""),
-    ("markdown", """\
+curves.plot(marginal=True);""",
+    ),
+    (
+        "markdown",
+        """\
 ## 4. The optimal schedule and its certificate
 
 `solve` minimizes `sum_i g_i(x_i)` subject to `sum x = S`, `0 <= x_i <= c_i` (objective A) by
 exact water-filling. Every schedule carries a KKT certificate: primal feasibility,
 stationarity at a single water level `lambda` (every bucket that trades pays the same marginal
-cost), and a duality gap of zero."""),
-    ("code", """\
+cost), and a duality gap of zero.""",
+    ),
+    (
+        "code",
+        """\
 S = 100_000
 schedule = cs.solve(curves, S)
 print(schedule)
-schedule.plot();"""),
-    ("markdown", """\
+schedule.plot();""",
+    ),
+    (
+        "markdown",
+        """\
 The certificate is independent of how a schedule was computed: `check_kkt` tests any `x`.
-A TWAP schedule (equal slices) is feasible but not optimal, and the certificate says so."""),
-    ("code", """\
+A TWAP schedule (equal slices) is feasible but not optimal, and the certificate says so.""",
+    ),
+    (
+        "code",
+        """\
 twap = np.full(curves.n_buckets, S / curves.n_buckets)
 print(cs.check_kkt(curves, S, cs.Objective(), twap))
-print(f"cost of TWAP {curves.evaluate(twap).sum():,.2f} vs optimal {schedule.objective_value:,.2f}")"""),
-    ("markdown", """\
+print(f"cost of TWAP {curves.evaluate(twap).sum():,.2f} vs optimal {schedule.objective_value:,.2f}")""",
+    ),
+    (
+        "markdown",
+        """\
 ## 5. The same problem in cvxpy
 
 `method="cvxpy"` builds the explicit convex program (`build_problem`) and solves it with a conic
 solver; the answer and its certificate agree with the fast path. The problem object is a
-`cvxpy.Problem`, so you can add constraints of your own on `problem.x`."""),
-    ("code", """\
+`cvxpy.Problem`, so you can add constraints of your own on `problem.x`.""",
+    ),
+    (
+        "code",
+        """\
 reference = cs.solve(curves, S, method="cvxpy")
 print(f"{reference.solver}: F = {reference.objective_value:,.4f}, fast path F = {schedule.objective_value:,.4f}")
 print(f"largest difference in x: {np.abs(np.asarray(reference.x) - np.asarray(schedule.x)).max():.3g} shares")
@@ -116,14 +157,20 @@ problem = cs.build_problem(curves, S, cs.Objective())
 no_lunch_trading = problem.with_constraints([problem.x[120:210] == 0])
 no_lunch_trading.solve(solver="CLARABEL")
 constrained = no_lunch_trading.schedule()
-print(f"no trading 11:30-13:00: cost {curves.evaluate(constrained).sum():,.2f} vs {schedule.objective_value:,.2f} unconstrained")"""),
-    ("markdown", """\
+print(f"no trading 11:30-13:00: cost {curves.evaluate(constrained).sum():,.2f} vs {schedule.objective_value:,.2f} unconstrained")""",
+    ),
+    (
+        "markdown",
+        """\
 ## 6. Files and the command line
 
 Curves and schedules travel as CSV or Parquet (`convexsched.io`); the `convexsched` command
 does every step above from a shell: `convexsched demo`, `features`, `fit`, `plan`, `check`,
-`backtest`, `bench` (see `convexsched --help`)."""),
-    ("code", """\
+`backtest`, `bench` (see `convexsched --help`).""",
+    ),
+    (
+        "code",
+        """\
 import tempfile
 from pathlib import Path
 from convexsched.io import read_curves, read_schedule, write_curves, write_schedule
@@ -133,12 +180,15 @@ write_curves(curves, folder / "curves.csv")
 write_schedule(schedule, folder / "schedule.csv")
 again = read_curves(folder / "curves.csv")
 x = read_schedule(folder / "schedule.csv", again)
-print(cs.check_kkt(again, S, cs.Objective(), x))"""),
+print(cs.check_kkt(again, S, cs.Objective(), x))""",
+    ),
 ]
 
 # ---------------------------------------------------------------------------------------------
 OBJECTIVES = [
-    ("markdown", """\
+    (
+        "markdown",
+        """\
 # Objectives A, B, C and their KKT certificates
 
 The objective family is
@@ -150,8 +200,11 @@ The objective family is
 * **C** cost plus inventory risk (`psi > 0`): penalizes holding inventory late (weights `w_i = i/N`).
 
 To keep the focus on the optimization, the cost curves here are the exact book walks of the
-first snapshot of every minute of the synthetic book (no oracle): convex by construction."""),
-    ("code", """\
+first snapshot of every minute of the synthetic book (no oracle): convex by construction.""",
+    ),
+    (
+        "code",
+        """\
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -164,14 +217,20 @@ sizes = np.linspace(0, 10_000, 41)
 walk = cs.walk_book(book, sizes).loc[first_snapshot.to_numpy()]
 curves = cs.CostCurves.from_grid(sizes, walk.to_numpy(), index=first_snapshot.index)
 S = 150_000
-curves"""),
-    ("markdown", """\
+curves""",
+    ),
+    (
+        "markdown",
+        """\
 ## A vs B vs C
 
 `rho` and `psi` are scaled to the problem: `rho` makes the smoothing penalty of an average slice
 comparable to its marginal cost, `psi` makes the marginal inventory risk at the open comparable
-to the water level of A."""),
-    ("code", """\
+to the water level of A.""",
+    ),
+    (
+        "code",
+        """\
 plan_a = cs.solve(curves, S)
 level = plan_a.multiplier
 rho = level / (S / curves.n_buckets)
@@ -187,16 +246,22 @@ axes[0].set_ylabel("shares per bucket"); axes[0].legend()
 axes[1].set_ylabel("inventory R_i"); axes[1].set_xlabel("minute of the session")
 pd.DataFrame({kind: {"F(x)": p.objective_value, "impact cost": curves.evaluate(np.asarray(p.x)).sum(),
                      "lambda": p.multiplier, "largest slice": np.max(p.x), "KKT ok": p.kkt.ok}
-              for kind, p in plans.items()}).T"""),
-    ("markdown", """\
+              for kind, p in plans.items()}).T""",
+    ),
+    (
+        "markdown",
+        """\
 ## The water level `lambda`
 
 Stationarity says: a bucket that trades a positive amount below its capacity has marginal
 cost `g_i'(x_i) + rho x_i - P_i = lambda`, with `P_i = psi sum_{j>=i} w_j R_j` the inventory
 pressure; buckets whose first share already costs more than the level do not trade. For A the
 level is flat: it is the price at which the water-filling stops. `slope_bounds` gives each
-bucket's interval `[g_i'(x_i^-), g_i'(x_i^+)]`, which must contain the level."""),
-    ("code", """\
+bucket's interval `[g_i'(x_i^-), g_i'(x_i^+)]`, which must contain the level.""",
+    ),
+    (
+        "code",
+        """\
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 for ax, kind in zip(axes, ("A", "C")):
     plan, objective = plans[kind], objectives[kind]
@@ -211,14 +276,20 @@ for ax, kind in zip(axes, ("A", "C")):
     ax.plot(minutes, plan.multiplier + pressure, color="tab:red", label="lambda + P_i")
     ax.set_title(f"{kind}: lambda = {plan.multiplier:.4f}")
     ax.set_xlabel("minute")
-axes[0].set_ylabel("currency per share"); axes[0].set_ylim(0, 3 * plans["A"].multiplier); axes[0].legend(fontsize="small");"""),
-    ("markdown", """\
+axes[0].set_ylabel("currency per share"); axes[0].set_ylim(0, 3 * plans["A"].multiplier); axes[0].legend(fontsize="small");""",
+    ),
+    (
+        "markdown",
+        """\
 ## Sweeping `rho` and `psi`
 
 Larger `rho` spreads the order over more buckets (smaller largest slice, closer to TWAP);
 larger `psi` front-loads it (the inventory-weighted centre of the schedule moves earlier).
-Every point is solved by the exact fast path and certified."""),
-    ("code", """\
+Every point is solved by the exact fast path and certified.""",
+    ),
+    (
+        "code",
+        """\
 def centre(plan):
     x = np.asarray(plan.x)
     return float(np.dot(np.arange(len(x)), x) / x.sum())
@@ -235,16 +306,22 @@ sweep = pd.DataFrame(rows).set_index("factor")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 sweep["B: largest slice"].plot(ax=axes[0], marker="o", logx=False, title="B: largest slice vs rho / rho0")
 sweep["C: centre (minute)"].plot(ax=axes[1], marker="o", title="C: centre of the schedule vs psi / psi0")
-sweep"""),
-    ("markdown", """\
+sweep""",
+    ),
+    (
+        "markdown",
+        """\
 ## Certificates, fast path vs cvxpy
 
 Each path returns the same optimum; the certificate reports the relative primal residual,
 bound violation, stationarity, complementarity and duality gap, and the admissible interval of
 `lambda`. A perturbed schedule fails it. `ms (this run)` is the wall time of this kernel's call,
 certificate included: the fast paths already ran above (warm), while each cvxpy row includes
-building and canonicalizing its problem, so these differ from run to run and machine to machine."""),
-    ("code", """\
+building and canonicalizing its problem, so these differ from run to run and machine to machine.""",
+    ),
+    (
+        "code",
+        """\
 rows = []
 for kind, objective in objectives.items():
     for method in ("fast", "cvxpy"):
@@ -256,12 +333,15 @@ print(plans["C"].kkt)
 perturbed = np.asarray(plans["C"].x).copy()
 perturbed[[100, 200]] += [-500, 500]
 print(cs.check_kkt(curves, S, objectives["C"], perturbed))
-pd.DataFrame(rows)"""),
+pd.DataFrame(rows)""",
+    ),
 ]
 
 # ---------------------------------------------------------------------------------------------
 REAL_BOOK = [
-    ("markdown", """\
+    (
+        "markdown",
+        """\
 # A real book: backtest on Shenzhen Level-2 data
 
 `tick.zip` (SZSE Level-2, 10-level 3-second snapshots of five stocks on 2022-06-01, see the
@@ -271,8 +351,11 @@ falls back to synthetic books, and says so.
 Protocol: the oracle is trained on the *other* stocks (its bps target transfers across price
 levels), the intraday profile of the state too; the backtest then executes one order on the
 held-out stock, each bucket's slice walking the first usable snapshot of the minute. The plans
-see only the live state: nothing looks ahead."""),
-    ("code", """\
+see only the live state: nothing looks ahead.""",
+    ),
+    (
+        "code",
+        """\
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -294,10 +377,16 @@ else:
     print(f"{DATA} not found: using SYNTHETIC books (not market data)")
 book = books[target]
 for symbol, b in books.items():
-    print(b.report if symbol == target else repr(b))"""),
-    ("markdown", """\
-## Train the oracle and the state profile on the other stocks"""),
-    ("code", """\
+    print(b.report if symbol == target else repr(b))""",
+    ),
+    (
+        "markdown",
+        """\
+## Train the oracle and the state profile on the other stocks""",
+    ),
+    (
+        "code",
+        """\
 sizes = np.array([100, 200, 500, 1000, 2000, 5000, 10000.0])
 training = []
 for symbol, other in books.items():
@@ -310,8 +399,11 @@ training = pd.concat(training, ignore_index=True)
 oracle = cs.ImpactOracle(max_iter=100, learning_rate=0.1, random_state=0).fit(training, training["slippage"])
 history = pd.concat([cs.bucket_features(b).dropna() for s, b in books.items() if s != target])
 forecast = cs.StateForecast(freq="1min").fit(history)
-print(f"oracle: {len(training):,} rows from {len(books) - 1} stocks, {oracle.n_iter_} iterations")"""),
-    ("markdown", """\
+print(f"oracle: {len(training):,} rows from {len(books) - 1} stocks, {oracle.n_iter_} iterations")""",
+    ),
+    (
+        "markdown",
+        """\
 ## Backtest
 
 The order is 5% of the stock's traded volume of the day. The strategies: TWAP, Almgren-Chriss,
@@ -324,8 +416,11 @@ the future.
 Every table is measured against the limit: `hindsight A` is objective (A) solved on the
 realized books of the whole day (it looks ahead: a bound, not a strategy), and
 `capture = (TWAP - strategy) / (TWAP - hindsight A)` says how much of that gap a strategy
-closed: 1 is the bound, 0 is TWAP."""),
-    ("code", """\
+closed: 1 is the bound, 0 is TWAP.""",
+    ),
+    (
+        "code",
+        """\
 S = float(round(0.05 * book.traded_volume.sum(), -2))
 executor = BookExecutor(book)
 live = LiveCurves(executor, oracle, forecast, grid=17)
@@ -339,14 +434,20 @@ chosen = [strategies.TWAP(), strategies.AlmgrenChriss(), strategies.DepthProport
 with threadpool_limits(limits=1):
     table, records = backtest(executor, S, strategies=chosen, model=live, return_records=True)
 print(f"{book.symbol}: buy {S:,.0f} shares over {len(executor)} one-minute buckets")
-table[["cost_bps", "vs_twap_bps", "hindsight_bps", "capture", "lookahead", "shortfall_bps", "max_slice"]]"""),
-    ("markdown", """\
+table[["cost_bps", "vs_twap_bps", "hindsight_bps", "capture", "lookahead", "shortfall_bps", "max_slice"]]""",
+    ),
+    (
+        "markdown",
+        """\
 ## Where the money is: TWAP, the certainty-equivalent plan, the scenario plan and the bound
 
 The bound buys in the minutes whose books are cheap at the margin. The scenario horizon sees
 each minute's book before its slice walks it and compares it with what recent minutes
-offered, so it can be selective the same way, without knowing the future."""),
-    ("code", """\
+offered, so it can be selective the same way, without knowing the future.""",
+    ),
+    (
+        "code",
+        """\
 fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
 for name in ["TWAP", "RH A H=30", "scenario A", "hindsight A"]:
     record = records[name]
@@ -354,18 +455,25 @@ for name in ["TWAP", "RH A H=30", "scenario A", "hindsight A"]:
     axes[1].plot(np.cumsum(record.costs.to_numpy()) / (S * record.arrival_mid) * 1e4, lw=1, label=name)
 axes[0].set_ylabel("inventory / S"); axes[0].legend(fontsize="small")
 axes[1].set_ylabel("cumulative cost (bps)"); axes[1].set_xlabel("one-minute bucket")
-plt.tight_layout()"""),
-    ("markdown", """\
+plt.tight_layout()""",
+    ),
+    (
+        "markdown",
+        """\
 ## The receding horizon, step by step
 
 Every step solves its window exactly and certifies it; `steps` records the inventory, the water
-level and the KKT verdict of each re-plan."""),
-    ("code", """\
+level and the KKT verdict of each re-plan.""",
+    ),
+    (
+        "code",
+        """\
 receding = records["RH A H=30"]
 steps = receding.steps
 print(f"{len(steps)} re-plans, {int(steps['kkt_ok'].sum())} certified, "
       f"largest KKT violation {steps['kkt_violation'].max():.1e}, median solve {1e3 * steps['solve_s'].median():.2f} ms")
-receding.plot();"""),
+receding.plot();""",
+    ),
 ]
 
 NOTEBOOKS = {
@@ -418,7 +526,12 @@ def _merged_streams(outputs):
     merged = []
     for output in outputs:
         previous = merged[-1] if merged else None
-        if output.output_type == "stream" and previous is not None and previous.output_type == "stream" and previous.name == output.name:
+        if (
+            output.output_type == "stream"
+            and previous is not None
+            and previous.output_type == "stream"
+            and previous.name == output.name
+        ):
             previous.text += output.text
         else:
             merged.append(output)

@@ -153,9 +153,11 @@ class ReferenceBook:
     def _tape_trade(self, time: int, o: int, price: int, qty: float) -> None:
         behind_rank = self.rank.get(o, -1)  # an order that never rested ranks ahead of everyone
         for g in range(self.lanes):
+
             def reaches(ours, rank):
                 through = price < ours if self.our_side > 0 else price > ours
                 return through or (price == ours and behind_rank >= rank)
+
             self._fill_children(g, time, qty, reaches)
 
     # -- our actions -----------------------------------------------------------------------------

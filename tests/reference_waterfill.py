@@ -112,10 +112,16 @@ def smoothed(curves, total, rho, sense="eq"):
         supply = settled + np.clip((pivot - open_starts) / rho, 0.0, open_widths).sum()
         if supply == total:
             # The budget is met at a breakpoint; S may stay flat on both sides of it.
-            lower = pivot if np.any((ramp_starts < pivot) & (pivot <= ramp_ends)) else float(
-                ramp_ends[ramp_ends < pivot].max(initial=-np.inf))
-            upper = pivot if np.any((ramp_starts <= pivot) & (pivot < ramp_ends)) else float(
-                ramp_starts[ramp_starts > pivot].min(initial=np.inf))
+            lower = (
+                pivot
+                if np.any((ramp_starts < pivot) & (pivot <= ramp_ends))
+                else float(ramp_ends[ramp_ends < pivot].max(initial=-np.inf))
+            )
+            upper = (
+                pivot
+                if np.any((ramp_starts <= pivot) & (pivot < ramp_ends))
+                else float(ramp_starts[ramp_starts > pivot].min(initial=np.inf))
+            )
             return _finish(bucket_response(curves, pivot, rho), pivot, (lower, upper), sense)
         if supply < total:
             low, supply_low = pivot, supply

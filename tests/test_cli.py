@@ -48,8 +48,13 @@ def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     peak_file = tmp_path_factory.mktemp("demo-peak") / "kb"
     env = dict(os.environ, CONVEXSCHED_PEAK_FILE=str(peak_file))
-    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY, "demo", "--output-dir", str(folder)],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, "demo", "--output-dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert "Traceback" not in result.stderr, result.stderr
     peak_kb = int(peak_file.read_text()) if Path("/proc/self/status").exists() else None
     return folder, result, peak_kb
@@ -273,7 +278,11 @@ def test_bench_builtin_times_fast_against_cvxpy():
     for text in ("speedup", "CLARABEL", " A ", " B ", " C ", "fast_first_ms", "cvxpy_first_ms"):
         assert text in result.stdout
     # Every timing says what it includes.
-    assert "numba compiles" in result.stdout and "imports cvxpy" in result.stdout and "speedup = cvxpy_ms / fast_ms" in " ".join(result.stdout.split())
+    assert (
+        "numba compiles" in result.stdout
+        and "imports cvxpy" in result.stdout
+        and "speedup = cvxpy_ms / fast_ms" in " ".join(result.stdout.split())
+    )
 
 
 def test_bench_lists_the_scripts_but_not_their_helpers(capsys):
@@ -414,7 +423,9 @@ def test_an_internal_error_is_exit_1_and_debug_shows_its_traceback(capsys, monke
     # Bad input stays exit 2, one line, and --debug adds its traceback.
     code, _, err = run_in_process(capsys, "plan", "--curves", tmp_path / "missing.csv", "--total", 1, "-o", tmp_path / "x.csv")
     assert_one_line_error(code, err, "no such file")
-    assert main(["plan", "--curves", str(tmp_path / "missing.csv"), "--total", "1", "-o", str(tmp_path / "x.csv"), "--debug"]) == 2
+    assert (
+        main(["plan", "--curves", str(tmp_path / "missing.csv"), "--total", "1", "-o", str(tmp_path / "x.csv"), "--debug"]) == 2
+    )
     assert "Traceback" in capsys.readouterr().err
 
 
@@ -625,9 +636,7 @@ def test_a_failed_bisection_plan_is_not_written(capsys, planned, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_cli_says_when_objective_c_switches_method_and_refuses_what_it_cannot_solve(
-    capsys, monkeypatch, planned, tmp_path
-):
+def test_the_cli_says_when_objective_c_switches_method_and_refuses_what_it_cannot_solve(capsys, monkeypatch, planned, tmp_path):
     from convexsched import cli
     from convexsched.optimize import chain
 
@@ -697,8 +706,9 @@ def test_backtest_sizes_the_order_as_a_percent_of_volume(capsys):
 def test_the_le_sense_plans_and_certifies_and_budget_is_its_old_name(demo, tmp_path, capsys, option):
     # 1e12 shares exceed the day's capacity: only "sum x <= S" makes the plan feasible.
     schedule, certificate = tmp_path / "s.csv", tmp_path / "s.kkt.json"
-    code, out, err = run_in_process(capsys, "plan", "--curves", demo[0] / "curves.csv", "--total", 1e12,
-                                    option, "le", "--output", schedule)
+    code, out, err = run_in_process(
+        capsys, "plan", "--curves", demo[0] / "curves.csv", "--total", 1e12, option, "le", "--output", schedule
+    )
     assert code == 0, err
     assert "KKT certificate: OK" in out
     assert json.loads(certificate.read_text())["sense"] == "le"
@@ -743,8 +753,20 @@ def test_a_coin_is_counted_in_units_with_its_fractions(capsys, shared_data):
 def test_the_transient_term_has_a_spelling(capsys, planned, tmp_path):
     curves, _, _ = planned
     out = tmp_path / "transient.csv"
-    code, _, err = run_in_process(capsys, "plan", "--curves", curves, "--total", 50_000, "--transient", "5:1e-6",
-                                  "--certificate", tmp_path / "kkt.json", "--output", out)
+    code, _, err = run_in_process(
+        capsys,
+        "plan",
+        "--curves",
+        curves,
+        "--total",
+        50_000,
+        "--transient",
+        "5:1e-6",
+        "--certificate",
+        tmp_path / "kkt.json",
+        "--output",
+        out,
+    )
     assert code == 0, err
     record = json.loads((tmp_path / "kkt.json").read_text())
     assert record["ok"] and "TransientImpact" in record["objective_kind"]
@@ -753,6 +775,7 @@ def test_the_transient_term_has_a_spelling(capsys, planned, tmp_path):
     # The footprint spreads the order: fewer shares bunched in the same buckets than cost only.
     assert (pd.read_csv(out)["x"] ** 2).sum() < (pd.read_csv(plain)["x"] ** 2).sum()
     for bad, fragment in (("5", "HALF_LIFE:STRENGTH"), ("0:1e-6", "half_life must be > 0"), ("5:-1", ">= 0")):
-        code, _, err = run_in_process(capsys, "plan", "--curves", curves, "--total", 5, "--transient", bad,
-                                      "-o", tmp_path / "bad.csv")
+        code, _, err = run_in_process(
+            capsys, "plan", "--curves", curves, "--total", 5, "--transient", bad, "-o", tmp_path / "bad.csv"
+        )
         assert_one_line_error(code, err, "--transient", fragment)

@@ -25,12 +25,10 @@ print(json.dumps(loaded))
 
 
 def test_heavy_libraries_load_on_first_use_only():
-    result = subprocess.run([sys.executable, "-c", SCRIPT.format(heavy=HEAVY)], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run([sys.executable, "-c", SCRIPT.format(heavy=HEAVY)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == {"import": [], "fast solve": [], "build_problem": ["cvxpy"],
-                      "ImpactOracle": ["cvxpy", "sklearn"]}
+    assert loaded == {"import": [], "fast solve": [], "build_problem": ["cvxpy"], "ImpactOracle": ["cvxpy", "sklearn"]}
 
 
 def test_every_lazy_name_resolves_and_is_exported():

@@ -56,9 +56,7 @@ def test_stored_notebook_has_outputs_and_no_errors(name):
 
 
 def test_notebooks_match_their_generator():
-    result = subprocess.run(
-        [sys.executable, str(NOTEBOOKS / "build_notebooks.py"), "--check"], capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, str(NOTEBOOKS / "build_notebooks.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 

@@ -62,10 +62,7 @@ _PRICE_RESOLUTION = 1e-9
 
 def level_columns(n_levels: int) -> dict[str, list[str]]:
     """Column names of an ``n_levels`` book: dict with keys bid_px, ask_px, bid_sz, ask_sz."""
-    return {
-        kind: [f"{kind}_{i:02d}" for i in range(n_levels)]
-        for kind in ("bid_px", "ask_px", "bid_sz", "ask_sz")
-    }
+    return {kind: [f"{kind}_{i:02d}" for i in range(n_levels)] for kind in ("bid_px", "ask_px", "bid_sz", "ask_sz")}
 
 
 def book_columns(n_levels: int) -> list[str]:
@@ -106,8 +103,7 @@ class LoadReport:
     def __post_init__(self):
         if self.rows_read != self.rows_kept + sum(self.dropped.values()):
             raise DataError(
-                f"load report does not add up: read {self.rows_read}, kept {self.rows_kept}, "
-                f"dropped {sum(self.dropped.values())}"
+                f"load report does not add up: read {self.rows_read}, kept {self.rows_kept}, dropped {sum(self.dropped.values())}"
             )
 
     @property
@@ -198,10 +194,7 @@ class Book:
     def __repr__(self):
         span = f"{self.frame.index[0]} .. {self.frame.index[-1]}" if len(self.frame) else "empty"
         tag = ", SYNTHETIC" if self.synthetic else ""
-        return (
-            f"Book({self.symbol!r}{tag}, {len(self.frame)} rows, {self.n_levels} levels, "
-            f"tick {self.tick_size:g}, {span})"
-        )
+        return f"Book({self.symbol!r}{tag}, {len(self.frame)} rows, {self.n_levels} levels, tick {self.tick_size:g}, {span})"
 
 
 def _decimals(tick):
@@ -289,8 +282,7 @@ def _shape_masks(px, filled, n_levels):
         crossed = ask_px[:, 0] <= bid_px[:, 0]
     return {
         "empty_side": ~bid_filled[:, 0] | ~ask_filled[:, 0],
-        "unordered_levels": _strictly_monotone_filled(bid_px, bid_filled, -1)
-        | _strictly_monotone_filled(ask_px, ask_filled, +1),
+        "unordered_levels": _strictly_monotone_filled(bid_px, bid_filled, -1) | _strictly_monotone_filled(ask_px, ask_filled, +1),
         "crossed_or_locked": crossed,
     }
 
@@ -495,6 +487,4 @@ def clean_book(
         rows_read=n, rows_kept=int(alive.sum()), dropped=dropped, source=source, symbol=symbol,
         notes=notes, warnings=list(warnings), out_of_order=out_of_order,
     )  # fmt: skip
-    return Book(
-        frame=out, report=report, symbol=symbol, tick_size=tick_size, sessions=sessions, meta=meta or {}
-    )
+    return Book(frame=out, report=report, symbol=symbol, tick_size=tick_size, sessions=sessions, meta=meta or {})

@@ -40,9 +40,7 @@ def _definition_ticks(definition):
     """instrument_id -> min_price_increment from a Databento definition file (NaN ones left out)."""
     defs = _dbn_frame(existing_file(definition), price_type="float")
     defs = defs.dropna(subset=["min_price_increment"])
-    return dict(
-        zip(defs["instrument_id"].astype(int), defs["min_price_increment"].astype(float), strict=True)
-    )
+    return dict(zip(defs["instrument_id"].astype(int), defs["min_price_increment"].astype(float), strict=True))
 
 
 def _zst_complete(path):
@@ -141,9 +139,7 @@ def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sess
     prices = df[price_cols]
     fixed = all(pd.api.types.is_integer_dtype(t) for t in prices.dtypes)
     undefined = (prices.to_numpy() == _INT64_MAX) if fixed else None
-    frame = pd.DataFrame(
-        prices.to_numpy(dtype=float) / (_DATABENTO_UNITS if fixed else 1.0), columns=price_cols
-    )
+    frame = pd.DataFrame(prices.to_numpy(dtype=float) / (_DATABENTO_UNITS if fixed else 1.0), columns=price_cols)
     for c in cols["bid_sz"] + cols["ask_sz"]:
         frame[c] = df[c].to_numpy(dtype=float)
     frame = frame[book_columns(n_levels)]
@@ -178,9 +174,7 @@ def _databento_books(df, *, source, dataset, ts, tick_size, tick_by_id, tz, sess
     return books
 
 
-def read_databento(
-    path, *, definition=None, ts="ts_recv", tick_size=None, tz=None, sessions=None, sort=True
-):
+def read_databento(path, *, definition=None, ts="ts_recv", tick_size=None, tz=None, sessions=None, sort=True):
     """Read a Databento MBP-N file: DBN (``.dbn``, ``.dbn.zst``) or a CSV/Parquet export.
 
     Parameters

@@ -138,8 +138,9 @@ def _dbn_tick(prices, tick_size, name):
         tick = int(round(tick_size * _SCALE))
         off = distinct[(distinct - distinct[0]) % tick != 0] if len(distinct) else distinct
         if len(off):
-            raise InvalidInputError(f"{name}: {len(off)} prices are off the grid of tick_size={tick_size:g} "
-                                    f"(e.g. {off[0] / _SCALE:g})")
+            raise InvalidInputError(
+                f"{name}: {len(off)} prices are off the grid of tick_size={tick_size:g} (e.g. {off[0] / _SCALE:g})"
+            )
         return tick, None
     gaps = np.diff(distinct)
     if len(gaps) == 0:
@@ -203,10 +204,17 @@ def read_mbo_events(path: str | Path, *, symbol: str | None = None, tick_size: f
         notes.insert(0, tick_note)
     if late:
         notes.append(f"{late} records stamped before the record ahead of them kept their place (running max)")
-    report = LoadReport(rows_read=len(records), rows_kept=kept, dropped=dropped, source=path.name, symbol=symbol,
-                        notes=notes, out_of_order=late)
-    return Events(**arrays, symbol=symbol, tick_size=tick / _SCALE, sessions=sessions,
-                  order_ids=np.asarray(stream.order_ids, np.int64), report=report)
+    report = LoadReport(
+        rows_read=len(records), rows_kept=kept, dropped=dropped, source=path.name, symbol=symbol, notes=notes, out_of_order=late
+    )
+    return Events(
+        **arrays,
+        symbol=symbol,
+        tick_size=tick / _SCALE,
+        sessions=sessions,
+        order_ids=np.asarray(stream.order_ids, np.int64),
+        report=report,
+    )
 
 
 def _mbo_stream(records, actions, tick, dropped):
@@ -277,8 +285,11 @@ def _mbo_stream(records, actions, tick, dropped):
 
 
 # -- LOBSTER -------------------------------------------------------------------------------------
-_LOBSTER_NAME = re.compile(r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_message_"
-                           r"(?P<levels>\d+)\.csv$", re.IGNORECASE)
+_LOBSTER_NAME = re.compile(
+    r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_message_"
+    r"(?P<levels>\d+)\.csv$",
+    re.IGNORECASE,
+)
 _LOBSTER_TZ = "America/New_York"
 _LOBSTER_EMPTY = 9999999999
 _LOBSTER_PRICE = 1e-4  # currency per unit of the files' price column
@@ -297,7 +308,9 @@ def _lobster_table(path, n_columns, what):
     values = frame.to_numpy()
     bad = np.flatnonzero(np.isnan(values).any(axis=1))
     if len(bad):
-        where = "its last row is partial: the file is truncated" if bad[0] == len(values) - 1 else f"row {bad[0] + 1} is incomplete"
+        where = (
+            "its last row is partial: the file is truncated" if bad[0] == len(values) - 1 else f"row {bad[0] + 1} is incomplete"
+        )
         raise DataError(f"{path.name}: {where} ({len(bad)} rows with missing fields)")
     return values
 
@@ -348,8 +361,10 @@ def read_lobster_events(path: str | Path, *, symbol: str | None = None, tick_siz
     path = _check_file(path)
     match = _LOBSTER_NAME.match(path.name)
     if match is None:
-        raise InvalidInputError(f"{path.name} is not named like a LOBSTER message file "
-                                "(TICKER_YYYY-MM-DD_start_end_message_L.csv: the date is in the name)")
+        raise InvalidInputError(
+            f"{path.name} is not named like a LOBSTER message file "
+            "(TICKER_YYYY-MM-DD_start_end_message_L.csv: the date is in the name)"
+        )
     ticker = match["symbol"]
     if symbol is not None and symbol != ticker:
         raise InvalidInputError(f"symbol {symbol!r} is not in {path.name}; it holds {ticker!r}")
@@ -365,12 +380,16 @@ def read_lobster_events(path: str | Path, *, symbol: str | None = None, tick_siz
     undefined = ~np.isin(messages[:, 1], (1, 2, 3, 4, 5, 6, 7))
     if undefined.any():
         row = int(np.flatnonzero(undefined)[0])
-        raise InvalidInputError(f"{path.name} row {row + 1}: undefined LOBSTER event type {messages[row, 1]:g} "
-                                "(1 add, 2 cancel, 3 delete, 4 execution, 5 hidden execution, 6 cross, 7 halt)")
+        raise InvalidInputError(
+            f"{path.name} row {row + 1}: undefined LOBSTER event type {messages[row, 1]:g} "
+            "(1 add, 2 cancel, 3 delete, 4 execution, 5 hidden execution, 6 cross, 7 halt)"
+        )
     book_rows = _lobster_table(book_path, 4 * n_levels, "orderbook")
     if len(book_rows) != len(messages):
-        raise DataError(f"{path.name} has {len(messages)} rows, {book_path.name} {len(book_rows)}: one of them is "
-                        "truncated (LOBSTER writes one book row per message)")
+        raise DataError(
+            f"{path.name} has {len(messages)} rows, {book_path.name} {len(book_rows)}: one of them is "
+            "truncated (LOBSTER writes one book row per message)"
+        )
 
     midnight = pd.Timestamp(match["date"]).tz_localize(_LOBSTER_TZ).value
     time = midnight + np.rint(messages[:, 0] * 1e9).astype(np.int64)
@@ -383,12 +402,25 @@ def read_lobster_events(path: str | Path, *, symbol: str | None = None, tick_siz
         raise DataError(f"no usable message in {path.name}")
     if late:
         notes.append(f"{late} messages stamped before the message ahead of them kept their place (running max)")
-    report = LoadReport(rows_read=len(messages), rows_kept=kept_rows, dropped=dropped, source=path.name, symbol=ticker,
-                        notes=notes, out_of_order=late)
+    report = LoadReport(
+        rows_read=len(messages),
+        rows_kept=kept_rows,
+        dropped=dropped,
+        source=path.name,
+        symbol=ticker,
+        notes=notes,
+        out_of_order=late,
+    )
     window = tuple((pd.Timestamp(0) + pd.Timedelta(milliseconds=int(match[key]))).time() for key in ("start", "end"))
     sessions = _data_span(time[0], time[-1], _LOBSTER_TZ, "LOBSTER data span", window)
-    return Events(**arrays, symbol=ticker, tick_size=float(tick_size), sessions=sessions,
-                  order_ids=np.asarray(stream.order_ids, np.int64), report=report)
+    return Events(
+        **arrays,
+        symbol=ticker,
+        tick_size=float(tick_size),
+        sessions=sessions,
+        order_ids=np.asarray(stream.order_ids, np.int64),
+        report=report,
+    )
 
 
 def _data_span(first_ns, last_ns, tz, name, window=None):
@@ -399,7 +431,7 @@ def _data_span(first_ns, last_ns, tz, name, window=None):
     before its session). ``window``: a (start, end) of local times the session is clipped to.
     """
     span = us_sessions_for(np.array([first_ns, last_ns]), tz=tz, name=name)
-    (a, b), = span.intervals
+    ((a, b),) = span.intervals
     last = pd.Timestamp(int(last_ns), tz="UTC").tz_convert(tz).time()
     b = last if a < last < b else b
     if window is not None:
@@ -421,9 +453,14 @@ def _lobster_stream(messages, time, seed, units):
     added: set[int] = set()
     hidden = -1
     ids = messages[:, 2].astype(np.int64).tolist()
-    for stamp, kind, oid, size, price, direction in zip(time.tolist(), messages[:, 1].astype(int).tolist(), ids,
-                                                        messages[:, 3].tolist(), messages[:, 4].astype(np.int64).tolist(),
-                                                        messages[:, 5].astype(int).tolist()):
+    for stamp, kind, oid, size, price, direction in zip(
+        time.tolist(),
+        messages[:, 1].astype(int).tolist(),
+        ids,
+        messages[:, 3].tolist(),
+        messages[:, 4].astype(np.int64).tolist(),
+        messages[:, 5].astype(int).tolist(),
+    ):
         exact = price / units
         on_grid = abs(exact - round(exact)) < 1e-6
         if kind == 7:

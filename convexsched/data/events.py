@@ -103,8 +103,14 @@ class Events:
 
     def __post_init__(self) -> None:
         n = len(self.time)
-        arrays = {"kind": self.kind, "order": self.order, "side": self.side, "price": self.price, "qty": self.qty,
-                  "aggressor": self.aggressor}
+        arrays = {
+            "kind": self.kind,
+            "order": self.order,
+            "side": self.side,
+            "price": self.price,
+            "qty": self.qty,
+            "aggressor": self.aggressor,
+        }
         for name, array in arrays.items():
             if len(array) != n:
                 raise InvalidInputError(f"events: {name} has {len(array)} rows, time has {n}")
@@ -128,21 +134,30 @@ class Events:
 
     def frame(self) -> pd.DataFrame:
         """The stream as a DataFrame (prices in currency, kinds as names) for inspection."""
-        return pd.DataFrame({
-            "kind": np.asarray(KIND_NAMES)[self.kind],
-            "order": self.order,
-            "side": self.side,
-            "price": self.price * self.tick_size,
-            "qty": self.qty,
-            "aggressor": self.aggressor,
-        }, index=self.times)
+        return pd.DataFrame(
+            {
+                "kind": np.asarray(KIND_NAMES)[self.kind],
+                "order": self.order,
+                "side": self.side,
+                "price": self.price * self.tick_size,
+                "qty": self.qty,
+                "aggressor": self.aggressor,
+            },
+            index=self.times,
+        )
 
     def __repr__(self) -> str:
         return f"Events({self.symbol!r}, {len(self)} events, {self.n_orders} orders, tick {self.tick_size:g})"
 
 
-def read_events(path: str | Path, *, format: str | None = None, symbol: str | None = None,
-                trades: str | Path | None = None, tick_size: float | None = None) -> Events:
+def read_events(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    symbol: str | None = None,
+    trades: str | Path | None = None,
+    tick_size: float | None = None,
+) -> Events:
     """Read one instrument's order-level event stream.
 
     Parameters
@@ -204,8 +219,9 @@ def _sse_pair(path, trades):
         orders = sorted(p for p in path.iterdir() if p.name.lower().startswith("shorders"))
         found = sorted(p for p in path.iterdir() if p.name.lower().startswith("shtrans"))
         if len(orders) != 1 or len(found) != 1:
-            raise InvalidInputError(f"folder {path} must hold one SHorders* and one SHtrans* file, "
-                                    f"found {len(orders)} and {len(found)}")
+            raise InvalidInputError(
+                f"folder {path} must hold one SHorders* and one SHtrans* file, found {len(orders)} and {len(found)}"
+            )
         return orders[0], found[0]
     if trades is None:
         raise InvalidInputError("SSE order files need their trade file: pass trades=")
@@ -215,10 +231,28 @@ def _sse_pair(path, trades):
     return path, trades
 
 
-_SSE_ORDER_COLUMNS = ["MDDate", "MDTime", "OrderType", "OrderPrice", "OrderQty", "OrderBSFlag", "ApplSeqNum", "OrderNO",
-                      "SecurityID"]
-_SSE_TRADE_COLUMNS = ["MDDate", "MDTime", "TradeBuyNo", "TradeSellNo", "TradeBSFlag", "TradePrice", "TradeQty", "ApplSeqNum",
-                      "SecurityID"]
+_SSE_ORDER_COLUMNS = [
+    "MDDate",
+    "MDTime",
+    "OrderType",
+    "OrderPrice",
+    "OrderQty",
+    "OrderBSFlag",
+    "ApplSeqNum",
+    "OrderNO",
+    "SecurityID",
+]
+_SSE_TRADE_COLUMNS = [
+    "MDDate",
+    "MDTime",
+    "TradeBuyNo",
+    "TradeSellNo",
+    "TradeBSFlag",
+    "TradePrice",
+    "TradeQty",
+    "ApplSeqNum",
+    "SecurityID",
+]
 
 
 def _read_csv(path, columns):
@@ -237,8 +271,7 @@ def _sse_times(frame):
     return np.where(bad, 0, local.as_unit("ns").asi8), bad
 
 
-def read_sse(path: str | Path, *, trades: str | Path | None = None, symbol: str | None = None,
-             tick_size: float = 0.01) -> Events:
+def read_sse(path: str | Path, *, trades: str | Path | None = None, symbol: str | None = None, tick_size: float = 0.01) -> Events:
     """Read the SSE order-by-order and trade-by-trade files of one stock (module docstring).
 
     Parameters
@@ -275,13 +308,27 @@ def read_sse(path: str | Path, *, trades: str | Path | None = None, symbol: str 
     kept = len(events["time"])
     # A 2-sided auction print is one trade row and two reductions: count rows, not events.
     kept_rows = kept - events.pop("auction_pairs")
-    report = LoadReport(rows_read=rows_read, rows_kept=kept_rows, dropped=dropped, source=str(orders_path),
-                        symbol=symbol, notes=[f"{kept} events from {kept_rows} rows of {symbol}"])
+    report = LoadReport(
+        rows_read=rows_read,
+        rows_kept=kept_rows,
+        dropped=dropped,
+        source=str(orders_path),
+        symbol=symbol,
+        notes=[f"{kept} events from {kept_rows} rows of {symbol}"],
+    )
     if kept == 0:
         raise DataError(f"no usable event of {symbol} in {orders_path.name} and {trades_path.name}")
     order_ids = events.pop("order_ids")
-    return Events(**events, symbol=symbol, tick_size=tick_size, sessions=CN_EQUITY, lot=100.0, lot_sides=("buy",),
-                  order_ids=order_ids, report=report)
+    return Events(
+        **events,
+        symbol=symbol,
+        tick_size=tick_size,
+        sessions=CN_EQUITY,
+        lot=100.0,
+        lot_sides=("buy",),
+        order_ids=order_ids,
+        report=report,
+    )
 
 
 def _sse_events(orders, trades, tick_size, dropped):
@@ -318,11 +365,26 @@ def _sse_events(orders, trades, tick_size, dropped):
     dropped["orphan_cancel"] = int((~cancel_known).sum())
     cancel_rows = np.flatnonzero(cancels)[cancel_known]
     rows = [
-        _block(o_seq[add_rows], o_time[add_rows], ADD, [dense[int(n)] for n in o_no[add_rows]], o_side[add_rows],
-               np.rint(o_price[add_rows] / tick_size), o_qty[add_rows], 0),
-        _block(o_seq[cancel_rows], o_time[cancel_rows], CANCEL, [dense[int(n)] for n in o_no[cancel_rows]],
-               [add_side[int(n)] for n in o_no[cancel_rows]], [add_price[int(n)] for n in o_no[cancel_rows]],
-               np.full(len(cancel_rows), np.inf), 0),
+        _block(
+            o_seq[add_rows],
+            o_time[add_rows],
+            ADD,
+            [dense[int(n)] for n in o_no[add_rows]],
+            o_side[add_rows],
+            np.rint(o_price[add_rows] / tick_size),
+            o_qty[add_rows],
+            0,
+        ),
+        _block(
+            o_seq[cancel_rows],
+            o_time[cancel_rows],
+            CANCEL,
+            [dense[int(n)] for n in o_no[cancel_rows]],
+            [add_side[int(n)] for n in o_no[cancel_rows]],
+            [add_price[int(n)] for n in o_no[cancel_rows]],
+            np.full(len(cancel_rows), np.inf),
+            0,
+        ),
     ]
 
     # Trades: continuous ones reduce the passive order, auction prints both orders.
@@ -341,16 +403,36 @@ def _sse_events(orders, trades, tick_size, dropped):
         known = np.array([int(n) in dense for n in passive_no[sel]], bool)
         orphan += int((~known).sum())
         r = np.flatnonzero(sel)[known]
-        rows.append(_block(seq[r], t_time[r], TRADE, [dense[int(n)] for n in passive_no[r]],
-                           [add_side[int(n)] for n in passive_no[r]], ticks[r], qty[r], aggressor))
+        rows.append(
+            _block(
+                seq[r],
+                t_time[r],
+                TRADE,
+                [dense[int(n)] for n in passive_no[r]],
+                [add_side[int(n)] for n in passive_no[r]],
+                ticks[r],
+                qty[r],
+                aggressor,
+            )
+        )
     sel = np.flatnonzero(good & (flag == 0))
     both = np.array([int(b) in dense and int(s) in dense for b, s in zip(buy_no[sel], sell_no[sel])], bool)
     orphan += int((~both).sum())
     r = sel[both] if len(sel) else sel
     auction_pairs = len(r)
     for numbers in (buy_no, sell_no):
-        rows.append(_block(seq[r], t_time[r], TRADE, [dense[int(n)] for n in numbers[r]],
-                           [add_side[int(n)] for n in numbers[r]], ticks[r], qty[r], 0))
+        rows.append(
+            _block(
+                seq[r],
+                t_time[r],
+                TRADE,
+                [dense[int(n)] for n in numbers[r]],
+                [add_side[int(n)] for n in numbers[r]],
+                ticks[r],
+                qty[r],
+                0,
+            )
+        )
     dropped["orphan_trade"] = orphan
 
     merged = pd.concat([pd.DataFrame(block) for block in rows], ignore_index=True)
@@ -374,10 +456,16 @@ def _sse_events(orders, trades, tick_size, dropped):
 
 def _block(seq, time, kind, order, side, price, qty, aggressor):
     n = len(seq)
-    return {"seq": np.asarray(seq, np.int64), "time": np.asarray(time, np.int64), "kind": np.full(n, kind, np.int8),
-            "order": np.asarray(order, np.int64).reshape(n), "side": np.asarray(side, np.int8).reshape(n),
-            "price": np.asarray(price, float).astype(np.int64).reshape(n), "qty": np.asarray(qty, float).reshape(n),
-            "aggressor": np.full(n, aggressor, np.int8)}
+    return {
+        "seq": np.asarray(seq, np.int64),
+        "time": np.asarray(time, np.int64),
+        "kind": np.full(n, kind, np.int8),
+        "order": np.asarray(order, np.int64).reshape(n),
+        "side": np.asarray(side, np.int8).reshape(n),
+        "price": np.asarray(price, float).astype(np.int64).reshape(n),
+        "qty": np.asarray(qty, float).reshape(n),
+        "aggressor": np.full(n, aggressor, np.int8),
+    }
 
 
 def us_sessions_for(time_ns: np.ndarray, tz: str = US_EQUITY.tz, name: str = "data span") -> Sessions:

@@ -155,11 +155,6 @@ def bucket_features(book: Book, freq: str = "1min", how: str = "mean", sessions:
     out["hour_of_day"] = buckets.index.hour
     out["n_snapshots"] = buckets.counts.to_numpy()
     if book.traded_volume is not None:
-        out["volume"] = (
-            book.traded_volume[inside]
-            .groupby(buckets.labels[inside])
-            .sum()
-            .reindex(buckets.index, fill_value=0.0)
-        )
+        out["volume"] = book.traded_volume[inside].groupby(buckets.labels[inside]).sum().reindex(buckets.index, fill_value=0.0)
     out.index.name = "bucket"
     return out

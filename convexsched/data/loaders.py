@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .book import Book
     from .sessions import Sessions
 
+
 @dataclass(frozen=True)
 class ColumnMap:
     """How a wide snapshot table maps onto the normalized book frame.
@@ -140,8 +141,7 @@ def check_tz(tz, what="tz"):
         pd.Timestamp(0, tz=tz)
     except Exception:  # noqa: BLE001 - zoneinfo, pytz and dateutil each raise their own type
         raise InvalidInputError(
-            f"{what}: unknown time zone {tz!r}; expected an IANA name such as 'America/New_York', "
-            "'Asia/Shanghai' or 'UTC'"
+            f"{what}: unknown time zone {tz!r}; expected an IANA name such as 'America/New_York', 'Asia/Shanghai' or 'UTC'"
         ) from None
     return tz
 
@@ -160,8 +160,7 @@ def _float_columns(df, columns, name):
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise DataError(
-            f"{name}: column {columns[col]!r} must hold numbers; data row {row + 1} has "
-            f"{printable(df[columns[col]].iloc[row])}"
+            f"{name}: column {columns[col]!r} must hold numbers; data row {row + 1} has {printable(df[columns[col]].iloc[row])}"
         )
     return values.to_numpy(dtype=float)
 
@@ -176,9 +175,16 @@ def _detect_preset(path, columns):
     )
 
 
-def read_mapped(path: str | Path, *, preset: str | None = None, columns: ColumnMap | None = None,
-                tick_size: float | None = None, tz: str | None = None, sessions: Sessions | str | None = None,
-                sort: bool = True) -> dict[str, Book]:
+def read_mapped(
+    path: str | Path,
+    *,
+    preset: str | None = None,
+    columns: ColumnMap | None = None,
+    tick_size: float | None = None,
+    tz: str | None = None,
+    sessions: Sessions | str | None = None,
+    sort: bool = True,
+) -> dict[str, Book]:
     """Read a wide snapshot CSV/Parquet through a :class:`ColumnMap` (a preset or your own).
 
     Parameters
@@ -211,11 +217,7 @@ def read_mapped(path: str | Path, *, preset: str | None = None, columns: ColumnM
     df = _read_mapped_columns(path, header, cmap)
     stamps, assumptions = _mapped_timestamps(df, cmap, tz, path.name)
     frame, undefined = _mapped_levels(df, cmap, stamps, path.name)
-    symbols = (
-        df[cmap.symbol].astype(str).to_numpy()
-        if cmap.symbol in df
-        else np.full(len(df), path.name.split(".")[0])
-    )
+    symbols = df[cmap.symbol].astype(str).to_numpy() if cmap.symbol in df else np.full(len(df), path.name.split(".")[0])
     # Every field equal: the same snapshot twice (a file exported twice), no new trade.
     duplicated = df.duplicated().to_numpy()
     volume, resets = _mapped_volume(df, cmap, stamps, symbols, path.name, duplicated)
@@ -278,9 +280,7 @@ def _read_mapped_columns(path, header, cmap):
 
 def _mapped_timestamps(df, cmap, tz, name):
     """The rows' tz-aware timestamps, and the warning when a zone had to be assumed for naive ones."""
-    if len(cmap.time) == 1 and isinstance(
-        df[cmap.time[0]].dtype, (pd.DatetimeTZDtype, np.dtypes.DateTime64DType)
-    ):
+    if len(cmap.time) == 1 and isinstance(df[cmap.time[0]].dtype, (pd.DatetimeTZDtype, np.dtypes.DateTime64DType)):
         stamps = pd.DatetimeIndex(df[cmap.time[0]])  # Parquet keeps typed timestamps and their zone
     else:
         text = df[cmap.time[0]].astype(str)
@@ -298,9 +298,7 @@ def _mapped_timestamps(df, cmap, tz, name):
         zone = cmap.tz or (cmap.sessions.tz if cmap.sessions else "UTC")
         if cmap.tz is None:
             source = "the zone of the sessions" if cmap.sessions else "no zone given"
-            assumptions.append(
-                f"timestamps carry no time zone and were read as {zone} ({source}); pass tz= (--tz) to say"
-            )
+            assumptions.append(f"timestamps carry no time zone and were read as {zone} ({source}); pass tz= (--tz) to say")
         stamps = stamps.tz_localize(zone)
     elif tz is not None:
         stamps = stamps.tz_convert(tz)
@@ -368,9 +366,7 @@ def _mapped_volume(df, cmap, stamps, symbols, name, duplicated):
 def _read_table_auto(path, preset=None, **options):
     """CSV/Parquet: a Databento export goes to the Databento reader, anything else is mapped."""
     if preset == "databento" or (
-        preset is None
-        and options.get("columns") is None
-        and looks_databento(table_columns(existing_file(path)))
+        preset is None and options.get("columns") is None and looks_databento(table_columns(existing_file(path)))
     ):
         return _call(read_databento, path, options)
     return _call(read_mapped, path, dict(options, preset=preset))
@@ -483,8 +479,7 @@ def read_book(path: str | Path, format: str | None = None, *, symbol: str | None
     if symbol is None:
         if len(books) != 1:
             raise InvalidInputError(
-                f"{Path(path).name} holds {len(books)} symbols {list(books)}; "
-                "pass symbol= (or use read_books)"
+                f"{Path(path).name} holds {len(books)} symbols {list(books)}; pass symbol= (or use read_books)"
             )
         return next(iter(books.values()))
     if str(symbol) not in books:

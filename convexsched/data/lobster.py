@@ -18,9 +18,7 @@ from .sessions import US_EQUITY, as_sessions
 _UNITS = 1e4
 _EMPTY = 9_999_999_999
 #: The file names of a LOBSTER pair.
-NAME = re.compile(
-    r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_(?P<kind>orderbook|message)_(?P<levels>\d+)\.csv$"
-)
+NAME = re.compile(r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_(?P<kind>orderbook|message)_(?P<levels>\d+)\.csv$")
 
 
 def looks_lobster(path):
@@ -33,8 +31,7 @@ def lobster_pair(path):
     match = NAME.match(Path(path).name)
     if match is None:
         raise DataError(
-            f"{Path(path).name} is not a LOBSTER file name "
-            "(TICKER_YYYY-MM-DD_START_END_orderbook|message_LEVELS.csv)"
+            f"{Path(path).name} is not a LOBSTER file name (TICKER_YYYY-MM-DD_START_END_orderbook|message_LEVELS.csv)"
         )
     other = "message" if match["kind"] == "orderbook" else "orderbook"
     partner = Path(path).with_name(Path(path).name.replace(f"_{match['kind']}_", f"_{other}_"))
@@ -95,9 +92,7 @@ def read_lobster(path, *, tick_size=None, tz="America/New_York", sessions=US_EQU
     ask_px, ask_sz = raw[:, 0::4], raw[:, 1::4]
     undefined = np.abs(np.hstack([bid_px, ask_px])) == _EMPTY
     cols = level_columns(n_levels)
-    frame = pd.DataFrame(
-        np.hstack([bid_px, ask_px]) / _UNITS, columns=cols["bid_px"] + cols["ask_px"]
-    )
+    frame = pd.DataFrame(np.hstack([bid_px, ask_px]) / _UNITS, columns=cols["bid_px"] + cols["ask_px"])
     frame[cols["bid_sz"]] = bid_sz.astype(float)
     frame[cols["ask_sz"]] = ask_sz.astype(float)
 

@@ -73,8 +73,10 @@ def mbo_records(path):
         for warning in caught:
             text = str(warning.message)
             if "truncated" in text or "incomplete record" in text:
-                raise DataError(f"{path.name} is truncated: it ends inside a record ({len(records)} whole records "
-                                "before it); refusing a partial file")
+                raise DataError(
+                    f"{path.name} is truncated: it ends inside a record ({len(records)} whole records "
+                    "before it); refusing a partial file"
+                )
         cut = truncation_error(path, [])  # a .zst whose last frame does not end (cut on a record boundary)
         if cut is not None:
             raise cut

@@ -85,9 +85,7 @@ def as_sessions(value):
         return value
     if isinstance(value, str) and value in SESSION_PRESETS:
         return SESSION_PRESETS[value]
-    raise InvalidInputError(
-        f"sessions must be a Sessions object or one of {sorted(SESSION_PRESETS)}, got {value!r}"
-    )
+    raise InvalidInputError(f"sessions must be a Sessions object or one of {sorted(SESSION_PRESETS)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -271,9 +269,7 @@ def infer_sessions(book, sessions=None, freq="1min"):
     hi = pd.Timedelta(int(offsets[inside].max())).ceil(freq).value
     if hi <= lo:
         hi = lo + freq.value
-    trimmed = tuple(
-        (max(a, lo), min(b, hi)) for a, b in bounds if max(a, lo) < min(b, hi)
-    )
+    trimmed = tuple((max(a, lo), min(b, hi)) for a, b in bounds if max(a, lo) < min(b, hi))
     if trimmed == tuple(bounds):
         return base
     intervals = tuple((_time_of_day(pd.Timedelta(a)), _time_of_day(pd.Timedelta(b))) for a, b in trimmed)

@@ -112,9 +112,9 @@ def walk_distances(dist, qty, sizes, tick, extrapolate="linear"):
     k = np.zeros((n, len(sizes)), dtype=np.intp)
     for level in range(n_levels):
         k += cum_q[:, level : level + 1] < sizes
-    cost = np.take_along_axis(c_before, k, axis=1) + (
-        sizes - np.take_along_axis(q_before, k, axis=1)
-    ) * np.take_along_axis(d_at, k, axis=1)
+    cost = np.take_along_axis(c_before, k, axis=1) + (sizes - np.take_along_axis(q_before, k, axis=1)) * np.take_along_axis(
+        d_at, k, axis=1
+    )
     depth = cum_q[:, -1:]
     beyond = sizes > depth
     if extrapolate == "linear":
@@ -159,8 +159,9 @@ def _convert(cost, sizes, mid, unit):
     return per_share if unit == "per_share" else per_share / mid[:, None] * 1e4
 
 
-def walk_book(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency",
-              extrapolate: str | None = "linear") -> pd.DataFrame:
+def walk_book(
+    book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency", extrapolate: str | None = "linear"
+) -> pd.DataFrame:
     """Slippage ``g_t(x)`` of every snapshot for every size, by walking the book.
 
     Parameters
@@ -201,8 +202,9 @@ def beyond_depth(book: Book, sizes: ArrayLike, side: str = "buy") -> pd.DataFram
     return pd.DataFrame(sizes > depth[:, None], index=book.frame.index, columns=pd.Index(sizes, name="size"))
 
 
-def impact_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency",
-                extrapolate: str | None = "linear") -> pd.DataFrame:
+def impact_table(
+    book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "currency", extrapolate: str | None = "linear"
+) -> pd.DataFrame:
     """The impact-table regression table of the oracle (E17): one row per (snapshot, size).
 
     Parameters
@@ -251,8 +253,9 @@ def impact_table(book: Book, sizes: ArrayLike, side: str = "buy", unit: str = "c
     return table
 
 
-def read_impact_table(path: str | Path, *, unit: str = "currency", columns: dict[str, str] | None = None,
-               tz: str | None = None) -> pd.DataFrame:
+def read_impact_table(
+    path: str | Path, *, unit: str = "currency", columns: dict[str, str] | None = None, tz: str | None = None
+) -> pd.DataFrame:
     """Read a user's impact table (CSV or Parquet), validate it and put slippage in currency.
 
     Parameters
@@ -306,9 +309,7 @@ def _check_impact_table(df, unit, name):
             raise DataError(f"{name}: column {c!r} is not numeric (dtype {df[c].dtype})")
     bad = df[required].isna().any(axis=1)
     if bad.any():
-        raise DataError(
-            f"{name}: {int(bad.sum())} rows with missing {required}, first at row {bad.idxmax()}"
-        )
+        raise DataError(f"{name}: {int(bad.sum())} rows with missing {required}, first at row {bad.idxmax()}")
     if (df["size"] <= 0).any():
         raise DataError(f"{name}: {int((df['size'] <= 0).sum())} rows with size <= 0")
 

@@ -97,9 +97,7 @@ def synthetic_book(
     mid_ticks = start_price / tick_size * np.exp(np.cumsum(sigma * rng.standard_normal(n)))
 
     noise = rng.lognormal(0.0, 0.25, n)
-    spread = np.maximum(1, np.rint(spread_ticks * _u_shape(tau, 2.0, 0.5) * np.exp(h / 2) * noise)).astype(
-        np.int64
-    )
+    spread = np.maximum(1, np.rint(spread_ticks * _u_shape(tau, 2.0, 0.5) * np.exp(h / 2) * noise)).astype(np.int64)
     best_bid = np.floor(mid_ticks - spread / 2).astype(np.int64)
     best_ask = best_bid + spread
     gaps = rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05], size=(2, n, n_levels - 1))

@@ -129,8 +129,9 @@ CN_BOOKS = LiquidityModel(
 )
 
 
-def synthetic_universe(n_symbols: int, *, seed: int = 0, model: LiquidityModel = CN_BOOKS,
-                       tick_size: float = 0.01) -> pd.DataFrame:
+def synthetic_universe(
+    n_symbols: int, *, seed: int = 0, model: LiquidityModel = CN_BOOKS, tick_size: float = 0.01
+) -> pd.DataFrame:
     """``n_symbols`` synthetic symbols with the liquidity cross-section of ``model``.
 
     Parameters
@@ -223,8 +224,9 @@ class UniverseDay:
         return book
 
 
-def universe_day(universe: pd.DataFrame, date: str = "2024-03-05", *, sessions: Sessions = CN_EQUITY,
-                 n_levels: int = 10) -> UniverseDay:
+def universe_day(
+    universe: pd.DataFrame, date: str = "2024-03-05", *, sessions: Sessions = CN_EQUITY, n_levels: int = 10
+) -> UniverseDay:
     """One day of books for every symbol of ``universe`` (rows of :func:`synthetic_universe`).
 
     Each symbol's day is seeded by its ``seed`` and the date, so a symbol's day is the same

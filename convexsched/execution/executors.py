@@ -109,8 +109,22 @@ class Executor(Protocol):
     def fills(self) -> pd.DataFrame: ...
 
 
-_PROTOCOL = ("index", "side", "arrival_mid", "hindsight_is_bound", "immediate", "reset", "usable", "mid", "walk_curve",
-             "realized_curves", "fill", "drift", "settle", "fills")
+_PROTOCOL = (
+    "index",
+    "side",
+    "arrival_mid",
+    "hindsight_is_bound",
+    "immediate",
+    "reset",
+    "usable",
+    "mid",
+    "walk_curve",
+    "realized_curves",
+    "fill",
+    "drift",
+    "settle",
+    "fills",
+)
 
 
 def as_executor(book: Any, side: str | None = None, freq: str | None = None, half_life: float | None = None) -> Executor:
@@ -167,8 +181,9 @@ class BookExecutor:
         True without resilience: every strategy's cost is then a sum of the realized curves.
     """
 
-    def __init__(self, book: Book, side: str = "buy", freq: str = "1min", sessions: Sessions | None = None,
-                 half_life: float = 0.0) -> None:
+    def __init__(
+        self, book: Book, side: str = "buy", freq: str = "1min", sessions: Sessions | None = None, half_life: float = 0.0
+    ) -> None:
         if side not in ("buy", "sell"):
             raise InvalidInputError(f"side must be 'buy' or 'sell', got {side!r}")
         try:
@@ -510,7 +525,8 @@ class ExecutionRecord:
             "drift_bps": 1e4 * float(self.drift.sum()) / notional,
             "shortfall_bps": 1e4 * self.shortfall / notional,
             "passive_share": float(self.fills.loc[self.fills["passive"].astype(bool), "qty"].sum() / self.fills["qty"].sum())
-            if len(self.fills) else 0.0,
+            if len(self.fills)
+            else 0.0,
             "fills": len(self.fills),
             "max_slice": float(self.x.max()),
             "beyond_depth": int(self.beyond_depth.sum()),
@@ -539,8 +555,7 @@ class ExecutionRecord:
         return axes
 
 
-def execute_schedule(executor: Executor, schedule: ArrayLike, name: str,
-                     curves: CostCurves | None = None) -> ExecutionRecord:
+def execute_schedule(executor: Executor, schedule: ArrayLike, name: str, curves: CostCurves | None = None) -> ExecutionRecord:
     """Execute a fixed schedule bucket by bucket, rolling slices of unusable buckets forward.
 
     Parameters

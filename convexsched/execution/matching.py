@@ -108,9 +108,28 @@ class BookState:
 
     def arrays(self) -> tuple:
         """The arrays in the kernels' argument order."""
-        return (self.o_level, self.o_side, self.o_data, self.o_seq, self.o_next, self.o_prev, self.o_alive, self.head,
-                self.tail, self.level_data, self.best_data, self.taken, self.level_eff, self.best_eff, self.p_level,
-                self.p_left, self.p_seq, self.touched, self.n_touched, self.last_mid)
+        return (
+            self.o_level,
+            self.o_side,
+            self.o_data,
+            self.o_seq,
+            self.o_next,
+            self.o_prev,
+            self.o_alive,
+            self.head,
+            self.tail,
+            self.level_data,
+            self.best_data,
+            self.taken,
+            self.level_eff,
+            self.best_eff,
+            self.p_level,
+            self.p_left,
+            self.p_seq,
+            self.touched,
+            self.n_touched,
+            self.last_mid,
+        )
 
 
 class FillLog:
@@ -239,8 +258,24 @@ def _take(g, o, amount, sd, o_level, taken, level_eff, best_eff, n_levels, touch
 
 
 @njit
-def _consume(g, sd, amount, limit, o_level, o_data, o_next, head, taken, level_eff, best_eff, n_levels, touched,
-             n_touched, log_level, log_qty):
+def _consume(
+    g,
+    sd,
+    amount,
+    limit,
+    o_level,
+    o_data,
+    o_next,
+    head,
+    taken,
+    level_eff,
+    best_eff,
+    n_levels,
+    touched,
+    n_touched,
+    log_level,
+    log_qty,
+):
     """Lane ``g`` takes up to ``amount`` from side ``sd``, best price first, FIFO, not beyond ``limit``.
 
     Returns the shares taken; per level touched, ``log_level``/``log_qty`` get one row (their
@@ -311,8 +346,29 @@ def _log(lg, lt, lp, lq, lpas, lmid, lchild, count, lane, time, price, qty, pass
 
 
 @njit
-def _passive_fill(g, j, supply, p_left, p_level, price_min, our_side, mid, now, filled, passive_filled, cost, log_on,
-                  lg, lt, lp, lq, lpas, lmid, lchild, count):
+def _passive_fill(
+    g,
+    j,
+    supply,
+    p_left,
+    p_level,
+    price_min,
+    our_side,
+    mid,
+    now,
+    filled,
+    passive_filled,
+    cost,
+    log_on,
+    lg,
+    lt,
+    lp,
+    lq,
+    lpas,
+    lmid,
+    lchild,
+    count,
+):
     """Lane ``g``'s resting child ``j`` fills from ``supply`` shares at its own price; returns the part and the log."""
     part = min(p_left[g, j], supply)
     p_left[g, j] -= part
@@ -326,11 +382,57 @@ def _passive_fill(g, j, supply, p_left, p_level, price_min, our_side, mid, now, 
 
 
 @njit
-def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, tail, level_data, best_data, taken,
-               level_eff, best_eff, p_level, p_left, p_seq, touched, n_touched, last_mid,
-               ev_time, ev_kind, ev_order, ev_side, ev_price, ev_qty, ev_aggr, price_min, cursor, t_stop,
-               act_time, act_kind, act_qty, act_child, our_side, rematch, log_on,
-               lg, lt, lp, lq, lpas, lmid, lchild, count, filled, cost, passive_filled, unfilled):
+def run_window(
+    o_level,
+    o_side,
+    o_data,
+    o_seq,
+    o_next,
+    o_prev,
+    o_alive,
+    head,
+    tail,
+    level_data,
+    best_data,
+    taken,
+    level_eff,
+    best_eff,
+    p_level,
+    p_left,
+    p_seq,
+    touched,
+    n_touched,
+    last_mid,
+    ev_time,
+    ev_kind,
+    ev_order,
+    ev_side,
+    ev_price,
+    ev_qty,
+    ev_aggr,
+    price_min,
+    cursor,
+    t_stop,
+    act_time,
+    act_kind,
+    act_qty,
+    act_child,
+    our_side,
+    rematch,
+    log_on,
+    lg,
+    lt,
+    lp,
+    lq,
+    lpas,
+    lmid,
+    lchild,
+    count,
+    filled,
+    cost,
+    passive_filled,
+    unfilled,
+):
     """Apply the events before ``t_stop`` from ``cursor`` with our actions interleaved.
 
     Action ``a`` (time ``act_time[a]``, nondecreasing) runs after every event stamped at or before
@@ -372,15 +474,32 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                 if want <= _EPS:
                     continue
                 if kind_g == SWEEP:
-                    got, rows = _consume(g, opp, want, -1, o_level, o_data, o_next, head, taken, level_eff, best_eff,
-                                         n_levels, touched, n_touched, scratch_level, scratch_qty)
+                    got, rows = _consume(
+                        g,
+                        opp,
+                        want,
+                        -1,
+                        o_level,
+                        o_data,
+                        o_next,
+                        head,
+                        taken,
+                        level_eff,
+                        best_eff,
+                        n_levels,
+                        touched,
+                        n_touched,
+                        scratch_level,
+                        scratch_qty,
+                    )
                     for r in range(rows):
                         px = scratch_level[r] + price_min
                         filled[g] += scratch_qty[r]
                         cost[g] += our_side * scratch_qty[r] * (px - mid)
                         if log_on:
-                            lg, lt, lp, lq, lpas, lmid, lchild = _log(lg, lt, lp, lq, lpas, lmid, lchild, count, g, now, px,
-                                                                      scratch_qty[r], False, mid, act_child[a])
+                            lg, lt, lp, lq, lpas, lmid, lchild = _log(
+                                lg, lt, lp, lq, lpas, lmid, lchild, count, g, now, px, scratch_qty[r], False, mid, act_child[a]
+                            )
                     unfilled[g] += want - got
                 else:
                     level = best_eff[g, ours]
@@ -432,12 +551,10 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                         _link(o, sd, level, o_level, o_next, o_prev, head, tail, o_alive)
                         for g in range(lanes):
                             taken[g, o] = 0.0
-                        _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff,
-                                  n_levels)
+                        _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff, n_levels)
                         arrived = True
                     else:
-                        _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff,
-                                  n_levels)
+                        _set_data(o, ev_qty[k], sd, o_data, o_level, taken, level_data, level_eff, best_data, best_eff, n_levels)
                 else:
                     q = min(ev_qty[k], old)
                     if kind == TRADE and rematch:
@@ -451,8 +568,24 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                                 level_eff[g, sd, o_level[o]] -= visible
                                 _refresh_best(best_eff[g], level_eff[g, sd], sd, o_level[o], n_levels)
                                 taken[g, o] = old
-                                _consume(g, sd, displaced, limit, o_level, o_data, o_next, head, taken, level_eff,
-                                         best_eff, n_levels, touched, n_touched, scratch_level, scratch_qty)
+                                _consume(
+                                    g,
+                                    sd,
+                                    displaced,
+                                    limit,
+                                    o_level,
+                                    o_data,
+                                    o_next,
+                                    head,
+                                    taken,
+                                    level_eff,
+                                    best_eff,
+                                    n_levels,
+                                    touched,
+                                    n_touched,
+                                    scratch_level,
+                                    scratch_qty,
+                                )
                                 taken[g, o] = saved
                                 level_eff[g, sd, o_level[o]] += visible
                                 _refresh_best(best_eff[g], level_eff[g, sd], sd, o_level[o], n_levels)
@@ -478,8 +611,28 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                         crosses = level <= p_level[g, j] if our_side > 0 else level >= p_level[g, j]
                         if crosses:
                             part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
-                                g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled, passive_filled,
-                                cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count)
+                                g,
+                                j,
+                                supply,
+                                p_left,
+                                p_level,
+                                price_min,
+                                our_side,
+                                lmid_now,
+                                now,
+                                filled,
+                                passive_filled,
+                                cost,
+                                log_on,
+                                lg,
+                                lt,
+                                lp,
+                                lq,
+                                lpas,
+                                lmid,
+                                lchild,
+                                count,
+                            )
                             supply -= part
         if (kind == TRADE or kind == PRINT) and ev_aggr[k] != 0 and sd == ours:
             # The tape traded on our side: behind our child at its price, or through its price.
@@ -493,8 +646,28 @@ def run_window(o_level, o_side, o_data, o_seq, o_next, o_prev, o_alive, head, ta
                         behind = price == p_level[g, j] and o_seq[o] > p_seq[g, j]
                         if through or behind:
                             part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
-                                g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled, passive_filled,
-                                cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count)
+                                g,
+                                j,
+                                supply,
+                                p_left,
+                                p_level,
+                                price_min,
+                                our_side,
+                                lmid_now,
+                                now,
+                                filled,
+                                passive_filled,
+                                cost,
+                                log_on,
+                                lg,
+                                lt,
+                                lp,
+                                lq,
+                                lpas,
+                                lmid,
+                                lchild,
+                                count,
+                            )
                             supply -= part
         _mid(best_data, n_levels, last_mid)
         k += 1

@@ -126,6 +126,8 @@ def curve_source(model: Model, executor: Executor, forecast: StateForecast | Non
             f"the model must be an impact oracle (with predict), a curve source or CostCurves; got {type(model).__name__}"
         )
     return LiveCurves(executor, model, forecast)
+
+
 # Traded-side depths scale with the depth profile, the spread in ticks with the spread's.
 _SIDE_DEPTHS = ("side_depth", "touch", "side_depth_3", "side_depth_5")
 
@@ -166,8 +168,17 @@ class LiveCurves:
         Convexifier (:func:`convexsched.convexify`).
     """
 
-    def __init__(self, executor: Any, oracle: ImpactOracle, forecast: StateForecast | None = None, *,
-                 relative: bool = True, capacity: float = 1.0, grid: int = 33, convexify: str = "slopes-isotonic") -> None:
+    def __init__(
+        self,
+        executor: Any,
+        oracle: ImpactOracle,
+        forecast: StateForecast | None = None,
+        *,
+        relative: bool = True,
+        capacity: float = 1.0,
+        grid: int = 33,
+        convexify: str = "slopes-isotonic",
+    ) -> None:
         if not capacity > 0:
             raise InvalidInputError(f"capacity must be > 0, got {capacity}")
         if int(grid) < 2:
@@ -223,7 +234,9 @@ class LiveCurves:
             frame[1:, [columns[c] for c in FORECAST_COLUMNS]] = predicted[list(FORECAST_COLUMNS)].to_numpy()
             scale = frame[:, columns["depth"]] / live[columns["depth"]]
             frame[:, [columns[c] for c in _SIDE_DEPTHS]] = live[[columns[c] for c in _SIDE_DEPTHS]] * scale[:, None]
-            frame[:, columns["spread_ticks"]] = live[columns["spread_ticks"]] * frame[:, columns["spread"]] / live[columns["spread"]]
+            frame[:, columns["spread_ticks"]] = (
+                live[columns["spread_ticks"]] * frame[:, columns["spread"]] / live[columns["spread"]]
+            )
         return frame
 
     def _curves(self, i):
@@ -354,9 +367,19 @@ class RecedingHorizon:
     >>> record.x.sum(), record.cost, record.steps["lambda"]                 # doctest: +SKIP
     """
 
-    def __init__(self, horizon: int | str = 30, objective: Objective | None = None, method: str = "fast", *,
-                 cost_to_go: str | None = "exact", tail_segments: int | None = 64, warm: bool = True,
-                 solver: str | None = None, current: str = "book", progress: bool = False) -> None:
+    def __init__(
+        self,
+        horizon: int | str = 30,
+        objective: Objective | None = None,
+        method: str = "fast",
+        *,
+        cost_to_go: str | None = "exact",
+        tail_segments: int | None = 64,
+        warm: bool = True,
+        solver: str | None = None,
+        current: str = "book",
+        progress: bool = False,
+    ) -> None:
         if not (horizon == "all" or (isinstance(horizon, (int, np.integer)) and horizon >= 1)):
             raise InvalidInputError(f"horizon must be a positive number of buckets or 'all', got {horizon!r}")
         if method not in ("fast", "cvxpy"):
@@ -375,8 +398,10 @@ class RecedingHorizon:
         self.warm, self.solver, self.current, self.progress = warm, solver, current, progress
 
     def __repr__(self):
-        return (f"RecedingHorizon(horizon={self.horizon!r}, objective={self.objective.kind}, "
-                f"method={self.method!r}, cost_to_go={self.cost_to_go!r})")
+        return (
+            f"RecedingHorizon(horizon={self.horizon!r}, objective={self.objective.kind}, "
+            f"method={self.method!r}, cost_to_go={self.cost_to_go!r})"
+        )
 
     @property
     def name(self) -> str:
@@ -463,8 +488,18 @@ class RecedingHorizon:
         remaining, steps, plans = total, [], []
         priced_by_book = book and self.current == "book"
         for i in progress_bar(range(n), self.progress, self.name):
-            row = {"bucket": executor.index[i], "remaining": remaining, "lambda": np.nan, "plan_value": np.nan, "kkt_ok": True,
-                   "kkt_violation": 0.0, "solve_s": 0.0, "tail": 0.0, "feasible": True, "over_capacity": False}
+            row = {
+                "bucket": executor.index[i],
+                "remaining": remaining,
+                "lambda": np.nan,
+                "plan_value": np.nan,
+                "kkt_ok": True,
+                "kkt_violation": 0.0,
+                "solve_s": 0.0,
+                "tail": 0.0,
+                "feasible": True,
+                "over_capacity": False,
+            }
             if remaining <= 0:
                 # Done: nothing to plan, so no curves to read.
                 filled = trace.fill(i, 0.0)
@@ -510,8 +545,15 @@ class RecedingHorizon:
         plan = pd.Series(x[:window], index=rows.index[:window], name=f"plan {i}")
         tail = float(x[-1]) if run.with_tail else 0.0
         report = schedule.kkt
-        return plan, {"lambda": schedule.multiplier, "plan_value": schedule.objective_value, "kkt_ok": report.ok, "kkt_violation": report.max_violation,
-                      "solve_s": seconds, "tail": tail, "feasible": feasible}
+        return plan, {
+            "lambda": schedule.multiplier,
+            "plan_value": schedule.objective_value,
+            "kkt_ok": report.ok,
+            "kkt_violation": report.max_violation,
+            "solve_s": seconds,
+            "tail": tail,
+            "feasible": feasible,
+        }
 
     def _window(self, run, rows, i, window):
         """Step ``i``'s problem: curves (zero-capacity padding for cvxpy), objective, sense.
@@ -521,7 +563,7 @@ class RecedingHorizon:
         them in its one compiled pass.
         """
         pad = self.method == "cvxpy"
-        weights = run.weights[i:i + window]
+        weights = run.weights[i : i + window]
         if not run.with_tail:
             # Shrinking horizon (exact objective) or the literal window (E8).
             size = (run.n if run.shrinking else self.horizon) if pad else window

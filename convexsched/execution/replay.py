@@ -81,8 +81,17 @@ class ReplayExecutor:
 
     hindsight_is_bound = False
 
-    def __init__(self, events: Events, side: str = "buy", freq: str = "1min", *, tactic: Tactic | None = None,
-                 latency: float = 0.0, rematch: bool = False, depth: int = 10) -> None:
+    def __init__(
+        self,
+        events: Events,
+        side: str = "buy",
+        freq: str = "1min",
+        *,
+        tactic: Tactic | None = None,
+        latency: float = 0.0,
+        rematch: bool = False,
+        depth: int = 10,
+    ) -> None:
         if not isinstance(events, Events):
             raise InvalidInputError(f"events must be an Events stream (convexsched.read_events), got {type(events).__name__}")
         if side not in ("buy", "sell"):
@@ -144,8 +153,9 @@ class ReplayExecutor:
         self._width = (self._ends - self._starts) / 1e9
 
     def _new_state(self, lanes, passive=None):
-        return BookState(self.events.n_orders, self._n_levels, self._price_min, lanes, self._sign,
-                         passive or self.tactic.passive_slots)
+        return BookState(
+            self.events.n_orders, self._n_levels, self._price_min, lanes, self._sign, passive or self.tactic.passive_slots
+        )
 
     def _advance(self, state, t_stop, actions=_NO_ACTIONS, log=None, totals=None):
         """Apply the events before ``t_stop`` (and ``actions``) to ``state``."""
@@ -157,9 +167,29 @@ class ReplayExecutor:
         if log is None:
             log = FillLog(16)
         times, kinds, qty, child = actions
-        out = run_window(*state.arrays(), ev.time, ev.kind, ev.order, ev.side, ev.price, ev.qty, ev.aggressor,
-                         self._price_min, state.cursor, int(t_stop), times, kinds, qty, child, self._sign, self.rematch,
-                         log_on, *log.arrays()[:-1], log.count, *totals)
+        out = run_window(
+            *state.arrays(),
+            ev.time,
+            ev.kind,
+            ev.order,
+            ev.side,
+            ev.price,
+            ev.qty,
+            ev.aggressor,
+            self._price_min,
+            state.cursor,
+            int(t_stop),
+            times,
+            kinds,
+            qty,
+            child,
+            self._sign,
+            self.rematch,
+            log_on,
+            *log.arrays()[:-1],
+            log.count,
+            *totals,
+        )
         state.cursor = int(out[0])
         log.replace((*out[1:], log.count))
         return totals
@@ -193,8 +223,9 @@ class ReplayExecutor:
         _share_data(self._opening, state)
         return state
 
-    def advance_state(self, state: BookState, t_stop: int, actions: tuple | None = None,
-                      log: FillLog | None = None) -> tuple[np.ndarray, ...]:
+    def advance_state(
+        self, state: BookState, t_stop: int, actions: tuple | None = None, log: FillLog | None = None
+    ) -> tuple[np.ndarray, ...]:
         """Apply the events before ``t_stop`` (UNIX ns) and ``actions`` (times, kinds, qty per lane, child) to ``state``.
 
         Returns the per-lane totals ``(filled, cost in ticks, passive filled, unfilled)``.
@@ -217,8 +248,10 @@ class ReplayExecutor:
         return len(self.index)
 
     def __repr__(self) -> str:
-        return (f"ReplayExecutor({self.events.symbol!r}, side={self.side!r}, {len(self)} buckets, tactic={self.tactic.name}, "
-                f"latency={self.latency:g}s{', rematch' if self.rematch else ''})")
+        return (
+            f"ReplayExecutor({self.events.symbol!r}, side={self.side!r}, {len(self)} buckets, tactic={self.tactic.name}, "
+            f"latency={self.latency:g}s{', rematch' if self.rematch else ''})"
+        )
 
     def reset(self) -> None:
         """Back to the session's opening book, no footprint, an empty fills log."""
@@ -301,8 +334,9 @@ class ReplayExecutor:
         times = self._starts[i] + np.rint((offsets + self.latency) * 1e9).astype(np.int64)
         child_ids = np.where(child >= 0, i * self.tactic.children + child, -1)
         start = len(self._log)
-        filled, cost, _, unfilled = self._advance(self._state, self._ends[i], (times, kinds.astype(np.int64), qty, child_ids),
-                                                  self._log)
+        filled, cost, _, unfilled = self._advance(
+            self._state, self._ends[i], (times, kinds.astype(np.int64), qty, child_ids), self._log
+        )
         self._next = i + 1
         tick = self.events.tick_size
         count = len(self._log)
@@ -321,16 +355,20 @@ class ReplayExecutor:
         if self._next <= last:
             self._advance(self._state, self._ends[last])
             self._next = last + 1
-        actions = (np.array([self._ends[last]], np.int64), np.array([SWEEP], np.int64), np.array([[float(shares)]]),
-                   np.array([-1], np.int64))
+        actions = (
+            np.array([self._ends[last]], np.int64),
+            np.array([SWEEP], np.int64),
+            np.array([[float(shares)]]),
+            np.array([-1], np.int64),
+        )
         start = len(self._log)
         filled, cost, _, unfilled = self._advance(self._state, self._ends[last] + 1, actions, self._log)
         tick = self.events.tick_size
         charge = float(cost[0] * tick)
         if unfilled[0] > 0:
             # No book left to take them: price them at the worst level reached (or the mid's tick).
-            worst = self._log.price[start:len(self._log)]
-            reference = self._log.mid[start:len(self._log)]
+            worst = self._log.price[start : len(self._log)]
+            reference = self._log.mid[start : len(self._log)]
             gap = float((worst.max() - reference.max()) if len(worst) else 1.0)
             charge += float(unfilled[0]) * max(gap, 1.0) * tick
         return charge
@@ -341,14 +379,16 @@ class ReplayExecutor:
         n = len(self._log)
         tick = self.events.tick_size
         times = pd.DatetimeIndex(self._log.time[:n].astype("datetime64[ns]")).tz_localize("UTC")
-        return pd.DataFrame({
-            "time": times.tz_convert(self.events.sessions.tz),
-            "price": self._log.price[:n] * tick,
-            "qty": self._log.qty[:n].copy(),
-            "passive": self._log.passive[:n].copy(),
-            "child": self._log.child[:n].copy(),
-            "mid": self._log.mid[:n] * tick,
-        })
+        return pd.DataFrame(
+            {
+                "time": times.tz_convert(self.events.sessions.tz),
+                "price": self._log.price[:n] * tick,
+                "qty": self._log.qty[:n].copy(),
+                "passive": self._log.passive[:n].copy(),
+                "child": self._log.child[:n].copy(),
+                "mid": self._log.mid[:n] * tick,
+            }
+        )
 
     # -- realized curves --------------------------------------------------------------------------
     def grid(self) -> np.ndarray:
@@ -397,8 +437,18 @@ class ReplayExecutor:
             times = self._starts[i] + np.rint((offsets + self.latency) * 1e9).astype(np.int64)
             totals = self._advance(lanes, self._ends[i], (times, kinds.astype(np.int64), qty, child), None)
             filled[i], costs[i] = totals[0], totals[1] * self.events.tick_size
-            reset_lanes(lanes.o_level, lanes.o_side, lanes.taken, lanes.level_data, lanes.level_eff, lanes.best_data,
-                        lanes.best_eff, lanes.p_left, lanes.touched, lanes.n_touched)
+            reset_lanes(
+                lanes.o_level,
+                lanes.o_side,
+                lanes.taken,
+                lanes.level_data,
+                lanes.level_eff,
+                lanes.best_data,
+                lanes.best_eff,
+                lanes.p_left,
+                lanes.touched,
+                lanes.n_touched,
+            )
         self._measured = (sizes, costs, filled)
         widths = np.diff(np.concatenate([[0.0], sizes]))
         complete = filled >= sizes[None, :] - 1e-6
@@ -435,16 +485,25 @@ class ReplayExecutor:
         buckets = np.flatnonzero(self._usable)
         g = len(sizes)
         complete = (filled[buckets] >= sizes[None, :] - 1e-6).ravel()
-        table = pd.DataFrame({
-            "timestamp": self.index[buckets].repeat(g),
-            "size": np.tile(sizes, len(buckets)),
-            "slippage": costs[buckets].ravel(),
-            "vol_ratio": (sizes[None, :] / features["depth"].to_numpy()[:, None]).ravel(),
-            **{name: np.repeat(features[name].to_numpy(), g) for name in ("spread", "depth", "imbalance", "volatility",
-                                                                          "hour_of_day", "mid")},
-        })[complete].reset_index(drop=True)
-        table.attrs.update(side=self.side, slippage_unit="currency", symbol=self.events.symbol, tactic=self.tactic.name,
-                           unfilled_rows=int((~complete).sum()))
+        table = pd.DataFrame(
+            {
+                "timestamp": self.index[buckets].repeat(g),
+                "size": np.tile(sizes, len(buckets)),
+                "slippage": costs[buckets].ravel(),
+                "vol_ratio": (sizes[None, :] / features["depth"].to_numpy()[:, None]).ravel(),
+                **{
+                    name: np.repeat(features[name].to_numpy(), g)
+                    for name in ("spread", "depth", "imbalance", "volatility", "hour_of_day", "mid")
+                },
+            }
+        )[complete].reset_index(drop=True)
+        table.attrs.update(
+            side=self.side,
+            slippage_unit="currency",
+            symbol=self.events.symbol,
+            tactic=self.tactic.name,
+            unfilled_rows=int((~complete).sum()),
+        )
         return table
 
     @property
@@ -491,12 +550,18 @@ class ReplayExecutor:
         columns["volume"] = np.diff(cumulative, prepend=0.0)
         index = pd.DatetimeIndex(stamps.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(ev.sessions.tz)
         frame = pd.DataFrame(columns, index=index)[two_sided]
-        report = LoadReport(rows_read=len(stamps), rows_kept=int(two_sided.sum()),
-                            dropped={"empty_side": int((~two_sided).sum())}, source=f"replay of {ev.symbol}", symbol=ev.symbol)
+        report = LoadReport(
+            rows_read=len(stamps),
+            rows_kept=int(two_sided.sum()),
+            dropped={"empty_side": int((~two_sided).sum())},
+            source=f"replay of {ev.symbol}",
+            symbol=ev.symbol,
+        )
         positions = pd.Series(np.arange(len(frame)), index=frame.index.asi8)
         self._rows = positions.reindex(self._starts).fillna(-1).astype(int).to_numpy()
-        return Book(frame=frame, report=report, symbol=ev.symbol, tick_size=tick, sessions=ev.sessions,
-                    meta={"source": "event replay"})
+        return Book(
+            frame=frame, report=report, symbol=ev.symbol, tick_size=tick, sessions=ev.sessions, meta={"source": "event replay"}
+        )
 
     def realized_cost_curves(self) -> CostCurves:
         """:meth:`realized_curves` as :class:`~convexsched.CostCurves` on the buckets (negative slopes kept)."""
@@ -508,8 +573,20 @@ class ReplayExecutor:
 
 def _share_data(source: BookState, lanes: BookState) -> None:
     """Give ``lanes`` the data book of ``source`` (its lanes start footprint-free)."""
-    for name in ("o_level", "o_side", "o_data", "o_seq", "o_next", "o_prev", "o_alive", "head", "tail", "level_data",
-                 "best_data", "last_mid"):
+    for name in (
+        "o_level",
+        "o_side",
+        "o_data",
+        "o_seq",
+        "o_next",
+        "o_prev",
+        "o_alive",
+        "head",
+        "tail",
+        "level_data",
+        "best_data",
+        "last_mid",
+    ):
         setattr(lanes, name, getattr(source, name).copy())
     lanes.level_eff[:] = source.level_data[None, :, :]
     lanes.best_eff[:] = source.best_data[None, :]

@@ -110,8 +110,9 @@ class Resilience:
         return strength * (decay + 1.0) / (decay - 1.0)
 
 
-def measure_resilience(executor: ReplayExecutor, size: float, probe: float | None = None, *, every: float = 600.0,
-                       delays: tuple[float, ...] = DELAYS) -> Resilience:
+def measure_resilience(
+    executor: ReplayExecutor, size: float, probe: float | None = None, *, every: float = 600.0, delays: tuple[float, ...] = DELAYS
+) -> Resilience:
     """Measure the decay of a sweep's footprint in an event replay (module docstring).
 
     Parameters
@@ -149,8 +150,18 @@ def measure_resilience(executor: ReplayExecutor, size: float, probe: float | Non
     window = starts[0]
     while window + span <= ends[-1]:
         executor.advance_state(lanes, window)
-        reset_lanes(lanes.o_level, lanes.o_side, lanes.taken, lanes.level_data, lanes.level_eff, lanes.best_data,
-                    lanes.best_eff, lanes.p_left, lanes.touched, lanes.n_touched)
+        reset_lanes(
+            lanes.o_level,
+            lanes.o_side,
+            lanes.taken,
+            lanes.level_data,
+            lanes.level_eff,
+            lanes.best_data,
+            lanes.best_eff,
+            lanes.p_left,
+            lanes.touched,
+            lanes.n_touched,
+        )
         times = np.concatenate([[window], window + np.rint(delays_arr * 1e9).astype(np.int64) + 1]).astype(np.int64)
         qty = np.zeros((2 * k, k + 1))
         qty[k:, 0] = size
@@ -173,6 +184,11 @@ def measure_resilience(executor: ReplayExecutor, size: float, probe: float | Non
         excess.append(row)
         done.append(window + span)
         window += step
-    return Resilience(delays=delays_arr, excess=np.array(excess).reshape(-1, k), ends=np.array(done, np.int64),
-                      size=float(size), probe=probe, bucket_seconds=float(executor.bucket_seconds))
-
+    return Resilience(
+        delays=delays_arr,
+        excess=np.array(excess).reshape(-1, k),
+        ends=np.array(done, np.int64),
+        size=float(size),
+        probe=probe,
+        bucket_seconds=float(executor.bucket_seconds),
+    )

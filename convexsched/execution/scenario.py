@@ -113,10 +113,22 @@ class ScenarioHorizon:
 
     lookahead = False
 
-    def __init__(self, objective: Objective | None = None, *, pool: int = 30, warmup: int = 5,
-                 pace_cap: float | None = 4.0, participation: float | None = 1.0, method: str = "fast",
-                 formulation: str = "segment", solver: str = "CLARABEL", profile: StateForecast | None = None,
-                 footprint: bool = False, progress: bool = False, name: str | None = None) -> None:
+    def __init__(
+        self,
+        objective: Objective | None = None,
+        *,
+        pool: int = 30,
+        warmup: int = 5,
+        pace_cap: float | None = 4.0,
+        participation: float | None = 1.0,
+        method: str = "fast",
+        formulation: str = "segment",
+        solver: str = "CLARABEL",
+        profile: StateForecast | None = None,
+        footprint: bool = False,
+        progress: bool = False,
+        name: str | None = None,
+    ) -> None:
         self.objective = as_objective(objective)
         if not (isinstance(pool, (int, np.integer)) and pool >= 1):
             raise InvalidInputError(f"pool must be a positive number of buckets, got {pool!r}")
@@ -140,8 +152,10 @@ class ScenarioHorizon:
         self.name = name or f"scenario {self.objective.kind}{suffix}"
 
     def __repr__(self):
-        return (f"ScenarioHorizon(objective={self.objective.kind}, pool={self.pool}, warmup={self.warmup}, "
-                f"pace_cap={self.pace_cap}, participation={self.participation}, method={self.method!r})")
+        return (
+            f"ScenarioHorizon(objective={self.objective.kind}, pool={self.pool}, warmup={self.warmup}, "
+            f"pace_cap={self.pace_cap}, participation={self.participation}, method={self.method!r})"
+        )
 
     def execute(self, context: Context) -> ExecutionRecord:
         """Strategy protocol of :func:`convexsched.backtest`."""
@@ -149,8 +163,15 @@ class ScenarioHorizon:
         record.name = self.name
         return record
 
-    def run(self, book: Book | Executor, total: float, side: str | None = None, *, freq: str | None = None,
-            half_life: float | None = None) -> ExecutionRecord:
+    def run(
+        self,
+        book: Book | Executor,
+        total: float,
+        side: str | None = None,
+        *,
+        freq: str | None = None,
+        half_life: float | None = None,
+    ) -> ExecutionRecord:
         """Execute ``total`` shares, deciding every bucket from its visible book and the pool.
 
         Parameters
@@ -215,10 +236,18 @@ class ScenarioHorizon:
             raise InvalidInputError(f"profile must give {len(executor)} finite relative depths > 0, one per bucket")
         return depth
 
-    def decide(self, executor: Executor, fresh: tuple[np.ndarray, np.ndarray, np.ndarray], i: int, remaining: float,
-               total: float, weights: np.ndarray | None = None,
-               depth: np.ndarray | None = None, rho: float | None = None,
-               executed: np.ndarray | None = None) -> tuple[float, dict[str, object]]:
+    def decide(
+        self,
+        executor: Executor,
+        fresh: tuple[np.ndarray, np.ndarray, np.ndarray],
+        i: int,
+        remaining: float,
+        total: float,
+        weights: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+        rho: float | None = None,
+        executed: np.ndarray | None = None,
+    ) -> tuple[float, dict[str, object]]:
         """The slice of bucket ``i``: reads bucket ``i``'s book and the pool ``fresh[j < i]`` only.
 
         ``depth`` is the relative depth profile (from other days: no look-ahead) or None; ``rho``
@@ -234,8 +263,19 @@ class ScenarioHorizon:
             The step's record.
         """
         n = len(executor)
-        row = {"bucket": executor.index[i], "remaining": remaining, "lambda": np.nan, "kkt_ok": True,
-               "kkt_violation": 0.0, "solve_s": 0.0, "pool": 0, "cap": np.inf, "warmup": False, "forced": False, "infeasible": False}
+        row = {
+            "bucket": executor.index[i],
+            "remaining": remaining,
+            "lambda": np.nan,
+            "kkt_ok": True,
+            "kkt_violation": 0.0,
+            "solve_s": 0.0,
+            "pool": 0,
+            "cap": np.inf,
+            "warmup": False,
+            "forced": False,
+            "infeasible": False,
+        }
         if remaining <= 0 or not executor.usable(i):
             return 0.0, row
         slopes, widths, gamma = executor.walk_curve(i)
@@ -252,8 +292,21 @@ class ScenarioHorizon:
             row["warmup"] = True
             target = min(remaining / (n - i), cap)
         else:
-            target = self._solve_step(row, (slopes, widths, gamma), fresh, pool, pace, remaining, later, i, weights,
-                                      depth, executor.immediate, self.objective.rho if rho is None else rho, executed)
+            target = self._solve_step(
+                row,
+                (slopes, widths, gamma),
+                fresh,
+                pool,
+                pace,
+                remaining,
+                later,
+                i,
+                weights,
+                depth,
+                executor.immediate,
+                self.objective.rho if rho is None else rho,
+                executed,
+            )
         # Completion: later buckets take at most `pace` each, so the excess must go now.
         must = remaining - later * pace
         if must > target:
@@ -267,8 +320,7 @@ class ScenarioHorizon:
             return np.full_like(np.asarray(depth, dtype=float), pace)
         return np.minimum(pace, self.participation * np.asarray(depth, dtype=float))
 
-    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate, rho,
-                    executed=None):
+    def _solve_step(self, row, current, fresh, pool, pace, remaining, later, i, weights, depth, immediate, rho, executed=None):
         if immediate < 1.0:
             current = _blend_current(current, fresh[0][pool], fresh[1][pool], immediate)
         slopes, widths = _stack(current[:2], (fresh[0][pool], fresh[1][pool]))
@@ -277,12 +329,11 @@ class ScenarioHorizon:
         started = time.perf_counter()
         if self.objective.psi > 0 or self.objective.terms:
             # The chain lays the pool out slot by slot: inventory risk and any other term see time.
-            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho,
-                                       executed)
+            target = self._solve_chain(row, slopes, widths, pace, remaining, later, i, weights, pool, depth, rho, executed)
         else:
             if depth is not None:
                 # s g(x / s): widths scale by s, the tail's gradient by 1 / s.
-                scale = np.concatenate([[1.0], depth[i + 1:].mean() / depth[pool]])
+                scale = np.concatenate([[1.0], depth[i + 1 :].mean() / depth[pool]])
                 widths, gamma = widths * scale[:, None], gamma / scale
             caps = self._cap(pace, widths.sum(axis=1))
             caps[0] = row["cap"]
@@ -324,7 +375,7 @@ class ScenarioHorizon:
         slopes, widths = slopes[rows], widths[rows]
         if depth is not None:
             seen = np.asarray(pool)[order - 1]
-            widths = widths * np.concatenate([[1.0], depth[i + 1:] / depth[seen]])[:, None]
+            widths = widths * np.concatenate([[1.0], depth[i + 1 :] / depth[seen]])[:, None]
         caps = self._cap(pace, widths.sum(axis=1))
         caps[0] = row["cap"]
         truncated = WeightedBuckets.build(slopes, widths, cap=caps)
@@ -332,8 +383,9 @@ class ScenarioHorizon:
         # objective: lifting slopes that pay (passive fills, a rebate) to >= 0 keeps the argmin.
         lift = max(0.0, -float(truncated.slopes[truncated.widths > 0].min(initial=0.0)))
         curves = CostCurves(truncated.slopes + lift, truncated.widths)
-        objective = self.objective.window(i, len(rows), rho=rho, weights=None if weights is None else weights[i:],
-                                          executed=executed)
+        objective = self.objective.window(
+            i, len(rows), rho=rho, weights=None if weights is None else weights[i:], executed=executed
+        )
         if remaining > float(truncated.capacity.sum()) * (1 + 1e-12):
             row["infeasible"] = True
             return float(truncated.capacity[0])
@@ -349,8 +401,10 @@ def _stack(current, pool):
     def pad(slopes, widths):
         slopes, widths = np.atleast_2d(slopes), np.atleast_2d(widths)
         extra = k - slopes.shape[1]
-        return (np.hstack([slopes, np.repeat(slopes[:, -1:], extra, axis=1)]),
-                np.hstack([widths, np.zeros((len(widths), extra))]))
+        return (
+            np.hstack([slopes, np.repeat(slopes[:, -1:], extra, axis=1)]),
+            np.hstack([widths, np.zeros((len(widths), extra))]),
+        )
 
     top, rows = pad(*current), pad(*pool)
     return np.vstack([top[0], rows[0]]), np.vstack([top[1], rows[1]])

@@ -244,9 +244,13 @@ def default_strategies(with_model: bool = True) -> list[Strategy]:
         return baselines
     with_curves: list[Strategy] = [
         DepthProportional(),
-        StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
-        RecedingStrategy("A", horizon=30), RecedingStrategy("A", horizon="all"),
-        RecedingStrategy("B", horizon=30), RecedingStrategy("C", horizon=30),
+        StaticPlan("A"),
+        StaticPlan("B"),
+        StaticPlan("C"),
+        RecedingStrategy("A", horizon=30),
+        RecedingStrategy("A", horizon="all"),
+        RecedingStrategy("B", horizon=30),
+        RecedingStrategy("C", horizon=30),
         RecedingStrategy("A", horizon=30, method="cvxpy"),
     ]
     return baselines + with_curves

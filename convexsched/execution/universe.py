@@ -223,10 +223,18 @@ def _progress(total, enabled, description):
     return tqdm(total=total, desc=description, leave=False)
 
 
-def run_universe(keys: Iterable, task: Callable[..., Any], *, client: Any = None, threads: int = 1,
-                 progress: bool | None = None, window: int | None = None, batch: int | None = None,
-                 timeout: float | None = None,
-                 **kwargs: Any) -> pd.DataFrame:
+def run_universe(
+    keys: Iterable,
+    task: Callable[..., Any],
+    *,
+    client: Any = None,
+    threads: int = 1,
+    progress: bool | None = None,
+    window: int | None = None,
+    batch: int | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
     """Map ``task`` over ``keys`` and return one table with the keys and a status column.
 
     Parameters
@@ -763,7 +771,9 @@ def check_scheduler(address, timeout=10.0):
     if head.startswith(b"HTTP/"):
         raise InvalidInputError(f"--scheduler {printable(text)} answers HTTP, not the Dask protocol")
     if len(head) < 8 or not 0 < struct.unpack("<Q", head)[0] <= _HANDSHAKE_MAX_BYTES:
-        raise InvalidInputError(f"--scheduler {printable(text)} does not speak the Dask protocol (its first bytes are no handshake)")
+        raise InvalidInputError(
+            f"--scheduler {printable(text)} does not speak the Dask protocol (its first bytes are no handshake)"
+        )
 
 
 class _Cluster:
@@ -779,9 +789,7 @@ class _Cluster:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise InvalidInputError(
-                "--scheduler needs Dask: pip install 'convexsched[dask]'"
-            ) from None
+            raise InvalidInputError("--scheduler needs Dask: pip install 'convexsched[dask]'") from None
         if self.scheduler == "local":
             cluster = LocalCluster(
                 processes=True, n_workers=self.n_workers or os.cpu_count(), threads_per_worker=1,

@@ -96,16 +96,19 @@ def leaf_masks(nodes: list[np.ndarray], n_features: int) -> LeafMasks | None:
         visit(0)
         if len(leaves) > 64:
             return None
-        values[t, :len(leaves)] = tree["value"][leaves]
+        values[t, : len(leaves)] = tree["value"][leaves]
     tree_ids, feature_ids = np.array(trees, dtype=np.int64), np.array(features, dtype=np.int64)
     threshold, mask = np.array(thresholds, dtype=float), np.array(masks, dtype=np.uint64)
     by_feature = np.lexsort((threshold, feature_ids))
     by_tree = np.lexsort((threshold, feature_ids, tree_ids))
     groups = np.arange(len(nodes) * n_features + 1)
     return LeafMasks(
-        feature_threshold=threshold[by_feature], feature_tree=tree_ids[by_feature], feature_mask=mask[by_feature],
+        feature_threshold=threshold[by_feature],
+        feature_tree=tree_ids[by_feature],
+        feature_mask=mask[by_feature],
         feature_start=np.searchsorted(feature_ids[by_feature], np.arange(n_features + 1)).astype(np.int64),
-        tree_threshold=threshold[by_tree], tree_mask=mask[by_tree],
+        tree_threshold=threshold[by_tree],
+        tree_mask=mask[by_tree],
         tree_start=np.searchsorted((tree_ids * n_features + feature_ids)[by_tree], groups).astype(np.int64),
         tree_rank=np.argsort(by_feature)[by_tree].astype(np.int64),
         leaf_value=values,
@@ -183,19 +186,48 @@ def predict_runs(trees: Forest, design: np.ndarray, starts: np.ndarray) -> np.nd
     masks = trees.masks
     if masks is None:
         # No run takes the masks' path (see _forest_runs); empty arrays keep one signature.
-        masks = LeafMasks(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64),
-                          np.zeros(0), np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 64)))
-    return _forest_runs(trees.feature, trees.threshold, trees.missing_left, trees.left, trees.right,
-                        trees.leaf, trees.value, trees.roots, trees.baseline, design,
-                        np.ascontiguousarray(starts, dtype=np.int64), trees.masks is not None,
-                        masks.feature_threshold, masks.feature_tree, masks.feature_mask, masks.feature_start,
-                        masks.tree_threshold, masks.tree_mask, masks.tree_start, masks.tree_rank, masks.leaf_value)
+        masks = LeafMasks(
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.uint64),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0, np.uint64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, 64)),
+        )
+    return _forest_runs(
+        trees.feature,
+        trees.threshold,
+        trees.missing_left,
+        trees.left,
+        trees.right,
+        trees.leaf,
+        trees.value,
+        trees.roots,
+        trees.baseline,
+        design,
+        np.ascontiguousarray(starts, dtype=np.int64),
+        trees.masks is not None,
+        masks.feature_threshold,
+        masks.feature_tree,
+        masks.feature_mask,
+        masks.feature_start,
+        masks.tree_threshold,
+        masks.tree_mask,
+        masks.tree_start,
+        masks.tree_rank,
+        masks.leaf_value,
+    )
 
 
 # Bit positions by the top 5 bits of ``b * 0x077CB531`` for ``b`` a power of two below 2**32
 # (a de Bruijn sequence); the product stays below 2**58, so nothing overflows.
-_DE_BRUIJN = np.array([0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8,
-                       31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9], dtype=np.int64)
+_DE_BRUIJN = np.array(
+    [0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8, 31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9],
+    dtype=np.int64,
+)
 
 
 @njit
@@ -209,8 +241,23 @@ def _lowest_bit(mask):
 
 
 @njit
-def _scan_run(X, r0, r1, rising, out, masks, fails, feature_threshold, feature_tree, feature_mask, feature_start,
-              tree_mask, tree_start, tree_rank, leaf_value):
+def _scan_run(
+    X,
+    r0,
+    r1,
+    rising,
+    out,
+    masks,
+    fails,
+    feature_threshold,
+    feature_tree,
+    feature_mask,
+    feature_start,
+    tree_mask,
+    tree_start,
+    tree_rank,
+    leaf_value,
+):
     """Rows ``r0 .. r1-1``, constant but for column ``rising`` (-1: none), through every tree by masks."""
     n_trees, width = leaf_value.shape[0], X.shape[1]
     masks[:] = ~np.uint64(0)
@@ -249,9 +296,29 @@ def _scan_run(X, r0, r1, rising, out, masks, fails, feature_threshold, feature_t
 
 
 @njit
-def _forest_runs(feature, threshold, missing_left, left, right, leaf, value, roots, baseline, X, starts, scan,
-                 feature_threshold, feature_tree, feature_mask, feature_start, tree_threshold, tree_mask, tree_start,
-                 tree_rank, leaf_value):
+def _forest_runs(
+    feature,
+    threshold,
+    missing_left,
+    left,
+    right,
+    leaf,
+    value,
+    roots,
+    baseline,
+    X,
+    starts,
+    scan,
+    feature_threshold,
+    feature_tree,
+    feature_mask,
+    feature_start,
+    tree_threshold,
+    tree_mask,
+    tree_start,
+    tree_rank,
+    leaf_value,
+):
     n, width = X.shape
     out = np.zeros(n)
     out += baseline
@@ -283,8 +350,23 @@ def _forest_runs(feature, threshold, missing_left, left, right, leaf, value, roo
                 if not constant[k]:
                     varying, count = k, count + (1 if ascending[k] else 2)
             if count <= 1:
-                _scan_run(X, r0, r1, varying, out, masks, fails, feature_threshold, feature_tree, feature_mask,
-                          feature_start, tree_mask, tree_start, tree_rank, leaf_value)
+                _scan_run(
+                    X,
+                    r0,
+                    r1,
+                    varying,
+                    out,
+                    masks,
+                    fails,
+                    feature_threshold,
+                    feature_tree,
+                    feature_mask,
+                    feature_start,
+                    tree_mask,
+                    tree_start,
+                    tree_rank,
+                    leaf_value,
+                )
                 continue
         for root in roots:
             # Each tree starts from the run in its own order (the last one's splits permuted it).

@@ -102,8 +102,9 @@ class ConvexifyReport:
         )
 
 
-def convexify(sizes: ArrayLike, values: ArrayLike, method: str = "slopes-isotonic",
-              index: pd.Index | Sequence | None = None) -> tuple[CostCurves, ConvexifyReport]:
+def convexify(
+    sizes: ArrayLike, values: ArrayLike, method: str = "slopes-isotonic", index: pd.Index | Sequence | None = None
+) -> tuple[CostCurves, ConvexifyReport]:
     """Convex, nondecreasing piecewise-linear curves closest (in a method's sense) to ``values``.
 
     Parameters

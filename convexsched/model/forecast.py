@@ -155,8 +155,9 @@ class StateForecast(BaseEstimator):
         rows = self.profile_.index.get_indexer(bins, method="nearest")
         return self.profile_.iloc[rows].set_axis(pd.DatetimeIndex(times))
 
-    def predict(self, bucket_index: pd.DatetimeIndex, last_state: pd.Series | None = None,
-                decay: dict[str, float] | None = None) -> pd.DataFrame:
+    def predict(
+        self, bucket_index: pd.DatetimeIndex, last_state: pd.Series | None = None, decay: dict[str, float] | None = None
+    ) -> pd.DataFrame:
         """Forecast state per bucket, ready for :meth:`ImpactOracle.cost_curves`.
 
         Parameters

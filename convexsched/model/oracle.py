@@ -290,8 +290,9 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         if self.target not in TARGETS:
             raise InvalidInputError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.features == "seed":
-            warnings.warn('ImpactOracle(features="seed") is deprecated; use features="state" (removed in 0.4)',
-                          FutureWarning, stacklevel=2)
+            warnings.warn(
+                'ImpactOracle(features="seed") is deprecated; use features="state" (removed in 0.4)', FutureWarning, stacklevel=2
+            )
         elif self.features not in FEATURE_SETS:
             raise InvalidInputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if y is None:
@@ -300,9 +301,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         y = _check_target(y, len(frame), type(self).__name__)
         size = frame["size"].to_numpy()
         if self.target is not None and (size <= 0).any():
-            raise InvalidInputError(
-                f"target={self.target!r} needs sizes > 0; drop the size-0 rows (g(0) = 0 is known)"
-            )
+            raise InvalidInputError(f"target={self.target!r} needs sizes > 0; drop the size-0 rows (g(0) = 0 is known)")
         if self.target == "log" and (y <= 0).any():
             raise InvalidInputError("target='log' needs costs y > 0; use target='per_share' or None")
         features = self._design(frame)
@@ -324,9 +323,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
             if not early.any() or early.all():
                 raise InvalidInputError("too few distinct timestamps for a time-ordered validation split")
             probe = self._booster(self.max_iter).fit(matrix[early], learned[early])
-            curve = np.array(
-                [np.mean((p - learned[~early]) ** 2) for p in probe.staged_predict(matrix[~early])]
-            )
+            curve = np.array([np.mean((p - learned[~early]) ** 2) for p in probe.staged_predict(matrix[~early])])
             n_iter = int(np.argmin(curve)) + 1
             self.validation_curve_ = curve
             self.validation_start_ = cut
@@ -369,8 +366,10 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
             "spread_bps" if (name == "spread" and self.target == "bps") else name for name in STATE_COLUMNS
         ]
         size = columns["size"] / columns["depth"] if self.size_feature == "vol_ratio" else columns["size"]
-        values = [size] + [1e4 * spread / columns["mid"] if (name == "spread" and self.target == "bps")
-                           else columns[name] for name in STATE_COLUMNS]
+        values = [size] + [
+            1e4 * spread / columns["mid"] if (name == "spread" and self.target == "bps") else columns[name]
+            for name in STATE_COLUMNS
+        ]
         if self.features == "book":
             names += list(SIDE_FEATURES) + ["side_fill"]
             values += [columns[name] for name in SIDE_FEATURES]
@@ -440,10 +439,14 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
             # booster, check it against model_.predict on the rows at hand, so that another
             # scikit-learn layout falls back to predict instead of answering wrongly.
             sample = design[:256]
-            if trees is not None and not np.array_equal(predict_runs(trees, sample, run_starts(sample, state)),
-                                                       self.model_.predict(sample)):
-                warnings.warn("the compiled tree walk disagrees with scikit-learn's predict for this model; "
-                              "using predict", RuntimeWarning, stacklevel=3)
+            if trees is not None and not np.array_equal(
+                predict_runs(trees, sample, run_starts(sample, state)), self.model_.predict(sample)
+            ):
+                warnings.warn(
+                    "the compiled tree walk disagrees with scikit-learn's predict for this model; using predict",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 trees = None
             cached = (predictors, len(predictors or ()), trees)
             _FORESTS[self.model_] = cached
@@ -475,8 +478,9 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         rows.insert(0, "size", np.tile(sizes, n))
         return self.predict(rows).reshape(n, g)
 
-    def cost_curves(self, states: pd.DataFrame, sizes: ArrayLike, convexify: str = "slopes-isotonic",
-                    return_report: bool = False) -> CostCurves | tuple[CostCurves, ConvexifyReport]:
+    def cost_curves(
+        self, states: pd.DataFrame, sizes: ArrayLike, convexify: str = "slopes-isotonic", return_report: bool = False
+    ) -> CostCurves | tuple[CostCurves, ConvexifyReport]:
         """Convex cost curves (E18) of the oracle for every bucket, convexified (E19).
 
         Evaluates :meth:`predict_grid` and passes it through :func:`convexsched.convexify`.
@@ -557,7 +561,9 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         except OSError as error:
             raise DataError(f"cannot read an oracle from {path}: {error.strerror or error}") from None
         if head != _ZIP_MAGIC:
-            kind = "a pickle (joblib) file" if head[:1] == b"\x80" or head[:2] in (b"x\x9c", b"\x1f\x8b") else "not a saved oracle"
+            kind = (
+                "a pickle (joblib) file" if head[:1] == b"\x80" or head[:2] in (b"x\x9c", b"\x1f\x8b") else "not a saved oracle"
+            )
             raise DataError(
                 f"{path} is {kind}: convexsched loads oracles only in skops' format, since unpickling a file runs "
                 "any code it holds; refit with this version (`convexsched fit` writes skops)"
@@ -596,9 +602,7 @@ class ImpactOracle(_BookInputMixin, RegressorMixin, BaseEstimator):
         expected = tuple(oracle._design(pd.DataFrame(columns=oracle._columns(), dtype=float)).columns)
         schema = payload.get("schema")
         if schema != oracle.schema_ or tuple(schema["features"]) != expected:
-            raise DataError(
-                f"{path} has feature schema {schema}, but this code builds features {list(expected)}; refit"
-            )
+            raise DataError(f"{path} has feature schema {schema}, but this code builds features {list(expected)}; refit")
         return oracle
 
 

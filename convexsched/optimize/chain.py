@@ -159,8 +159,8 @@ def _split(E, D, count, sum_e, sum_dr, order, live, free, b, j):
     free[0] -= 1
     half = count[block] // 2
     moved = count[block] - half
-    E[new, :moved] = E[block, half:count[block]]
-    D[new, :moved] = D[block, half:count[block]]
+    E[new, :moved] = E[block, half : count[block]]
+    D[new, :moved] = D[block, half : count[block]]
     count[new], count[block] = moved, half
     order[b + 2 : live + 1] = order[b + 1 : live].copy()
     order[b + 1] = new
@@ -453,12 +453,10 @@ def _staircase_chain(slopes, widths, q, total, le, size):
                 total_e += sum_e[order[t]]
                 total_dr += sum_dr[order[t]]
         if live > 0 and r0 + total_dr < 0.0:
-            live, removed_e, removed_dr = _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free,
-                                                          r0 + total_dr)
+            live, removed_e, removed_dr = _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r0 + total_dr)
             total_e, total_dr = total_e - removed_e, total_dr - removed_dr
         if not le and future[i] < r0:
-            live, p0, removed_e, removed_dr = _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0,
-                                                         r0, future[i])
+            live, p0, removed_e, removed_dr = _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, future[i])
             total_e, total_dr = total_e - removed_e, total_dr - removed_dr
             r0 = future[i]
         if live == 0:

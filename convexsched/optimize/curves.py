@@ -140,8 +140,9 @@ class CostCurves:
     any price scale; deviations within that tolerance are rounded away.
     """
 
-    def __init__(self, slopes: ArrayLike, widths: ArrayLike, index: pd.Index | Sequence | None = None,
-                 allow_negative: bool = False) -> None:
+    def __init__(
+        self, slopes: ArrayLike, widths: ArrayLike, index: pd.Index | Sequence | None = None, allow_negative: bool = False
+    ) -> None:
         index = _frame_index(index, slopes=slopes, widths=widths)
         slopes = _as_2d_float("slopes", slopes)
         n, k = slopes.shape
@@ -153,9 +154,7 @@ class CostCurves:
         try:
             widths = np.broadcast_to(widths, (n, k))
         except ValueError:
-            raise InvalidInputError(
-                f"widths of shape {np.shape(widths)} do not match slopes of shape {(n, k)}"
-            ) from None
+            raise InvalidInputError(f"widths of shape {np.shape(widths)} do not match slopes of shape {(n, k)}") from None
         if n == 0:
             raise InvalidInputError("cost curves need at least one bucket")
         if index is not None:
@@ -309,10 +308,7 @@ class CostCurves:
         return self._breakpoint_values
 
     def __repr__(self):
-        return (
-            f"CostCurves(n_buckets={self.n_buckets}, n_segments={self.n_segments}, "
-            f"total_capacity={self.capacity.sum():.6g})"
-        )
+        return f"CostCurves(n_buckets={self.n_buckets}, n_segments={self.n_segments}, total_capacity={self.capacity.sum():.6g})"
 
     def __getitem__(self, key: int | slice | ArrayLike) -> CostCurves:
         """Buckets ``key`` (a slice or an index array) as new curves, e.g. a planning window."""

@@ -216,8 +216,9 @@ def _intersect(lower, upper, slack, sense, snap):
     return lo, hi
 
 
-def multiplier_interval(curves: CostCurves, total: float, objective: Objective, x: ArrayLike, *, sense: str = "eq",
-                        snap: float = 1e-9) -> tuple[float, float]:
+def multiplier_interval(
+    curves: CostCurves, total: float, objective: Objective, x: ArrayLike, *, sense: str = "eq", snap: float = 1e-9
+) -> tuple[float, float]:
     """The levels ``lambda`` that certify an (optimal) ``x``: the intersection above.
 
     ``snap`` is the distance in shares under which ``x_i`` counts as on a breakpoint.
@@ -324,8 +325,7 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
         # What x pays: |F|, or the magnitudes of its parts when a linear term cancels the cost;
         # near S = 0 (x a few ulps from 0), tol of trading one share unit in the buckets x uses.
         used_price = float(np.where(x_in > 0, steepest, 0.0).max(initial=0.0))
-        cost_scale = max(abs(value), float(gross.sum()) + abs(smooth_value), abs(constant),
-                         tol * used_price * scale_shares)
+        cost_scale = max(abs(value), float(gross.sum()) + abs(smooth_value), abs(constant), tol * used_price * scale_shares)
 
         exact_level = None
         if multiplier is not None:
@@ -357,8 +357,9 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
         primal = abs(excess) if sense == "eq" else max(excess, 0.0)
         bounds = float(np.maximum(np.maximum(-x, x - capacity), 0.0).max(initial=0.0))
         dual = constant + _level_bound(slopes, widths, total, sense, shift, curvature, level)
-        others_fail = multiplier is not None and not max(stationarity, complementarity, primal / scale_shares,
-                                                          bounds / scale_shares) <= tol
+        others_fail = (
+            multiplier is not None and not max(stationarity, complementarity, primal / scale_shares, bounds / scale_shares) <= tol
+        )
         if (not value - dual <= tol * cost_scale) and exact_level is None and not others_fail:
             # The level does not close the gap: the exact minimum of the linearized problem
             # decides (a level is only a bound; the water-filling is the best one). With a
@@ -515,8 +516,7 @@ def _fused_certificate(slopes, widths, capacity, x, total, rho, psi, weights, le
         if slack > snap:
             lo = max(lo, 0.0)
     value = cost_sum + smooth_value
-    cost_scale = max(max(abs(value), gross_sum + abs(smooth_value)),
-                     max(abs(constant), tol * used_price * scale_shares))
+    cost_scale = max(max(abs(value), gross_sum + abs(smooth_value)), max(abs(constant), tol * used_price * scale_shares))
     if not claimed:
         if not lo <= hi:
             return _FUSED_REFERENCE, values  # no level fits x: the water-filling gives one
@@ -562,8 +562,9 @@ def _fused_certificate(slopes, widths, capacity, x, total, rho, psi, weights, le
     excess = raw_sum - total
     primal = abs(excess) if not le else max(excess, 0.0)
     dual = constant + (conjugates_at * total - conjugates)
-    others_fail = claimed and not max(max(stationarity, complementarity),
-                                      max(primal / scale_shares, bounds / scale_shares)) <= tol
+    others_fail = (
+        claimed and not max(max(stationarity, complementarity), max(primal / scale_shares, bounds / scale_shares)) <= tol
+    )
     if not value - dual <= tol * cost_scale and not others_fail:
         return _FUSED_REFERENCE, values
     values[0], values[1], values[2], values[3] = primal / scale_shares, bounds / scale_shares, stationarity, complementarity
@@ -580,10 +581,21 @@ def _fused_report(values, tol):
     worst = max(primal, bounds, stationarity, complementarity, relative_gap)
     if not (np.isfinite(value) and np.isfinite(dual)) or worst != worst:
         worst = np.inf
-    return KKTReport(ok=bool(worst <= tol), max_violation=float(worst), primal_residual=primal,
-                     bound_violation=bounds, stationarity=stationarity, complementarity=complementarity,
-                     duality_gap=gap, relative_gap=float(relative_gap), objective_value=value, dual_value=dual,
-                     multiplier=level, multiplier_interval=(lo, hi), tol=tol)
+    return KKTReport(
+        ok=bool(worst <= tol),
+        max_violation=float(worst),
+        primal_residual=primal,
+        bound_violation=bounds,
+        stationarity=stationarity,
+        complementarity=complementarity,
+        duality_gap=gap,
+        relative_gap=float(relative_gap),
+        objective_value=value,
+        dual_value=dual,
+        multiplier=level,
+        multiplier_interval=(lo, hi),
+        tol=tol,
+    )
 
 
 _NO_WEIGHTS = np.zeros(0)
@@ -607,9 +619,19 @@ def certify_fused(order: Order, x: ArrayLike, *, multiplier: float | None = None
     weights = objective.weight_vector(curves.n_buckets) if objective.psi > 0 else _NO_WEIGHTS
     slopes, widths = _arrays(curves)
     outcome, numbers = _fused_certificate(
-        slopes, widths, curves.capacity, np.ascontiguousarray(values), float(total), objective.rho, objective.psi,
-        weights, order.sense == "le", np.nan if multiplier is None else float(multiplier), float(tol),
-        float(max(share_unit_of(curves, total), 1.0)))
+        slopes,
+        widths,
+        curves.capacity,
+        np.ascontiguousarray(values),
+        float(total),
+        objective.rho,
+        objective.psi,
+        weights,
+        order.sense == "le",
+        np.nan if multiplier is None else float(multiplier),
+        float(tol),
+        float(max(share_unit_of(curves, total), 1.0)),
+    )
     if outcome != _FUSED_OK:
         return certify(order, x, multiplier=multiplier, tol=tol)
     return _fused_report(numbers, tol)

@@ -192,8 +192,9 @@ class Objective:
         """:meth:`parts` bound to ``S = total`` and ``n`` buckets (raises on a length mismatch)."""
         return [term.bind(total, n) for term in self.parts()]
 
-    def window(self, start: int, size: int, *, rho: float | None = None, weights: Any = None,
-               executed: ArrayLike | None = None) -> Objective:
+    def window(
+        self, start: int, size: int, *, rho: float | None = None, weights: Any = None, executed: ArrayLike | None = None
+    ) -> Objective:
         """The objective of a step's window: buckets ``start .. start + size - 1`` of the day.
 
         The receding and scenario loops call it so that every term reaches the step whole:
@@ -253,9 +254,7 @@ class Objective:
             raise InvalidInputError(f"the weights repeat the label {labels[labels.duplicated()][0]!r}")
         missing = pd.Index(index).difference(labels, sort=False)
         if len(missing):
-            raise InvalidInputError(
-                f"the weights have no entry for bucket {missing[0]!r} of the curves ({len(missing)} missing)"
-            )
+            raise InvalidInputError(f"the weights have no entry for bucket {missing[0]!r} of the curves ({len(missing)} missing)")
         values = pd.Series(np.asarray(self.weights, dtype=float), index=labels).reindex(pd.Index(index))
         return replace(self, weights=tuple(values.to_numpy().tolist()), weight_index=None)
 

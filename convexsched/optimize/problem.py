@@ -165,14 +165,11 @@ class ScheduleProblem(cp.Problem):
             return self
         if curves.n_buckets != spec["n"] or curves.n_segments != spec["k"]:
             raise InvalidInputError(
-                f"update needs curves of shape ({spec['n']}, {spec['k']}), got "
-                f"({curves.n_buckets}, {curves.n_segments})"
+                f"update needs curves of shape ({spec['n']}, {spec['k']}), got ({curves.n_buckets}, {curves.n_segments})"
             )
         built = spec["objective"]
         if (objective.rho > 0) != (built.rho > 0) or (objective.psi > 0) != (built.psi > 0):
-            raise InvalidInputError(
-                f"the problem was built for objective {built.kind}; rebuild it for {objective.kind}"
-            )
+            raise InvalidInputError(f"the problem was built for objective {built.kind}; rebuild it for {objective.kind}")
         if objective.terms or built.terms:
             # Terms are stated with their data as constants: new data means a new build.
             if spec["user_constraints"] or spec["user_terms"]:
@@ -180,16 +177,22 @@ class ScheduleProblem(cp.Problem):
                     "this problem carries terms stated with the old data and your own constraints or "
                     "terms: build it again for the new data and add them to the new problem.x"
                 )
-            return build_order_problem(order, formulation=spec["formulation"], dpp=self.parameterized,
-                                       share_unit=self.share_unit, cost_unit=self.cost_unit)
+            return build_order_problem(
+                order,
+                formulation=spec["formulation"],
+                dpp=self.parameterized,
+                share_unit=self.share_unit,
+                cost_unit=self.cost_unit,
+            )
         if not self.parameterized:
             if spec["user_constraints"] or spec["user_terms"]:
                 raise InvalidInputError(
                     "this problem is not parameterized (N*K above DPP_MAX_SIZE) and carries your own "
                     "constraints: build it again for the new data and add them to the new problem.x"
                 )
-            return build_order_problem(order, formulation=spec["formulation"], dpp=False,
-                                       share_unit=self.share_unit, cost_unit=self.cost_unit)
+            return build_order_problem(
+                order, formulation=spec["formulation"], dpp=False, share_unit=self.share_unit, cost_unit=self.cost_unit
+            )
         _assign(self.data_parameters, _scaled_data(curves, total, objective, self.share_unit, self.cost_unit))
         self.spec = dict(spec, capacity=curves.capacity, objective=objective, curves=curves, total=total)
         return self
@@ -264,8 +267,14 @@ def build_problem(
     return build_order_problem(order, formulation=formulation, dpp=dpp, share_unit=share_unit, cost_unit=cost_unit)
 
 
-def build_order_problem(order: Order, *, formulation: str = "segment", dpp: bool | str = "auto",
-                        share_unit: float | None = None, cost_unit: float | None = None) -> ScheduleProblem:
+def build_order_problem(
+    order: Order,
+    *,
+    formulation: str = "segment",
+    dpp: bool | str = "auto",
+    share_unit: float | None = None,
+    cost_unit: float | None = None,
+) -> ScheduleProblem:
     """:func:`build_problem` for an :class:`~convexsched.optimize.validate.Order` already checked."""
     if formulation not in FORMULATIONS:
         raise InvalidInputError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
@@ -341,6 +350,16 @@ def build_order_problem(order: Order, *, formulation: str = "segment", dpp: bool
         "share_unit": share_unit,
         "cost_unit": cost_unit,
     }
-    spec = {"n": n, "k": k, "sense": sense, "formulation": formulation, "capacity": curves.capacity,
-            "objective": objective, "curves": curves, "total": total, "user_constraints": 0, "user_terms": 0}
+    spec = {
+        "n": n,
+        "k": k,
+        "sense": sense,
+        "formulation": formulation,
+        "capacity": curves.capacity,
+        "objective": objective,
+        "curves": curves,
+        "total": total,
+        "user_constraints": 0,
+        "user_terms": 0,
+    }
     return ScheduleProblem(cp.Minimize(cp.sum(terms)), constraints, spec=spec, handles=handles)

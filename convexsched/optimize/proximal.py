@@ -91,15 +91,33 @@ def _sides(slopes, widths, x, index, snap):
 
 
 @njit
-def _fista_steps(x, y, momentum, level, count, step, curvature, total, start, knots, fills, rho, positions,
-                 diagonal, constant, strengths, decays, risk, risk_total, has_risk):
+def _fista_steps(
+    x,
+    y,
+    momentum,
+    level,
+    count,
+    step,
+    curvature,
+    total,
+    start,
+    knots,
+    fills,
+    rho,
+    positions,
+    diagonal,
+    constant,
+    strengths,
+    decays,
+    risk,
+    risk_total,
+    has_risk,
+):
     """``count`` iterations of (E27) on the terms' affine gradient: ``(x, y, momentum, level, restarts)``."""
     restarts = 0
     for _ in range(count):
-        gradient = affine.affine_gradient(y, diagonal, constant, strengths, decays, risk, risk_total,
-                                          has_risk) - curvature * y
-        candidate, level = waterfill.shifted_fill(start, knots, fills, rho, total, gradient - step * y, level,
-                                                  positions)
+        gradient = affine.affine_gradient(y, diagonal, constant, strengths, decays, risk, risk_total, has_risk) - curvature * y
+        candidate, level = waterfill.shifted_fill(start, knots, fills, rho, total, gradient - step * y, level, positions)
         following = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum * momentum))
         if np.dot(y - candidate, candidate - x) > 0:
             y = candidate.copy()
@@ -185,9 +203,10 @@ class ActiveSetPolish:
             gradient = self.gradient(x)[fixed]
             left, left_low, right, right_high = _sides(self.slopes, self.widths, x, fixed, self.snap)
             with np.errstate(invalid="ignore"):
-                scale = np.maximum(np.maximum(np.abs(gradient), abs(level)),
-                                   np.maximum(np.where(np.isfinite(left), np.abs(left), 0.0),
-                                              np.where(np.isfinite(right), np.abs(right), 0.0)))
+                scale = np.maximum(
+                    np.maximum(np.abs(gradient), abs(level)),
+                    np.maximum(np.where(np.isfinite(left), np.abs(left), 0.0), np.where(np.isfinite(right), np.abs(right), 0.0)),
+                )
                 up = level - (right + gradient) > self.release * scale
                 down = (left + gradient) - level > self.release * scale
             if not (up.any() or down.any()):
@@ -253,8 +272,9 @@ class ProximalResult:
     polished: bool = False
 
 
-def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, check_every: int = 10,
-                stop: str = "certificate") -> ProximalResult:
+def accelerated(
+    order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, check_every: int = 10, stop: str = "certificate"
+) -> ProximalResult:
     """Solve any objective whose extra terms are smooth by FISTA with restart (E27).
 
     Parameters
@@ -329,9 +349,22 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
         count = min(wait, max_iter - iteration)
         if compiled is not None:
             # Every term's gradient is affine: the iterations run compiled, no Python per step.
-            x, y, momentum, level, restarted = _fista_steps(x, y, momentum, level, count, step, curvature,
-                                                            float(total), ramps.start, ramps.knots, ramps.fills,
-                                                            ramps.rho, positions, *compiled)
+            x, y, momentum, level, restarted = _fista_steps(
+                x,
+                y,
+                momentum,
+                level,
+                count,
+                step,
+                curvature,
+                float(total),
+                ramps.start,
+                ramps.knots,
+                ramps.fills,
+                ramps.rho,
+                positions,
+                *compiled,
+            )
             restarts += restarted
         else:
             for _ in range(count):
@@ -341,8 +374,9 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
                     if known:
                         break
                     move = candidate - y
-                    if smooth(candidate)[0] <= f_y + float(np.dot(gradient, move)) \
-                            + 0.5 * step * float(np.dot(move, move)) + 1e-12 * abs(f_y):
+                    if smooth(candidate)[0] <= f_y + float(np.dot(gradient, move)) + 0.5 * step * float(
+                        np.dot(move, move)
+                    ) + 1e-12 * abs(f_y):
                         break
                     step *= 2.0
                     ramps = waterfill.ShiftedRamps(curves, curvature + step)
@@ -362,8 +396,7 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
             # The prox's level is the candidate multiplier (it converges with x).
             report = certify(order, x, multiplier=level, tol=tol)
             if report.ok or (stop == "gap" and report.relative_gap <= tol):
-                return ProximalResult(x, report.multiplier, report.multiplier_interval, iteration, restarts,
-                                      report)
+                return ProximalResult(x, report.multiplier, report.multiplier_interval, iteration, restarts, report)
             # The gap is closed but some bucket is not yet stationary (that lags, about as the
             # square root of the gap): the kinks are found, so the active-set step usually ends it.
             if polish is not None and polishes < MAX_POLISHES:
@@ -372,8 +405,9 @@ def accelerated(order: Order, *, tol: float = 1e-6, max_iter: int = 20_000, chec
                 if polished is not None:
                     report = certify(order, polished[0], multiplier=polished[1], tol=tol)
                     if report.ok:
-                        return ProximalResult(polished[0], report.multiplier, report.multiplier_interval,
-                                              iteration, restarts, report, polished=True)
+                        return ProximalResult(
+                            polished[0], report.multiplier, report.multiplier_interval, iteration, restarts, report, polished=True
+                        )
             wait = min(2 * wait, 8 * check_every)
         elif np.isfinite(last_gap) and 0 < gap < last_gap:
             # Linear convergence: check again about when the gap should reach tol.

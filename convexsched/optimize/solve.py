@@ -247,10 +247,7 @@ def _solve_cvxpy(problem, solvers, warm_start, solver_options):
                 return name, attempts
             if status != cp.OPTIMAL_INACCURATE:
                 break
-    raise SolverError(
-        "no solver reached an optimal status: "
-        + "; ".join(f"{a['solver']} -> {a['status']}" for a in attempts)
-    )
+    raise SolverError("no solver reached an optimal status: " + "; ".join(f"{a['solver']} -> {a['status']}" for a in attempts))
 
 
 def solve(
@@ -310,9 +307,18 @@ def solve(
     """
     started = time.perf_counter()
     order = validate(curves, total, objective, renamed(sense, budget, "solve", "budget", "sense"))
-    return solve_order(order, method=method, solver=solver, formulation=formulation, problem=problem,
-                       fallback=fallback, warm_start=warm_start, tol=tol, solver_options=solver_options,
-                       started=started)
+    return solve_order(
+        order,
+        method=method,
+        solver=solver,
+        formulation=formulation,
+        problem=problem,
+        fallback=fallback,
+        warm_start=warm_start,
+        tol=tol,
+        solver_options=solver_options,
+        started=started,
+    )
 
 
 def solve_order(
@@ -365,9 +371,7 @@ def solve_order(
             built = problem.load(order)
         timings["build"] = time.perf_counter() - built_at
         solve_at = time.perf_counter()
-        used_solver, attempts = _solve_cvxpy(
-            built, _solver_order(objective, solver, fallback), warm_start, solver_options or {}
-        )
+        used_solver, attempts = _solve_cvxpy(built, _solver_order(objective, solver, fallback), warm_start, solver_options or {})
         timings["solve"] = time.perf_counter() - solve_at
         x = built.schedule()
         if x is None:

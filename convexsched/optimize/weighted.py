@@ -83,8 +83,16 @@ class WeightedBuckets:
     rho: float
 
     @classmethod
-    def build(cls, slopes: ArrayLike, widths: ArrayLike, weights: ArrayLike | None = None, *, rho: float = 0.0,
-              gamma: ArrayLike | None = None, cap: ArrayLike | None = None) -> WeightedBuckets:
+    def build(
+        cls,
+        slopes: ArrayLike,
+        widths: ArrayLike,
+        weights: ArrayLike | None = None,
+        *,
+        rho: float = 0.0,
+        gamma: ArrayLike | None = None,
+        cap: ArrayLike | None = None,
+    ) -> WeightedBuckets:
         """Validate and truncate.
 
         Parameters
@@ -186,8 +194,7 @@ def _check_arrays(slopes, widths, weights, gamma, cap, rho):
     """The checks of (E12)'s data, whole arrays at once (one problem or a batch)."""
     if slopes.shape != widths.shape:
         raise InvalidInputError(f"slopes {slopes.shape} and widths {widths.shape} differ in shape")
-    if not (np.isfinite(slopes).all() and np.isfinite(widths).all() and np.isfinite(weights).all()
-            and np.isfinite(gamma).all()):
+    if not (np.isfinite(slopes).all() and np.isfinite(widths).all() and np.isfinite(weights).all() and np.isfinite(gamma).all()):
         raise InvalidInputError("slopes, widths, weights and gamma must be finite")
     if (widths < 0).any() or (weights < 0).any() or (gamma < 0).any() or np.isnan(cap).any() or (cap < 0).any():
         raise InvalidInputError("widths, weights, gamma and caps must be >= 0")
@@ -280,10 +287,19 @@ def weighted_kkt(buckets: WeightedBuckets, total: float, y: ArrayLike, multiplie
     _certify(*_kernel_args(buckets), float(total), y, float(multiplier), float(tol), out)
     worst, primal, bounds, stationarity, gap, value, dual, lo, hi = out
     return KKTReport(
-        ok=bool(worst <= tol), max_violation=float(worst), primal_residual=float(primal), bound_violation=float(bounds),
-        stationarity=float(stationarity), complementarity=0.0, duality_gap=float(value - dual), relative_gap=float(gap),
+        ok=bool(worst <= tol),
+        max_violation=float(worst),
+        primal_residual=float(primal),
+        bound_violation=float(bounds),
+        stationarity=float(stationarity),
+        complementarity=0.0,
+        duality_gap=float(value - dual),
+        relative_gap=float(gap),
         objective_value=float(value),
-        dual_value=float(dual), multiplier=float(multiplier), multiplier_interval=(float(lo), float(hi)), tol=tol,
+        dual_value=float(dual),
+        multiplier=float(multiplier),
+        multiplier_interval=(float(lo), float(hi)),
+        tol=tol,
     )
 
 
@@ -319,9 +335,18 @@ class WeightedBatch:
     duality_gap: np.ndarray
 
 
-def solve_weighted_batch(slopes: ArrayLike, widths: ArrayLike, weights: ArrayLike, totals: ArrayLike, *,
-                         rho: ArrayLike = 0.0, gamma: ArrayLike | None = None, cap: ArrayLike | None = None,
-                         tol: float = 1e-6, check: bool = True) -> WeightedBatch:
+def solve_weighted_batch(
+    slopes: ArrayLike,
+    widths: ArrayLike,
+    weights: ArrayLike,
+    totals: ArrayLike,
+    *,
+    rho: ArrayLike = 0.0,
+    gamma: ArrayLike | None = None,
+    cap: ArrayLike | None = None,
+    tol: float = 1e-6,
+    check: bool = True,
+) -> WeightedBatch:
     """Solve and certify ``B`` problems (E12) of the same shape in one compiled call.
 
     Problem ``b`` is ``WeightedBuckets.build(slopes[b], widths[b], weights[b], rho=rho[b],
@@ -367,8 +392,15 @@ def solve_weighted_batch(slopes: ArrayLike, widths: ArrayLike, weights: ArrayLik
     _solve_batch(slopes, widths, weights, gamma, cap, rho, totals, float(tol), y, info)
     feasible = info[:, 4] > 0
     return WeightedBatch(
-        y=y, multiplier=info[:, 0], objective_value=info[:, 1], tie_fraction=info[:, 2], maximum=info[:, 3],
-        feasible=feasible, kkt_ok=feasible & (info[:, 5] <= tol), max_violation=info[:, 5], duality_gap=info[:, 9],
+        y=y,
+        multiplier=info[:, 0],
+        objective_value=info[:, 1],
+        tie_fraction=info[:, 2],
+        maximum=info[:, 3],
+        feasible=feasible,
+        kkt_ok=feasible & (info[:, 5] <= tol),
+        max_violation=info[:, 5],
+        duality_gap=info[:, 9],
     )
 
 
@@ -558,8 +590,9 @@ def _solve_prepared(slopes, widths, weights, gamma, depth, tail_cap, last_slope,
     if total > 0 and rho == 0 and _jumps_only(weights, tail_cap):
         level = _jump_level(slopes, widths, weights, total)
         if not np.isnan(level):
-            value, tie, solved = _split_tie(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y,
-                                            True)
+            value, tie, solved = _split_tie(
+                slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, level, total, y, True
+            )
             if solved:
                 return level, value, tie, maximum, True
     if total > 0 and rho > 0:
@@ -802,7 +835,9 @@ def _certify(slopes, widths, weights, gamma, depth, tail_cap, last_slope, rho, t
             sold += weights[j] * y[j]
             value += weights[j] * _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, min(max(y[j], 0.0), capacity))
             response = _bucket_response(slopes, widths, gamma, depth, tail_cap, last_slope, rho, j, multiplier, True)
-            conjugates += weights[j] * (multiplier * response - _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, response))
+            conjugates += weights[j] * (
+                multiplier * response - _bucket_value(slopes, widths, gamma, depth, last_slope, rho, j, response)
+            )
     primal = abs(sold - total) / scale
     dual = multiplier * total - conjugates
     gap = (value - dual) / max(abs(value), price * scale)

@@ -296,9 +296,7 @@ def test_bad_rows_are_dropped_and_counted(tmp_path):
 def test_shuffled_timestamps_are_sorted_by_default_or_dropped_on_request(tmp_path):
     good = cs.synthetic_book(seed=4)
     good.frame = good.frame.iloc[:50]
-    path = _databento_csv(
-        good, tmp_path / "x.csv", lambda df: df.sample(frac=1, random_state=1).reset_index(drop=True)
-    )
+    path = _databento_csv(good, tmp_path / "x.csv", lambda df: df.sample(frac=1, random_state=1).reset_index(drop=True))
     shuffled = pd.read_csv(path)
     running_max = (shuffled.ts_recv >= shuffled.ts_recv.cummax()).sum()
     restored = cs.read_book(path, tz="America/New_York")

@@ -33,17 +33,35 @@ class KernelBook:
         """Apply every event stamped before ``t_stop``."""
         ev, st = self.events, self.state
         totals = tuple(np.zeros(1) for _ in range(4))
-        out = run_window(*st.arrays(), ev.time, ev.kind, ev.order, ev.side, ev.price, ev.qty, ev.aggressor, self.price_min,
-                         st.cursor, int(t_stop), *_NO_ACTIONS, 1, False, False, *self.log.arrays()[:-1], self.log.count,
-                         *totals)
+        out = run_window(
+            *st.arrays(),
+            ev.time,
+            ev.kind,
+            ev.order,
+            ev.side,
+            ev.price,
+            ev.qty,
+            ev.aggressor,
+            self.price_min,
+            st.cursor,
+            int(t_stop),
+            *_NO_ACTIONS,
+            1,
+            False,
+            False,
+            *self.log.arrays()[:-1],
+            self.log.count,
+            *totals,
+        )
         st.cursor = int(out[0])
 
     def levels(self, side, depth=50):
         """``[(price in ticks, shares)]`` of one side (+1 bids, -1 asks), best first."""
         sd = 0 if side > 0 else 1
         level, qty = np.zeros(depth, np.int64), np.zeros(depth)
-        n = top_levels(self.state.level_data[sd], self.state.best_data[sd], -1 if sd == 0 else 1, self.n_levels, depth,
-                       level, qty)
+        n = top_levels(
+            self.state.level_data[sd], self.state.best_data[sd], -1 if sd == 0 else 1, self.n_levels, depth, level, qty
+        )
         return [(int(p) + self.price_min, float(q)) for p, q in zip(level[:n], qty[:n])]
 
     def crossed(self):
@@ -80,8 +98,11 @@ def test_lobster_book_matches_the_orderbook_file(shared_data):
         assert not book.crossed()
         for side, price_col, horizon in ((-1, 0, ask_horizon[k]), (1, 2, bid_horizon[k])):
             inside = (lambda p: p <= horizon) if side < 0 else (lambda p: p >= horizon)
-            theirs = [(int(rows[k, 4 * i + price_col]) // 100, float(rows[k, 4 * i + price_col + 1])) for i in range(10)
-                      if rows[k, 4 * i + price_col + 1] > 0 and inside(rows[k, 4 * i + price_col])]
+            theirs = [
+                (int(rows[k, 4 * i + price_col]) // 100, float(rows[k, 4 * i + price_col + 1]))
+                for i in range(10)
+                if rows[k, 4 * i + price_col + 1] > 0 and inside(rows[k, 4 * i + price_col])
+            ]
             ours = [(p, q) for p, q in book.levels(side) if inside(p * 100)]
             assert ours[:10] == theirs, f"message {k + 1}, side {side}"
             levels += len(theirs)
@@ -119,18 +140,22 @@ _FIRST_ROW = [100100, 100, 100000, 40, 100200, 50, 99900, 20]
 
 def test_lobster_hand_built_stream(tmp_path):
     t = 34200.5
-    path = _write_lobster(tmp_path, [
-        (t, 1, 1, 10, 100000, 1),            # add behind the seeded 10.00 bid
-        (t + 1, 4, 77, 30, 100100, -1),      # execution of an order from before the file: the seeded 10.01 ask
-        (t + 2, 2, 1, 4, 100000, 1),         # partial cancel of order 1
-        (t + 3, 5, 0, 5, 100050, 1),         # hidden buy order hit at 10.005: a print, rounded up to 10.01
-        (t + 4, 7, 0, 0, -1, -1),            # halt
-        (t + 5, 3, 88, 50, 100200, -1),      # delete of an old order: the seeded 10.02 ask's 50 shares
-        (t + 6, 2, 99, 5, 99800, 1),         # an old order at a level that was not seeded: orphan
-        (t + 7, 6, -1, 100, 100050, 1),      # cross: a print with no aggressor
-        (t + 8, 3, 1, 6, 100000, 1),         # delete of order 1 (6 left)
-        (t + 9, 2, 1, 1, 100000, 1),         # order 1 is gone: orphan, never the seeded order's shares
-    ], _FIRST_ROW)
+    path = _write_lobster(
+        tmp_path,
+        [
+            (t, 1, 1, 10, 100000, 1),  # add behind the seeded 10.00 bid
+            (t + 1, 4, 77, 30, 100100, -1),  # execution of an order from before the file: the seeded 10.01 ask
+            (t + 2, 2, 1, 4, 100000, 1),  # partial cancel of order 1
+            (t + 3, 5, 0, 5, 100050, 1),  # hidden buy order hit at 10.005: a print, rounded up to 10.01
+            (t + 4, 7, 0, 0, -1, -1),  # halt
+            (t + 5, 3, 88, 50, 100200, -1),  # delete of an old order: the seeded 10.02 ask's 50 shares
+            (t + 6, 2, 99, 5, 99800, 1),  # an old order at a level that was not seeded: orphan
+            (t + 7, 6, -1, 100, 100050, 1),  # cross: a print with no aggressor
+            (t + 8, 3, 1, 6, 100000, 1),  # delete of order 1 (6 left)
+            (t + 9, 2, 1, 1, 100000, 1),  # order 1 is gone: orphan, never the seeded order's shares
+        ],
+        _FIRST_ROW,
+    )
     events = cs.read_events(path)
     report = events.report
     assert events.symbol == "TEST" and report.rows_read == 10
@@ -140,7 +165,11 @@ def test_lobster_hand_built_stream(tmp_path):
     assert seeds == 4  # 10.00 x 30 (first message undone), 9.99 x 20, 10.01 x 100, 10.02 x 50
     seeded = frame.iloc[:seeds]
     assert dict(zip(zip(seeded["side"], seeded["price"].round(2)), seeded["qty"])) == {
-        (1, 10.00): 30, (1, 9.99): 20, (-1, 10.01): 100, (-1, 10.02): 50}
+        (1, 10.00): 30,
+        (1, 9.99): 20,
+        (-1, 10.01): 100,
+        (-1, 10.02): 50,
+    }
     body = frame.iloc[seeds:]
     assert list(body["kind"]) == ["ADD", "TRADE", "CANCEL", "PRINT", "CANCEL", "PRINT", "CANCEL"]
     trade = body.iloc[1]
@@ -183,14 +212,42 @@ def test_lobster_refuses_bad_files(tmp_path):
 def _write_dbn(path, rows, dataset="GLBX.MDP3"):
     """A real DBN file of MBO records ``(action, side, price, size, order id, ts, flags)``."""
     dbn = pytest.importorskip("databento_dbn")
-    actions = {"A": dbn.Action.ADD, "C": dbn.Action.CANCEL, "M": dbn.Action.MODIFY, "R": dbn.Action.CLEAR,
-               "T": dbn.Action.TRADE, "F": dbn.Action.FILL}
+    actions = {
+        "A": dbn.Action.ADD,
+        "C": dbn.Action.CANCEL,
+        "M": dbn.Action.MODIFY,
+        "R": dbn.Action.CLEAR,
+        "T": dbn.Action.TRADE,
+        "F": dbn.Action.FILL,
+    }
     sides = {"B": dbn.Side.BID, "A": dbn.Side.ASK, "N": dbn.Side.NONE}
-    meta = dbn.Metadata(dataset=dataset, start=0, stype_in=dbn.SType.RAW_SYMBOL, stype_out=dbn.SType.INSTRUMENT_ID,
-                        schema=dbn.Schema.MBO, symbols=["TEST"], end=10**19)
-    body = b"".join(bytes(dbn.MBOMsg(publisher_id=1, instrument_id=7, ts_event=ts, order_id=oid, price=round(price * 1e9),
-                                     size=size, action=actions[a], side=sides[s], ts_recv=ts, flags=flags, sequence=i))
-                    for i, (a, s, price, size, oid, ts, flags) in enumerate(rows))
+    meta = dbn.Metadata(
+        dataset=dataset,
+        start=0,
+        stype_in=dbn.SType.RAW_SYMBOL,
+        stype_out=dbn.SType.INSTRUMENT_ID,
+        schema=dbn.Schema.MBO,
+        symbols=["TEST"],
+        end=10**19,
+    )
+    body = b"".join(
+        bytes(
+            dbn.MBOMsg(
+                publisher_id=1,
+                instrument_id=7,
+                ts_event=ts,
+                order_id=oid,
+                price=round(price * 1e9),
+                size=size,
+                action=actions[a],
+                side=sides[s],
+                ts_recv=ts,
+                flags=flags,
+                sequence=i,
+            )
+        )
+        for i, (a, s, price, size, oid, ts, flags) in enumerate(rows)
+    )
     path.write_bytes(meta.encode() + body)
     return path
 
@@ -200,30 +257,39 @@ _T0 = pd.Timestamp("2024-01-02 15:00", tz="UTC").value
 
 def test_mbo_hand_built_stream(tmp_path):
     s = 1_000_000_000
-    path = _write_dbn(tmp_path / "x.mbo.dbn", [
-        ("R", "N", 0, 0, 0, _T0, 32 | 128),
-        ("A", "B", 100.00, 5, 1, _T0, 32),
-        ("A", "B", 100.00, 3, 2, _T0, 32),
-        ("A", "A", 100.50, 4, 3, _T0, 32 | 128),
-        ("T", "B", 100.50, 3, 9, _T0 + s, 0),         # a buy of 3 ...
-        ("F", "A", 100.50, 3, 3, _T0 + s, 0),         # ... fills ask order 3
-        ("C", "A", 100.50, 3, 3, _T0 + s, 128),       # ... and its cancel leaves 1
-        ("M", "B", 100.25, 3, 2, _T0 + 2 * s, 128),   # order 2 moves up a tick
-        ("C", "B", 100.00, 9, 42, _T0 + 3 * s, 128),  # an order never seen: orphan
-        ("F", "B", 100.00, 1, 43, _T0 + 3 * s, 128),  # a fill of an order never seen: orphan
-        ("M", "A", 100.75, 2, 44, _T0 + 4 * s, 128),  # a modify of an unknown order is an add
-        ("C", "B", 100.00, 5, 1, _T0 + 5 * s, 128),   # order 1 gone
-        ("T", "A", 100.25, 1, 3, _T0 + 6 * s, 0),     # ask order 3 is modified into the bid: a sell of 1 ...
-        ("F", "A", 100.25, 1, 3, _T0 + 6 * s, 0),     # ... its own fill: no passive fill (aggressor 0)
-        ("F", "B", 100.25, 1, 2, _T0 + 6 * s, 0),     # ... and bid order 2's, sold into (aggressor -1)
-    ])
+    path = _write_dbn(
+        tmp_path / "x.mbo.dbn",
+        [
+            ("R", "N", 0, 0, 0, _T0, 32 | 128),
+            ("A", "B", 100.00, 5, 1, _T0, 32),
+            ("A", "B", 100.00, 3, 2, _T0, 32),
+            ("A", "A", 100.50, 4, 3, _T0, 32 | 128),
+            ("T", "B", 100.50, 3, 9, _T0 + s, 0),  # a buy of 3 ...
+            ("F", "A", 100.50, 3, 3, _T0 + s, 0),  # ... fills ask order 3
+            ("C", "A", 100.50, 3, 3, _T0 + s, 128),  # ... and its cancel leaves 1
+            ("M", "B", 100.25, 3, 2, _T0 + 2 * s, 128),  # order 2 moves up a tick
+            ("C", "B", 100.00, 9, 42, _T0 + 3 * s, 128),  # an order never seen: orphan
+            ("F", "B", 100.00, 1, 43, _T0 + 3 * s, 128),  # a fill of an order never seen: orphan
+            ("M", "A", 100.75, 2, 44, _T0 + 4 * s, 128),  # a modify of an unknown order is an add
+            ("C", "B", 100.00, 5, 1, _T0 + 5 * s, 128),  # order 1 gone
+            ("T", "A", 100.25, 1, 3, _T0 + 6 * s, 0),  # ask order 3 is modified into the bid: a sell of 1 ...
+            ("F", "A", 100.25, 1, 3, _T0 + 6 * s, 0),  # ... its own fill: no passive fill (aggressor 0)
+            ("F", "B", 100.25, 1, 2, _T0 + 6 * s, 0),  # ... and bid order 2's, sold into (aggressor -1)
+        ],
+    )
     events = cs.read_events(path)
     assert events.tick_size == 0.25 and events.symbol == "7"
-    assert events.report.dropped == {"other_symbol": 0, "trade_summary": 2, "orphan_cancel": 1, "orphan_fill": 1,
-                                     "bad_order": 0, "duplicate_order": 0, "unknown_action": 0}
+    assert events.report.dropped == {
+        "other_symbol": 0,
+        "trade_summary": 2,
+        "orphan_cancel": 1,
+        "orphan_fill": 1,
+        "bad_order": 0,
+        "duplicate_order": 0,
+        "unknown_action": 0,
+    }
     frame = events.frame()
-    assert list(frame["kind"]) == ["CLEAR", "ADD", "ADD", "ADD", "PRINT", "CANCEL", "MODIFY", "ADD", "CANCEL",
-                                   "PRINT", "PRINT"]
+    assert list(frame["kind"]) == ["CLEAR", "ADD", "ADD", "ADD", "PRINT", "CANCEL", "MODIFY", "ADD", "CANCEL", "PRINT", "PRINT"]
     assert list(frame["aggressor"].iloc[-2:]) == [0, -1] and list(frame["side"].iloc[-2:]) == [-1, 1]
     fill = frame.iloc[4]
     assert fill["aggressor"] == 1 and fill["side"] == -1 and events.order_ids[fill["order"]] == 3
@@ -321,8 +387,11 @@ def test_es_book_never_crossed_and_prints_at_the_touch(es_events):
 # -- SSE ------------------------------------------------------------------------------------------
 def test_sse_book_never_crossed_in_continuous_trading(shared_data):
     """The SSE pair rebuilt (add on 2, remove on 10, reduce the passive order) is never crossed 09:30-11:30, 13:00-14:57."""
-    events = cs.read_events(shared_data / "cn-equity-l2-dolphindb" / "SHorders.zip",
-                            trades=shared_data / "cn-equity-l2-dolphindb" / "SHtrans.zip", symbol="601825.SH")
+    events = cs.read_events(
+        shared_data / "cn-equity-l2-dolphindb" / "SHorders.zip",
+        trades=shared_data / "cn-equity-l2-dolphindb" / "SHtrans.zip",
+        symbol="601825.SH",
+    )
     book = KernelBook(events)
     local = events.times
     clock = local.time

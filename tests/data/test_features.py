@@ -48,9 +48,7 @@ def _toy_book(seconds, mids):
         {"bid_px_00": mids - 0.01, "ask_px_00": mids + 0.01, "bid_sz_00": 100.0, "ask_sz_00": 300.0},
         index=index,
     )
-    return clean_book(
-        frame, symbol="TOY", source="test", tick_size=0.01, sessions=cs.Sessions((("10:00", "10:03"),), "UTC")
-    )
+    return clean_book(frame, symbol="TOY", source="test", tick_size=0.01, sessions=cs.Sessions((("10:00", "10:03"),), "UTC"))
 
 
 def test_volatility_uses_a_60_second_clock_window():

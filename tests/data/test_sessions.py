@@ -42,17 +42,13 @@ def test_five_minute_buckets_end_short_at_the_session_end(szse):
     buckets = cs.session_buckets(szse, "5min")
     assert len(buckets.index) == 24 + 24  # 13:00-14:57 = 23 full buckets and 14:55-14:57
     assert szse.frame.index[-1] == pd.Timestamp("2022-06-01 14:57", tz="Asia/Shanghai")
-    assert (
-        buckets.labels.iloc[-1] == buckets.index[-1] == pd.Timestamp("2022-06-01 14:55", tz="Asia/Shanghai")
-    )
+    assert buckets.labels.iloc[-1] == buckets.index[-1] == pd.Timestamp("2022-06-01 14:55", tz="Asia/Shanghai")
 
 
 def test_missing_data_shows_as_empty_buckets():
     book = cs.synthetic_book(seed=1)
     t = book.frame.index
-    book.frame = book.frame[
-        (t < pd.Timestamp("2024-03-05 10:00", tz=t.tz)) | (t >= pd.Timestamp("2024-03-05 10:05", tz=t.tz))
-    ]
+    book.frame = book.frame[(t < pd.Timestamp("2024-03-05 10:00", tz=t.tz)) | (t >= pd.Timestamp("2024-03-05 10:05", tz=t.tz))]
     buckets = cs.session_buckets(book)
     assert len(buckets.index) == 390
     assert list(buckets.empty.strftime("%H:%M")) == ["10:00", "10:01", "10:02", "10:03", "10:04"]

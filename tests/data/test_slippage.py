@@ -38,9 +38,7 @@ def test_hand_walked_real_lobster_row(shared_data):
     assert buy == pytest.approx(200 * 585.94 + 100 * 585.98 - 300 * mid, abs=1e-7)  # 95.50
     assert buy == pytest.approx(95.5, abs=1e-7)
     sell = cs.walk_book(book, [200], "sell").iloc[0, 0]
-    assert sell == pytest.approx(
-        200 * mid - (18 * 585.33 + 150 * 585.30 + 5 * 585.10 + 27 * 585.01), abs=1e-7
-    )
+    assert sell == pytest.approx(200 * mid - (18 * 585.33 + 150 * 585.30 + 5 * 585.10 + 27 * 585.01), abs=1e-7)
     assert sell == pytest.approx(75.29, abs=1e-7)
 
 
@@ -122,9 +120,7 @@ def test_read_impact_table_round_trip_and_units(tmp_path):
     np.testing.assert_allclose(back.slippage, table.slippage)
     assert back.timestamp.dt.tz is not None and back.attrs["slippage_unit"] == "currency"
 
-    bps = cs.impact_table(book, [200.0, 2000.0], unit="bps").rename(
-        columns={"slippage": "cost_bps", "size": "qty"}
-    )
+    bps = cs.impact_table(book, [200.0, 2000.0], unit="bps").rename(columns={"slippage": "cost_bps", "size": "qty"})
     bps.to_parquet(tmp_path / "t1.parquet")
     back = cs.read_impact_table(tmp_path / "t1.parquet", unit="bps", columns={"cost_bps": "slippage", "qty": "size"})
     np.testing.assert_allclose(back.slippage, table.slippage, rtol=1e-12)
@@ -135,9 +131,7 @@ def test_read_impact_table_round_trip_and_units(tmp_path):
 
 
 def test_read_impact_table_validation(tmp_path):
-    good = pd.DataFrame(
-        {"timestamp": ["2024-01-02 10:00:00+00:00"] * 2, "size": [100, 200], "slippage": [1.0, 3.0]}
-    )
+    good = pd.DataFrame({"timestamp": ["2024-01-02 10:00:00+00:00"] * 2, "size": [100, 200], "slippage": [1.0, 3.0]})
     cases = {
         "missing": (good.drop(columns="slippage"), cs.DataError, "missing columns"),
         "text": (good.assign(slippage=["a", "b"]), cs.DataError, "not numeric"),

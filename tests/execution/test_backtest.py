@@ -37,8 +37,17 @@ def model(book):
 
 
 def strategies():
-    return [TWAP(), AlmgrenChriss(), DepthProportional(), StaticPlan("A"), StaticPlan("B"), StaticPlan("C"),
-            RecedingStrategy("A", horizon=8), RecedingStrategy("A", horizon="all"), RecedingStrategy("C", horizon=8)]
+    return [
+        TWAP(),
+        AlmgrenChriss(),
+        DepthProportional(),
+        StaticPlan("A"),
+        StaticPlan("B"),
+        StaticPlan("C"),
+        RecedingStrategy("A", horizon=8),
+        RecedingStrategy("A", horizon="all"),
+        RecedingStrategy("C", horizon=8),
+    ]
 
 
 def test_every_strategy_executes_the_whole_order(book, model):

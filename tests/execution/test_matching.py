@@ -50,17 +50,38 @@ class Kernel:
         qty = np.array([a[2] for a in actions], float).T.reshape(self.lanes, len(actions))
         child = np.array([a[3] for a in actions], np.int64)
         st_ = self.state
-        out = run_window(*st_.arrays(), self.time, self.kind, self.order, self.side, self.price, self.qty, self.aggr,
-                         self.price_min, st_.cursor, int(t_stop), times, kinds, qty, child, self.our_side, self.rematch,
-                         True, *self.log.arrays()[:-1], self.log.count, *self.totals)
+        out = run_window(
+            *st_.arrays(),
+            self.time,
+            self.kind,
+            self.order,
+            self.side,
+            self.price,
+            self.qty,
+            self.aggr,
+            self.price_min,
+            st_.cursor,
+            int(t_stop),
+            times,
+            kinds,
+            qty,
+            child,
+            self.our_side,
+            self.rematch,
+            True,
+            *self.log.arrays()[:-1],
+            self.log.count,
+            *self.totals,
+        )
         st_.cursor = int(out[0])
         self.log.replace((*out[1:], self.log.count))
 
     def fills(self):
         n = len(self.log)
         lg, lt, lp, lq, lpas, lmid, lchild, _ = self.log.arrays()
-        return [(int(lg[i]), int(lt[i]), int(lp[i]), float(lq[i]), bool(lpas[i]), float(lmid[i]), int(lchild[i]))
-                for i in range(n)]
+        return [
+            (int(lg[i]), int(lt[i]), int(lp[i]), float(lq[i]), bool(lpas[i]), float(lmid[i]), int(lchild[i])) for i in range(n)
+        ]
 
     def visible(self, g):
         """``{order: shares shown in lane g}`` of every resting order."""
@@ -142,10 +163,18 @@ def scenarios(draw):
             if live[o][2] <= 0:
                 del live[o]
     lanes = 2
-    actions = sorted((
-        (draw(st.integers(0, t + 1)), draw(st.sampled_from([SWEEP, SWEEP, POST, POST, CROSS])),
-         [float(draw(st.integers(0, 9))) for _ in range(lanes)], i)
-        for i in range(draw(st.integers(0, 6)))), key=lambda a: a[0])
+    actions = sorted(
+        (
+            (
+                draw(st.integers(0, t + 1)),
+                draw(st.sampled_from([SWEEP, SWEEP, POST, POST, CROSS])),
+                [float(draw(st.integers(0, 9))) for _ in range(lanes)],
+                i,
+            )
+            for i in range(draw(st.integers(0, 6)))
+        ),
+        key=lambda a: a[0],
+    )
     cuts = sorted(set(draw(st.lists(st.integers(0, t + 2), max_size=3)) + [t + 3]))
     return rows, actions, cuts, draw(st.sampled_from([1, -1])), draw(st.integers(1, 3))
 
@@ -167,8 +196,7 @@ def test_kernel_matches_the_reference(scenario, rematch):
 
 # -- hand-built streams with known answers ----------------------------------------------------------
 # Bids at 100: orders 0 and 1 (5 each); asks at 101: order 2 (5), at 102: order 3 (5).
-_BOOK = [(0, ADD, 0, 1, 100, 5.0, 0), (0, ADD, 1, 1, 100, 5.0, 0), (0, ADD, 2, -1, 101, 5.0, 0),
-         (0, ADD, 3, -1, 102, 5.0, 0)]
+_BOOK = [(0, ADD, 0, 1, 100, 5.0, 0), (0, ADD, 1, 1, 100, 5.0, 0), (0, ADD, 2, -1, 101, 5.0, 0), (0, ADD, 3, -1, 102, 5.0, 0)]
 
 
 def _both(rows, actions, rematch=False, slots=1):
@@ -182,25 +210,38 @@ def _both(rows, actions, rematch=False, slots=1):
 
 def test_queue_position():
     """Our bid joins 100 behind orders 0 and 1: trades against them do not reach us, one behind us does."""
-    rows = [*_BOOK, (2, ADD, 4, 1, 100, 4.0, 0),            # order 4 joins behind our child
-            (3, TRADE, 0, 1, 100, 5.0, -1), (4, TRADE, 1, 1, 100, 2.0, -1),
-            (5, TRADE, 4, 1, 100, 2.0, -1)]                 # a sell that met order 4 would have met us first
+    rows = [
+        *_BOOK,
+        (2, ADD, 4, 1, 100, 4.0, 0),  # order 4 joins behind our child
+        (3, TRADE, 0, 1, 100, 5.0, -1),
+        (4, TRADE, 1, 1, 100, 2.0, -1),
+        (5, TRADE, 4, 1, 100, 2.0, -1),
+    ]  # a sell that met order 4 would have met us first
     kernel = _both(rows, [(1, POST, [3.0], 0)])
     fills = kernel.fills()
     assert [(f[1], f[2], f[3], f[4]) for f in fills] == [(5, 100, 2.0, True)]
 
 
 def test_trade_through_our_price():
-    rows = [*_BOOK, (2, ADD, 4, 1, 99, 6.0, 0), (3, CANCEL, 0, 1, 100, INF, 0), (3, CANCEL, 1, 1, 100, INF, 0),
-            (4, TRADE, 4, 1, 99, 4.0, -1)]                  # a sale at 99 went through our 100 bid
+    rows = [
+        *_BOOK,
+        (2, ADD, 4, 1, 99, 6.0, 0),
+        (3, CANCEL, 0, 1, 100, INF, 0),
+        (3, CANCEL, 1, 1, 100, INF, 0),
+        (4, TRADE, 4, 1, 99, 4.0, -1),
+    ]  # a sale at 99 went through our 100 bid
     fills = _both(rows, [(1, POST, [3.0], 0)]).fills()
     assert [(f[1], f[2], f[3], f[4]) for f in fills] == [(4, 100, 3.0, True)]
 
 
 def test_cancel_ahead_of_us_moves_us_up_without_a_fill():
-    rows = [*_BOOK, (2, CANCEL, 0, 1, 100, INF, 0), (3, ADD, 4, 1, 100, 2.0, 0),
-            (4, TRADE, 1, 1, 100, 5.0, -1),                 # order 1 was still ahead: no fill
-            (5, TRADE, 4, 1, 100, 1.0, -1)]                 # now only we are ahead of order 4
+    rows = [
+        *_BOOK,
+        (2, CANCEL, 0, 1, 100, INF, 0),
+        (3, ADD, 4, 1, 100, 2.0, 0),
+        (4, TRADE, 1, 1, 100, 5.0, -1),  # order 1 was still ahead: no fill
+        (5, TRADE, 4, 1, 100, 1.0, -1),
+    ]  # now only we are ahead of order 4
     kernel = _both(rows, [(1, POST, [3.0], 0)])
     fills = kernel.fills()
     assert [(f[1], f[3]) for f in fills] == [(5, 1.0)]
@@ -220,13 +261,14 @@ def test_trade_against_an_order_we_consumed(rematch):
     kernel = _both(rows, [(1, SWEEP, [3.0], 0)], rematch=rematch)
     assert kernel.fills()[0][2:4] == (101, 3.0)
     shown = kernel.visible(0)
-    assert shown[2] == 0.0 and kernel.feed()[2] == 1.0     # the feed still has 1; we took it
-    assert shown[5] == (1.0 if rematch else 3.0)           # rematch: 2 of order 5 went to the displaced aggressor
-    assert shown[3] == 5.0                                 # never past the trade's price
+    assert shown[2] == 0.0 and kernel.feed()[2] == 1.0  # the feed still has 1; we took it
+    assert shown[5] == (1.0 if rematch else 3.0)  # rematch: 2 of order 5 went to the displaced aggressor
+    assert shown[3] == 5.0  # never past the trade's price
     later = Kernel(rows, 1, 1, 1, rematch)
     later.window(10**9, [(1, SWEEP, [3.0], 0), (3, SWEEP, [10.0], 1)])
-    assert [f[2:4] for f in later.fills()] == ([(101, 3.0), (101, 1.0), (102, 5.0)] if rematch
-                                               else [(101, 3.0), (101, 3.0), (102, 5.0)])
+    assert [f[2:4] for f in later.fills()] == (
+        [(101, 3.0), (101, 1.0), (102, 5.0)] if rematch else [(101, 3.0), (101, 3.0), (102, 5.0)]
+    )
 
 
 def test_cost_is_against_the_feeds_mid():
@@ -247,8 +289,17 @@ def _check_fills_log(events, fills, our_side, rematch):
     shares as the fills of that instant.
     """
     book = ReferenceBook(1, our_side, 0, rematch)
-    rows = list(zip(events.time.tolist(), events.kind.tolist(), events.order.tolist(), events.side.tolist(),
-                    events.price.tolist(), events.qty.tolist(), events.aggressor.tolist()))
+    rows = list(
+        zip(
+            events.time.tolist(),
+            events.kind.tolist(),
+            events.order.tolist(),
+            events.side.tolist(),
+            events.price.tolist(),
+            events.qty.tolist(),
+            events.aggressor.tolist(),
+        )
+    )
     k = 0
     tick = events.tick_size
     times = pd.DatetimeIndex(fills["time"]).as_unit("ns").asi8.tolist()
@@ -261,9 +312,12 @@ def _check_fills_log(events, fills, our_side, rematch):
         if passive:
             passive_at[t] = passive_at.get(t, 0.0) + qty
             at_t = [r for r in rows[:k] if r[0] == t]
-            supply = sum(r[5] for r in at_t if (r[1] in (TRADE, PRINT) and r[6] != 0 and r[3] == our_side
-                                                   and (r[4] - p) * our_side <= 0)
-                         or (r[1] in (ADD, MODIFY) and r[3] == -our_side and (r[4] - p) * our_side <= 0))
+            supply = sum(
+                r[5]
+                for r in at_t
+                if (r[1] in (TRADE, PRINT) and r[6] != 0 and r[3] == our_side and (r[4] - p) * our_side <= 0)
+                or (r[1] in (ADD, MODIFY) and r[3] == -our_side and (r[4] - p) * our_side <= 0)
+            )
             assert supply >= passive_at[t] - 1e-9, f"passive fill at {t} without a trade reaching {price}"
             continue
         assert book.best(-our_side, 0) == p, f"fill at {price} is not the best price our footprint left"
@@ -274,9 +328,15 @@ def _check_fills_log(events, fills, our_side, rematch):
     return len(fills)
 
 
-@pytest.mark.parametrize("tactic,side,rematch", [
-    (cs.Sliced(3), "buy", False), (cs.Sliced(3), "sell", True), (cs.PassiveFirst(2, cross_at=6.0), "buy", False),
-    (cs.PassiveFirst(2, cross_at=9.0), "sell", False)])
+@pytest.mark.parametrize(
+    "tactic,side,rematch",
+    [
+        (cs.Sliced(3), "buy", False),
+        (cs.Sliced(3), "sell", True),
+        (cs.PassiveFirst(2, cross_at=6.0), "buy", False),
+        (cs.PassiveFirst(2, cross_at=9.0), "sell", False),
+    ],
+)
 def test_real_fills_log_is_one_the_book_could_give(shared_data, tactic, side, rematch):
     events = cs.read_events(shared_data / "lobster-aapl-2012-head" / "AAPL_2012-06-21_34200000_57600000_message_10.csv")
     executor = cs.ReplayExecutor(events, side, "10s", tactic=tactic, rematch=rematch)

@@ -140,8 +140,9 @@ def test_order_above_capacity_names_the_maximum():
     assert error.value.max_executable == pytest.approx(maximum)
 
 
-@pytest.mark.parametrize("settings", [{"horizon": 0}, {"horizon": "some"}, {"method": "bisection"},
-                                      {"cost_to_go": "maybe"}, {"tail_segments": 1}])
+@pytest.mark.parametrize(
+    "settings", [{"horizon": 0}, {"horizon": "some"}, {"method": "bisection"}, {"cost_to_go": "maybe"}, {"tail_segments": 1}]
+)
 def test_bad_settings_are_rejected(settings):
     with pytest.raises(InvalidInputError):
         RecedingHorizon(**settings)
@@ -157,9 +158,16 @@ def test_with_a_model_from_other_days_the_receding_horizon_beats_twap():
     executor = BookExecutor(test_day, freq="5min")
     live = LiveCurves(executor, oracle, forecast, relative=True, grid=17)
     for total in (20_000, 100_000):
-        result = backtest(executor, total, [TWAP(), RecedingStrategy("A", horizon=12),
-                                            RecedingStrategy("A", name="RH A priced by the model", horizon=12, current="model")],
-                          model=live)
+        result = backtest(
+            executor,
+            total,
+            [
+                TWAP(),
+                RecedingStrategy("A", horizon=12),
+                RecedingStrategy("A", name="RH A priced by the model", horizon=12, current="model"),
+            ],
+            model=live,
+        )
         assert result.loc["RH A H=12 (fast)", "vs_twap_bps"] < 0
         assert result.loc["RH A H=12 (fast)", "capture"] > result.loc["RH A priced by the model", "capture"]
 
@@ -206,7 +214,9 @@ def test_a_planner_keeps_no_run_state_and_runs_any_number_of_days(method):
     again = planner.simulate(short, 0.3 * short.capacity.sum())
     assert vars(planner) == settings
     np.testing.assert_array_equal(first.x.to_numpy(), again.x.to_numpy())
-    fresh = RecedingHorizon(6, Objective(psi=1e-7), method=method, cost_to_go="lambda").simulate(short, 0.3 * short.capacity.sum())
+    fresh = RecedingHorizon(6, Objective(psi=1e-7), method=method, cost_to_go="lambda").simulate(
+        short, 0.3 * short.capacity.sum()
+    )
     np.testing.assert_array_equal(fresh.x.to_numpy(), again.x.to_numpy())
 
 

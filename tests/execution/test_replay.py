@@ -24,16 +24,31 @@ def stream(rows, lot=1.0):
     rows = sorted(rows, key=lambda r: r[0])
     t = np.array([(DAY + pd.Timedelta(seconds=r[0])).value for r in rows], np.int64)
     columns = list(zip(*[r[1:] for r in rows]))
-    return Events(time=t, kind=np.array(columns[0], np.int8), order=np.array(columns[1], np.int64),
-                  side=np.array(columns[2], np.int8), price=np.array(columns[3], np.int64), qty=np.array(columns[4], float),
-                  aggressor=np.array(columns[5], np.int8), symbol="TEST", tick_size=0.01, sessions=SESSIONS, lot=lot,
-                  lot_sides=("buy",) if lot > 1 else ())
+    return Events(
+        time=t,
+        kind=np.array(columns[0], np.int8),
+        order=np.array(columns[1], np.int64),
+        side=np.array(columns[2], np.int8),
+        price=np.array(columns[3], np.int64),
+        qty=np.array(columns[4], float),
+        aggressor=np.array(columns[5], np.int8),
+        symbol="TEST",
+        tick_size=0.01,
+        sessions=SESSIONS,
+        lot=lot,
+        lot_sides=("buy",) if lot > 1 else (),
+    )
 
 
 def base_book(extra=()):
     """Bid 99 (orders 0, 1), asks 101 (orders 2, 3: 100 + 200) and 102 (order 4: 500), before 10:00."""
-    rows = [(-5, ADD, 0, 1, 99, 300, 0), (-5, ADD, 1, 1, 99, 300, 0), (-4, ADD, 2, -1, 101, 100, 0),
-            (-4, ADD, 3, -1, 101, 200, 0), (-3, ADD, 4, -1, 102, 500, 0)]
+    rows = [
+        (-5, ADD, 0, 1, 99, 300, 0),
+        (-5, ADD, 1, 1, 99, 300, 0),
+        (-4, ADD, 2, -1, 101, 100, 0),
+        (-4, ADD, 3, -1, 101, 200, 0),
+        (-3, ADD, 4, -1, 102, 500, 0),
+    ]
     return stream(rows + list(extra))
 
 
@@ -81,12 +96,15 @@ def _rows(frame):
 
 def test_a_passive_child_fills_only_when_the_tape_trades_behind_it_or_through_it():
     # We post at bid 99 behind orders 0 and 1; order 5 joins behind us at 10:00:10.
-    tape = [(10, ADD, 5, 1, 99, 100, 0),
-            (20, TRADE, 0, 1, 99, 300, -1),   # ahead of us: no fill
-            (25, CANCEL, 1, 1, 0, np.inf, 0),  # a cancel ahead of us moves us up, fills nothing
-            (30, TRADE, 5, 1, 99, 40, -1)]     # behind us: the seller would have met us first
-    executor = cs.ReplayExecutor(stream(list(base_book().frame().pipe(_rows)) + tape), "buy",
-                                 tactic=cs.PassiveFirst(1, cross_at=50))
+    tape = [
+        (10, ADD, 5, 1, 99, 100, 0),
+        (20, TRADE, 0, 1, 99, 300, -1),  # ahead of us: no fill
+        (25, CANCEL, 1, 1, 0, np.inf, 0),  # a cancel ahead of us moves us up, fills nothing
+        (30, TRADE, 5, 1, 99, 40, -1),
+    ]  # behind us: the seller would have met us first
+    executor = cs.ReplayExecutor(
+        stream(list(base_book().frame().pipe(_rows)) + tape), "buy", tactic=cs.PassiveFirst(1, cross_at=50)
+    )
     filled, cost, _ = executor.fill(0, 100)
     fills = executor.fills
     assert fills["passive"].tolist() == [True, False]
@@ -99,10 +117,15 @@ def test_a_passive_child_fills_only_when_the_tape_trades_behind_it_or_through_it
 
 
 def test_a_trade_through_our_price_fills_a_passive_child():
-    tape = [(10, TRADE, 0, 1, 99, 300, -1), (11, TRADE, 1, 1, 99, 300, -1), (12, ADD, 6, 1, 98, 500, 0),
-            (20, TRADE, 6, 1, 98, 70, -1)]
-    executor = cs.ReplayExecutor(stream(list(base_book().frame().pipe(_rows)) + tape), "buy",
-                                 tactic=cs.PassiveFirst(1, cross_at=50))
+    tape = [
+        (10, TRADE, 0, 1, 99, 300, -1),
+        (11, TRADE, 1, 1, 99, 300, -1),
+        (12, ADD, 6, 1, 98, 500, 0),
+        (20, TRADE, 6, 1, 98, 70, -1),
+    ]
+    executor = cs.ReplayExecutor(
+        stream(list(base_book().frame().pipe(_rows)) + tape), "buy", tactic=cs.PassiveFirst(1, cross_at=50)
+    )
     executor.fill(0, 100)
     passive = executor.fills[executor.fills["passive"]]
     assert passive["qty"].tolist() == [70.0] and passive["price"].tolist() == [0.99]
@@ -201,7 +224,8 @@ def test_every_fill_is_one_the_rebuilt_book_could_give(sse):
     record = records["TWAP"]
     assert record.cost == pytest.approx(-(fills["qty"] * (fills["price"] - fills["mid"])).sum())
     assert table.loc["TWAP", "shortfall_bps"] == pytest.approx(
-        1e4 * -(fills["qty"] * (fills["price"] - record.arrival_mid)).sum() / (20_000 * record.arrival_mid))
+        1e4 * -(fills["qty"] * (fills["price"] - record.arrival_mid)).sum() / (20_000 * record.arrival_mid)
+    )
 
 
 @needs_data
@@ -210,9 +234,20 @@ def test_a_decision_reads_nothing_stamped_after_its_bucket_starts(sse):
     full = cs.ReplayExecutor(sse, "buy", tactic=cs.Sliced(6))
     start = full.index[100].value
     keep = sse.time < start
-    cut = Events(time=sse.time[keep], kind=sse.kind[keep], order=sse.order[keep], side=sse.side[keep],
-                 price=sse.price[keep], qty=sse.qty[keep], aggressor=sse.aggressor[keep], symbol=sse.symbol,
-                 tick_size=sse.tick_size, sessions=sse.sessions, lot=sse.lot, lot_sides=sse.lot_sides)
+    cut = Events(
+        time=sse.time[keep],
+        kind=sse.kind[keep],
+        order=sse.order[keep],
+        side=sse.side[keep],
+        price=sse.price[keep],
+        qty=sse.qty[keep],
+        aggressor=sse.aggressor[keep],
+        symbol=sse.symbol,
+        tick_size=sse.tick_size,
+        sessions=sse.sessions,
+        lot=sse.lot,
+        lot_sides=sse.lot_sides,
+    )
     truncated = cs.ReplayExecutor(cut, "buy", tactic=cs.Sliced(6))
     horizon = cs.ScenarioHorizon(cs.Objective(rho=1e-6))
     a = horizon.run(full, 50_000).steps["target"].to_numpy()[:101]

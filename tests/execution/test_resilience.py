@@ -18,16 +18,32 @@ def events(rows):
     rows = sorted(rows, key=lambda r: r[0])
     t = np.array([DAY + int(r[0] * 1e9) for r in rows], np.int64)
     kind, order, side, price, qty = (np.array(c) for c in zip(*[r[1:] for r in rows]))
-    return Events(time=t, kind=kind.astype(np.int8), order=order.astype(np.int64), side=side.astype(np.int8),
-                  price=price.astype(np.int64), qty=qty.astype(float), aggressor=np.zeros(len(t), np.int8), symbol="T",
-                  tick_size=0.01, sessions=Sessions((("10:00", "10:20"),), "UTC"))
+    return Events(
+        time=t,
+        kind=kind.astype(np.int8),
+        order=order.astype(np.int64),
+        side=side.astype(np.int8),
+        price=price.astype(np.int64),
+        qty=qty.astype(float),
+        aggressor=np.zeros(len(t), np.int8),
+        symbol="T",
+        tick_size=0.01,
+        sessions=Sessions((("10:00", "10:20"),), "UTC"),
+    )
 
 
 def test_the_excess_lasts_until_the_tape_removes_what_we_took():
     # Asks: 100 at 101 (order 1), 1000 at 103 (order 2). The feed cancels order 1 at 10:00:45
     # and a fresh 100 arrive at 101 (order 3): from then on the book is whole again.
-    book = events([(-2, ADD, 0, 1, 99, 1000), (-1, ADD, 1, -1, 101, 100), (-1, ADD, 2, -1, 103, 1000),
-                   (45, CANCEL, 1, -1, 101, np.inf), (45.5, ADD, 3, -1, 101, 100)])
+    book = events(
+        [
+            (-2, ADD, 0, 1, 99, 1000),
+            (-1, ADD, 1, -1, 101, 100),
+            (-1, ADD, 2, -1, 103, 1000),
+            (45, CANCEL, 1, -1, 101, np.inf),
+            (45.5, ADD, 3, -1, 101, 100),
+        ]
+    )
     executor = cs.ReplayExecutor(book, "buy")
     measured = measure_resilience(executor, 100, 100, every=600, delays=(0, 20, 40, 60, 120))
     first = measured.excess[0]
@@ -40,8 +56,7 @@ def test_the_fit_recovers_an_exponential_decay_and_its_smoothing_weight():
     delays = np.array([0.0, 30, 60, 120, 240])
     truth_h, e0 = 90.0, 4.0
     excess = np.tile(e0 * 2.0 ** (-delays / truth_h), (3, 1))
-    measured = Resilience(delays=delays, excess=excess, ends=np.array([10, 20, 30]), size=200.0, probe=100.0,
-                          bucket_seconds=60.0)
+    measured = Resilience(delays=delays, excess=excess, ends=np.array([10, 20, 30]), size=200.0, probe=100.0, bucket_seconds=60.0)
     half_life, strength = measured.fit()
     assert half_life == pytest.approx(truth_h) and strength == pytest.approx(e0 / (200 * 100))
     decay = 2.0 ** (60 / truth_h)
@@ -52,8 +67,7 @@ def test_the_fit_recovers_an_exponential_decay_and_its_smoothing_weight():
     x = np.array([200.0, 0.0, 100.0])
     cross = term.value(x) - term.value(x * [1, 0, 0]) - term.value(x * [0, 0, 1])
     assert cross == pytest.approx(e0 * 2.0 ** (-120 / truth_h))
-    flat = Resilience(delays=delays, excess=np.zeros((1, 5)), ends=np.array([10]), size=1.0, probe=1.0,
-                      bucket_seconds=60.0)
+    flat = Resilience(delays=delays, excess=np.zeros((1, 5)), ends=np.array([10]), size=1.0, probe=1.0, bucket_seconds=60.0)
     assert flat.transient() is None and flat.rho() == 0.0
 
 

@@ -1,6 +1,5 @@
 """ScenarioStrategy receding horizon: completion, no look-ahead, guardrails, certified steps, real books."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,9 +99,14 @@ def test_fast_and_cvxpy_steps_agree(book):
 
 
 def test_bad_settings_are_rejected():
-    for settings, message in [({"pool": 0}, "pool"), ({"warmup": -1}, "warmup"), ({"pace_cap": 0.5}, "pace_cap"),
-                              ({"participation": 0.0}, "participation"), ({"method": "magic"}, "method"),
-                              ({"objective": "A"}, "Objective")]:
+    for settings, message in [
+        ({"pool": 0}, "pool"),
+        ({"warmup": -1}, "warmup"),
+        ({"pace_cap": 0.5}, "pace_cap"),
+        ({"participation": 0.0}, "participation"),
+        ({"method": "magic"}, "method"),
+        ({"objective": "A"}, "Objective"),
+    ]:
         with pytest.raises(InvalidInputError, match=message):
             ScenarioHorizon(**settings)
     with pytest.raises(InvalidInputError, match="half_life"):
@@ -121,7 +125,9 @@ def test_on_real_books_scenario_beats_twap_and_the_bound_holds(tick_books):
         executor = BookExecutor(book, "buy")
         volume = float(bucket_features(book)["volume"].sum())
         for fraction in (0.01, 0.05, 0.10):
-            table = backtest(executor, round(fraction * volume, -2), [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B")])
+            table = backtest(
+                executor, round(fraction * volume, -2), [TWAP(), AlmgrenChriss(), ScenarioStrategy("A"), ScenarioStrategy("B")]
+            )
             assert (table["cost_bps"] >= table.loc["hindsight A", "cost_bps"] - 1e-9).all()
             rows.append(table.loc["scenario A", ["vs_twap_bps", "capture"]])
     result = pd.DataFrame(rows)

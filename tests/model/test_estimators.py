@@ -67,8 +67,7 @@ def _expected_failures(estimator):
     else:
         for check in ("check_estimators_dtypes", "check_regressors_int"):
             failures[check] = (
-                "the check shifts X to a minimum of 0, which lands in the price column: a zero mid "
-                "is rejected (no price level)"
+                "the check shifts X to a minimum of 0, which lands in the price column: a zero mid is rejected (no price level)"
             )
     return failures
 

@@ -42,8 +42,9 @@ def assert_matches_scipy(values, weights):
     assert (np.diff(fitted, axis=1) >= 0).all()
     scale = np.abs(values).max(axis=1, keepdims=True)
     positive = weights > 0
-    np.testing.assert_allclose(fitted[:, positive], reference[:, positive], rtol=1e-12,
-                               atol=0.0 if not scale.any() else 1e-12 * float(scale.max()))
+    np.testing.assert_allclose(
+        fitted[:, positive], reference[:, positive], rtol=1e-12, atol=0.0 if not scale.any() else 1e-12 * float(scale.max())
+    )
     return fitted
 
 

@@ -360,7 +360,9 @@ def test_forecast_without_live_state_is_the_seasonal_profile():
 def test_forecast_blends_live_state_with_geometric_decay():
     forecast = StateForecast(freq="1min").fit(seasonal_states(phi=0.8))
     assert 0.6 < forecast.decay_["spread"] < 0.95
-    last = pd.Series({"spread": 0.5, "depth": 2e4, "imbalance": 0.4, "volatility": 1e-3, "mid": 21.0}, name=pd.Timestamp("2022-06-09 10:00"))
+    last = pd.Series(
+        {"spread": 0.5, "depth": 2e4, "imbalance": 0.4, "volatility": 1e-3, "mid": 21.0}, name=pd.Timestamp("2022-06-09 10:00")
+    )
     buckets = pd.date_range("2022-06-09 10:01", periods=5, freq="1min")
     profile = forecast.predict(buckets)
     at_last = forecast.profile_at(pd.DatetimeIndex([last.name])).iloc[0]
@@ -377,7 +379,9 @@ def test_forecast_blends_live_state_with_geometric_decay():
 def test_forecast_rejects_bad_input():
     forecast = StateForecast().fit(seasonal_states(days=1))
     buckets = pd.date_range("2022-06-09 10:01", periods=3, freq="1min")
-    last = pd.Series({"spread": 0.1, "depth": 1e4, "imbalance": 0.0, "volatility": 1e-3, "mid": 20.0}, name=pd.Timestamp("2022-06-09 10:00"))
+    last = pd.Series(
+        {"spread": 0.1, "depth": 1e4, "imbalance": 0.0, "volatility": 1e-3, "mid": 20.0}, name=pd.Timestamp("2022-06-09 10:00")
+    )
     with pytest.raises(InvalidInputError, match="decay must be in"):
         forecast.predict(buckets, last_state=last, decay=1.5)
     with pytest.raises(InvalidInputError, match="DatetimeIndex"):

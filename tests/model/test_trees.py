@@ -29,8 +29,9 @@ def training(seed, nan):
 
 
 MODELS = {
-    (nan, leaves): HistGradientBoostingRegressor(max_iter=25, max_leaf_nodes=leaves, learning_rate=0.3,
-                                                 early_stopping=False, random_state=0).fit(*training(leaves, nan))
+    (nan, leaves): HistGradientBoostingRegressor(
+        max_iter=25, max_leaf_nodes=leaves, learning_rate=0.3, early_stopping=False, random_state=0
+    ).fit(*training(leaves, nan))
     for nan in (False, True)
     for leaves in (2, 7, 31)
 }
@@ -99,8 +100,9 @@ def test_models_the_walk_cannot_reproduce_are_left_to_scikit_learn():
 def test_the_oracle_grid_path_is_the_booster_bit_for_bit(features, monkeypatch):
     table = walk_table(synthetic_book(5), [100, 1000, 3000]).dropna(subset=["volatility"])
     table = table[~table["beyond_depth"]]
-    oracle = ImpactOracle(features=features, max_iter=40, learning_rate=0.2, min_samples_leaf=10,
-                          random_state=0).fit(table, table["slippage"])
+    oracle = ImpactOracle(features=features, max_iter=40, learning_rate=0.2, min_samples_leaf=10, random_state=0).fit(
+        table, table["slippage"]
+    )
     states = table.drop_duplicates("timestamp").iloc[:50]
     grid = states.loc[states.index.repeat(33)].reset_index(drop=True)
     grid["size"] = np.tile(np.linspace(0, 8000, 33), len(states))
@@ -167,11 +169,15 @@ def test_runs_on_the_thresholds_take_scikit_learns_side_of_every_split(key):
     on = {k: np.unique(trees.threshold[~trees.leaf & (trees.feature == k)]) for k in range(WIDTH)}
     blocks = []
     for rising in range(WIDTH):
-        grid = np.sort(np.concatenate([on[rising], np.nextafter(on[rising], np.inf), np.nextafter(on[rising], -np.inf),
-                                       rng.standard_normal(20)]))
+        grid = np.sort(
+            np.concatenate(
+                [on[rising], np.nextafter(on[rising], np.inf), np.nextafter(on[rising], -np.inf), rng.standard_normal(20)]
+            )
+        )
         for _ in range(6):
-            state = np.array([rng.choice(on[k]) if len(on[k]) and rng.random() < 0.7 else rng.standard_normal()
-                              for k in range(WIDTH)])
+            state = np.array(
+                [rng.choice(on[k]) if len(on[k]) and rng.random() < 0.7 else rng.standard_normal() for k in range(WIDTH)]
+            )
             block = np.repeat(state[None, :], len(grid), axis=0)
             block[:, rising] = grid
             blocks.append(block)
@@ -182,8 +188,9 @@ def test_runs_on_the_thresholds_take_scikit_learns_side_of_every_split(key):
 
 def test_trees_of_more_than_64_leaves_are_walked():
     X, y = training(3, True)
-    model = HistGradientBoostingRegressor(max_iter=3, max_leaf_nodes=100, min_samples_leaf=2, early_stopping=False,
-                                          random_state=0).fit(X, y)
+    model = HistGradientBoostingRegressor(
+        max_iter=3, max_leaf_nodes=100, min_samples_leaf=2, early_stopping=False, random_state=0
+    ).fit(X, y)
     trees = forest(model)
     assert max(n["is_leaf"].sum() for n in (p[0].nodes for p in model._predictors)) > 64
     assert trees.masks is None

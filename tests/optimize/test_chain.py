@@ -97,8 +97,7 @@ def clarabel(curves, total, objective):
     which it reaches only "optimal_inaccurate" in both are not a reference, and are rejected."""
     for formulation in ("segment", "epigraph"):
         try:
-            return solve(curves, total, objective, method="cvxpy", solver="CLARABEL", fallback=False,
-                         formulation=formulation)
+            return solve(curves, total, objective, method="cvxpy", solver="CLARABEL", fallback=False, formulation=formulation)
         except SolverError:
             continue
     reject()

@@ -23,8 +23,7 @@ print("cvxpy imported:", "cvxpy" in sys.modules)
 
 
 def run(script, env, cwd):
-    return subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def test_fast_paths_work_without_a_writable_numba_cache_and_without_cvxpy(tmp_path):
@@ -35,8 +34,14 @@ def test_fast_paths_work_without_a_writable_numba_cache_and_without_cvxpy(tmp_pa
     shutil.copytree(PACKAGE, tmp_path / "convexsched", ignore=shutil.ignore_patterns("__pycache__"))
     for package in [tmp_path / "convexsched", *(tmp_path / "convexsched").glob("*/")]:
         (package / "__pycache__").write_text("")
-    env = dict(os.environ, HOME=str(blocker), XDG_CACHE_HOME=str(blocker / "cache"),
-               NUMBA_CACHE_DIR=str(blocker / "numba"), PYTHONPATH=str(tmp_path), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(
+        os.environ,
+        HOME=str(blocker),
+        XDG_CACHE_HOME=str(blocker / "cache"),
+        NUMBA_CACHE_DIR=str(blocker / "numba"),
+        PYTHONPATH=str(tmp_path),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     result = run(SCRIPT, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "cvxpy imported: False" in result.stdout
@@ -52,8 +57,10 @@ def test_a_damaged_numba_cache_is_discarded_and_rebuilt_with_one_warning(tmp_pat
     shutil.copytree(PACKAGE, tmp_path / "convexsched", ignore=shutil.ignore_patterns("__pycache__"))
     cache = tmp_path / "numba-cache"
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(tmp_path), PYTHONDONTWRITEBYTECODE="1")
-    script = "import numpy as np, convexsched as cs\n" \
-             "print(cs.solve(cs.CostCurves(np.tile([0.01, 0.02, 0.05], (10, 1)), 1000.0), 12_500.0).kkt.ok)\n"
+    script = (
+        "import numpy as np, convexsched as cs\n"
+        "print(cs.solve(cs.CostCurves(np.tile([0.01, 0.02, 0.05], (10, 1)), 1000.0), 12_500.0).kkt.ok)\n"
+    )
     assert run(script, env, tmp_path).returncode == 0
     files = sorted(cache.rglob("*.nb[ic]"))
     assert files

@@ -104,8 +104,7 @@ def test_negative_slopes_are_an_error_unless_asked_for():
 
 
 # ------------------------------------------------ the canonical (re-quote) path, issue 23
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 20), k=st.integers(1, 12),
-       negative=st.booleans(), empty=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 20), k=st.integers(1, 12), negative=st.booleans(), empty=st.booleans())
 def test_canonical_input_is_stored_as_the_general_path_stores_it(seed, n, k, negative, empty):
     rng = np.random.default_rng(seed)
     slopes = np.sort(rng.integers(-3 if negative else 0, 6, size=(n, k)), axis=1) * 0.5

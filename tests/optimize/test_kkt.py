@@ -67,8 +67,13 @@ def test_report_prints():
     assert "KKT certificate: OK" in text and "duality gap" in text
 
 
-@given(problem=problems(max_n=30, max_k=6), rho=st.sampled_from([0.0, 1e-4]), noise=st.sampled_from([0.0, 0.01]),
-       snap=st.sampled_from([0.0, 1e-6, 50.0]), seed=st.integers(0, 2**16))
+@given(
+    problem=problems(max_n=30, max_k=6),
+    rho=st.sampled_from([0.0, 1e-4]),
+    noise=st.sampled_from([0.0, 0.01]),
+    snap=st.sampled_from([0.0, 1e-6, 50.0]),
+    seed=st.integers(0, 2**16),
+)
 def test_compiled_passes_match_the_numpy_curve_methods(problem, rho, noise, snap, seed):
     # The certificate's two compiled passes against the numpy methods they replace on the hot
     # path: CostCurves.slope_bounds / evaluate and waterfill.conjugate.
@@ -151,6 +156,13 @@ def test_an_overflowing_objective_fails_the_certificate():
 def test_a_schedule_that_fails_its_certificate_is_not_optimal():
     curves = tick_curves(np.random.default_rng(2), 30, 4)
     total = 0.3 * curves.capacity.sum()
-    loose = solve(curves, total, Objective(rho=1e-4), method="cvxpy", solver="OSQP", fallback=False,
-                  solver_options={"OSQP": {"eps_abs": 1e-2, "eps_rel": 1e-2, "max_iter": 1000, "polishing": False}})
+    loose = solve(
+        curves,
+        total,
+        Objective(rho=1e-4),
+        method="cvxpy",
+        solver="OSQP",
+        fallback=False,
+        solver_options={"OSQP": {"eps_abs": 1e-2, "eps_rel": 1e-2, "max_iter": 1000, "polishing": False}},
+    )
     assert not loose.kkt.ok and loose.status == "uncertified" and not loose.success

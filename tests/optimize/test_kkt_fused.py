@@ -30,9 +30,20 @@ def _kernel(order, x, multiplier, tol):
     weights = objective.weight_vector(curves.n_buckets) if objective.psi > 0 else np.zeros(0)
     slopes, widths = kkt._arrays(curves)
     scale_shares = max(order.total if order.total > 0 else max(float(curves.capacity.max()), 1.0), 1.0)
-    return kkt._fused_certificate(slopes, widths, curves.capacity, np.ascontiguousarray(x, dtype=float),
-                                  float(order.total), objective.rho, objective.psi, weights, order.sense == "le",
-                                  np.nan if multiplier is None else float(multiplier), float(tol), scale_shares)
+    return kkt._fused_certificate(
+        slopes,
+        widths,
+        curves.capacity,
+        np.ascontiguousarray(x, dtype=float),
+        float(order.total),
+        objective.rho,
+        objective.psi,
+        weights,
+        order.sense == "le",
+        np.nan if multiplier is None else float(multiplier),
+        float(tol),
+        scale_shares,
+    )
 
 
 def assert_same(fused, reference):
@@ -61,9 +72,14 @@ def check(curves, total, objective, x, *, sense="eq", multiplier=None, tol=1e-6)
     return outcome == kkt._FUSED_OK, reference
 
 
-@given(problem=problems(max_n=30, max_k=8), name=st.sampled_from(list(OBJECTIVES)), sense=st.sampled_from(["eq", "le"]),
-       noise=st.sampled_from([0.0, 1e-9, 1e-3, 0.05]), level=st.sampled_from(["fast", "none", "moved"]),
-       seed=st.integers(0, 2**16))
+@given(
+    problem=problems(max_n=30, max_k=8),
+    name=st.sampled_from(list(OBJECTIVES)),
+    sense=st.sampled_from(["eq", "le"]),
+    noise=st.sampled_from([0.0, 1e-9, 1e-3, 0.05]),
+    level=st.sampled_from(["fast", "none", "moved"]),
+    seed=st.integers(0, 2**16),
+)
 def test_fused_matches_the_reference_on_random_curves(problem, name, sense, noise, level, seed):
     # Ties (tick slopes), zero widths, buckets without capacity, S = 0 and S = capacity come
     # from the strategy; the schedule is the optimum, or moved off it.
@@ -74,8 +90,7 @@ def test_fused_matches_the_reference_on_random_curves(problem, name, sense, nois
     x = schedule.values + noise * max(total, 1.0) * rng.standard_normal(curves.n_buckets)
     if noise and seed % 2:
         x = np.clip(x, 0.0, curves.capacity)  # feasible bounds, budget off by a little
-    multiplier = {"fast": schedule.multiplier, "none": None,
-                  "moved": schedule.multiplier * (1 + 1e-3) + 1e-4}[level]
+    multiplier = {"fast": schedule.multiplier, "none": None, "moved": schedule.multiplier * (1 + 1e-3) + 1e-4}[level]
     check(curves, total, objective, x, sense=sense, multiplier=multiplier)
 
 
@@ -88,8 +103,7 @@ def test_the_kernel_decides_the_optimum_itself(name, sense):
     curves = tick_curves(np.random.default_rng(7), 40, 6, ties=True)
     total = 0.4 * curves.capacity.sum()
     schedule = solve(curves, total, OBJECTIVES[name], sense=sense)
-    decided, reference = check(curves, total, OBJECTIVES[name], schedule.values, sense=sense,
-                               multiplier=schedule.multiplier)
+    decided, reference = check(curves, total, OBJECTIVES[name], schedule.values, sense=sense, multiplier=schedule.multiplier)
     assert decided and reference.ok
     _, reference = check(curves, total, OBJECTIVES[name], schedule.values, sense=sense)
     assert reference.ok
@@ -168,14 +182,19 @@ def _numpy_conjugate_sum(slopes, widths, price, rho):
     return float((price[:, 0] * bought - (slopes * taken).sum(axis=1) - 0.5 * rho * bought**2).sum())
 
 
-@given(problem=problems(max_n=20, max_k=6), name=st.sampled_from(list(OBJECTIVES)),
-       noise=st.sampled_from([0.0, 1e-3]), seed=st.integers(0, 2**16))
+@given(
+    problem=problems(max_n=20, max_k=6),
+    name=st.sampled_from(list(OBJECTIVES)),
+    noise=st.sampled_from([0.0, 1e-3]),
+    seed=st.integers(0, 2**16),
+)
 def test_fused_matches_a_pure_numpy_certificate(problem, name, noise, seed):
     # The reference with its two compiled passes replaced by numpy: no compiled code on that side.
     curves, total = problem
     schedule = solve(curves, total, OBJECTIVES[name])
-    x = np.clip(schedule.values + noise * total * np.random.default_rng(seed).standard_normal(curves.n_buckets),
-                0.0, curves.capacity)
+    x = np.clip(
+        schedule.values + noise * total * np.random.default_rng(seed).standard_normal(curves.n_buckets), 0.0, curves.capacity
+    )
     order = validate(curves, total, OBJECTIVES[name], "eq")
     outcome, values = _kernel(order, x, schedule.multiplier, 1e-6)
     with pytest.MonkeyPatch.context() as patch:

@@ -101,8 +101,9 @@ def test_duals_of_user_constraints_come_in_currency_per_share():
     (dual,) = schedule.constraint_duals
     # Relaxing the cap by a few shares saves dual * shares (currency per share, like the prices).
     relaxed = build_problem(curves, total, Objective(rho=1e-7))
-    looser = solve(curves, total, Objective(rho=1e-7), method="cvxpy",
-                   problem=relaxed.with_constraints([relaxed.x[3] <= cap + 10.0]))
+    looser = solve(
+        curves, total, Objective(rho=1e-7), method="cvxpy", problem=relaxed.with_constraints([relaxed.x[3] <= cap + 10.0])
+    )
     saving = (schedule.objective_value - looser.objective_value) / 10.0
     assert float(dual) > 1e-4
     assert float(dual) == pytest.approx(saving, rel=1e-2)

@@ -61,8 +61,7 @@ def test_fast_path_matches_clarabel_and_a_second_solver(name, problem):
     second = "HIGHS" if name == "A" and "HIGHS" in cp.installed_solvers() else "ECOS"
     other = solve(curves, total, objective, method="cvxpy", solver=second, formulation="epigraph", fallback=False)
     assert other.solver == second
-    assert abs(other.objective_value - fast.objective_value) <= 1e-6 * max(
-        abs(fast.objective_value), cost_scale(curves, total))
+    assert abs(other.objective_value - fast.objective_value) <= 1e-6 * max(abs(fast.objective_value), cost_scale(curves, total))
 
 
 @pytest.mark.parametrize("name", ["A", "B", "C"])
@@ -90,7 +89,8 @@ def test_le_budget_matches_cvxpy(name, problem, fraction):
     assert fast.kkt.ok, fast.kkt
     assert fast.multiplier <= 1e-12  # lambda <= 0 up to round-off (6.9e-18 seen at slopes near 1)
     assert abs(fast.objective_value - reference.objective_value) <= 1e-7 * max(
-        abs(reference.objective_value), cost_scale(shifted, budget_total, objective))
+        abs(reference.objective_value), cost_scale(shifted, budget_total, objective)
+    )
     assert float(np.sum(fast.x)) <= budget_total + 1e-9
 
 
@@ -260,8 +260,7 @@ def test_dual_bisection_cannot_split_a_step_in_cost_only():
 def test_fallback_records_the_solver_that_succeeded():
     curves = tick_curves(np.random.default_rng(4), 30, 4)
     total = 0.5 * curves.capacity.sum()
-    result = solve(curves, total, method="cvxpy", solver=["OSQP", "CLARABEL"],
-                   solver_options={"OSQP": {"max_iter": 1}})
+    result = solve(curves, total, method="cvxpy", solver=["OSQP", "CLARABEL"], solver_options={"OSQP": {"max_iter": 1}})
     assert [a["solver"] for a in result.attempts] == ["OSQP", "CLARABEL"]
     assert result.attempts[0]["status"] != "optimal"
     assert result.solver == "CLARABEL" and result.kkt.ok
@@ -306,8 +305,7 @@ def test_ten_identical_buckets_get_the_same_share_on_every_path():
 
 
 @pytest.mark.parametrize("name", ["A", "B"])
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), k=st.integers(1, 4),
-       fraction=st.sampled_from([0.1, 0.35, 0.6]))
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), k=st.integers(1, 4), fraction=st.sampled_from([0.1, 0.35, 0.6]))
 def test_schedules_close_to_cvxpy_on_tied_instances(name, seed, n, k, fraction):
     # Tick slopes from three values and one width everywhere: ties across and within buckets,
     # and the equal-fraction split is also the interior point's limit (the face is symmetric).

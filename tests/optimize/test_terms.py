@@ -61,8 +61,13 @@ def test_f_is_computed_in_one_place_from_the_terms():
     curves = tick_curves(np.random.default_rng(1), 12, 3)
     total = 0.4 * curves.capacity.sum()
     x = np.full(12, total / 12)
-    terms = [cs.Smoothing(1e-4), cs.InventoryRisk(1e-6).bind(total, 12), cs.Drift(np.linspace(0, 0.01, 12)),
-             cs.TransientImpact(2.0, 1e-5), Wiggle(1e-4)]
+    terms = [
+        cs.Smoothing(1e-4),
+        cs.InventoryRisk(1e-6).bind(total, 12),
+        cs.Drift(np.linspace(0, 0.01, 12)),
+        cs.TransientImpact(2.0, 1e-5),
+        Wiggle(1e-4),
+    ]
     objective = sum(terms[:1] + [cs.InventoryRisk(1e-6)] + terms[2:], Objective())
     expected = curves.evaluate(x).sum() + sum(term.value(x) for term in terms)
     assert objective.value(curves, total, x) == pytest.approx(expected, rel=1e-13)
@@ -119,8 +124,9 @@ def test_every_term_matches_two_solvers_and_certifies(name, problem, sense):
     # Clarabel, then another solver: HiGHS for the LP, else SCS (ECOS where SCS stops inaccurate).
     second = ["HIGHS"] if name == "drift" else ["SCS", "ECOS"]
     for solver, formulation in ((["CLARABEL"], "segment"), (second, "epigraph")):
-        reference = solve(curves, total, objective, sense=sense, method="cvxpy", solver=solver, fallback=False,
-                          formulation=formulation)
+        reference = solve(
+            curves, total, objective, sense=sense, method="cvxpy", solver=solver, fallback=False, formulation=formulation
+        )
         assert reference.solver in solver
         assert reference.kkt.relative_gap <= 1e-5
         assert fast.objective_value <= reference.objective_value + 1e-7 * scale
@@ -220,16 +226,21 @@ def test_the_affine_gradient_is_the_terms_own_gradient(n, seed, factor):
     rng = np.random.default_rng(seed)
     total = float(rng.uniform(1.0, 1e4))
     x = rng.uniform(0.0, 2.0 * total / n, n)
-    terms = [cs.Smoothing(rng.uniform(0, 1)), cs.InventoryRisk(rng.uniform(0, 1e-2), "linear"),
-             cs.Drift(rng.normal(size=n)), cs.TrackProfile(rng.uniform(0.1, 1.0, n), rng.uniform(0, 1)),
-             cs.TransientImpact(half_life=rng.uniform(0.5, 20), strength=rng.uniform(0, 1), history=(1.0, 3.0)),
-             factor * cs.TransientImpact(half_life=rng.uniform(0.5, 20), strength=rng.uniform(0, 1)),
-             factor * cs.InventoryRisk(rng.uniform(0, 1e-2), "constant")]
+    terms = [
+        cs.Smoothing(rng.uniform(0, 1)),
+        cs.InventoryRisk(rng.uniform(0, 1e-2), "linear"),
+        cs.Drift(rng.normal(size=n)),
+        cs.TrackProfile(rng.uniform(0.1, 1.0, n), rng.uniform(0, 1)),
+        cs.TransientImpact(half_life=rng.uniform(0.5, 20), strength=rng.uniform(0, 1), history=(1.0, 3.0)),
+        factor * cs.TransientImpact(half_life=rng.uniform(0.5, 20), strength=rng.uniform(0, 1)),
+        factor * cs.InventoryRisk(rng.uniform(0, 1e-2), "constant"),
+    ]
     bound = [term.bind(total, n) for term in terms]
     combined = sum((term.affine(n) for term in bound), Affine.zero(n))
     reference = sum(np.asarray(term.gradient(x)) for term in bound)
-    assert np.allclose(affine_gradient(x, *combined.arrays()), reference, rtol=1e-10,
-                       atol=1e-12 * np.abs(reference).max(initial=1.0))
+    assert np.allclose(
+        affine_gradient(x, *combined.arrays()), reference, rtol=1e-10, atol=1e-12 * np.abs(reference).max(initial=1.0)
+    )
     assert cs.Turnover(1.0).affine(n) is None and Wiggle(1.0).affine(n) is None
 
 

@@ -23,15 +23,18 @@ def test_validate_returns_the_checked_order():
     assert isinstance(order.total, float) and order.share_unit == 500.0
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (([[0.01]], 1.0), "curves must be a CostCurves, got list"),
-    ((CURVES, 1.0, "A"), "objective must be an Objective or a Term, got str"),
-    ((CURVES, 1.0, Objective(psi=1e-6, weights=np.ones(3))), "the weight array has length 3, the problem has 4 buckets"),
-    ((CURVES, "many"), "S must be a number, got 'many'"),
-    ((CURVES, np.nan), "S must be finite"),
-    ((CURVES, -1.0), "S must be >= 0, got -1.0"),
-    ((CURVES, 1.0, None, "<="), "sense must be 'eq' or 'le', got '<='"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (([[0.01]], 1.0), "curves must be a CostCurves, got list"),
+        ((CURVES, 1.0, "A"), "objective must be an Objective or a Term, got str"),
+        ((CURVES, 1.0, Objective(psi=1e-6, weights=np.ones(3))), "the weight array has length 3, the problem has 4 buckets"),
+        ((CURVES, "many"), "S must be a number, got 'many'"),
+        ((CURVES, np.nan), "S must be finite"),
+        ((CURVES, -1.0), "S must be >= 0, got -1.0"),
+        ((CURVES, 1.0, None, "<="), "sense must be 'eq' or 'le', got '<='"),
+    ],
+)
 def test_bad_input_is_named(arguments, message):
     with pytest.raises(InvalidInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(*arguments)

@@ -59,8 +59,11 @@ def test_compiled_water_filling_matches_the_numpy_reference(problem, budget, shi
     cost = curves.evaluate
     for rho in (0.0, 2e-4):
         new = waterfill.smoothed(curves, total, rho, budget) if rho else waterfill.cost_only(curves, total, budget)
-        old = (reference_waterfill.smoothed(curves, total, rho, budget) if rho
-               else reference_waterfill.cost_only(curves, total, budget))
+        old = (
+            reference_waterfill.smoothed(curves, total, rho, budget)
+            if rho
+            else reference_waterfill.cost_only(curves, total, budget)
+        )
         scale = max(float(np.abs(curves.slopes).max()) * max(total, 1.0), 1e-12)
         f_new = cost(new.x).sum() + 0.5 * rho * new.x @ new.x
         f_old = cost(old.x).sum() + 0.5 * rho * old.x @ old.x
@@ -92,8 +95,12 @@ def test_ten_identical_buckets_share_equally():
         assert np.allclose(result.x, 1250.0, rtol=1e-12)
 
 
-@given(problem=problems(max_n=30, max_k=6), rho=st.sampled_from([1e-5, 1e-3, 1.0]), sense=st.sampled_from(["eq", "le"]),
-       seed=st.integers(0, 2**16))
+@given(
+    problem=problems(max_n=30, max_k=6),
+    rho=st.sampled_from([1e-5, 1e-3, 1.0]),
+    sense=st.sampled_from(["eq", "le"]),
+    seed=st.integers(0, 2**16),
+)
 def test_shifted_ramps_match_the_breakpoint_search_on_moved_curves(problem, rho, sense, seed):
     # The prox of the proximal gradient against the (B) path on curves with their slopes moved,
     # three fills in a row: each walks its knot indices from the previous fill's.
@@ -105,8 +112,11 @@ def test_shifted_ramps_match_the_breakpoint_search_on_moved_curves(problem, rho,
         x, level = ramps.fill(shift, total, sense, guess=0.0)
         reference = waterfill.smoothed(curves.shifted(shift), total, rho, sense)
         np.testing.assert_allclose(x, reference.x, rtol=1e-9, atol=1e-9 * max(total, 1.0))
-        if sense == "eq" and 0 < total < ramps.total_capacity and reference.multiplier_interval[0] == \
-                reference.multiplier_interval[1]:
+        if (
+            sense == "eq"
+            and 0 < total < ramps.total_capacity
+            and reference.multiplier_interval[0] == reference.multiplier_interval[1]
+        ):
             assert level == pytest.approx(reference.multiplier, rel=1e-9, abs=1e-12)
 
 
@@ -132,8 +142,11 @@ def test_row_searches_match_the_numpy_reference(problem, budget):
     curves, total = problem
     for rho in (0.0, 3e-4):
         new = waterfill.smoothed(curves, total, rho, budget) if rho else waterfill.cost_only(curves, total, budget)
-        old = (reference_waterfill.smoothed(curves, total, rho, budget) if rho
-               else reference_waterfill.cost_only(curves, total, budget))
+        old = (
+            reference_waterfill.smoothed(curves, total, rho, budget)
+            if rho
+            else reference_waterfill.cost_only(curves, total, budget)
+        )
         # Fills are differences of breakpoints, so rounding scales with the largest bucket too.
         scale = max(float(np.abs(curves.slopes).max()) * max(total, curves.capacity.max(), 1.0), 1e-12)
         value = [curves.evaluate(r.x).sum() + 0.5 * rho * r.x @ r.x for r in (new, old)]
@@ -158,4 +171,3 @@ def test_row_selection_skips_buckets_without_capacity_for_the_next_slope():
     result = waterfill.cost_only(curves, 2.0)
     assert result.multiplier == 1.0 and result.multiplier_interval == (1.0, 2.0)
     assert result.x.tolist() == [0.0, 2.0]
-

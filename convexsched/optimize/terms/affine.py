@@ -44,13 +44,16 @@ class Affine:
             raise ValueError("two inventory risks bound to different order sizes")
         risk = self.risk if other.risk is None else (other.risk if self.risk is None else self.risk + other.risk)
         total = self.total if self.risk is not None else other.total
-        return Affine(self.diagonal + other.diagonal, self.constant + other.constant, self.kernels + other.kernels,
-                      risk, total)
+        return Affine(self.diagonal + other.diagonal, self.constant + other.constant, self.kernels + other.kernels, risk, total)
 
     def scaled(self, factor: float) -> Affine:
-        return Affine(factor * self.diagonal, factor * self.constant,
-                      tuple((factor * strength, decay) for strength, decay in self.kernels),
-                      None if self.risk is None else factor * self.risk, self.total)
+        return Affine(
+            factor * self.diagonal,
+            factor * self.constant,
+            tuple((factor * strength, decay) for strength, decay in self.kernels),
+            None if self.risk is None else factor * self.risk,
+            self.total,
+        )
 
     def arrays(self) -> tuple:
         """The arguments of :func:`affine_gradient` after ``x``."""
@@ -58,8 +61,15 @@ class Affine:
         strengths = np.array([strength for strength, _ in self.kernels], dtype=float)
         decays = np.array([decay for _, decay in self.kernels], dtype=float)
         risk = np.zeros(n) if self.risk is None else np.ascontiguousarray(self.risk, dtype=float)
-        return (np.ascontiguousarray(self.diagonal, dtype=float), np.ascontiguousarray(self.constant, dtype=float),
-                strengths, decays, risk, float(self.total), self.risk is not None)
+        return (
+            np.ascontiguousarray(self.diagonal, dtype=float),
+            np.ascontiguousarray(self.constant, dtype=float),
+            strengths,
+            decays,
+            risk,
+            float(self.total),
+            self.risk is not None,
+        )
 
 
 @njit

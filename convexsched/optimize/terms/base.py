@@ -78,7 +78,7 @@ def fit(values: tuple[float, ...], n: int, name: str) -> np.ndarray:
 
 def window_of(values: tuple[float, ...], start: int, size: int) -> tuple[float, ...]:
     """``values[start:start + size]``, padded with zeros past the end."""
-    part = list(values[start:start + size])
+    part = list(values[start : start + size])
     return tuple(part + [0.0] * (size - len(part)))
 
 

@@ -20,9 +20,7 @@ def check_weights(weights: Weights) -> Weights:
     """The weights in their stored form (an array becomes a tuple); raises on anything else."""
     if isinstance(weights, str):
         if weights not in ("linear", "constant"):
-            raise InvalidInputError(
-                f"weights must be 'linear', 'constant', ('power', gamma) or an array; got {weights!r}"
-            )
+            raise InvalidInputError(f"weights must be 'linear', 'constant', ('power', gamma) or an array; got {weights!r}")
         return weights
     if isinstance(weights, tuple) and len(weights) == 2 and weights[0] == "power":
         gamma = float(weights[1])
@@ -112,7 +110,7 @@ class InventoryRisk(Term):
 
     def window(self, start, size):
         if isinstance(self.weights, tuple) and self.weights and self.weights[0] != "power":
-            part = list(self.weights[start:start + size])
+            part = list(self.weights[start : start + size])
             return replace(self, weights=tuple(part + [0.0] * (size - len(part))), total=None)
         return replace(self, total=None)
 

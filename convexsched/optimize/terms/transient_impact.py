@@ -169,8 +169,7 @@ class TransientImpact(Term):
     def affine(self, n):
         from .affine import Affine  # affine.py runs this module's kernel: imported here, not at the top
 
-        return Affine(np.zeros(n), self.residual(n) if self.history else np.zeros(n),
-                      kernels=((self.strength, self.decay),))
+        return Affine(np.zeros(n), self.residual(n) if self.history else np.zeros(n), kernels=((self.strength, self.decay),))
 
     def solve_hessian(self, free, r):
         if self.strength == 0:
