@@ -1,39 +1,14 @@
-"""A user's term, defined here, reaches the scenario and receding loops and the backtest whole."""
+"""A user's term, defined in the tests (``toy_terms``), reaches the scenario and receding loops and the backtest whole."""
 
 import numpy as np
 import pytest
+from toy_terms import Wiggle
 
 import convexsched as cs
 from convexsched import BookExecutor, LiveCurves, Objective, ScenarioHorizon, SquareRootImpact, backtest
 from convexsched.execution.strategies import RecedingStrategy, ScenarioStrategy
 
 FREQ = "10min"
-
-
-class Wiggle(cs.Term):
-    """``c/2 sum (x_i - x_{i-1})^2``; counts the calls that reach it."""
-
-    calls = 0
-
-    def __init__(self, c):
-        self.c = c
-
-    def value(self, x):
-        Wiggle.calls += 1
-        return 0.5 * self.c * float(np.sum(np.diff(x) ** 2))
-
-    def gradient(self, x):
-        Wiggle.calls += 1
-        step = np.diff(x)
-        gradient = np.zeros(len(x))
-        gradient[1:] += step
-        gradient[:-1] -= step
-        return self.c * gradient
-
-    def expression(self, x):
-        import cvxpy as cp
-
-        return 0.5 * self.c * cp.sum_squares(cp.diff(x)) if x.shape[0] > 1 else 0 * cp.sum(x)
 
 
 @pytest.fixture(scope="module")

@@ -7,38 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import problems, tick_curves
+from toy_terms import Wiggle
 
 import convexsched as cs
 from convexsched import InvalidInputError, Objective, check_kkt, solve
 from convexsched.io import certificate_record
 from convexsched.optimize.terms.transient_impact import kernel_matvec, kernel_matvec_reference
 from convexsched.optimize.validate import share_unit_of
-
-
-class Wiggle(cs.Term):
-    """A user term defined here: ``c/2 sum (x_i - x_{i-1})^2``, counting its calls."""
-
-    calls = 0
-
-    def __init__(self, c):
-        self.c = c
-
-    def value(self, x):
-        Wiggle.calls += 1
-        return 0.5 * self.c * float(np.sum(np.diff(x) ** 2))
-
-    def gradient(self, x):
-        Wiggle.calls += 1
-        step = np.diff(x)
-        gradient = np.zeros(len(x))
-        gradient[1:] += step
-        gradient[:-1] -= step
-        return self.c * gradient
-
-    def expression(self, x):
-        import cvxpy as cp
-
-        return 0.5 * self.c * cp.sum_squares(cp.diff(x)) if x.shape[0] > 1 else 0 * cp.sum(x)
 
 
 def test_the_named_constructors_are_the_sums():
