@@ -106,6 +106,11 @@ class BookState:
             setattr(other, name, value.copy() if isinstance(value, np.ndarray) else value)
         return other
 
+    def reset_lanes(self) -> None:
+        """Forget every lane's footprint and resting children (:func:`reset_lanes`)."""
+        reset_lanes(self.o_level, self.o_side, self.taken, self.level_data, self.level_eff, self.best_data,
+                    self.best_eff, self.p_left, self.touched, self.n_touched)  # fmt: skip
+
     def arrays(self) -> tuple:
         """The arrays in the kernels' argument order."""
         return (
@@ -601,73 +606,27 @@ def run_window(
                         _set_data(o2, 0.0, sd2, o_data, o_level, taken, level_data, level_eff, best_data, best_eff, n_levels)
                         _unlink(o2, sd2, o_level, o_next, o_prev, head, tail, o_alive)
                         o2 = nxt
-        if arrived and sd == opp:
-            # An order of the other side that comes to rest crossing our passive child would have traded with it.
+        tape_ours = (kind == TRADE or kind == PRINT) and ev_aggr[k] != 0 and sd == ours
+        if (arrived and sd == opp) or tape_ours:
+            # Our passive children fill: an order of the other side that comes to rest crossing
+            # a child's price would have traded with it; the tape traded on our side behind a
+            # child at its price, or through its price.
+            price = ev_price[k] - price_min if tape_ours else level
             lmid_now = _mid(best_data, n_levels, last_mid) + price_min
             for g in range(lanes):
                 supply = ev_qty[k]
                 for j in range(p_left.shape[1]):
                     if p_left[g, j] > _EPS and supply > _EPS:
-                        crosses = level <= p_level[g, j] if our_side > 0 else level >= p_level[g, j]
-                        if crosses:
+                        if tape_ours:
+                            through = price < p_level[g, j] if our_side > 0 else price > p_level[g, j]
+                            hit = through or (price == p_level[g, j] and o_seq[o] > p_seq[g, j])
+                        else:
+                            hit = price <= p_level[g, j] if our_side > 0 else price >= p_level[g, j]
+                        if hit:
                             part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
-                                g,
-                                j,
-                                supply,
-                                p_left,
-                                p_level,
-                                price_min,
-                                our_side,
-                                lmid_now,
-                                now,
-                                filled,
-                                passive_filled,
-                                cost,
-                                log_on,
-                                lg,
-                                lt,
-                                lp,
-                                lq,
-                                lpas,
-                                lmid,
-                                lchild,
-                                count,
-                            )
-                            supply -= part
-        if (kind == TRADE or kind == PRINT) and ev_aggr[k] != 0 and sd == ours:
-            # The tape traded on our side: behind our child at its price, or through its price.
-            price = ev_price[k] - price_min
-            lmid_now = _mid(best_data, n_levels, last_mid) + price_min
-            for g in range(lanes):
-                supply = ev_qty[k]
-                for j in range(p_left.shape[1]):
-                    if p_left[g, j] > _EPS and supply > _EPS:
-                        through = price < p_level[g, j] if our_side > 0 else price > p_level[g, j]
-                        behind = price == p_level[g, j] and o_seq[o] > p_seq[g, j]
-                        if through or behind:
-                            part, lg, lt, lp, lq, lpas, lmid, lchild = _passive_fill(
-                                g,
-                                j,
-                                supply,
-                                p_left,
-                                p_level,
-                                price_min,
-                                our_side,
-                                lmid_now,
-                                now,
-                                filled,
-                                passive_filled,
-                                cost,
-                                log_on,
-                                lg,
-                                lt,
-                                lp,
-                                lq,
-                                lpas,
-                                lmid,
-                                lchild,
-                                count,
-                            )
+                                g, j, supply, p_left, p_level, price_min, our_side, lmid_now, now, filled,
+                                passive_filled, cost, log_on, lg, lt, lp, lq, lpas, lmid, lchild, count,
+                            )  # fmt: skip
                             supply -= part
         _mid(best_data, n_levels, last_mid)
         k += 1

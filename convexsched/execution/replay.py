@@ -36,7 +36,7 @@ import pandas as pd
 from ..data.events import TRADE, Events
 from ..data.sessions import bucket_grid
 from ..errors import InvalidInputError
-from .matching import CROSS, SWEEP, BookState, FillLog, reset_lanes, run_window, top_levels
+from .matching import CROSS, SWEEP, BookState, FillLog, run_window, top_levels
 from .tactics import Market, PassiveFirst, Sliced, Tactic, split
 
 if TYPE_CHECKING:
@@ -437,18 +437,7 @@ class ReplayExecutor:
             times = self._starts[i] + np.rint((offsets + self.latency) * 1e9).astype(np.int64)
             totals = self._advance(lanes, self._ends[i], (times, kinds.astype(np.int64), qty, child), None)
             filled[i], costs[i] = totals[0], totals[1] * self.events.tick_size
-            reset_lanes(
-                lanes.o_level,
-                lanes.o_side,
-                lanes.taken,
-                lanes.level_data,
-                lanes.level_eff,
-                lanes.best_data,
-                lanes.best_eff,
-                lanes.p_left,
-                lanes.touched,
-                lanes.n_touched,
-            )
+            lanes.reset_lanes()
         self._measured = (sizes, costs, filled)
         widths = np.diff(np.concatenate([[0.0], sizes]))
         complete = filled >= sizes[None, :] - 1e-6

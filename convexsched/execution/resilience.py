@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..optimize.terms import TransientImpact
-from .matching import SWEEP, FillLog, reset_lanes
+from .matching import SWEEP, FillLog
 
 if TYPE_CHECKING:
     from .replay import ReplayExecutor
@@ -150,18 +150,7 @@ def measure_resilience(
     window = starts[0]
     while window + span <= ends[-1]:
         executor.advance_state(lanes, window)
-        reset_lanes(
-            lanes.o_level,
-            lanes.o_side,
-            lanes.taken,
-            lanes.level_data,
-            lanes.level_eff,
-            lanes.best_data,
-            lanes.best_eff,
-            lanes.p_left,
-            lanes.touched,
-            lanes.n_touched,
-        )
+        lanes.reset_lanes()
         times = np.concatenate([[window], window + np.rint(delays_arr * 1e9).astype(np.int64) + 1]).astype(np.int64)
         qty = np.zeros((2 * k, k + 1))
         qty[k:, 0] = size
