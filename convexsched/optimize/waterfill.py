@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._jit import njit
+from .._jit import inline, njit
 
 
 @dataclass(frozen=True)
@@ -385,6 +385,25 @@ def _supply(slopes, breakpoints, rho, level):
     return supply, active / rho
 
 
+@inline
+def _bracketed_newton(level, supply, slope, total, low, high, supply_low, supply_high):
+    """One safeguarded Newton step on an increasing ``S(level) = total``: the new bracket and level.
+
+    Newton's step where it stays inside the bracket, else the secant (regula falsi) of the
+    bracket, else its midpoint.
+    """
+    if supply < total:
+        low, supply_low = level, supply
+    else:
+        high, supply_high = level, supply
+    step = level + (total - supply) / slope if slope > 0 else np.nan
+    if not low < step < high:
+        step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
+        if not low < step < high:
+            step = 0.5 * (low + high)
+    return low, high, supply_low, supply_high, step
+
+
 @njit
 def _smoothed(slopes, breakpoints, rho, total):
     """Safeguarded Newton on ``S(lambda)`` for ``0 < total < capacity``: ``(level, lower, upper)``.
@@ -408,15 +427,9 @@ def _smoothed(slopes, breakpoints, rho, total):
         supply, slope = _supply(slopes, breakpoints, rho, level)
         if supply == total:
             break
-        if supply < total:
-            low, supply_low = level, supply
-        else:
-            high, supply_high = level, supply
-        step = level + (total - supply) / slope if slope > 0 else np.nan
-        if not low < step < high:
-            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
-            if not low < step < high:
-                step = 0.5 * (low + high)
+        low, high, supply_low, supply_high, step = _bracketed_newton(
+            level, supply, slope, total, low, high, supply_low, supply_high
+        )
         if step == level or not low < step < high:
             break
         level = step
@@ -578,15 +591,9 @@ def shifted_fill(start, knots, fills, rho, total, shift, guess, positions):
         supply, slope = _warm_supply(start, knots, fills, rho, level, shift, positions)
         if supply == total:
             break
-        if supply < total:
-            low, supply_low = level, supply
-        else:
-            high, supply_high = level, supply
-        step = level + (total - supply) / slope if slope > 0 else np.nan
-        if not low < step < high:
-            step = low + (total - supply_low) * (high - low) / (supply_high - supply_low)
-            if not low < step < high:
-                step = 0.5 * (low + high)
+        low, high, supply_low, supply_high, step = _bracketed_newton(
+            level, supply, slope, total, low, high, supply_low, supply_high
+        )
         if step == level or not low < step < high:
             break
         level = step
