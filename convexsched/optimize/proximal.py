@@ -286,8 +286,10 @@ def accelerated(
     max_iter : int
         Guard against a stall (a :class:`~convexsched.errors.SolverError` names the gap reached).
     check_every : int
-        Iterations between full certificates once the one-pass bound at the prox's level
-        (:func:`~convexsched.optimize.kkt.bound_at_level`) is within ``tol``.
+        The fewest iterations between checks of the one-pass bound at the prox's level
+        (:func:`~convexsched.optimize.kkt.bound_at_level`); the interval then follows the gap's
+        linear rate (at most 8 times this), and the full certificate runs once that bound is
+        within ``tol``.
     stop : "certificate" | "gap"
         Stop when the whole certificate passes (gap and per-bucket stationarity within ``tol``,
         what :func:`~convexsched.solve` uses), or as soon as the rigorous relative gap is within
