@@ -87,6 +87,8 @@ The forward pass costs O(N (L / b + K b)) for ``L <= N K`` levels and blocks of 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .._jit import njit
@@ -108,6 +110,35 @@ def _block_size(segments):
     return 32 if segments <= 200_000 else 256
 
 
+def _blocks_needed(levels, size):
+    """Blocks the forward pass may hold at once for ``levels`` levels.
+
+    Every insertion adds at most two pieces, and every block but the first and the two ends
+    holds at least size / 2 - 1 of them (a split halves a full block).
+    """
+    return (2 * levels + 2) // (size // 2 - 1) + 8
+
+
+# Work arrays reused across calls, one set per thread: fresh memory costs a page fault per
+# 4 KiB on first touch, about a seventh of a 390 x 64 solve. Sets above this many bytes are
+# not kept (23,400 x 64 needs about 100 MB).
+_KEEP_BYTES = 32 * 2**20
+_work = threading.local()
+
+
+def _work_arrays(levels, size):
+    """``(E, D, levels_buffer)`` for :func:`_staircase_chain`: the thread's kept arrays when large
+    enough, else fresh ones (kept if small enough)."""
+    blocks = _blocks_needed(levels, size)
+    kept = getattr(_work, "arrays", None)
+    if kept is not None and kept[0].shape[1] == size and kept[0].shape[0] >= blocks and kept[2].shape[1] >= levels:
+        return kept
+    arrays = (np.empty((blocks, size)), np.empty((blocks, size)), np.empty((3, max(levels, 1))))
+    if sum(array.nbytes for array in arrays) <= _KEEP_BYTES:
+        _work.arrays = arrays
+    return arrays
+
+
 def too_large(curves):
     """Whether the problem has more real segments than the chain solver was tested for."""
     return curves.n_buckets * curves.n_segments > MAX_SEGMENTS and np.count_nonzero(curves.widths) > MAX_SEGMENTS
@@ -115,12 +146,11 @@ def too_large(curves):
 
 # --------------------------------------------------------------------------------- rho = 0
 @njit
-def _levels(slopes, widths):
-    """Real segments merged by equal slope: per-bucket offsets, level prices ``v``, widths ``W``."""
+def _levels(slopes, widths, v, w):
+    """Real segments merged by equal slope: per-bucket offsets, level prices ``v``, widths ``W``
+    (written into ``v`` and ``w``, of length at least ``N K``)."""
     n, k = slopes.shape
     start = np.zeros(n + 1, np.int64)
-    v = np.empty(n * k)
-    w = np.empty(n * k)
     m = 0
     for i in range(n):
         start[i] = m
@@ -162,7 +192,8 @@ def _split(E, D, count, sum_e, sum_dr, order, live, free, b, j):
     E[new, :moved] = E[block, half : count[block]]
     D[new, :moved] = D[block, half : count[block]]
     count[new], count[block] = moved, half
-    order[b + 2 : live + 1] = order[b + 1 : live].copy()
+    for t in range(live, b + 1, -1):
+        order[t] = order[t - 1]
     order[b + 1] = new
     _resum(E, D, count, sum_e, sum_dr, new)
     _resum(E, D, count, sum_e, sum_dr, block)
@@ -309,19 +340,17 @@ def _inventory_at_price_zero(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
 
 
 @njit
-def _staircase_chain(slopes, widths, q, total, le, size):
+def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
     """Forward pass over the buckets, terminal condition and backward pass (see the module).
 
-    ``size``: pieces per block. Returns ``(x, lambda)``.
+    ``E``, ``D``: work arrays of shape ``(blocks, pieces per block)``, ``blocks`` at least
+    :func:`_blocks_needed`; ``levels_buffer``: work array of shape ``(3, N K)``. Their contents
+    are overwritten. Returns ``(x, lambda)``.
     """
     n = slopes.shape[0]
-    start, v, w = _levels(slopes, widths)
+    blocks, size = E.shape
+    start, v, w = _levels(slopes, widths, levels_buffer[0], levels_buffer[1])
     levels = len(v)
-    # Every insertion adds at most two pieces, and every block but the first and the two ends
-    # holds at least size / 2 - 1 of them (a split halves a full block).
-    blocks = (2 * levels + 2) // (size // 2 - 1) + 8
-    E = np.empty((blocks, size))
-    D = np.empty((blocks, size))
     count = np.zeros(blocks, np.int64)
     sum_e = np.zeros(blocks)
     sum_dr = np.zeros(blocks)
@@ -331,7 +360,7 @@ def _staircase_chain(slopes, widths, q, total, le, size):
     free[1:] = np.arange(blocks - 1, -1, -1)
     # Insertions since a block's sums were last summed afresh (they follow each insertion).
     updates = np.zeros(blocks, np.int64)
-    rtop = np.empty(levels)
+    rtop = levels_buffer[2]
     # The polyline starts at (p0, r0): r0 = S, or under "=" the capacity still ahead once that
     # is smaller (no larger inventory can be completed).
     live, a, p0, r0 = 0, 0.0, 0.0, total
@@ -345,6 +374,10 @@ def _staircase_chain(slopes, widths, q, total, le, size):
         # The walk: piece j of block order[b] starts at (p, r). A bucket's levels come in
         # increasing price and a vertical piece moves no price, so the walk only goes forward.
         b, j, p, r = 0, 0, p0, r0
+        # (pb, rb): where block order[b] starts. A vertical piece moves no price and a split
+        # piece keeps its sum, so a block's end price stays p_b + its sums while the bucket's
+        # levels go in: a later level skips the rest of the block on them.
+        pb, rb = p0, r0
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
@@ -373,15 +406,17 @@ def _staircase_chain(slopes, widths, q, total, le, size):
                 e1, d1, e2, d2 = e_vertical, -width, p0 - price, 0.0
                 total_e += e_vertical + p0 - price
                 p0, rtop[level], p, r = price, r0, price, r0
+                pb, rb = price, r0
             else:
                 found = False
                 while b < live:
                     block = order[b]
                     if j == 0:
-                        end_p = p + sum_e[block] + a * sum_dr[block]
-                        if end_p <= price:
-                            p, r, b = end_p, r + sum_dr[block], b + 1
-                            continue
+                        pb, rb = p, r
+                    end_p = pb + (sum_e[block] + a * sum_dr[block])
+                    if end_p <= price:
+                        p, r, b, j = end_p, rb + sum_dr[block], b + 1, 0
+                        continue
                     while j < count[block]:
                         dp = E[block, j] + a * D[block, j]
                         if p + dp > price:
@@ -424,7 +459,13 @@ def _staircase_chain(slopes, widths, q, total, le, size):
             # The insertion, written out here: a call per level (its arrays reference-counted)
             # cost more than the rest of the level's work.
             if count[order[b]] + m > size:
+                before = b
                 b, j, live = _split(E, D, count, sum_e, sum_dr, order, live, free, b, j)
+                if b != before:
+                    # The insertion place went to the new second half, which starts where the
+                    # first half (its sums summed afresh by the split) ends.
+                    pb += sum_e[order[before]] + a * sum_dr[order[before]]
+                    rb += sum_dr[order[before]]
             block = order[b]
             c = count[block]
             for t in range(c - 1, j - 1, -1):
@@ -684,7 +725,8 @@ def inventory_chain(curves, total, objective, sense="eq"):
     else:
         slopes = np.ascontiguousarray(curves.slopes, dtype=float)
         widths = np.ascontiguousarray(curves.widths, dtype=float)
-        x, level = _staircase_chain(slopes, widths, q, float(total), le, _block_size(slopes.size))
+        E, D, levels_buffer = _work_arrays(slopes.size, _block_size(slopes.size))
+        x, level = _staircase_chain(slopes, widths, q, float(total), le, E, D, levels_buffer)
         if (q[:-1] == 0).any():
             x = _centre_ties(slopes, widths, x, q)
     x = np.minimum(x, capacity)
