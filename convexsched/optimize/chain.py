@@ -177,29 +177,30 @@ def _resum(E, D, count, sum_e, sum_dr, block):
 
 
 @njit
-def _split(E, D, count, sum_e, sum_dr, order, live, free, b, j):
-    """Split the full block ``order[b]`` in two halves, the new one after it.
+def _split(E, D, count, sum_e, sum_dr, nxt, prv, free, block, j):
+    """Split the full ``block`` in two halves, the new one linked in after it.
 
-    The new block's sums are computed (the walk meets it ahead). Returns where the insertion place ``j`` went
-    ``(b, j)`` and the live block count. ``free[0]`` counts the free blocks, which ``free[1:]``
-    lists.
+    Both halves' sums are summed afresh (the walk meets the new one ahead). Returns the block
+    and offset the insertion place ``j`` went to, and the new block. ``free[0]`` counts the
+    free blocks, which ``free[1:]`` lists.
     """
-    block = order[b]
     new = free[free[0]]
     free[0] -= 1
     half = count[block] // 2
     moved = count[block] - half
-    E[new, :moved] = E[block, half : count[block]]
-    D[new, :moved] = D[block, half : count[block]]
+    for t in range(moved):
+        E[new, t] = E[block, half + t]
+        D[new, t] = D[block, half + t]
     count[new], count[block] = moved, half
-    for t in range(live, b + 1, -1):
-        order[t] = order[t - 1]
-    order[b + 1] = new
+    after = nxt[block]
+    nxt[block], prv[new], nxt[new] = new, block, after
+    if after >= 0:
+        prv[after] = new
     _resum(E, D, count, sum_e, sum_dr, new)
     _resum(E, D, count, sum_e, sum_dr, block)
     if j > half:
-        return b + 1, j - half, live + 1
-    return b, j, live + 1
+        return new, j - half, new
+    return block, j, new
 
 
 @njit
@@ -209,26 +210,28 @@ def _release(free, block):
 
 
 @njit
-def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r_end):
+def _cut_below_zero(E, D, count, sum_e, sum_dr, nxt, prv, free, tail, r_end):
     """Drop the pieces that start at or below ``r = 0`` and trim the one crossing it.
 
-    Given the polyline's end ``r_end``; returns ``(live blocks, sum of E removed, sum of dr removed)``.
+    Given the last block and the polyline's end ``r_end``; returns ``(last block or -1 if
+    none is left, sum of E removed, sum of dr removed)``.
 
     ``R_i >= R_N >= 0`` under both budgets, so no optimal state lies below zero: the cut keeps
     the polyline as long as the inventory, not the capacity seen so far, requires. The walk
     starts from the end, where the cut is, so it costs the blocks it drops.
     """
     removed_e, removed_dr = 0.0, 0.0
-    r, b = r_end, live - 1
-    while b >= 0 and r - sum_dr[order[b]] <= 0.0:
-        r -= sum_dr[order[b]]
-        removed_e += sum_e[order[b]]
-        removed_dr += sum_dr[order[b]]
-        _release(free, order[b])
-        b -= 1
-    if b < 0:
-        return 0, removed_e, removed_dr
-    block = order[b]
+    r, block = r_end, tail
+    while block >= 0 and r - sum_dr[block] <= 0.0:
+        r -= sum_dr[block]
+        removed_e += sum_e[block]
+        removed_dr += sum_dr[block]
+        before = prv[block]
+        _release(free, block)
+        block = before
+    if block < 0:
+        return -1, removed_e, removed_dr
+    nxt[block] = -1
     removed_e += sum_e[block]
     removed_dr += sum_dr[block]
     r -= sum_dr[block]  # the block's start, above zero
@@ -244,43 +247,47 @@ def _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r_end):
         E[block, j - 1] *= top / -d
         D[block, j - 1] = -top
     _resum(E, D, count, sum_e, sum_dr, block)
-    return b + 1, removed_e - sum_e[block], removed_dr - sum_dr[block]
+    return block, removed_e - sum_e[block], removed_dr - sum_dr[block]
 
 
 @njit
-def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
+def _cut_above(E, D, count, sum_e, sum_dr, nxt, prv, free, head, a, p0, r0, top):
     """Drop the pieces above ``r = top`` and trim the one crossing it.
 
-    Returns ``(live, new p0, sum of E removed, sum of dr removed)``.
+    Returns ``(first block or -1 if none is left, new p0, sum of E removed, sum of dr
+    removed)``.
 
     Under the ``=`` budget no inventory above the capacity still ahead can be completed, so
     those states go as the day runs out. The first piece kept is the first that ends below
     ``top``; the new anchor is the price at ``r = top`` on it. A flat piece (dr = 0) kept lies
     wholly below ``top``, so nothing of it is cut.
     """
-    p, r, b = p0, r0, 0
-    while b < live and r + sum_dr[order[b]] >= top:
-        p += sum_e[order[b]] + a * sum_dr[order[b]]
-        r += sum_dr[order[b]]
-        b += 1
+    removed_e, removed_dr = 0.0, 0.0
+    p, r, block = p0, r0, head
+    while block >= 0 and r + sum_dr[block] >= top:
+        p += sum_e[block] + a * sum_dr[block]
+        r += sum_dr[block]
+        removed_e += sum_e[block]
+        removed_dr += sum_dr[block]
+        after = nxt[block]
+        _release(free, block)
+        block = after
     j = 0
-    while b < live:
-        block = order[b]
+    while block >= 0:
         while j < count[block] and r + D[block, j] >= top:
             p += E[block, j] + a * D[block, j]
             r += D[block, j]
             j += 1
         if j < count[block]:
             break
-        b, j = b + 1, 0
-    removed_e, removed_dr = 0.0, 0.0
-    for t in range(min(b, live)):
-        removed_e += sum_e[order[t]]
-        removed_dr += sum_dr[order[t]]
-        _release(free, order[t])
-    if b == live:
-        return 0, p0, removed_e, removed_dr
-    block = order[b]
+        removed_e += sum_e[block]
+        removed_dr += sum_dr[block]
+        after = nxt[block]
+        _release(free, block)
+        block, j = after, 0
+    if block < 0:
+        return -1, p0, removed_e, removed_dr
+    prv[block] = -1
     removed_e += sum_e[block]
     removed_dr += sum_dr[block]
     d = D[block, j]
@@ -289,23 +296,23 @@ def _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, top):
     E[block, j] *= 1.0 - cut
     D[block, j] = d * (1.0 - cut)
     c = count[block] - j
-    E[block, :c] = E[block, j : count[block]].copy()
-    D[block, :c] = D[block, j : count[block]].copy()
+    for t in range(c):
+        E[block, t] = E[block, j + t]
+        D[block, t] = D[block, j + t]
     count[block] = c
     _resum(E, D, count, sum_e, sum_dr, block)
-    order[: live - b] = order[b:live].copy()
-    return live - b, anchor, removed_e - sum_e[block], removed_dr - sum_dr[block]
+    return block, anchor, removed_e - sum_e[block], removed_dr - sum_dr[block]
 
 
 @njit
-def _price_at_zero_inventory(E, D, count, sum_e, sum_dr, order, live, a, p0, r0):
+def _price_at_zero_inventory(E, D, count, sum_e, sum_dr, nxt, head, a, p0, r0):
     """The price where the polyline crosses ``r = 0`` (its end price if it never does)."""
-    p, r = p0, r0
-    for b in range(live):
-        block = order[b]
+    p, r, block = p0, r0, head
+    while block >= 0:
         if r + sum_dr[block] > 0.0:
             p += sum_e[block] + a * sum_dr[block]
             r += sum_dr[block]
+            block = nxt[block]
             continue
         for j in range(count[block]):
             if r <= 0.0:
@@ -315,20 +322,21 @@ def _price_at_zero_inventory(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
             if r + d <= 0.0:
                 return p + dp * (r / -d)
             p, r = p + dp, r + d
+        block = nxt[block]
     return p
 
 
 @njit
-def _inventory_at_price_zero(E, D, count, sum_e, sum_dr, order, live, a, p0, r0):
+def _inventory_at_price_zero(E, D, count, sum_e, sum_dr, nxt, head, a, p0, r0):
     """The inventory where the polyline reaches price 0 from below (right limit)."""
-    p, r = p0, r0
+    p, r, block = p0, r0, head
     if p0 > 0.0:
         return r0
-    for b in range(live):
-        block = order[b]
+    while block >= 0:
         if p + sum_e[block] + a * sum_dr[block] <= 0.0:
             p += sum_e[block] + a * sum_dr[block]
             r += sum_dr[block]
+            block = nxt[block]
             continue
         for j in range(count[block]):
             d = D[block, j]
@@ -336,6 +344,7 @@ def _inventory_at_price_zero(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
             if p + dp > 0.0:
                 return r + (d * min(max(-p / dp, 0.0), 1.0) if dp > 0 else 0.0)
             p, r = p + dp, r + d
+        block = nxt[block]
     return r
 
 
@@ -354,7 +363,11 @@ def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
     count = np.zeros(blocks, np.int64)
     sum_e = np.zeros(blocks)
     sum_dr = np.zeros(blocks)
-    order = np.empty(blocks + 1, np.int64)
+    # The blocks in polyline order: a doubly linked list (a split links its new half in at
+    # O(1), where an array of positions shifted every later block).
+    nxt = np.empty(blocks, np.int64)
+    prv = np.empty(blocks, np.int64)
+    head, tail = -1, -1
     free = np.empty(blocks + 1, np.int64)
     free[0] = blocks
     free[1:] = np.arange(blocks - 1, -1, -1)
@@ -363,7 +376,7 @@ def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
     rtop = levels_buffer[2]
     # The polyline starts at (p0, r0): r0 = S, or under "=" the capacity still ahead once that
     # is smaller (no larger inventory can be completed).
-    live, a, p0, r0 = 0, 0.0, 0.0, total
+    a, p0, r0 = 0.0, 0.0, total
     total_e, total_dr = 0.0, 0.0
     future = np.empty(n)
     ahead = 0.0
@@ -371,26 +384,25 @@ def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
         future[i] = ahead
         ahead += widths[i].sum()
     for i in range(n):
-        # The walk: piece j of block order[b] starts at (p, r). A bucket's levels come in
-        # increasing price and a vertical piece moves no price, so the walk only goes forward.
-        b, j, p, r = 0, 0, p0, r0
-        # (pb, rb): where block order[b] starts. A vertical piece moves no price and a split
-        # piece keeps its sum, so a block's end price stays p_b + its sums while the bucket's
-        # levels go in: a later level skips the rest of the block on them.
+        # The walk: piece j of `block` starts at (p, r), the block at (pb, rb). A bucket's
+        # levels come in increasing price and a vertical piece moves no price, so the walk
+        # only goes forward; for the same reason (and because a split piece keeps its sum) a
+        # block's end price stays pb + its sums while the bucket's levels go in.
+        block, j, p, r = head, 0, p0, r0
         pb, rb = p0, r0
         for level in range(start[i], start[i + 1]):
             price, width = v[level], w[level]
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
             e_vertical = a * width
-            if live == 0:
+            if head < 0:
                 block = free[free[0]]
                 free[0] -= 1
                 E[block, 0], D[block, 0], count[block] = e_vertical, -width, 1
                 sum_e[block], sum_dr[block] = e_vertical, -width
-                order[0], live = block, 1
+                nxt[block], prv[block], head, tail = -1, -1, block, block
                 p0, rtop[level] = price, r0
                 total_e, total_dr = e_vertical, -width
-                b, j, p, r = 0, 0, p0, r0
+                j, p, r, pb, rb = 0, p0, r0, p0, r0
                 continue
             end_r = r0 + total_dr
             if end_r <= 0.0 and price >= p0 + total_e + a * total_dr:
@@ -398,37 +410,55 @@ def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
                 # moves states below zero, which the cut drops.
                 rtop[level] = end_r
                 continue
-            # What goes in: m pieces (e1, d1), (e2, d2) before piece j of block order[b]; the
+            # What goes in: m pieces (e1, d1), (e2, d2) before piece j of `block`; the
             # vertical is the one at offset `vertical`.
             if price < p0:
                 # Before the first piece: the vertical, then a flat run back to the anchor.
-                b, j, m, vertical = 0, 0, 2, 0
+                block, j, m, vertical = head, 0, 2, 0
                 e1, d1, e2, d2 = e_vertical, -width, p0 - price, 0.0
                 total_e += e_vertical + p0 - price
                 p0, rtop[level], p, r = price, r0, price, r0
                 pb, rb = price, r0
             else:
-                found = False
-                while b < live:
-                    block = order[b]
-                    if j == 0:
-                        pb, rb = p, r
+                if j > 0 and nxt[block] >= 0:
                     end_p = pb + (sum_e[block] + a * sum_dr[block])
                     if end_p <= price:
-                        p, r, b, j = end_p, rb + sum_dr[block], b + 1, 0
-                        continue
-                    while j < count[block]:
+                        p, r, block, j = end_p, rb + sum_dr[block], nxt[block], 0
+                found = False
+                while True:
+                    if j == 0:
+                        # Whole blocks passed on their sums, two at a time while both end
+                        # at or below the price (one addition on the price's dependency
+                        # chain per pair); the last block is never passed.
+                        while True:
+                            after = nxt[block]
+                            if after < 0:
+                                break
+                            step = sum_e[block] + a * sum_dr[block]
+                            beyond = nxt[after]
+                            if beyond >= 0:
+                                pair = step + (sum_e[after] + a * sum_dr[after])
+                                if p + pair <= price:
+                                    p += pair
+                                    r += sum_dr[block] + sum_dr[after]
+                                    block = beyond
+                                    continue
+                            if p + step > price:
+                                break
+                            p += step
+                            r += sum_dr[block]
+                            block = after
+                        pb, rb = p, r
+                    c = count[block]
+                    while j < c:
                         dp = E[block, j] + a * D[block, j]
                         if p + dp > price:
                             found = True
                             break
                         p, r, j = p + dp, r + D[block, j], j + 1
-                    if found or b == live - 1:
+                    if found or nxt[block] < 0:
                         break
-                    b, j = b + 1, 0
-                if b == live:
-                    b, j = live - 1, count[order[live - 1]]
-                block = order[b]
+                    block, j = nxt[block], 0
                 if not found:
                     # Past the last piece: a flat run to the price, then the vertical.
                     flat = max(price - p, 0.0)
@@ -458,15 +488,16 @@ def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
             total_dr -= width
             # The insertion, written out here: a call per level (its arrays reference-counted)
             # cost more than the rest of the level's work.
-            if count[order[b]] + m > size:
-                before = b
-                b, j, live = _split(E, D, count, sum_e, sum_dr, order, live, free, b, j)
-                if b != before:
-                    # The insertion place went to the new second half, which starts where the
-                    # first half (its sums summed afresh by the split) ends.
-                    pb += sum_e[order[before]] + a * sum_dr[order[before]]
-                    rb += sum_dr[order[before]]
-            block = order[b]
+            if count[block] + m > size:
+                first = block
+                block, j, new = _split(E, D, count, sum_e, sum_dr, nxt, prv, free, block, j)
+                if nxt[new] < 0:
+                    tail = new
+                if block != first:
+                    # The insertion place went to the second half, which starts where the
+                    # first (its sums summed afresh by the split) ends.
+                    pb += sum_e[first] + a * sum_dr[first]
+                    rb += sum_dr[first]
             c = count[block]
             for t in range(c - 1, j - 1, -1):
                 E[block, t + m] = E[block, t]
@@ -490,34 +521,42 @@ def _staircase_chain(slopes, widths, q, total, le, E, D, levels_buffer):
             # The totals follow the insertions and cuts; summed afresh now and then, so that
             # their rounding cannot build up over a long day.
             total_e, total_dr = 0.0, 0.0
-            for t in range(live):
-                total_e += sum_e[order[t]]
-                total_dr += sum_dr[order[t]]
-        if live > 0 and r0 + total_dr < 0.0:
-            live, removed_e, removed_dr = _cut_below_zero(E, D, count, sum_e, sum_dr, order, live, free, r0 + total_dr)
+            block = head
+            while block >= 0:
+                total_e += sum_e[block]
+                total_dr += sum_dr[block]
+                block = nxt[block]
+        if head >= 0 and r0 + total_dr < 0.0:
+            tail, removed_e, removed_dr = _cut_below_zero(E, D, count, sum_e, sum_dr, nxt, prv, free, tail, r0 + total_dr)
+            if tail < 0:
+                head = -1
             total_e, total_dr = total_e - removed_e, total_dr - removed_dr
         if not le and future[i] < r0:
-            live, p0, removed_e, removed_dr = _cut_above(E, D, count, sum_e, sum_dr, order, live, free, a, p0, r0, future[i])
+            head, p0, removed_e, removed_dr = _cut_above(
+                E, D, count, sum_e, sum_dr, nxt, prv, free, head, a, p0, r0, future[i]
+            )
+            if head < 0:
+                tail = -1
             total_e, total_dr = total_e - removed_e, total_dr - removed_dr
             r0 = future[i]
-        if live == 0:
+        if head < 0:
             total_e, total_dr = 0.0, 0.0
         a -= q[i]
         p0 -= q[i] * r0
 
     r_end = 0.0
-    if live == 0:
+    if head < 0:
         level_price = 0.0
     else:
-        level_price = _price_at_zero_inventory(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
-    if le and live > 0:
+        level_price = _price_at_zero_inventory(E, D, count, sum_e, sum_dr, nxt, head, a, p0, r0)
+    if le and head >= 0:
         # The inventory at price 0 (right limit): positive means slack is cheaper than trading.
-        inventory = _inventory_at_price_zero(E, D, count, sum_e, sum_dr, order, live, a, p0, r0)
+        inventory = _inventory_at_price_zero(E, D, count, sum_e, sum_dr, nxt, head, a, p0, r0)
         if inventory > 0.0:
             level_price, r_end = 0.0, inventory
         else:
             level_price = min(level_price, 0.0)
-    if le and live == 0:
+    if le and head < 0:
         # No capacity at all: everything is left over.
         r_end = total
 

@@ -173,7 +173,7 @@ def test_cutting_above_the_capacity_ahead_keeps_a_flat_first_piece_whole():
     # One block of two pieces: flat, dp = 0.5 at r = 100, then down 40 shares at dp = 1.
     E, D = np.array([[0.5, 1.0, 0.0, 0.0]]), np.array([[0.0, -40.0, 0.0, 0.0]])
     count, sum_e, sum_dr = np.array([2]), np.array([1.5]), np.array([-40.0])
-    order, free = np.array([0, 0]), np.array([0, 0])
-    live, anchor, _, _ = chain._cut_above(E, D, count, sum_e, sum_dr, order, 1, free, 0.0, 2.0, 100.0, 150.0)
-    assert live == 1 and anchor == 2.0 and count[0] == 2
+    nxt, prv, free = np.array([-1]), np.array([-1]), np.array([0, 0])
+    head, anchor, _, _ = chain._cut_above(E, D, count, sum_e, sum_dr, nxt, prv, free, 0, 0.0, 2.0, 100.0, 150.0)
+    assert head == 0 and anchor == 2.0 and count[0] == 2
     assert E[0, :2].tolist() == [0.5, 1.0] and D[0, :2].tolist() == [0.0, -40.0]
