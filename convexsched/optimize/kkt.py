@@ -164,6 +164,32 @@ def _bucket_bounds(slopes, widths, x, snap):
 
 
 @njit
+def _interval(slopes, widths, x, snap, gradient):
+    """``max_i (left_i + gradient_i)`` and ``min_i (right_i + gradient_i)`` of :func:`_bucket_bounds`.
+
+    A canonical row is sorted, so each row stops at the first segment that ends past
+    ``x_i + snap``: its slope is ``right_i``, and no later segment starts before ``x_i - snap``.
+    """
+    n, k = slopes.shape
+    lo, hi = -np.inf, np.inf
+    for i in range(n):
+        left, right, start = -np.inf, np.inf, 0.0
+        for j in range(k):
+            width = widths[i, j]
+            if width > 0:
+                slope = slopes[i, j]
+                if start < x[i] - snap:
+                    left = max(left, slope)
+                if start + width > x[i] + snap:
+                    right = slope
+                    break
+                start += width
+        lo = max(lo, left + gradient[i])
+        hi = min(hi, right + gradient[i])
+    return lo, hi
+
+
+@njit
 def _conjugate_sum(slopes, widths, price, rho):
     """``sum_i phi_i^*(price_i)``, ``phi_i^*(p) = max_{0<=x<=c_i} p x - g_i(x) - rho/2 x^2`` (exact)."""
     n, k = slopes.shape
@@ -223,11 +249,11 @@ def multiplier_interval(
 
     ``snap`` is the distance in shares under which ``x_i`` counts as on a breakpoint.
     """
-    x = np.asarray(x, dtype=float)
+    x = np.ascontiguousarray(x, dtype=float)
     slopes, widths = _arrays(curves)
-    left, right, _, _, _ = _bucket_bounds(slopes, widths, x, float(snap))
-    gradient = objective.smooth_part(total, x)[1]
-    return _intersect(left + gradient, right + gradient, total - x.sum(), sense, snap)
+    gradient = np.ascontiguousarray(objective.smooth_part(total, x)[1], dtype=float)
+    lo, hi = _interval(slopes, widths, x, float(snap), gradient)
+    return _intersect(np.array([lo]), np.array([hi]), total - x.sum(), sense, snap)
 
 
 def check_kkt(

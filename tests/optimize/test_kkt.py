@@ -89,6 +89,10 @@ def test_compiled_passes_match_the_numpy_curve_methods(problem, rho, noise, snap
     assert np.allclose(gross, curves.evaluate(x), rtol=1e-12, atol=1e-9)  # no negative slope here
     real = curves.widths > 0
     assert np.array_equal(steepest, np.where(real, np.abs(curves.slopes), 0.0).max(axis=1))
+    # The interval's early-stopping pass: the same bounds, shifted by a gradient.
+    gradient = rng.standard_normal(curves.n_buckets)
+    lo, hi = kkt._interval(slopes, widths, x, snap, gradient)
+    assert lo == (expected_left + gradient).max() and hi == (expected_right + gradient).min()
     price = rng.uniform(-0.5, 5.0, curves.n_buckets)
     expected = waterfill.conjugate(curves, price, rho).sum()
     assert kkt._conjugate_sum(slopes, widths, price, rho) == pytest.approx(expected, rel=1e-12, abs=1e-9)
