@@ -22,11 +22,12 @@ MIXES = {
 
 
 @st.composite
-def chain_problems(draw, max_n=40, max_k=8):
+def chain_problems(draw, max_n=40, max_k=8, min_k=1, mixes=None):
     """Curves with ties (tick slopes), zero-capacity buckets and zero-width segments; either
-    budget (``le`` with some profitable segments); weights of the family or with zeros."""
+    budget (``le`` with some profitable segments); weights of the family (or of ``mixes``) or
+    with zeros."""
     n = draw(st.integers(1, max_n))
-    k = draw(st.integers(1, max_k))
+    k = draw(st.integers(min_k, max_k))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     curves = tick_curves(rng, n, k, ties=draw(st.booleans()), zero_capacity=draw(st.sampled_from([0.0, 0.2])))
     widths = curves.widths.copy()
@@ -36,7 +37,7 @@ def chain_problems(draw, max_n=40, max_k=8):
     curves = CostCurves(slopes, widths, allow_negative=True)
     fraction = draw(st.sampled_from([0.0, 0.05, 0.3, 0.77, 1.0] + ([1.5] if budget == "le" else [])))
     total = float(np.round(fraction * curves.capacity.sum(), 2))
-    mix = dict(MIXES[draw(st.sampled_from(sorted(MIXES)))])
+    mix = dict(MIXES[draw(st.sampled_from(sorted(mixes or MIXES)))])
     if draw(st.booleans()):
         weights = rng.random(n)
         weights[rng.random(n) < 0.4] = 0.0
@@ -74,13 +75,132 @@ def test_blocks_of_four_pieces_give_the_same_schedule(case):
     slopes, widths = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.widths)
     blocks = chain._blocks_needed(slopes.size, 4)
     work = np.empty((blocks, 4)), np.empty((blocks, 4)), np.empty((3, slopes.size))
-    x, _ = chain._staircase_chain(slopes, widths, q, float(total), budget == "le", *work)
+    n = curves.n_buckets
+    x, _, _ = chain._staircase_chain(slopes, widths, q, float(total), budget == "le", np.zeros(n), np.full(n, np.inf), *work)
     x = np.minimum(x, curves.capacity)
     old = reference_chain.inventory_chain(curves, total, objective, budget)
     f_new, f_old = objective.value(curves, total, x), objective.value(curves, total, old.x)
     assert abs(f_new - f_old) <= 1e-9 * max(abs(f_old), cost_scale(curves, total))
     if budget == "eq":
         assert x.sum() == pytest.approx(total, rel=1e-12, abs=1e-9)
+
+
+def _staircase(curves, total, objective, budget, low=None, high=None):
+    """The forward pass on its own: ``(x, inside)``; no bounds unless given."""
+    n = curves.n_buckets
+    q = objective.psi * objective.weight_vector(n)
+    slopes, widths = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.widths)
+    work = chain._work_arrays(slopes.size, 4)
+    low = np.zeros(n) if low is None else low
+    high = np.full(n, np.inf) if high is None else high
+    x, _, inside = chain._staircase_chain(slopes, widths, q, float(total), budget == "le", low, high, *work)
+    return np.minimum(x, curves.capacity), inside
+
+
+@given(
+    case=chain_problems(max_n=60, max_k=12, mixes=["C", "C-power", "urgent C"]),
+    shift=st.sampled_from([0.0, 0.0, 0.05, -0.2]),
+    half_width=st.sampled_from([1e-6, 0.01, 0.1, 0.5]),
+)
+def test_a_pass_inside_its_inventory_bounds_is_the_optimum(case, shift, half_width):
+    # Bounds on R_i around the optimal path (or off it): whenever the pass says its solution
+    # stays clear of them, it must be the optimum without them.
+    curves, total, objective, budget = case
+    if objective.rho > 0 or total <= 0 or (budget == "eq" and total >= curves.capacity.sum()):
+        reject()
+    x_full, inside_full = _staircase(curves, total, objective, budget)
+    assert inside_full  # no bounds of ours: nothing to touch
+    path = total - np.cumsum(x_full) + shift * total
+    low, high = np.maximum(path - half_width * total, 0.0), path + half_width * total
+    x, inside = _staircase(curves, total, objective, budget, low, high)
+    f_full = objective.value(curves, total, x_full)
+    if inside:
+        assert abs(objective.value(curves, total, x) - f_full) <= 1e-9 * max(abs(f_full), cost_scale(curves, total))
+        if budget == "eq":
+            assert x.sum() == pytest.approx(total, rel=1e-12, abs=1e-9)
+        remaining = total - np.cumsum(x)
+        assert np.all(remaining >= low - 1e-9 * total) and np.all(remaining <= high + 1e-9 * total)
+
+
+@pytest.mark.parametrize("band", [1e-4, 0.02, 0.5])
+@given(case=chain_problems(max_n=60, max_k=12, min_k=8, mixes=["C", "C-power", "urgent C"]))
+def test_bounded_forward_pass_matches_the_former_dynamic_program(case, band):
+    # The solver's own route through the bounded pass (coarse path, bounds, fallback), forced
+    # on small problems: merged two segments at a time, any size.
+    curves, total, objective, budget = case
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chain, "COARSE_GROUP", 2)
+        patch.setattr(chain, "BANDED_SEGMENTS", 0)
+        patch.setattr(chain, "BAND", band)
+        new = chain.inventory_chain(curves, total, objective, budget)
+    old = reference_chain.inventory_chain(curves, total, objective, budget)
+    f_new, f_old = objective.value(curves, total, new.x), objective.value(curves, total, old.x)
+    assert abs(f_new - f_old) <= 1e-9 * max(abs(f_old), cost_scale(curves, total))
+    assert check_kkt(curves, total, objective, new.x, sense=budget, multiplier=new.multiplier).ok
+
+
+def _spied_passes(monkeypatch, band):
+    """The bounded route on a 200 x 32 tick book (C): the schedule and each pass's ``inside``."""
+    rng = np.random.default_rng(7)
+    curves = tick_curves(rng, 200, 32)
+    total = 0.3 * float(curves.capacity.sum())
+    objective = Objective(**MIXES["C"])
+    seen = []
+    original = chain._staircase_chain
+
+    def spy(*args):
+        out = original(*args)
+        seen.append(out[2])
+        return out
+
+    monkeypatch.setattr(chain, "_staircase_chain", spy)
+    monkeypatch.setattr(chain, "BANDED_SEGMENTS", 0)
+    monkeypatch.setattr(chain, "BAND", band)
+    x = chain.inventory_chain(curves, total, objective).x
+    return curves, total, objective, x, seen
+
+
+def test_bounds_clear_of_the_solution_take_one_bounded_pass(monkeypatch):
+    curves, total, objective, x, seen = _spied_passes(monkeypatch, 0.02)
+    assert seen == [True, True]  # the coarse pass, then the bounded one: no fallback
+    reference = reference_chain.inventory_chain(curves, total, objective)
+    assert objective.value(curves, total, x) == pytest.approx(objective.value(curves, total, reference.x), rel=1e-9)
+
+
+def test_bounds_that_hold_the_solution_fall_back_to_the_full_pass(monkeypatch):
+    curves, total, objective, x, seen = _spied_passes(monkeypatch, 1e-7)
+    assert seen == [True, False, True]  # the bounded pass touched its bounds: run without
+    reference = reference_chain.inventory_chain(curves, total, objective)
+    assert objective.value(curves, total, x) == pytest.approx(objective.value(curves, total, reference.x), rel=1e-9)
+
+
+@pytest.mark.parametrize("budget", ["eq", "le"])
+@pytest.mark.parametrize("bound", ["low above S", "high below 0", "high below the path"])
+def test_bounds_that_leave_no_state_are_reported(bound, budget):
+    rng = np.random.default_rng(3)
+    curves = tick_curves(rng, 30, 6)
+    total = 0.4 * float(curves.capacity.sum())
+    objective = Objective(**MIXES["C"])
+    x_full, _ = _staircase(curves, total, objective, budget)
+    n = curves.n_buckets
+    low, high = np.zeros(n), np.full(n, np.inf)
+    if bound == "low above S":
+        low[10] = 2 * total
+    elif bound == "high below 0":
+        high[10] = -1.0
+    else:
+        high[10] = 0.5 * (total - x_full[:11].sum())
+    x, inside = _staircase(curves, total, objective, budget, low, high)
+    assert not inside
+
+
+def test_coarsened_curves_are_the_chords_of_the_groups():
+    slopes = np.array([[0.01, 0.02, 0.03, 0.05, 0.07]])
+    widths = np.array([[100.0, 300.0, 0.0, 0.0, 50.0]])
+    coarse_slopes, coarse_widths = chain._coarsened(slopes, widths, 2)
+    assert coarse_widths.tolist() == [[400.0, 0.0, 50.0]]
+    # (0.01 * 100 + 0.02 * 300) / 400; a group without width keeps its last slope.
+    assert coarse_slopes[0].tolist() == pytest.approx([0.0175, 0.05, 0.07])
 
 
 @given(problem=problems(max_n=40, max_k=8), rho=st.sampled_from([0.0, 3e-4]))
