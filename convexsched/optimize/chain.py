@@ -110,12 +110,13 @@ def _block_size(segments):
     return 32 if segments <= 200_000 else 256
 
 
-# The bounded forward pass (see _forward_pass): segments merged per coarse level, the bounds'
-# distance from the coarse path (a fraction of S), and the size from which it is tried. At
-# 390 x 64 the coarse paths came within 0.8% of S of the exact ones on the benchmark's
-# instance and two real books; a pass within 2% took a quarter of the full one.
-COARSE_GROUP = 8
-BAND = 0.02
+# The forward pass's stages (see _forward_pass): segments merged per level, and the bounds'
+# distance (a fraction of S) from the previous stage's path; a coarse stage is used when it
+# leaves at least two levels per bucket, and stages at all from this many segments. At
+# 390 x 64, on the benchmark's instance and two real books, the paths merged 32 and 8 at a
+# time came within 6.6% and 0.8% of S of the exact ones; the exact pass within 2% took a
+# ninth of the full one.
+STAGES = ((32, 0.0), (8, 0.15), (1, 0.02))
 BANDED_SEGMENTS = 8192
 
 
@@ -424,9 +425,21 @@ def _staircase_chain(slopes, widths, q, total, le, low, high, E, D, levels_buffe
         # levels come in increasing price and a vertical piece moves no price, so the walk
         # only goes forward; for the same reason (and because a split piece keeps its sum) a
         # block's end price stays pb + its sums while the bucket's levels go in.
+        top = high[i] if le else min(future[i], high[i])
+        first = start[i]
+        if head >= 0:
+            # Levels priced below the whole polyline go in before it, one under the other; while
+            # they reach no lower than the cut at the end of the bucket (every state they make
+            # is dropped), they only lower the polyline: bought whole by every state kept.
+            lowered = 0.0
+            while first < start[i + 1] and v[first] < p0 and r0 - (lowered + w[first]) >= top:
+                rtop[first] = r0 - lowered
+                lowered += w[first]
+                first += 1
+            r0 -= lowered
         block, j, p, r = head, 0, p0, r0
         pb, rb = p0, r0
-        for level in range(start[i], start[i + 1]):
+        for level in range(first, start[i + 1]):
             price, width = v[level], w[level]
             # A vertical piece has dp = E + A dr = 0 when inserted: E = -A dr = A W.
             e_vertical = a * width
@@ -570,7 +583,6 @@ def _staircase_chain(slopes, widths, q, total, le, low, high, E, D, levels_buffe
             if tail < 0:
                 head = -1
             total_e, total_dr = total_e - removed_e, total_dr - removed_dr
-        top = high[i] if le else min(future[i], high[i])
         if head >= 0 and top < r0:
             head, p0, removed_e, removed_dr = _cut_above(E, D, count, sum_e, sum_dr, nxt, prv, free, head, a, p0, r0, top)
             if head < 0:
@@ -621,28 +633,36 @@ def _staircase_chain(slopes, widths, q, total, le, low, high, E, D, levels_buffe
 
 
 def _forward_pass(slopes, widths, q, total, le):
-    """The forward pass, first inside bounds read off a coarse solve when the problem is large.
+    """The forward pass, on a large problem in stages from coarse to exact.
 
-    The pass with bounds ``low_i <= R_i <= high_i`` solves the problem with those constraints
-    added; a convex problem whose solution meets none of them (none within a rounding step)
-    has the same solution without them. The bounds are :data:`BAND` of ``S`` either side of
-    the inventory path of the same problem with each bucket's segments merged
-    :data:`COARSE_GROUP` at a time (their chord), which keeps the polyline to the states near
-    that path; when the solution touches a bound, the pass runs again without them.
-    Returns ``(x, lambda)``.
+    A pass with bounds ``low_i <= R_i <= high_i`` solves the problem with those constraints
+    added, and a convex problem whose solution meets none of them (none within a rounding
+    step) has the same solution without them. Each stage of :data:`STAGES` solves the problem
+    with each bucket's segments merged ``group`` at a time (their chord; 1: the problem
+    itself), within ``band * S`` of the previous stage's inventory path, which keeps the
+    polyline to the states near that path; a stage whose solution touches its bounds runs
+    again without them. The first stage has no bounds. Returns ``(x, lambda)``.
     """
     n, k = slopes.shape
     E, D, levels_buffer = _work_arrays(slopes.size, _block_size(slopes.size))
     unbounded = np.zeros(n), np.full(n, np.inf)
-    if k >= 4 * COARSE_GROUP and slopes.size >= BANDED_SEGMENTS:
-        coarse_slopes, coarse_widths = _coarsened(slopes, widths, COARSE_GROUP)
-        path, _, _ = _staircase_chain(coarse_slopes, coarse_widths, q, total, le, *unbounded, E, D, levels_buffer)
-        remaining = total - np.cumsum(path)
-        low = np.maximum(remaining - BAND * total, 0.0)
-        x, level, inside = _staircase_chain(slopes, widths, q, total, le, low, remaining + BAND * total, E, D, levels_buffer)
-        if inside:
-            return x, level
-    x, level, _ = _staircase_chain(slopes, widths, q, total, le, *unbounded, E, D, levels_buffer)
+    stages = [(1, 0.0)]
+    if slopes.size >= BANDED_SEGMENTS:
+        stages = [(group, band) for group, band in STAGES if group == 1 or 2 * group <= k]
+    path = None
+    for group, band in stages:
+        if group == 1:
+            stage_slopes, stage_widths = slopes, widths
+        else:
+            stage_slopes, stage_widths = _coarsened(slopes, widths, group)
+        inside = False
+        if path is not None:
+            remaining = total - np.cumsum(path)
+            low, high = np.maximum(remaining - band * total, 0.0), remaining + band * total
+            x, level, inside = _staircase_chain(stage_slopes, stage_widths, q, total, le, low, high, E, D, levels_buffer)
+        if not inside:
+            x, level, _ = _staircase_chain(stage_slopes, stage_widths, q, total, le, *unbounded, E, D, levels_buffer)
+        path = x
     return x, level
 
 

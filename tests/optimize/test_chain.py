@@ -125,13 +125,12 @@ def test_a_pass_inside_its_inventory_bounds_is_the_optimum(case, shift, half_wid
 @pytest.mark.parametrize("band", [1e-4, 0.02, 0.5])
 @given(case=chain_problems(max_n=60, max_k=12, min_k=8, mixes=["C", "C-power", "urgent C"]))
 def test_bounded_forward_pass_matches_the_former_dynamic_program(case, band):
-    # The solver's own route through the bounded pass (coarse path, bounds, fallback), forced
-    # on small problems: merged two segments at a time, any size.
+    # The solver's own route through the stages (coarse paths, bounds, fallbacks), forced on
+    # small problems: segments merged four, then two at a time, any size.
     curves, total, objective, budget = case
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(chain, "COARSE_GROUP", 2)
+        patch.setattr(chain, "STAGES", ((4, 0.0), (2, 5 * band), (1, band)))
         patch.setattr(chain, "BANDED_SEGMENTS", 0)
-        patch.setattr(chain, "BAND", band)
         new = chain.inventory_chain(curves, total, objective, budget)
     old = reference_chain.inventory_chain(curves, total, objective, budget)
     f_new, f_old = objective.value(curves, total, new.x), objective.value(curves, total, old.x)
@@ -140,7 +139,7 @@ def test_bounded_forward_pass_matches_the_former_dynamic_program(case, band):
 
 
 def _spied_passes(monkeypatch, band):
-    """The bounded route on a 200 x 32 tick book (C): the schedule and each pass's ``inside``."""
+    """Two stages on a 200 x 32 tick book (C): the schedule and each pass's ``inside``."""
     rng = np.random.default_rng(7)
     curves = tick_curves(rng, 200, 32)
     total = 0.3 * float(curves.capacity.sum())
@@ -155,7 +154,7 @@ def _spied_passes(monkeypatch, band):
 
     monkeypatch.setattr(chain, "_staircase_chain", spy)
     monkeypatch.setattr(chain, "BANDED_SEGMENTS", 0)
-    monkeypatch.setattr(chain, "BAND", band)
+    monkeypatch.setattr(chain, "STAGES", ((8, 0.0), (1, band)))
     x = chain.inventory_chain(curves, total, objective).x
     return curves, total, objective, x, seen
 
@@ -192,6 +191,26 @@ def test_bounds_that_leave_no_state_are_reported(bound, budget):
         high[10] = 0.5 * (total - x_full[:11].sum())
     x, inside = _staircase(curves, total, objective, budget, low, high)
     assert not inside
+
+
+@pytest.mark.parametrize("seed", [145, 475, 734, 1091, 2024, 2025])
+def test_levels_below_the_polyline_keep_the_states_inside_the_bounds(seed):
+    # Levels priced below the whole polyline are bought whole in one step only while the
+    # states they make all lie above the cut; seeds 145 to 1091 are where a bounded pass went
+    # wrong when that condition was loosened (a search over 3,000 seeds).
+    rng = np.random.default_rng(seed)
+    n, k = rng.integers(2, 40), rng.integers(1, 10)
+    curves = tick_curves(rng, n, k, ties=bool(rng.integers(2)))
+    total = float(np.round(rng.choice([0.05, 0.3, 0.77]) * curves.capacity.sum(), 2))
+    objective = Objective(rho=0.0, psi=float(rng.choice([1e-5, 1e-4, 1e-3])), weights="linear")
+    half_width = rng.choice([0.01, 0.05, 0.2]) * total
+    x_full, _ = _staircase(curves, total, objective, "eq")
+    path = total - np.cumsum(x_full)
+    x, inside = _staircase(curves, total, objective, "eq", np.maximum(path - half_width, 0.0), path + half_width)
+    reference = objective.value(curves, total, reference_chain.inventory_chain(curves, total, objective, "eq").x)
+    scale = 1e-9 * max(abs(reference), 1.0)
+    assert abs(objective.value(curves, total, x_full) - reference) <= scale
+    assert not inside or abs(objective.value(curves, total, x) - reference) <= scale
 
 
 def test_coarsened_curves_are_the_chords_of_the_groups():
