@@ -30,7 +30,7 @@ changes it in two exact steps:
 * the risk term ``q_i R^2 / 2`` shears the plane, ``p -> p - q_i r``.
 
 The polyline is stored as pieces ``(E, dr)`` in order, in blocks of a few dozen contiguous
-pieces with the sums of ``E`` and ``dr`` per block; a piece's price increment is
+pieces (linked in order) with the sums of ``E`` and ``dr`` per block; a piece's price increment is
 ``dp = E + A dr`` with one global ``A``, so the shear is O(1): ``A -= q_i`` and the anchor (the
 first piece's start, at the top inventory ``r_0``) moves by ``-q_i r_0``. A vertical piece
 moves no price, so a bucket's levels, which come in increasing price, are placed by one walk
@@ -46,6 +46,17 @@ inventory, not the capacity seen so far, requires: ``R_i < 0`` (``R_i >= R_N >= 
 budgets), and under ``=`` ``R_i`` above the capacity still ahead (``r_0`` becomes that
 capacity). A level priced past the end of a polyline already down to zero inventory only
 moves states below zero: it is recorded (``rtop <= 0``, so it buys nothing) and not inserted.
+Levels priced below the whole polyline whose states all lie above the cut only lower it: they
+are recorded as bought whole and the anchor moves down by their width.
+
+The same cuts keep any bounds ``low_i <= R_i <= high_i``: the pass then solves the problem
+with those constraints added, and when its solution stays clear of every bound tighter than
+the problem's own, that is the solution without them (the problem is convex). On large
+problems the pass runs in stages (:data:`STAGES`): the problem with each bucket's segments
+merged 32 at a time (their chord), then merged 8 at a time within 15% of ``S`` of that path,
+then exact within 2% of the second path. The polyline then holds only the states near the
+path, and a bucket's levels priced below it cost O(1) each; a stage whose solution touches its
+bounds runs again without them.
 
 The terminal condition reads ``lambda`` off the last polyline: its crossing of ``R_N = 0``
 (``=`` budget), or under ``<=`` the inventory at price 0 when it is positive (``lambda = 0``,
@@ -81,7 +92,8 @@ most about 130 sweeps (bisection down to adjacent floats, twice), usually far fe
 cut, when needed, log2 N searches more.
 
 The forward pass costs O(N (L / b + K b)) for ``L <= N K`` levels and blocks of ``b`` pieces
-(``b`` grows with the problem), and both keep O(L) memory, so
+(``b`` grows with the problem; the staged pass's ``L`` is the levels near the path), and both
+keep O(L) memory, so
 ``solve`` needs no fallback up to 2 million segments (:data:`MAX_SEGMENTS`).
 """
 
