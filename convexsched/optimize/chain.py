@@ -149,8 +149,10 @@ _work = threading.local()
 
 
 def _work_arrays(levels, size):
-    """``(E, D, levels_buffer)`` for :func:`_staircase_chain`: the thread's kept arrays when large
-    enough, else fresh ones (kept if small enough)."""
+    """``(E, D, levels_buffer)`` for :func:`_staircase_chain`.
+
+    The thread's kept arrays when large enough, else fresh ones (kept if small enough).
+    """
     blocks = _blocks_needed(levels, size)
     kept = getattr(_work, "arrays", None)
     if kept is not None and kept[0].shape[1] == size and kept[0].shape[0] >= blocks and kept[2].shape[1] >= levels:
@@ -169,8 +171,10 @@ def too_large(curves):
 # --------------------------------------------------------------------------------- rho = 0
 @njit
 def _levels(slopes, widths, v, w):
-    """Real segments merged by equal slope: per-bucket offsets, level prices ``v``, widths ``W``
-    (written into ``v`` and ``w``, of length at least ``N K``)."""
+    """Real segments merged by equal slope: per-bucket offsets, level prices ``v``, widths ``W``.
+
+    ``v`` and ``w`` are written into the given arrays (of length at least ``N K``).
+    """
     n, k = slopes.shape
     start = np.zeros(n + 1, np.int64)
     m = 0
@@ -191,8 +195,11 @@ def _levels(slopes, widths, v, w):
 
 @njit
 def _coarsened(slopes, widths, group):
-    """Each bucket's segments merged ``group`` at a time into their chord: the width summed, the
-    slope width-weighted (a group with no width keeps its last slope). Sorted rows stay sorted."""
+    """Each bucket's segments merged ``group`` at a time into their chord.
+
+    The width summed, the slope width-weighted (a group with no width keeps its last slope).
+    Sorted rows stay sorted.
+    """
     n, k = slopes.shape
     m = (k + group - 1) // group
     coarse_slopes = np.empty((n, m))
@@ -406,7 +413,6 @@ def _staircase_chain(slopes, widths, q, total, le, low, high, E, D, levels_buffe
     n = slopes.shape[0]
     blocks, size = E.shape
     start, v, w = _levels(slopes, widths, levels_buffer[0], levels_buffer[1])
-    levels = len(v)
     count = np.zeros(blocks, np.int64)
     sum_e = np.zeros(blocks)
     sum_dr = np.zeros(blocks)
