@@ -22,6 +22,13 @@ measures (it stops if ``convexsched`` resolves elsewhere; ``PYTHONPATH=.`` fixes
 heavy benchmark at a time::
 
     flock /tmp/convexsched-heavy.lock python benchmarks/bench_fast_paths.py [--anchors-only]
+
+``--quick`` (a few minutes, for iterating): section 0 on the 390 x 64 instances only (the
+project's and the real books'), each anchor tuned by the same rule, its fastest setting paired
+for 2 rounds, written to ``benchmarks/results/fast_paths_quick.md`` (the full tables stay);
+``--objectives B`` pairs one objective::
+
+    flock /tmp/convexsched-heavy.lock python benchmarks/bench_fast_paths.py --quick --objectives B
 """
 
 from __future__ import annotations
@@ -336,8 +343,9 @@ def settings_text(name, settings):
     return f"Clarabel epigraph, `update(A, b)`, tol {settings['tol']:.0e}, refinement {'on' if settings['refine'] else 'off'}"
 
 
-def anchor_rows(label, arrays, total, objectives, names, rounds, tuned_settings=None):
-    """Tune (or reuse ``tuned_settings``) and pair every objective of one instance."""
+def anchor_rows(label, arrays, total, objectives, names, rounds, tuned_settings=None, headline_only=False):
+    """Tune (or reuse ``tuned_settings``) and pair every objective of one instance (only the
+    fastest tuned setting with ``headline_only``)."""
     from convexsched import CostCurves, solve
 
     rows = []
@@ -348,7 +356,7 @@ def anchor_rows(label, arrays, total, objectives, names, rounds, tuned_settings=
             best, tuned, timed = tune_anchor(name, arrays, total, objective, optima)
             # Paired: the fastest setting, and for Clarabel both refinement settings (HiGHS's other
             # settings are in the tuning lines of the log).
-            candidates = {key: value[0] for key, value in tuned.items() if key == best or name != "A"}
+            candidates = {key: value[0] for key, value in tuned.items() if key == best or (name != "A" and not headline_only)}
         else:
             # The setting tuned at 390 x 64, its tolerance tightened until it meets the accuracy
             # here too (HiGHS at 1e-5 called 23,400 x 64 infeasible).
@@ -387,23 +395,29 @@ def anchor_rows(label, arrays, total, objectives, names, rounds, tuned_settings=
     return rows
 
 
-def direct_anchors(rounds, large_rounds, symbols):
-    """Every anchor table: the project's instance, real books, and A and B at 23,400 x 64."""
+def direct_anchors(rounds, large_rounds, symbols, names="ABC", large=True, headline_only=False):
+    """Every anchor table: the project's instance, real books, and (``large``) A and B at
+    23,400 x 64 with C's time there. Returns ``(rows, C at 23,400 x 64 or None)``."""
     variants, total, objectives = instance(390, 64)
     arrays = [(np.array(c.slopes), np.array(c.widths)) for c in variants]
-    rows = anchor_rows("instance(390, 64)", arrays, total, objectives, "ABC", rounds)
+    rows = anchor_rows("instance(390, 64)", arrays, total, objectives, names, rounds, headline_only=headline_only)
     tuned = {row["objective"]: {row["setting"]: row["raw"]} for row in rows if row["headline"]}
     if DATA.is_file():
         for symbol in symbols:
             arrays_real, total_real, objectives_real = real_instance(symbol)
-            rows += anchor_rows(f"{symbol} book walks (390, 64)", arrays_real, total_real, objectives_real, "ABC", rounds)
+            rows += anchor_rows(
+                f"{symbol} book walks (390, 64)", arrays_real, total_real, objectives_real, names, rounds, headline_only=headline_only
+            )
     else:
         print(f"no real books at {DATA}: skipped", flush=True)
+    if not large:
+        return rows, None
     variants, total, objectives = instance(23400, 64)
     arrays = [(np.array(c.slopes), np.array(c.widths)) for c in variants[:3]]
     del variants
-    rows += anchor_rows("instance(23400, 64)", arrays, total, objectives, "AB", large_rounds, tuned_settings=tuned)
-    return rows, large_chain(arrays, total, objectives["C"], large_rounds)
+    separable = "".join(name for name in names if name in "AB")
+    rows += anchor_rows("instance(23400, 64)", arrays, total, objectives, separable, large_rounds, tuned_settings=tuned)
+    return rows, large_chain(arrays, total, objectives["C"], large_rounds) if "C" in names else None
 
 
 def large_chain(arrays, total, objective, rounds):
@@ -632,7 +646,7 @@ def report(head, scale, compiled, imports, info, seconds, anchors):
     write_results(RESULTS / "fast_paths.md", lines)
 
 
-def anchor_report(result, info, command):
+def anchor_report(result, info, command, rounds=3):
     """The direct-anchor section (markdown lines), headline settings first."""
     rows, chain_large = result
     lines = [
@@ -648,7 +662,8 @@ def anchor_report(result, info, command):
         f"is the loosest of the grid whose schedule is within {ACCURACY:.0e} relative of the exact optimum "
         "(objective and budget) on every re-quote of the instance; the fastest tuned setting is the "
         "headline. Every call is paired with a fast-path call in the same process, alternating which "
-        "goes first; ratios are medians of the per-pair ratios (interquartile range in brackets). "
+        f"goes first, {rounds} rounds over the {VARIANTS} re-quotes; ratios are medians of the per-pair ratios "
+        "(interquartile range in brackets). "
         "*Solve*: curves already built, the anchor's data already prepared. *Re-quote*: from the raw "
         "`(slopes, widths)` arrays, `solve(CostCurves(slopes, widths), S, objective)` (the certificate is "
         "part of the result) against the anchor's data preparation, update and solve. *Cold*: 64 MiB "
@@ -737,18 +752,20 @@ def anchor_report(result, info, command):
             ),
             "",
         ]
-    lines += [
-        f"C at 23,400 x 64, from arrays to a certified schedule: {fmt_time(chain_large['warm'])} warm, "
-        f"{fmt_time(chain_large['cold'])} cold (median of three re-quotes, two rounds; certified: "
-        f"{'yes' if chain_large['certified'] else 'NO'}; the last round measured 1.68 s, the target is about 1 s).",
-        "",
-    ]
-    lines += [
-        "At 23,400 x 64 the anchors keep the setting tuned at 390 x 64, with the tolerance tightened "
-        "until it meets the same accuracy there (its error is in the table); three re-quotes, two "
-        "rounds. C's time at that size is in the scaling table.",
-        "",
-    ]
+    if chain_large is not None:
+        lines += [
+            f"C at 23,400 x 64, from arrays to a certified schedule: {fmt_time(chain_large['warm'])} warm, "
+            f"{fmt_time(chain_large['cold'])} cold (median of three re-quotes, two rounds; certified: "
+            f"{'yes' if chain_large['certified'] else 'NO'}; the target is about 1 s).",
+            "",
+        ]
+    if any(row["instance"].startswith("instance(23400") for row in rows):
+        lines += [
+            "At 23,400 x 64 the anchors keep the setting tuned at 390 x 64, with the tolerance tightened "
+            "until it meets the same accuracy there (its error is in the table); three re-quotes, two "
+            "rounds. C's time at that size is in the scaling table.",
+            "",
+        ]
     return lines
 
 
@@ -762,16 +779,39 @@ def main():
     parser.add_argument(
         "--anchors-only", action="store_true", help="only the direct anchors (written to results/fast_paths_anchors.md)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the 8 re-quotes per anchor pairing")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds over the 8 re-quotes per anchor pairing (3; 2 with --quick)")
     parser.add_argument("--symbols", nargs="*", default=list(REAL_SYMBOLS), help="real books to walk")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the 390 x 64 anchors (the project's instance and the real books), tuned as in the full run, "
+        "headline settings only, no 23,400 x 64, scaling or compile timing (results/fast_paths_quick.md)",
+    )
+    parser.add_argument("--objectives", default="ABC", help="objectives to pair with the anchors, e.g. B or AB")
     args = parser.parse_args()
+    names = "".join(name for name in "ABC" if name in args.objectives.upper())
+    if not names:
+        parser.error(f"--objectives takes letters among A, B, C; got {args.objectives!r}")
+    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 3)
     command = "python benchmarks/bench_fast_paths.py" + (" --anchors-only" if args.anchors_only else "")
+    if args.quick:
+        command += " --quick"
+    if names != "ABC":
+        command += f" --objectives {names}"
+    if args.rounds is not None:
+        command += f" --rounds {args.rounds}"
     warnings.simplefilter("ignore")
     started = time.perf_counter()
     info = machine_info(("numpy", "numba", "cvxpy", "clarabel", "ecos", "highspy"))
-    anchors = anchor_report(direct_anchors(args.rounds, 2, args.symbols), info, command)
+    result = direct_anchors(rounds, 2, args.symbols, names, large=not args.quick, headline_only=args.quick)
+    anchors = anchor_report(result, info, command, rounds)
+    if args.quick:
+        minutes = (time.perf_counter() - started) / 60
+        title = f"# Direct anchors, quick run (issue 23; {minutes:.1f} min)"
+        write_results(RESULTS / "fast_paths_quick.md", [title, ""] + anchors)
+        return
     write_results(RESULTS / "fast_paths_anchors.md", ["# Direct anchors (issue 23)", ""] + anchors)
-    if args.anchors_only:
+    if args.anchors_only or names != "ABC":
         return
     compiled = compile_times()
     print("compile (cold, cached):", compiled, flush=True)
