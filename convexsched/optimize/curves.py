@@ -65,20 +65,19 @@ def _label(index, i):
 
 
 @njit
-def _store_canonical(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints, values):
+def _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints):
     """One pass that copies curves already in canonical form and accumulates their breakpoints.
 
     Canonical: every number finite, widths ``>= 0``, slopes ``>= 0`` (unless
     ``allow_negative``) and nondecreasing along each row, a zero-width segment carrying the
     slope of the real segment before it (of the first real one when none is before it), and a
     row without capacity all zeros: exactly what the general path stores. Returns False at the
-    first entry that is not, leaving the outputs partly written; the caller then takes the
-    general path, which raises its specific error or canonicalizes.
+    first entry that is not, leaving the outputs partly written.
     """
     n, k = slopes.shape
     for i in range(n):
-        bp, value, first_real = 0.0, 0.0, -1
-        breakpoints[i, 0], values[i, 0] = 0.0, 0.0
+        bp, first_real = 0.0, -1
+        breakpoints[i, 0] = 0.0
         for j in range(k):
             slope, width = slopes[i, j], widths[i, j]
             if not (np.isfinite(slope) and np.isfinite(width)) or width < 0.0:
@@ -96,13 +95,88 @@ def _store_canonical(slopes, widths, allow_negative, out_slopes, out_widths, bre
                 return False
             out_slopes[i, j], out_widths[i, j] = slope, width
             bp += width
-            value += slope * width
-            breakpoints[i, j + 1], values[i, j + 1] = bp, value
+            breakpoints[i, j + 1] = bp
         if first_real < 0:
             for j in range(k):
                 if slopes[i, j] != 0.0:
                     return False
     return True
+
+
+@njit
+def _block_sum(values, lo, count):
+    """``values[lo:lo + count].sum()`` for ``count <= 128``, as numpy sums a block: eight
+    interleaved partial sums (a plain loop below eight)."""
+    if count < 8:
+        total = 0.0
+        for i in range(lo, lo + count):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[lo], values[lo + 1], values[lo + 2], values[lo + 3]
+    r4, r5, r6, r7 = values[lo + 4], values[lo + 5], values[lo + 6], values[lo + 7]
+    i, stop = lo + 8, lo + count - count % 8
+    while i < stop:
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(i, lo + count):
+        total += values[j]
+    return total
+
+
+@njit
+def _pairwise_sum(values):
+    """``values.sum()`` bit for bit as numpy sums a float64 vector: its pairwise summation
+    (blocks of at most 128, halves cut at a multiple of 8 above), walked with an explicit stack
+    (numba's cache cannot reload a recursive kernel)."""
+    stack_lo = np.empty(192, np.int64)
+    stack_count = np.empty(192, np.int64)  # -1: add the last two sums
+    sums = np.empty(96)
+    stack_lo[0], stack_count[0] = 0, len(values)
+    top, done = 1, 0
+    while top > 0:
+        top -= 1
+        lo, count = stack_lo[top], stack_count[top]
+        if count < 0:
+            done -= 1
+            sums[done - 1] = sums[done - 1] + sums[done]
+        elif count <= 128:
+            sums[done] = _block_sum(values, lo, count)
+            done += 1
+        else:
+            half = count // 2
+            half -= half % 8
+            stack_lo[top], stack_count[top] = 0, -1
+            stack_lo[top + 1], stack_count[top + 1] = lo + half, count - half
+            stack_lo[top + 2], stack_count[top + 2] = lo, half
+            top += 3
+    return 0.0 + sums[0]
+
+
+@njit
+def _store_canonical(slopes, widths, allow_negative):
+    """The stored arrays of canonical curves in one compiled call: ``(ok, slopes, widths,
+    breakpoints, total capacity)``; ``ok`` is False (and the rest unusable) when the input is not
+    canonical, and the caller takes the general path, which raises its specific error or
+    canonicalizes. Fresh arrays every call: no two curves share storage."""
+    n, k = slopes.shape
+    out_slopes, out_widths, breakpoints = np.empty((n, k)), np.empty((n, k)), np.empty((n, k + 1))
+    if not _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints):
+        return False, out_slopes, out_widths, breakpoints, 0.0
+    capacity = np.empty(n)
+    for i in range(n):
+        capacity[i] = breakpoints[i, k]
+    return True, out_slopes, out_widths, breakpoints, _pairwise_sum(capacity)
+
+
+_FLOAT = np.dtype(float)
 
 
 class CostCurves:
@@ -143,6 +217,23 @@ class CostCurves:
     def __init__(
         self, slopes: ArrayLike, widths: ArrayLike, index: pd.Index | Sequence | None = None, allow_negative: bool = False
     ) -> None:
+        if (
+            index is None
+            and type(slopes) is np.ndarray
+            and type(widths) is np.ndarray
+            and slopes.dtype == _FLOAT
+            and widths.dtype == _FLOAT
+            and slopes.ndim == 2
+            and slopes.shape == widths.shape
+            and slopes.shape[0] > 0
+        ):
+            # The re-quote path: float arrays of the same shape, checked, copied and accumulated
+            # in one compiled call when canonical (a book walk, a convexifier's output); a desk's
+            # loop pays little Python besides (each numpy call costs microseconds on a cold cache).
+            ok, *stored = _store_canonical(slopes, widths, bool(allow_negative))
+            if ok:
+                self._store(*stored, None)
+                return
         index = _frame_index(index, slopes=slopes, widths=widths)
         slopes = _as_2d_float("slopes", slopes)
         n, k = slopes.shape
@@ -161,11 +252,10 @@ class CostCurves:
             index = pd.Index(index)
             if len(index) != n:
                 raise InvalidInputError(f"index has {len(index)} labels for {n} buckets")
-        # The re-quote path: arrays already canonical (a book walk, a convexifier's output) are
-        # checked, copied and accumulated in one compiled pass, the same numbers the general path
+        # Arrays already canonical are stored as they are, the same numbers the general path
         # stores; anything else takes the general path below.
-        stored = np.empty((n, k)), np.empty((n, k)), np.empty((n, k + 1)), np.empty((n, k + 1))
-        if _store_canonical(slopes, widths, bool(allow_negative), *stored):
+        ok, *stored = _store_canonical(slopes, widths, bool(allow_negative))
+        if ok:
             self._store(*stored, index)
             return
         widths = widths.copy()
@@ -210,14 +300,15 @@ class CostCurves:
         n = slopes.shape[0]
         # The curves are immutable, so cumulative quantities are computed once.
         breakpoints = np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)])
-        values = np.hstack([np.zeros((n, 1)), np.cumsum(slopes * widths, axis=1)])
-        self._store(slopes, widths, breakpoints, values, index)
+        self._store(slopes, widths, breakpoints, float(breakpoints[:, -1].sum()), index)
 
-    def _store(self, slopes, widths, breakpoints, values, index):
-        self._slopes, self._widths = slopes, widths
-        self._breakpoints, self._breakpoint_values = breakpoints, values
-        for array in (slopes, widths, breakpoints, values):
-            array.setflags(write=False)
+    def _store(self, slopes, widths, breakpoints, total_capacity, index):
+        self._slopes, self._widths, self._breakpoints = slopes, widths, breakpoints
+        self._total_capacity = total_capacity
+        self._breakpoint_values = None  # on first access: no solver path needs it
+        slopes.setflags(write=False)
+        widths.setflags(write=False)
+        breakpoints.setflags(write=False)
         self.index = index
 
     # ------------------------------------------------------------------ constructors
@@ -303,12 +394,22 @@ class CostCurves:
         return self._breakpoints
 
     @property
+    def total_capacity(self) -> float:
+        """``sum_i c_i``, the most any schedule can execute (``capacity.sum()``, bit for bit)."""
+        return self._total_capacity
+
+    @property
     def breakpoint_values(self) -> np.ndarray:
-        """(N, K+1) ``g_i`` at the breakpoints."""
+        """(N, K+1) ``g_i`` at the breakpoints (computed on first access)."""
+        if self._breakpoint_values is None:
+            n = self._slopes.shape[0]
+            values = np.hstack([np.zeros((n, 1)), np.cumsum(self._slopes * self._widths, axis=1)])
+            values.setflags(write=False)
+            self._breakpoint_values = values
         return self._breakpoint_values
 
     def __repr__(self):
-        return f"CostCurves(n_buckets={self.n_buckets}, n_segments={self.n_segments}, total_capacity={self.capacity.sum():.6g})"
+        return f"CostCurves(n_buckets={self.n_buckets}, n_segments={self.n_segments}, total_capacity={self.total_capacity:.6g})"
 
     def __getitem__(self, key: int | slice | ArrayLike) -> CostCurves:
         """Buckets ``key`` (a slice or an index array) as new curves, e.g. a planning window."""

@@ -46,6 +46,7 @@ change (past ``x``, its right slope and the level's fill); it hands everything e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -424,14 +425,14 @@ _FUSED_OK, _FUSED_REFERENCE = 0, 1
 
 
 @njit
-def _fused_certificate(slopes, widths, capacity, x, total, rho, psi, weights, le, multiplier, tol, scale_shares):
+def _fused_certificate(slopes, widths, breakpoints, x, total, rho, psi, weights, le, multiplier, tol, scale_shares):
     """:func:`certify` for the built-in objectives (A, B, C and their mixes) in compiled passes.
 
     The same arithmetic as the reference, term by term: ``H = rho/2 |x|^2 + psi/2 sum w_i R_i^2``
     (E9), ``grad_i H = rho x_i - psi sum_{j>=i} w_j R_j``, ``Q = rho``; the subdifferentials,
     costs and, with a claimed level, the conjugates of the one-level bound (E25) in one pass
     over the segments (a second pass for the conjugates when the level is read off ``x``).
-    ``multiplier`` is NaN when none is claimed. Returns ``(outcome, values)``: with
+    ``multiplier`` is NaN when none is claimed; the capacities are the breakpoints' last column. Returns ``(outcome, values)``: with
     ``_FUSED_REFERENCE`` (a non-finite input or gradient, no level fits ``x``, or the level does
     not close the gap and the exact water-filling of the linearized problem must decide) the
     caller runs :func:`certify`; otherwise ``values`` holds the report's numbers in the order of
@@ -452,8 +453,9 @@ def _fused_certificate(slopes, widths, capacity, x, total, rho, psi, weights, le
         if not np.isfinite(xi):
             return _FUSED_REFERENCE, values
         raw_sum += xi
-        bounds = max(bounds, max(max(-xi, xi - capacity[i]), 0.0))
-        clipped = min(max(xi, 0.0), capacity[i])
+        capacity = breakpoints[i, k]
+        bounds = max(bounds, max(max(-xi, xi - capacity), 0.0))
+        clipped = min(max(xi, 0.0), capacity)
         x_in[i] = clipped
         in_sum += clipped
         squares += clipped * clipped
@@ -605,7 +607,7 @@ def _fused_report(values, tol):
     if lo > hi and stationarity <= tol:
         lo = hi = level  # empty only by rounding (a few ulps): the level fits every bucket
     worst = max(primal, bounds, stationarity, complementarity, relative_gap)
-    if not (np.isfinite(value) and np.isfinite(dual)) or worst != worst:
+    if not (math.isfinite(value) and math.isfinite(dual)) or worst != worst:
         worst = np.inf
     return KKTReport(
         ok=bool(worst <= tol),
@@ -625,6 +627,7 @@ def _fused_report(values, tol):
 
 
 _NO_WEIGHTS = np.zeros(0)
+_FLOAT = np.dtype(float)
 
 
 def certify_fused(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol: float = 1e-6) -> KKTReport:
@@ -636,19 +639,19 @@ def certify_fused(order: Order, x: ArrayLike, *, multiplier: float | None = None
     shape), schedules no level fits and gaps the one-level bound does not close go to
     :func:`certify`, the reference, which then decides.
     """
-    objective = order.objective
-    values = np.asarray(getattr(x, "values", x), dtype=float)
-    curves = order.curves
+    objective, curves, total = order.objective, order.curves, order.total
+    # The fast paths hand over a float ndarray: no conversion (each numpy call costs microseconds
+    # on a cold cache, and a re-quote loop runs right after other work).
+    values = x if type(x) is np.ndarray and x.dtype == _FLOAT else np.asarray(getattr(x, "values", x), dtype=float)
     if objective.terms or values.shape != (curves.n_buckets,):
         return certify(order, x, multiplier=multiplier, tol=tol)
-    total = order.total
     weights = objective.weight_vector(curves.n_buckets) if objective.psi > 0 else _NO_WEIGHTS
-    slopes, widths = _arrays(curves)
+    # The curves' stored arrays are C-contiguous float64 (CostCurves stores them so).
     outcome, numbers = _fused_certificate(
-        slopes,
-        widths,
-        curves.capacity,
-        np.ascontiguousarray(values),
+        curves.slopes,
+        curves.widths,
+        curves.breakpoints,
+        values if values.flags.c_contiguous else np.ascontiguousarray(values),
         float(total),
         objective.rho,
         objective.psi,
@@ -656,7 +659,7 @@ def certify_fused(order: Order, x: ArrayLike, *, multiplier: float | None = None
         order.sense == "le",
         np.nan if multiplier is None else float(multiplier),
         float(tol),
-        float(max(share_unit_of(curves, total), 1.0)),
+        max(total if total > 0 else share_unit_of(curves, total), 1.0),
     )
     if outcome != _FUSED_OK:
         return certify(order, x, multiplier=multiplier, tol=tol)

@@ -9,10 +9,9 @@ an ``Order`` and check nothing again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
-
-import numpy as np
 
 from ..errors import InfeasibleError, InvalidInputError
 from .curves import CostCurves
@@ -64,7 +63,7 @@ def check_total(total: object, *, positive: bool = False) -> float:
         value = float(total)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InvalidInputError(f"the order size S must be a number, got {total!r}") from None
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise InvalidInputError(f"the order size S must be finite, got {value}")
     if value < 0 or (positive and value == 0):
         raise InvalidInputError(f"the order size S must be {'> 0' if positive else '>= 0'}, got {value}")
@@ -109,10 +108,12 @@ def validate(
     if objective.psi > 0:
         objective = objective.aligned(curves.index)  # a Series of weights by label, not by position
     value = check_total(total, positive=positive)
-    objective.bound(value, curves.n_buckets)  # per-bucket parameters of another length raise here
+    if objective.terms or objective.psi > 0:
+        # Per-bucket parameters of another length raise here (smoothing has none to check).
+        objective.bound(value, curves.n_buckets)
     if sense not in SENSES:
         raise InvalidInputError(f"sense must be 'eq' or 'le', got {sense!r}")
-    capacity = float(curves.capacity.sum())
+    capacity = curves.total_capacity
     if sense == "eq" and value > capacity * (1 + 1e-12):
         raise InfeasibleError(
             f"S = {value:.6g} exceeds the total capacity of the {curves.n_buckets} buckets; "

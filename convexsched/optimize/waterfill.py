@@ -260,19 +260,19 @@ def cost_only(curves, total, sense="eq"):
     a tie is split at the centre of the optimal face (any split is optimal). The returned
     interval is every ``lambda`` that certifies the schedule.
     """
-    slopes, widths = _arrays(curves)
     # Any real segment is capacity somewhere: the N capacities decide, not the N K widths.
-    capacity = float(curves.capacity.sum())
+    capacity = curves.total_capacity
     if total <= 0 or not capacity > 0:
-        return _nothing_to_trade(curves, slopes[widths > 0], sense)
+        return _nothing_to_trade(curves, curves.slopes[curves.widths > 0], sense)
     if sense == "le":
         # Slack is allowed: trade only what is profitable, unless that exceeds the budget.
         profitable = bucket_response(curves, 0.0)
         if profitable.sum() < total:
             return WaterLevel(profitable, 0.0, (0.0, 0.0))
     if total >= capacity:
-        return _everything(curves, slopes[widths > 0], sense)
-    x, level, upper = _cost_only(slopes, np.ascontiguousarray(curves.breakpoints), float(total))
+        return _everything(curves, curves.slopes[curves.widths > 0], sense)
+    # The stored arrays are C-contiguous float64 already (CostCurves stores them so).
+    x, level, upper = _cost_only(curves.slopes, curves.breakpoints, float(total))
     return _finish(x, level, (level, upper), sense)
 
 
@@ -351,9 +351,12 @@ def _knot(slopes, breakpoints, rho, i, m):
 
 
 @njit
-def _knots_at_or_below(slopes, breakpoints, rho, i, level):
-    """How many of bucket ``i``'s knots are ``<= level`` (binary search over the sorted row)."""
-    lo, hi = 0, 2 * slopes.shape[1]
+def _knots_at_or_below(slopes, breakpoints, rho, i, level, lo, hi):
+    """How many of bucket ``i``'s knots are ``<= level``, known to be in ``[lo, hi]``.
+
+    A binary search over the sorted row: any range that holds the count gives the same count,
+    and a narrower one (the counts at the ends of the search's bracket) finds it in fewer steps.
+    """
     while lo < hi:
         middle = (lo + hi) // 2
         if _knot(slopes, breakpoints, rho, i, middle) <= level:
@@ -364,12 +367,17 @@ def _knots_at_or_below(slopes, breakpoints, rho, i, level):
 
 
 @njit
-def _supply(slopes, breakpoints, rho, level):
-    """``S(level)`` and its slope, one binary search per bucket over its response's knots."""
+def _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts):
+    """``S(level)`` and its slope, one binary search per bucket over its response's knots.
+
+    Bucket ``i``'s count of knots ``<= level`` is searched between ``low_counts[i]`` and
+    ``high_counts[i]`` and stored in ``counts[i]``.
+    """
     n, k = slopes.shape
     supply, active = 0.0, 0
     for i in range(n):
-        j = _knots_at_or_below(slopes, breakpoints, rho, i, level)
+        j = _knots_at_or_below(slopes, breakpoints, rho, i, level, low_counts[i], high_counts[i])
+        counts[i] = j
         if j == 0:
             continue
         if j == 2 * k:
@@ -406,13 +414,15 @@ def _bracketed_newton(level, supply, slope, total, low, high, supply_low, supply
 
 @njit
 def _smoothed(slopes, breakpoints, rho, total):
-    """Safeguarded Newton on ``S(lambda)`` for ``0 < total < capacity``: ``(level, lower, upper)``.
+    """Safeguarded Newton on ``S(lambda)`` for ``0 < total < capacity``: ``(x, level, lower, upper)``.
 
     ``S`` is piecewise linear, so a Newton step from inside the piece that holds the root lands
     on it; steps that leave the bracket fall back to regula falsi, then bisection. Each
     evaluation is one binary search per bucket over its ``2 K`` sorted knots, read off the
-    slopes and breakpoints (O(N log K)); a handful of them usually suffice. ``[lower, upper]``
-    is the flat stretch of ``S`` at the level when there is one (no bucket on a ramp there).
+    slopes and breakpoints (O(N log K)), between the bucket's counts at the bracket's ends (which
+    shrink with the bracket); a handful of them usually suffice. ``[lower, upper]`` is the flat
+    stretch of ``S`` at the level when there is one (no bucket on a ramp there), and ``x`` the
+    response ``x_i(level)`` of (E7), read off the last evaluation's counts.
     """
     n, k = slopes.shape
     low, high, supply_high = np.inf, -np.inf, 0.0
@@ -422,38 +432,39 @@ def _smoothed(slopes, breakpoints, rho, total):
             high = max(high, _knot(slopes, breakpoints, rho, i, 2 * k - 1))
             supply_high += breakpoints[i, k]
     supply_low = 0.0
+    low_counts = np.zeros(n, np.int64)
+    high_counts = np.full(n, 2 * k, np.int64)
+    counts = np.empty(n, np.int64)
     level = low + (total / supply_high) * (high - low)
+    supply, slope = _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts)
     for _ in range(200):
-        supply, slope = _supply(slopes, breakpoints, rho, level)
         if supply == total:
             break
+        # The end of the bracket that moves to this level takes its counts.
+        if supply < total:
+            low_counts[:] = counts
+        else:
+            high_counts[:] = counts
         low, high, supply_low, supply_high, step = _bracketed_newton(
             level, supply, slope, total, low, high, supply_low, supply_high
         )
         if step == level or not low < step < high:
             break
         level = step
-    supply, slope = _supply(slopes, breakpoints, rho, level)
-    if slope > 0:
-        return level, level, level
-    lower, upper = -np.inf, np.inf
-    for i in range(n):
-        if breakpoints[i, k] > 0:  # a bucket without capacity has no knot
-            j = _knots_at_or_below(slopes, breakpoints, rho, i, level)
-            if j > 0:
-                lower = max(lower, _knot(slopes, breakpoints, rho, i, j - 1))
-            if j < 2 * k:
-                upper = min(upper, _knot(slopes, breakpoints, rho, i, j))
-    return level, lower, upper
-
-
-@njit
-def _ramp_fill(slopes, breakpoints, rho, level):
-    """``x_i(level)`` of (E7) for ``rho > 0``, one binary search per bucket."""
-    n, k = slopes.shape
+        supply, slope = _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts)
+    lower, upper = level, level
+    if slope == 0:
+        lower, upper = -np.inf, np.inf
+        for i in range(n):
+            if breakpoints[i, k] > 0:  # a bucket without capacity has no knot
+                j = counts[i]
+                if j > 0:
+                    lower = max(lower, _knot(slopes, breakpoints, rho, i, j - 1))
+                if j < 2 * k:
+                    upper = min(upper, _knot(slopes, breakpoints, rho, i, j))
     x = np.empty(n)
     for i in range(n):
-        j = _knots_at_or_below(slopes, breakpoints, rho, i, level)
+        j = counts[i]
         if j == 0:
             x[i] = 0.0
         elif j == 2 * k:
@@ -464,7 +475,7 @@ def _ramp_fill(slopes, breakpoints, rho, level):
             x[i] = min(ramp, breakpoints[i, segment + 1])
         else:
             x[i] = breakpoints[i, j >> 1]
-    return x
+    return x, level, lower, upper
 
 
 def smoothed(curves, total, rho, sense="eq"):
@@ -476,20 +487,21 @@ def smoothed(curves, total, rho, sense="eq"):
     its affine piece: ``sum x = S`` holds to rounding. The schedule is unique (the objective is
     strictly convex), so there is no tie to split.
     """
-    slopes, widths = _arrays(curves)
-    starts = curves.breakpoints[:, :-1]
-    capacity = float(curves.capacity.sum())
-    if total <= 0 or not capacity > 0:
-        return _nothing_to_trade(curves, (slopes + rho * starts)[widths > 0], sense)
-    if sense == "le":
-        at_zero = _ramp_response(slopes, widths, rho, 0.0)
-        if at_zero.sum() < total:
-            return WaterLevel(at_zero, 0.0, (0.0, 0.0))
-    if total >= capacity:
-        return _everything(curves, (slopes + rho * (starts + widths))[widths > 0], sense)
-    breakpoints = np.ascontiguousarray(curves.breakpoints)
-    level, lower, upper = _smoothed(slopes, breakpoints, float(rho), float(total))
-    return _finish(_ramp_fill(slopes, breakpoints, float(rho), level), level, (lower, upper), sense)
+    capacity = curves.total_capacity
+    if total <= 0 or not capacity > 0 or sense == "le" or total >= capacity:
+        slopes, widths = _arrays(curves)
+        starts = curves.breakpoints[:, :-1]
+        if total <= 0 or not capacity > 0:
+            return _nothing_to_trade(curves, (slopes + rho * starts)[widths > 0], sense)
+        if sense == "le":
+            at_zero = _ramp_response(slopes, widths, rho, 0.0)
+            if at_zero.sum() < total:
+                return WaterLevel(at_zero, 0.0, (0.0, 0.0))
+        if total >= capacity:
+            return _everything(curves, (slopes + rho * (starts + widths))[widths > 0], sense)
+    # The stored arrays are C-contiguous float64 already (CostCurves stores them so).
+    x, level, lower, upper = _smoothed(curves.slopes, curves.breakpoints, float(rho), float(total))
+    return _finish(x, level, (lower, upper), sense)
 
 
 def bisection(curves, total, rho=0.0, sense="eq", tol=None, max_iter=200):

@@ -33,7 +33,7 @@ def _kernel(order, x, multiplier, tol):
     return kkt._fused_certificate(
         slopes,
         widths,
-        curves.capacity,
+        np.ascontiguousarray(curves.breakpoints),
         np.ascontiguousarray(x, dtype=float),
         float(order.total),
         objective.rho,
