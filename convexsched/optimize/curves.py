@@ -65,41 +65,71 @@ def _label(index, i):
 
 
 @njit
-def _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints):
-    """One pass that copies curves already in canonical form and accumulates their breakpoints.
+def _canonical_row(slopes, widths, allow_negative, out_slopes, out_widths, i):
+    """Copy row ``i``; whether it is canonical.
 
     Canonical: every number finite, widths ``>= 0``, slopes ``>= 0`` (unless
-    ``allow_negative``) and nondecreasing along each row, a zero-width segment carrying the
-    slope of the real segment before it (of the first real one when none is before it), and a
-    row without capacity all zeros: exactly what the general path stores. Returns False at the
-    first entry that is not, leaving the outputs partly written.
+    ``allow_negative``) and nondecreasing, a zero-width segment carrying the slope of the real
+    segment before it (of the first real one when none is before it), and a row without
+    capacity all zeros: exactly what the general path stores. With ``f`` the first real
+    segment, that is: the slope changes only at a real segment after ``f`` (and the row is 0
+    when there is none). The tests accumulate without an exit inside the loop, which the
+    compiler vectorizes.
+    """
+    k = slopes.shape[1]
+    first_real = k
+    for j in range(k):
+        if widths[i, j] > 0.0:
+            first_real = j
+            break
+    lowest = -np.inf if allow_negative else 0.0
+    slope, width = slopes[i, 0], widths[i, 0]
+    out_slopes[i, 0], out_widths[i, 0] = slope, width
+    bad = not (np.isfinite(slope) and np.isfinite(width) and width >= 0.0 and slope >= lowest)
+    if first_real == k:
+        bad |= slope != 0.0
+    for j in range(1, k):
+        slope, width, before = slopes[i, j], widths[i, j], slopes[i, j - 1]
+        out_slopes[i, j], out_widths[i, j] = slope, width
+        bad |= not (np.isfinite(slope) & np.isfinite(width) & (width >= 0.0) & (slope >= before))
+        bad |= (slope != before) & ((width == 0.0) | (j <= first_real))
+    return not bad
+
+
+@njit
+def _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints):
+    """Copies curves already in canonical form (:func:`_canonical_row`) and accumulates their
+    breakpoints; False at the first row that is not, leaving the outputs partly written.
+
+    The breakpoints of four rows are summed side by side: one row's running sum is a chain of
+    dependent additions, four chains keep the adder busy.
     """
     n, k = slopes.shape
-    for i in range(n):
-        bp, first_real = 0.0, -1
-        breakpoints[i, 0] = 0.0
-        for j in range(k):
-            slope, width = slopes[i, j], widths[i, j]
-            if not (np.isfinite(slope) and np.isfinite(width)) or width < 0.0:
+    for start in range(0, n, 4):
+        stop = min(start + 4, n)
+        for i in range(start, stop):
+            if not _canonical_row(slopes, widths, allow_negative, out_slopes, out_widths, i):
                 return False
-            if slope < 0.0 and not allow_negative:
-                return False
-            if j > 0 and slope < slopes[i, j - 1]:
-                return False
-            if width > 0.0:
-                if first_real < 0:
-                    first_real = j
-                    if slopes[i, 0] != slope:  # leading zero widths take this slope
-                        return False
-            elif first_real >= 0 and slope != slopes[i, j - 1]:
-                return False
-            out_slopes[i, j], out_widths[i, j] = slope, width
-            bp += width
-            breakpoints[i, j + 1] = bp
-        if first_real < 0:
+        if stop - start == 4:
+            a, b, c, d = 0.0, 0.0, 0.0, 0.0
+            for i in range(start, stop):
+                breakpoints[i, 0] = 0.0
             for j in range(k):
-                if slopes[i, j] != 0.0:
-                    return False
+                a += widths[start, j]
+                b += widths[start + 1, j]
+                c += widths[start + 2, j]
+                d += widths[start + 3, j]
+                breakpoints[start, j + 1] = a
+                breakpoints[start + 1, j + 1] = b
+                breakpoints[start + 2, j + 1] = c
+                breakpoints[start + 3, j + 1] = d
+        else:
+            for i in range(start, stop):
+                total = 0.0
+                breakpoints[i, 0] = 0.0
+                for j in range(k):
+                    total += widths[i, j]
+                    breakpoints[i, j + 1] = total
     return True
 
 
