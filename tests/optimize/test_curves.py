@@ -145,3 +145,113 @@ def test_bad_input_gets_the_same_errors(slopes, widths, error, message):
 def test_rounding_level_decreases_are_still_canonicalized():
     curves = CostCurves([[1.0, 1.0 - 1e-12, 2.0]], [[1.0, 1.0, 1.0]])
     assert curves.slopes.tolist() == [[1.0, 1.0, 2.0]]
+
+
+# ------------------------------------------------ the ndarray re-quote path and its stored arrays
+def _is_canonical(slopes, widths, allow_negative):
+    """Pure-numpy reference of the constructor's canonical test (``_canonical_row``), row by row."""
+    if not (np.isfinite(slopes).all() and np.isfinite(widths).all() and (widths >= 0).all()):
+        return False
+    if not allow_negative and (slopes < 0).any():
+        return False
+    for s, w in zip(slopes, widths):
+        if (np.diff(s) < 0).any():
+            return False
+        real = np.flatnonzero(w > 0)
+        if real.size == 0:
+            if (s != 0).any():
+                return False
+            continue
+        # Every segment takes the slope of the last real one at or before it (the first real one
+        # for the leading ones).
+        source = np.maximum.accumulate(np.where(w > 0, np.arange(len(w)), -1))
+        source[source < 0] = real[0]
+        if not np.array_equal(s, s[source]):
+            return False
+    return True
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 11), k=st.integers(1, 9), negative=st.booleans())
+def test_canonical_test_matches_the_numpy_reference(seed, n, k, negative):
+    from convexsched.optimize import curves as module
+
+    rng = np.random.default_rng(seed)
+    slopes = np.sort(rng.integers(-2, 4, size=(n, k)), axis=1) * 0.5
+    widths = rng.integers(0, 3, size=(n, k)).astype(float)
+    if rng.random() < 0.5:  # canonical rows, then (sometimes) one entry spoiled
+        general = CostCurves(slopes, widths, allow_negative=True)
+        slopes, widths = np.array(general.slopes), np.array(general.widths)
+    if rng.random() < 0.6:
+        i, j = rng.integers(0, n), rng.integers(0, k)
+        spoil = rng.integers(0, 5)
+        if spoil == 0:
+            slopes[i, j] = [np.nan, np.inf, -np.inf][rng.integers(0, 3)]
+        elif spoil == 1:
+            widths[i, j] = [-1.0, np.inf, np.nan][rng.integers(0, 3)]
+        elif spoil == 2:
+            slopes[i, j] += 0.5 * rng.choice([-1, 1])
+        else:
+            widths[i, j] = 0.0 if widths[i, j] > 0 else 1.0
+    out = np.empty((n, k)), np.empty((n, k)), np.empty((n, k + 1))
+    ok = module._canonical_rows(slopes, widths, negative, *out)
+    assert ok == _is_canonical(slopes, widths, negative)
+    if ok:
+        np.testing.assert_array_equal(out[0], slopes)
+        np.testing.assert_array_equal(out[1], widths)
+        np.testing.assert_array_equal(out[2], np.hstack([np.zeros((n, 1)), np.cumsum(widths, axis=1)]))
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 127, 128, 129, 136, 1000, 8191, 8192, 8193, 23_400, 100_003])
+def test_total_capacity_is_numpys_sum_bit_for_bit(n):
+    # The constructor sums the capacities as numpy does (pairwise), so that S = capacity.sum()
+    # is exactly the total capacity everywhere (validate, the fast paths' S = capacity case).
+    from convexsched.optimize import curves as module
+
+    rng = np.random.default_rng(n)
+    widths = rng.random((n, 3)) * 10.0 ** rng.uniform(-3, 6, (n, 1))
+    slopes = np.sort(rng.random((n, 3)), axis=1)
+    curves = CostCurves(slopes, widths)
+    assert curves.total_capacity == curves.capacity.sum()
+    assert module._pairwise_sum(np.ascontiguousarray(curves.capacity)) == curves.capacity.sum()
+    general = CostCurves(slopes.tolist(), widths.tolist())  # the general path
+    assert general.total_capacity == general.capacity.sum() == curves.total_capacity
+
+
+def test_ndarray_input_is_copied_and_no_two_curves_share_storage():
+    slopes = np.sort(np.random.default_rng(0).random((5, 4)), axis=1)
+    widths = np.full((5, 4), 2.0)
+    first, second = CostCurves(slopes, widths), CostCurves(slopes, widths)
+    for name in ("slopes", "widths", "breakpoints", "breakpoint_values"):
+        a, b = getattr(first, name), getattr(second, name)
+        assert not np.shares_memory(a, b), name
+        assert not np.shares_memory(a, slopes) and not np.shares_memory(a, widths), name
+        assert not a.flags.writeable, name
+    slopes[0, 0], widths[0, 0] = -5.0, 7.0
+    assert first.slopes[0, 0] != -5.0 and first.widths[0, 0] == 2.0
+    assert first.breakpoints[0, -1] == 8.0 and first.total_capacity == 40.0
+
+
+def test_breakpoint_values_on_first_access_are_the_cumulative_costs():
+    curves = CostCurves(np.array([[1.0, 2.0, 4.0]]), np.array([[10.0, 5.0, 5.0]]))
+    assert curves._breakpoint_values is None  # not built until asked for
+    assert curves.breakpoint_values.tolist() == [[0.0, 10.0, 20.0, 40.0]]
+    assert curves.breakpoint_values is curves.breakpoint_values and not curves.breakpoint_values.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "slopes, widths, error, message",
+    [
+        ([[0.0, np.nan]], [[1.0, 1.0]], InvalidInputError, r"NaN or inf in bucket 0"),
+        ([[0.0, 1.0]], [[np.inf, 1.0]], InvalidInputError, r"widths has NaN or inf in bucket 0"),
+        ([[1.0, 2.0]], [[1.0, -1.0]], InvalidInputError, "bucket 0 has a negative one"),
+        ([[-1.0, 2.0]], [[1.0, 1.0]], InvalidInputError, "negative slope -1"),
+        ([[1.0, 2.0], [3.0, 2.0]], [[1.0, 1.0], [1.0, 1.0]], NonConvexCurveError, "bucket 1 is not convex"),
+    ],
+)
+def test_bad_ndarray_input_gets_the_same_errors(slopes, widths, error, message):
+    # float64 ndarrays of one shape take the compiled path first; what it refuses gets the
+    # general path's specific error, as lists do.
+    with pytest.raises(error, match=message):
+        CostCurves(np.array(slopes), np.array(widths))
+    with pytest.raises(error, match=message):
+        CostCurves(slopes, widths)

@@ -171,3 +171,39 @@ def test_row_selection_skips_buckets_without_capacity_for_the_next_slope():
     result = waterfill.cost_only(curves, 2.0)
     assert result.multiplier == 1.0 and result.multiplier_interval == (1.0, 2.0)
     assert result.x.tolist() == [0.0, 2.0]
+
+
+@given(problem=problems(max_n=12, max_k=10), rho=st.sampled_from([1e-3, 0.5, 20.0]), data=st.data())
+def test_knot_count_from_any_guess_is_numpys_searchsorted(problem, rho, data):
+    # The (B) search counts each bucket's knots <= level from the count at the last level (an
+    # exponential then binary search) between the bracket's counts: the same count as a search
+    # of the whole sorted row (numpy's searchsorted), whatever the guess and the valid bounds.
+    curves, _ = problem
+    slopes, breakpoints = np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.breakpoints)
+    k = slopes.shape[1]
+    for i in range(curves.n_buckets):
+        knots = np.empty(2 * k)
+        knots[0::2] = slopes[i] + rho * breakpoints[i, :-1]
+        knots[1::2] = slopes[i] + rho * breakpoints[i, 1:]
+        level = data.draw(st.sampled_from([*knots.tolist(), knots.min() - 1.0, knots.max() + 1.0, float(knots.mean())]))
+        count = int(np.searchsorted(knots, level, side="right"))
+        lo = data.draw(st.integers(0, count))
+        hi = data.draw(st.integers(count, 2 * k))
+        guess = data.draw(st.sampled_from([-1, lo, hi, count, (lo + hi) // 2]))
+        assert waterfill._knots_at_or_below(slopes, breakpoints, rho, i, level, lo, hi, guess) == count
+
+
+@given(problem=problems(max_n=30, max_k=8), rho=st.sampled_from([1e-4, 0.05, 3.0]), share=st.floats(0.01, 0.99))
+def test_breakpoint_search_fill_is_the_response_at_its_level(problem, rho, share):
+    # x, read off the search's last counts, is the bucket response (E7) at the level it returns,
+    # computed independently in numpy, and it meets the budget.
+    curves, _ = problem
+    total = share * curves.total_capacity
+    if not total > 0:
+        return
+    x, level, lower, upper = waterfill._smoothed(
+        np.ascontiguousarray(curves.slopes), np.ascontiguousarray(curves.breakpoints), rho, total
+    )
+    np.testing.assert_allclose(x, waterfill.bucket_response(curves, level, rho), rtol=1e-12, atol=1e-9 * total)
+    assert abs(x.sum() - total) <= 1e-9 * total
+    assert lower <= level <= upper
