@@ -351,33 +351,12 @@ def _knot(slopes, breakpoints, rho, i, m):
 
 
 @njit
-def _knots_at_or_below(slopes, breakpoints, rho, i, level, lo, hi, guess):
+def _knots_at_or_below(slopes, breakpoints, rho, i, level, lo, hi):
     """How many of bucket ``i``'s knots are ``<= level``, known to be in ``[lo, hi]``.
 
-    From ``guess`` (the count at a nearby level; ``-1`` for none) an exponential search brackets
-    the count, then a binary search over the sorted row finds it: the same count as a binary
-    search over the whole row, in a step or two when the level moved by a knot or two (the
-    later steps of the Newton search below), in about ``log2(2 K)`` otherwise.
+    A binary search over the sorted row: any range that holds the count gives the same count,
+    and a narrower one (the counts at the ends of the search's bracket) finds it in fewer steps.
     """
-    if lo <= guess <= hi:
-        if guess > lo and _knot(slopes, breakpoints, rho, i, guess - 1) > level:
-            hi, step = guess - 1, 1  # the count is below the guess
-            while hi - step > lo:
-                if _knot(slopes, breakpoints, rho, i, hi - step) <= level:
-                    lo = hi - step + 1
-                    break
-                hi -= step
-                step *= 2
-        elif guess < hi and _knot(slopes, breakpoints, rho, i, guess) <= level:
-            lo, step = guess + 1, 1  # the count is above the guess
-            while lo + step < hi:
-                if _knot(slopes, breakpoints, rho, i, lo + step - 1) > level:
-                    hi = lo + step - 1
-                    break
-                lo += step
-                step *= 2
-        else:
-            return guess
     while lo < hi:
         middle = (lo + hi) // 2
         if _knot(slopes, breakpoints, rho, i, middle) <= level:
@@ -388,18 +367,16 @@ def _knots_at_or_below(slopes, breakpoints, rho, i, level, lo, hi, guess):
 
 
 @njit
-def _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts, hinted):
-    """``S(level)`` and its slope, one search per bucket over its response's knots.
+def _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts):
+    """``S(level)`` and its slope, one binary search per bucket over its response's knots.
 
     Bucket ``i``'s count of knots ``<= level`` is searched between ``low_counts[i]`` and
-    ``high_counts[i]``, from ``counts[i]`` (the count at the last level) when ``hinted``, and
-    stored in ``counts[i]``.
+    ``high_counts[i]`` and stored in ``counts[i]``.
     """
     n, k = slopes.shape
     supply, active = 0.0, 0
     for i in range(n):
-        guess = counts[i] if hinted else -1
-        j = _knots_at_or_below(slopes, breakpoints, rho, i, level, low_counts[i], high_counts[i], guess)
+        j = _knots_at_or_below(slopes, breakpoints, rho, i, level, low_counts[i], high_counts[i])
         counts[i] = j
         if j == 0:
             continue
@@ -441,10 +418,9 @@ def _smoothed(slopes, breakpoints, rho, total):
 
     ``S`` is piecewise linear, so a Newton step from inside the piece that holds the root lands
     on it; steps that leave the bracket fall back to regula falsi, then bisection. Each
-    evaluation is one search per bucket over its ``2 K`` sorted knots, read off the slopes and
-    breakpoints (O(N log K)), between the bucket's counts at the bracket's ends and from its count
-    at the last level (the levels close in, so the later searches take a step or two); a handful
-    of evaluations usually suffice. ``[lower, upper]`` is the flat
+    evaluation is one binary search per bucket over its ``2 K`` sorted knots, read off the
+    slopes and breakpoints (O(N log K)), between the bucket's counts at the bracket's ends (which
+    shrink with the bracket); a handful of them usually suffice. ``[lower, upper]`` is the flat
     stretch of ``S`` at the level when there is one (no bucket on a ramp there), and ``x`` the
     response ``x_i(level)`` of (E7), read off the last evaluation's counts.
     """
@@ -460,7 +436,7 @@ def _smoothed(slopes, breakpoints, rho, total):
     high_counts = np.full(n, 2 * k, np.int64)
     counts = np.empty(n, np.int64)
     level = low + (total / supply_high) * (high - low)
-    supply, slope = _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts, False)
+    supply, slope = _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts)
     for _ in range(200):
         if supply == total:
             break
@@ -475,7 +451,7 @@ def _smoothed(slopes, breakpoints, rho, total):
         if step == level or not low < step < high:
             break
         level = step
-        supply, slope = _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts, True)
+        supply, slope = _supply(slopes, breakpoints, rho, level, low_counts, high_counts, counts)
     lower, upper = level, level
     if slope == 0:
         lower, upper = -np.inf, np.inf
