@@ -351,7 +351,7 @@ def solve_order(
         # The chain solver is measured and tested up to 2 million segments; beyond, the same
         # answer comes from Clarabel.
         method = "cvxpy"
-    if method == "fast" and (problem is not None or not objective.smooth):
+    if method == "fast" and (problem is not None or (objective.terms and not objective.smooth)):
         # Your own problem, or a nonsmooth term beside the curves (Turnover): cvxpy states it.
         method = "cvxpy"
     if method == "cvxpy":

@@ -234,3 +234,17 @@ def test_solve_reports_the_fused_certificate(monkeypatch):
         schedule = solve(curves, total, objective)
         assert schedule.status == "optimal"
         assert_same(schedule.kkt, expected[name])
+
+
+@pytest.mark.parametrize("worst", [0.0, 2e-7, 3e-6, np.inf])
+def test_the_fused_report_is_the_dataclass_built_normally(worst):
+    # _fused_report fills the frozen KKTReport's fields in one dict update: the same object as
+    # the dataclass's own constructor (fields, order, equality, hash, immutability).
+    numbers = np.array([1e-9, 0.0, worst, 0.0, 12.5, 12.5 - 1e-7, 0.3, 0.29, 0.31, 12.5, 1e-7])
+    report = kkt._fused_report(numbers, 1e-6)
+    again = kkt.KKTReport(**report.__dict__)
+    assert list(report.__dict__) == list(kkt.KKTReport.__dataclass_fields__)
+    assert report == again and hash(report) == hash(again) and str(report) == str(again)
+    assert report.ok == (worst <= 1e-6)
+    with pytest.raises(AttributeError):
+        report.ok = True  # type: ignore[misc]
