@@ -98,11 +98,11 @@ def _canonical_row(slopes, widths, allow_negative, out_slopes, out_widths, i):
 
 @njit
 def _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints):
-    """Copies curves already in canonical form (:func:`_canonical_row`) and accumulates their
-    breakpoints; False at the first row that is not, leaving the outputs partly written.
+    """Copy curves already in canonical form (:func:`_canonical_row`) and accumulate their breakpoints.
 
-    The breakpoints of four rows are summed side by side: one row's running sum is a chain of
-    dependent additions, four chains keep the adder busy.
+    False at the first row that is not, leaving the outputs partly written. The breakpoints of
+    four rows are summed side by side: one row's running sum is a chain of dependent additions,
+    four chains keep the adder busy.
     """
     n, k = slopes.shape
     for start in range(0, n, 4):
@@ -135,8 +135,10 @@ def _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, brea
 
 @njit
 def _block_sum(values, lo, count):
-    """``values[lo:lo + count].sum()`` for ``count <= 128``, as numpy sums a block: eight
-    interleaved partial sums (a plain loop below eight)."""
+    """``values[lo:lo + count].sum()`` for ``count <= 128``, as numpy sums a block.
+
+    Eight interleaved partial sums (a plain loop below eight).
+    """
     if count < 8:
         total = 0.0
         for i in range(lo, lo + count):
@@ -163,9 +165,11 @@ def _block_sum(values, lo, count):
 
 @njit
 def _pairwise_sum(values):
-    """``values.sum()`` bit for bit as numpy sums a float64 vector: its pairwise summation
-    (blocks of at most 128, halves cut at a multiple of 8 above), walked with an explicit stack
-    (numba's cache cannot reload a recursive kernel)."""
+    """``values.sum()`` bit for bit as numpy sums a float64 vector.
+
+    numpy's pairwise summation: blocks of at most 128, halves cut at a multiple of 8 above,
+    walked here with an explicit stack (numba's cache cannot reload a recursive kernel).
+    """
     stack_lo = np.empty(192, np.int64)
     stack_count = np.empty(192, np.int64)  # -1: add the last two sums
     sums = np.empty(96)
@@ -192,10 +196,13 @@ def _pairwise_sum(values):
 
 @njit
 def _store_canonical(slopes, widths, allow_negative):
-    """The stored arrays of canonical curves in one compiled call: ``(ok, slopes, widths,
-    breakpoints, total capacity)``; ``ok`` is False (and the rest unusable) when the input is not
-    canonical, and the caller takes the general path, which raises its specific error or
-    canonicalizes. Fresh arrays every call: no two curves share storage."""
+    """The stored arrays of canonical curves in one compiled call.
+
+    Returns ``(ok, slopes, widths, breakpoints, total capacity)``; ``ok`` is False (and the rest
+    unusable) when the input is not canonical, and the caller takes the general path, which
+    raises its specific error or canonicalizes. Fresh arrays every call: no two curves share
+    storage.
+    """
     n, k = slopes.shape
     out_slopes, out_widths, breakpoints = np.empty((n, k)), np.empty((n, k)), np.empty((n, k + 1))
     if not _canonical_rows(slopes, widths, allow_negative, out_slopes, out_widths, breakpoints):
@@ -260,9 +267,9 @@ class CostCurves:
             # The re-quote path: float arrays of the same shape, checked, copied and accumulated
             # in one compiled call when canonical (a book walk, a convexifier's output); a desk's
             # loop pays little Python besides (each numpy call costs microseconds on a cold cache).
-            ok, *stored = _store_canonical(slopes, widths, bool(allow_negative))
+            ok, stored_slopes, stored_widths, breakpoints, capacity = _store_canonical(slopes, widths, bool(allow_negative))
             if ok:
-                self._store(*stored, None)
+                self._store(stored_slopes, stored_widths, breakpoints, capacity, None)
                 return
         index = _frame_index(index, slopes=slopes, widths=widths)
         slopes = _as_2d_float("slopes", slopes)
@@ -284,9 +291,9 @@ class CostCurves:
                 raise InvalidInputError(f"index has {len(index)} labels for {n} buckets")
         # Arrays already canonical are stored as they are, the same numbers the general path
         # stores; anything else takes the general path below.
-        ok, *stored = _store_canonical(slopes, widths, bool(allow_negative))
+        ok, stored_slopes, stored_widths, breakpoints, capacity = _store_canonical(slopes, widths, bool(allow_negative))
         if ok:
-            self._store(*stored, index)
+            self._store(stored_slopes, stored_widths, breakpoints, capacity, index)
             return
         widths = widths.copy()
         for name, array in (("slopes", slopes), ("widths", widths)):
