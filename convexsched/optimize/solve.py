@@ -405,7 +405,9 @@ def solve_order(
         # there is, and the status says so.
         status = "solver-optimal" if built is not None and built.extended else "uncertified"
     timings["total"] = time.perf_counter() - started
-    values = np.array(x, dtype=float)
+    # The water-filling paths (A, B) return a fresh float array nothing else holds: it becomes
+    # the schedule's own (read-only) array. Every other path's x is copied.
+    values = x if method == "fast" and objective.separable else np.array(x, dtype=float)
     values.setflags(write=False)
     return Schedule(
         values=values,

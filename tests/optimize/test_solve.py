@@ -344,3 +344,20 @@ def test_clarabel_stalling_at_1e10_is_retried_at_1e9(monkeypatch):
     assert [a["status"] for a in retried.attempts] == ["optimal_inaccurate", "optimal"]
     assert retried.kkt.ok
     assert_agree(fast, retried, curves)
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+@pytest.mark.parametrize("share", [0.0, 0.4, 1.0])
+@pytest.mark.parametrize("sense", ["eq", "le"])
+def test_schedule_values_are_their_own_read_only_array(name, share, sense):
+    # The water-filling paths hand their fresh x to the schedule without a copy: no schedule's
+    # values alias another's, the curves' arrays, or anything the user can write through.
+    curves = tick_curves(np.random.default_rng(11), 12, 4)
+    total = share * curves.total_capacity
+    first, second = solve(curves, total, OBJECTIVES[name], sense=sense), solve(curves, total, OBJECTIVES[name], sense=sense)
+    assert not first.values.flags.writeable
+    assert not np.shares_memory(first.values, second.values)
+    for array in (curves.capacity, curves.breakpoints, curves.widths, curves.slopes):
+        assert not np.shares_memory(first.values, array)
+    np.testing.assert_array_equal(first.values, second.values)
+    assert np.array_equal(first.x.to_numpy(), first.values)
