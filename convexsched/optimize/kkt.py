@@ -400,9 +400,9 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
 
     if lo > hi and stationarity <= tol:
         lo = hi = level  # empty only by rounding (a few ulps): the level fits every bucket
-    violations = [primal / scale_shares, bounds / scale_shares, stationarity, complementarity, relative_gap]
+    violations = (primal / scale_shares, bounds / scale_shares, stationarity, complementarity, relative_gap)
     finite = all(np.isfinite(v) for v in (value, dual, level))
-    worst = float(np.nan_to_num(max(violations), nan=np.inf, posinf=np.inf)) if finite else np.inf
+    worst = _worst(violations) if finite else np.inf
     return KKTReport(
         ok=bool(worst <= tol),
         max_violation=worst,
@@ -601,13 +601,27 @@ def _fused_certificate(slopes, widths, breakpoints, x, total, rho, psi, weights,
     return _FUSED_OK, values
 
 
+def _worst(violations):
+    """The largest violation; inf if any is NaN.
+
+    Python's ``max`` keeps a NaN only when it comes first, so a NaN residual further on would
+    read as passed.
+    """
+    worst = 0.0
+    for violation in violations:
+        if violation != violation:
+            return np.inf
+        worst = max(worst, violation)
+    return float(worst)
+
+
 def _fused_report(values, tol):
     primal, bounds, stationarity, complementarity, value, dual, level, lo, hi, cost_scale, gap = values.tolist()
     relative_gap = abs(gap) / cost_scale if cost_scale > 0 else (0.0 if gap == 0 else np.inf)
     if lo > hi and stationarity <= tol:
         lo = hi = level  # empty only by rounding (a few ulps): the level fits every bucket
-    worst = max(primal, bounds, stationarity, complementarity, relative_gap)
-    if not (math.isfinite(value) and math.isfinite(dual)) or worst != worst:
+    worst = _worst((primal, bounds, stationarity, complementarity, relative_gap))
+    if not (math.isfinite(value) and math.isfinite(dual)):
         worst = np.inf
     # The same object KKTReport(...) makes, its fields set in one dict update: the frozen
     # dataclass's __init__ sets each of the 13 through object.__setattr__, which costs several

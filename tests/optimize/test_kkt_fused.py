@@ -248,3 +248,14 @@ def test_the_fused_report_is_the_dataclass_built_normally(worst):
     assert report.ok == (worst <= 1e-6)
     with pytest.raises(AttributeError):
         report.ok = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 3, 10])
+def test_a_nan_residual_anywhere_fails_the_report(position):
+    # Python's max keeps a NaN only when it comes first: each residual in turn is NaN (the gap,
+    # position 10, makes the relative gap NaN), and the report must fail with an infinite
+    # violation wherever it sits.
+    numbers = np.array([1e-9, 0.0, 2e-7, 0.0, 12.5, 12.5 - 1e-7, 0.3, 0.29, 0.31, 12.5, 1e-7])
+    numbers[position] = np.nan
+    report = kkt._fused_report(numbers, 1e-6)
+    assert not report.ok and report.max_violation == np.inf
