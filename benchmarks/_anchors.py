@@ -31,7 +31,7 @@ def _price_unit(slopes):
 class HighsA:
     """(A) by HiGHS (simplex, ``threads=1``) with the basis kept between re-quotes."""
 
-    def __init__(self, slopes, widths, total, tol=1e-7, strategy=1, keep_basis=True):
+    def __init__(self, slopes, widths, total, tol=1e-7, strategy=1, keep_basis=True, time_limit=None):
         import highspy
 
         self.n, self.k = slopes.shape
@@ -46,6 +46,8 @@ class HighsA:
         highs.setOptionValue("output_flag", False)
         for name, value in self.settings.items():
             highs.setOptionValue(name, value)
+        if time_limit is not None:
+            highs.setOptionValue("time_limit", float(time_limit))
         m = self.n * self.k
         self.columns = np.arange(m, dtype=np.int32)
         self.lower = np.zeros(m)
@@ -53,6 +55,8 @@ class HighsA:
         highs.changeColsCost(m, self.columns, np.ravel(slopes) / self.unit)
         highs.addRow(1.0, 1.0, m, self.columns, np.ones(m))
         self.highs, self.status_ok = highs, highspy.HighsModelStatus.kOptimal
+        self.status_time_limit = highspy.HighsModelStatus.kTimeLimit
+        self.timed_out = False
         self.widths = np.array(widths, dtype=float)
         self.keep_basis = keep_basis
 
@@ -71,6 +75,7 @@ class HighsA:
         if not self.keep_basis:
             self.highs.clearSolver()  # a fresh start: when the depth moves, the old basis can cost more than it saves
         self.highs.run()
+        self.timed_out = self.highs.getModelStatus() == self.status_time_limit
         if self.highs.getModelStatus() != self.status_ok:
             raise RuntimeError(f"HiGHS: {self.highs.getModelStatus()}")
         y = np.asarray(self.highs.getSolution().col_value)
