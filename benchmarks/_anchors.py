@@ -46,8 +46,6 @@ class HighsA:
         highs.setOptionValue("output_flag", False)
         for name, value in self.settings.items():
             highs.setOptionValue(name, value)
-        if time_limit is not None:
-            highs.setOptionValue("time_limit", float(time_limit))
         m = self.n * self.k
         self.columns = np.arange(m, dtype=np.int32)
         self.lower = np.zeros(m)
@@ -59,6 +57,8 @@ class HighsA:
         self.timed_out = False
         self.widths = np.array(widths, dtype=float)
         self.keep_basis = keep_basis
+        # A cap on every solve but the first (the first starts from no basis and is not timed).
+        self.time_limit = time_limit
 
     def data(self, slopes, widths):
         """The solver's data for a book (scaling and flattening): part of a re-quote."""
@@ -75,6 +75,8 @@ class HighsA:
         if not self.keep_basis:
             self.highs.clearSolver()  # a fresh start: when the depth moves, the old basis can cost more than it saves
         self.highs.run()
+        if self.time_limit is not None:
+            self.highs.setOptionValue("time_limit", float(self.time_limit))
         self.timed_out = self.highs.getModelStatus() == self.status_time_limit
         if self.highs.getModelStatus() != self.status_ok:
             raise RuntimeError(f"HiGHS: {self.highs.getModelStatus()}")
