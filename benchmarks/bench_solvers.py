@@ -948,25 +948,18 @@ def _full_table(df, sizes, limit):
             for formulation in FORMULATIONS:
                 entries = []
                 for objective in OBJECTIVES:
+                    cell = cvx[
+                        (cvx["n"] == n)
+                        & (cvx["k"] == k)
+                        & (cvx["solver"] == solver)
+                        & (cvx["formulation"] == formulation)
+                        & (cvx["objective"] == objective)
+                    ]
                     for mode in ("cold", "warm"):
-                        hit = cvx[
-                            (cvx["n"] == n)
-                            & (cvx["k"] == k)
-                            & (cvx["solver"] == solver)
-                            & (cvx["formulation"] == formulation)
-                            & (cvx["objective"] == objective)
-                            & (cvx["mode"] == mode)
-                        ]
+                        hit = cell[cell["mode"] == mode]
                         if len(hit) and hit.iloc[0]["dpp"] == "rebuilt":
                             # Warm is the cold path here: show the cold cell, marked.
-                            hit = cvx[
-                                (cvx["n"] == n)
-                                & (cvx["k"] == k)
-                                & (cvx["solver"] == solver)
-                                & (cvx["formulation"] == formulation)
-                                & (cvx["objective"] == objective)
-                                & (cvx["mode"] == "cold")
-                            ]
+                            hit = cell[cell["mode"] == "cold"]
                             entries.append(_cell_text(hit.iloc[0]) + " (r)")
                         else:
                             entries.append(_cell_text(hit.iloc[0]) if len(hit) else "")

@@ -432,11 +432,9 @@ def _staircase_chain(slopes, widths, q, total, le, low, high, E, D, levels_buffe
     a, p0, r0 = 0.0, 0.0, total
     total_e, total_dr = 0.0, 0.0
     future = np.empty(n)
-    natural_top = np.empty(n)
     ahead = 0.0
     for i in range(n - 1, -1, -1):
         future[i] = ahead
-        natural_top[i] = total if le else min(total, ahead)
         ahead += widths[i].sum()
     for i in range(n):
         # The walk: piece j of `block` starts at (p, r), the block at (pb, rb). A bucket's
@@ -638,7 +636,8 @@ def _staircase_chain(slopes, widths, q, total, le, low, high, E, D, levels_buffe
     x = np.empty(n)
     remaining = r_end
     for i in range(n - 1, -1, -1):
-        if (low[i] > 0.0 and remaining <= low[i] + step) or (high[i] < natural_top[i] and remaining >= high[i] - step):
+        own_top = total if le else min(total, future[i])
+        if (low[i] > 0.0 and remaining <= low[i] + step) or (high[i] < own_top and remaining >= high[i] - step):
             inside = False
         bought = 0.0
         for level in range(start[i], start[i + 1]):

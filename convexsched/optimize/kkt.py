@@ -234,8 +234,12 @@ def _arrays(curves):
     return (np.ascontiguousarray(curves.slopes, dtype=float), np.ascontiguousarray(curves.widths, dtype=float))
 
 
-def _intersect(lower, upper, slack, sense, snap):
-    lo, hi = float(lower.max(initial=-np.inf)), float(upper.min(initial=np.inf))
+def _intersect(lo, hi, slack, sense, snap):
+    """The admissible levels from ``lo = max_i lower_i`` and ``hi = min_i upper_i``.
+
+    Under ``<=`` the level is at most 0, and at least 0 while budget is left over.
+    """
+    lo, hi = float(lo), float(hi)
     if sense == "le":
         hi = min(hi, 0.0)
         if slack > snap:
@@ -254,7 +258,7 @@ def multiplier_interval(
     slopes, widths = _arrays(curves)
     gradient = np.ascontiguousarray(objective.smooth_part(total, x)[1], dtype=float)
     lo, hi = _interval(slopes, widths, x, float(snap), gradient)
-    return _intersect(np.array([lo]), np.array([hi]), total - x.sum(), sense, snap)
+    return _intersect(lo, hi, total - x.sum(), sense, snap)
 
 
 def check_kkt(
@@ -345,7 +349,7 @@ def certify(order: Order, x: ArrayLike, *, multiplier: float | None = None, tol:
         left, right, cost, gross, steepest = _bucket_bounds(slopes, widths, x_in, float(snap))
         smooth_value, gradient, magnitude, curvature = objective.smooth_terms(total, x_in)
         lower, upper = left + gradient, right + gradient
-        lo, hi = _intersect(lower, upper, slack, sense, snap)
+        lo, hi = _intersect(lower.max(initial=-np.inf), upper.min(initial=np.inf), slack, sense, snap)
         shift = gradient - curvature * x_in
         constant = smooth_value - 0.5 * curvature * float(np.dot(x_in, x_in)) - float(np.dot(shift, x_in))
         value = float(cost.sum()) + smooth_value
@@ -678,7 +682,7 @@ def certify_fused(order: Order, x: ArrayLike, *, multiplier: float | None = None
         order.sense == "le",
         np.nan if multiplier is None else float(multiplier),
         float(tol),
-        max(total if total > 0 else share_unit_of(curves, total), 1.0),
+        max(share_unit_of(curves, total), 1.0),
     )
     if outcome != _FUSED_OK:
         return certify(order, x, multiplier=multiplier, tol=tol)

@@ -13,7 +13,7 @@ from strategies import problems, tick_curves
 
 from convexsched import CostCurves, Objective, solve
 from convexsched.optimize import kkt
-from convexsched.optimize.validate import validate
+from convexsched.optimize.validate import share_unit_of, validate
 
 OBJECTIVES = {
     "A": Objective(),
@@ -29,7 +29,7 @@ def _kernel(order, x, multiplier, tol):
     curves, objective = order.curves, order.objective
     weights = objective.weight_vector(curves.n_buckets) if objective.psi > 0 else np.zeros(0)
     slopes, widths = kkt._arrays(curves)
-    scale_shares = max(order.total if order.total > 0 else max(float(curves.capacity.max()), 1.0), 1.0)
+    scale_shares = max(share_unit_of(curves, order.total), 1.0)
     return kkt._fused_certificate(
         slopes,
         widths,
